@@ -1,0 +1,225 @@
+"""The downsampling operator A, its exact pseudo-inverse A⁺ and the affine projection Π.
+
+Paper: Sønderby et al., *Amortised MAP Inference for Image Super-resolution*, ICLR 2017,
+https://arxiv.org/abs/1610.04490 — §3.1 (eq. 7) and Appendix B.
+
+    A y      Gaussian blur + stride s, separable, per channel        (..., H, W) -> (..., H/s, W/s)
+    A⁺ x     exact Moore-Penrose pseudo-inverse, Aᵀ (AAᵀ)⁻¹ x       (..., h, w) -> (..., s·h, s·w)
+    Π_x f    (I − A⁺A) f + A⁺x = f − A⁺(A f − x), so that A Π_x f = x
+
+Grid alignment ("centre", as PIL, OpenCV and MATLAB's imresize): LR pixel i covers HR pixels
+s·i … s·i+s−1 and is centred on HR coordinate c_i = s·i + (s−1)/2 (pixel centres at integers).
+A's 1-D kernel has k taps at HR indices s·i + o + t (t = 0 … k−1) with o = ⌊(s−1)/2⌋ − ⌊(k−1)/2⌋;
+tap t weighs exp(−(o + t − (s−1)/2)² / 2σ²), normalised to sum 1. When k and s differ in parity
+(the paper's 9 taps at stride 4) the window holds one tap more below the centre than above it.
+
+Boundaries: HR indices outside the image are mapped back into it ("symmetric": mirror about the
+outer pixel edge, edge pixel repeated, the natural choice for photos; "reflect": mirror about the
+edge pixel; "replicate": clamp; "circular": wrap around, used to fit the local A⁺ of App. B).
+Each is a linear index map, so A stays linear, Aᵀ is exact, and A⁺ is exact at the borders too.
+
+The exact A⁺ is separable: A = A_h ⊗ A_w, so (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹ ⊗ (A_wA_wᵀ)⁻¹, two small dense
+n×n matrices on the LR grid (inverted once in float64 per size and cached).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BOUNDARIES = ("symmetric", "reflect", "replicate", "circular")
+SIGMA_PER_SCALE = 0.375  # default σ = 0.375·s (1.5 at 4×): README "Choosing σ"
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """Everything needed to rebuild A (stored in every weights file's metadata)."""
+
+    scale: int = 4  # stride s; HR size = s × LR size
+    kernel_size: int = 9  # taps k of the 1-D Gaussian (the 2-D kernel is k×k)
+    sigma: float = 1.5  # Gaussian standard deviation in HR pixels (default 0.375·s)
+    boundary: str = "symmetric"  # one of BOUNDARIES
+
+    def __post_init__(self):
+        if not isinstance(self.scale, int) or isinstance(self.scale, bool) or not 2 <= self.scale <= 16:
+            raise ValueError(f"scale must be an integer from 2 to 16, got {self.scale!r}")
+        k = self.kernel_size
+        if not isinstance(k, int) or isinstance(k, bool) or not self.scale <= k <= 4 * self.scale + 1:
+            raise ValueError(
+                f"kernel size {k!r} is not supported at scale {self.scale}: "
+                f"use an integer from {self.scale} to {4 * self.scale + 1} (the paper: 9 at scale 4)"
+            )
+        if not (isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
+
+    @classmethod
+    def for_scale(cls, scale: int = 4, kernel_size: int | None = None, sigma: float | None = None,
+                  boundary: str = "symmetric") -> "OperatorSpec":
+        """Defaults that follow the scale: k = 2s+1 taps, σ = 0.375·s (the paper's 9 taps at 4×)."""
+        if not isinstance(scale, int) or isinstance(scale, bool):
+            raise ValueError(f"scale must be an integer from 2 to 16, got {scale!r}")
+        k = 2 * scale + 1 if kernel_size is None else kernel_size
+        return cls(scale, k, SIGMA_PER_SCALE * scale if sigma is None else sigma, boundary)
+
+    @property
+    def offset(self) -> int:
+        """HR index of tap 0 relative to s·i."""
+        return (self.scale - 1) // 2 - (self.kernel_size - 1) // 2
+
+    def taps(self, dtype=torch.float64) -> torch.Tensor:
+        d = torch.arange(self.kernel_size, dtype=torch.float64) + self.offset - (self.scale - 1) / 2
+        w = torch.exp(-(d**2) / (2 * self.sigma**2))
+        return (w / w.sum()).to(dtype)  # (k,)
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "scale": str(self.scale),
+            "kernel_size": str(self.kernel_size),
+            "sigma": repr(float(self.sigma)),
+            "boundary": self.boundary,
+            "alignment": "centre: LR pixel i is centred on HR coordinate s*i+(s-1)/2",
+            "tap_offset": str(self.offset),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> "OperatorSpec":
+        try:
+            return cls(int(meta["scale"]), int(meta["kernel_size"]), float(meta["sigma"]), meta["boundary"])
+        except KeyError as e:
+            raise ValueError(f"metadata lacks the operator field {e.args[0]!r}") from None
+
+
+def boundary_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Map integer positions i (any range) into 0 … n−1 by the boundary convention."""
+    if mode == "circular":
+        return i % n
+    if mode == "replicate":
+        return i.clamp(0, n - 1)
+    if mode == "reflect" and n > 1:
+        m = i % (2 * n - 2)
+        return torch.where(m < n, m, 2 * n - 2 - m)
+    if mode == "reflect":  # a single pixel reflects onto itself
+        return torch.zeros_like(i)
+    m = i % (2 * n)  # symmetric
+    return torch.where(m < n, m, 2 * n - 1 - m)
+
+
+class Downsample(nn.Module):
+    """A: separable Gaussian blur + stride, applied to every channel alike. No parameters."""
+
+    def __init__(self, spec: OperatorSpec = OperatorSpec()):
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("taps", spec.taps(torch.float64), persistent=False)
+        self._index_cache: dict = {}
+
+    @property
+    def scale(self) -> int:
+        return self.spec.scale
+
+    def _index(self, n: int, device) -> torch.Tensor:
+        """HR indices read by the n LR samples: (s·(n−1)+k,) positions, boundary-mapped."""
+        key = (n, str(device))
+        if key not in self._index_cache:
+            s, k = self.spec.scale, self.spec.kernel_size
+            pos = torch.arange(s * (n - 1) + k, device=device) + self.spec.offset
+            self._index_cache[key] = boundary_index(pos, s * n, self.spec.boundary)
+        return self._index_cache[key]
+
+    def _weight(self, dtype, device, dim: int) -> torch.Tensor:
+        w = self.taps.to(device=device, dtype=dtype)
+        return w.view(1, 1, -1, 1) if dim == -2 else w.view(1, 1, 1, -1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        H, W = y.shape[-2:]
+        s = self.spec.scale
+        if H % s or W % s:
+            raise ValueError(f"HR size {H}×{W} is not a multiple of the scale {s}")
+        lead = y.shape[:-2]
+        z = y.reshape(-1, 1, H, W)
+        for dim, n in ((-2, H // s), (-1, W // s)):
+            z = z.index_select(dim, self._index(n, z.device))  # pad by the boundary map
+            stride = (s, 1) if dim == -2 else (1, s)
+            z = F.conv2d(z, self._weight(z.dtype, z.device, dim), stride=stride)
+        return z.reshape(*lead, H // s, W // s)
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        """Aᵀ: (..., h, w) -> (..., s·h, s·w); exact transpose of forward, borders included."""
+        h, w = r.shape[-2:]
+        s = self.spec.scale
+        lead = r.shape[:-2]
+        z = r.reshape(-1, 1, h, w)
+        for dim, n in ((-1, w), (-2, h)):
+            stride = (s, 1) if dim == -2 else (1, s)
+            z = F.conv_transpose2d(z, self._weight(z.dtype, z.device, dim), stride=stride)
+            shape = list(z.shape)
+            shape[dim] = s * n
+            z = z.new_zeros(shape).index_add(dim, self._index(n, z.device), z)  # fold the padding back
+        return z.reshape(*lead, s * h, s * w)
+
+    def matrix(self, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
+        """The 1-D operator as a dense (n, s·n) matrix (A = A_h ⊗ A_w)."""
+        s, k = self.spec.scale, self.spec.kernel_size
+        cols = self._index(n, device).unfold(0, k, s)  # (n, k) HR index read by tap t of sample i
+        rows = torch.arange(n, device=device).unsqueeze(1).expand(n, k)
+        M = torch.zeros(n, s * n, dtype=dtype, device=device)
+        return M.index_put_((rows, cols), self.taps.to(device=device, dtype=dtype).expand(n, k), accumulate=True)
+
+
+class ExactPinv(nn.Module):
+    """A⁺ = Aᵀ(AAᵀ)⁻¹, exact at any size, borders included."""
+
+    def __init__(self, A: Downsample):
+        super().__init__()
+        self.A = A
+        self._gram_inv: dict = {}
+
+    def gram_inverse(self, n: int, dtype, device) -> torch.Tensor:
+        """(A_1d A_1dᵀ)⁻¹ for LR length n, inverted in float64 and cached."""
+        key = (n, dtype, str(device))
+        if key not in self._gram_inv:
+            M = self.A.matrix(n, torch.float64, device)
+            self._gram_inv[key] = torch.cholesky_inverse(torch.linalg.cholesky(M @ M.T)).to(dtype)
+        return self._gram_inv[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        Gh = self.gram_inverse(h, x.dtype, x.device)  # (h, h)
+        Gw = self.gram_inverse(w, x.dtype, x.device)  # (w, w)
+        return self.A.adjoint(Gh @ x @ Gw)  # Gw is symmetric, so Gw = Gwᵀ
+
+
+class Projection(nn.Module):
+    """Π_x f = f − A⁺(A f − x): the affine projection onto {y : A y = x} (paper eq. 7).
+
+    `pinv` is ExactPinv (default) or a fitted LocalPinv (trainable if its weights require grad).
+    Half-precision inputs are projected in float32 and returned in their own dtype.
+    """
+
+    def __init__(self, A: Downsample, pinv: nn.Module | None = None):
+        super().__init__()
+        self.A = A
+        self.pinv = pinv if pinv is not None else ExactPinv(A)
+
+    def forward(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        dtype = f.dtype
+        work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        f, x = f.to(work), x.to(work)
+        return (f - self.pinv(self.A(f) - x)).to(dtype)
+
+
+class AffineProjected(nn.Module):
+    """Wraps any network f(x, ...) -> HR so that its output is Π_x f(x): consistent by construction."""
+
+    def __init__(self, net: nn.Module, projection: Projection):
+        super().__init__()
+        self.net = net
+        self.projection = projection
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.projection(self.net(x, *args, **kwargs), x)

@@ -1,0 +1,67 @@
+"""safetensors files: atomic writes and guarded reads. Nothing is ever unpickled."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archives and raw pickles
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise before any work is done if `path` cannot be written (FileExistsError without overwrite)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(str(path))
+    parent = path.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: folder {parent} is not writable")
+    return path
+
+
+def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
+                overwrite: bool = False) -> Path:
+    """Write a safetensors file to a temporary name beside `path`, then rename it into place."""
+    path = check_writable(path, overwrite)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {e.strerror}") from None
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        if not overwrite and path.exists():
+            raise FileExistsError(str(path))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors and metadata; any file that is not a valid safetensors file is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        raise ValueError(f"{path}: the file is empty")
+    if head.startswith(PICKLE_MAGIC):
+        raise ValueError(f"{path}: a pickled checkpoint; only safetensors files are loaded (pickles are never opened)")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    return tensors, metadata

@@ -1,0 +1,74 @@
+"""`affsr` as a user runs it: a subprocess, its exit code, its stdout and stderr."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from affsr_cli import pinv as P
+
+
+def affsr(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_help_and_version_do_not_import_torch():
+    code = ("import sys; from affsr_cli.cli import main; sys.argv = ['affsr', '{}']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    for flag in ("--help", "--version"):
+        r = subprocess.run([sys.executable, "-c", code.format(flag)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    r = affsr("--version")
+    assert r.returncode == 0 and r.stdout.startswith("affsr ")
+    r = affsr("pinv", "--help")
+    assert r.returncode == 0 and "--sigma" in r.stdout and "--overwrite" in r.stdout
+
+
+def test_pinv_json_and_file(tmp_path):
+    out = tmp_path / "pinv.safetensors"
+    r = affsr("pinv", "--scale", "4", "--kernel-size", "9", "--sigma", "1.5", "--size", "5", "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for key in ("l1", "l2", "consistency_fitted", "consistency_exact", "seconds"):
+        assert key in result
+    assert result["l1"] + result["l2"] <= 1e-12
+    assert result["consistency_exact"] <= 1e-12
+    assert result["seconds"] <= 30
+    B = P.load(out)
+    assert (B.spec.scale, B.spec.kernel_size, B.spec.sigma, B.size) == (4, 9, 1.5, 5)
+
+
+def test_pinv_table():
+    r = affsr("pinv", "--scale", "2")
+    assert r.returncode == 0, r.stderr
+    assert "ℓ1" in r.stdout and "exact A⁺, float64" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--scale", "0"], "scale"),
+    (["--sigma", "0"], "sigma"),
+    (["--sigma", "-2"], "sigma"),
+    (["--kernel-size", "2"], "kernel size"),
+    (["--size", "4"], "odd"),
+    (["--scale", "four"], "--scale"),
+    (["--boundary", "wrap"], "boundary"),
+    (["--bogus"], "--bogus"),
+    (["-o", "{tmp}/a_file/out.safetensors"], "does not exist"),
+    (["-o", "{tmp}"], ".safetensors"),
+    (["-o", "{tmp}/existing.safetensors"], "--overwrite"),
+])
+def test_bad_arguments_give_one_line(tmp_path, args, words):
+    (tmp_path / "a_file").write_text("not a folder")
+    existing = tmp_path / "existing.safetensors"
+    existing.write_bytes(b"precious")
+    r = affsr("pinv", *[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("affsr: error:"), r.stderr
+    assert words in lines[0]
+    assert "Traceback" not in r.stderr + r.stdout
+    assert existing.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "existing.safetensors"]

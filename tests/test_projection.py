@@ -1,0 +1,130 @@
+"""A, the exact A⁺ and Π: linearity, exactness at every pixel, alignment, gradients."""
+import pytest
+import torch
+
+from affsr_cli.projection import (BOUNDARIES, AffineProjected, Downsample, ExactPinv, OperatorSpec, Projection,
+                                  boundary_index)
+
+SIZES = [(37, 53), (5, 3), (1, 1), (2, 7)]
+
+
+def rand(*shape, dtype=torch.float64, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_adjoint_and_matrix(boundary, scale):
+    A = Downsample(OperatorSpec.for_scale(scale, boundary=boundary))
+    for h, w in [(6, 5), (1, 2)]:
+        y, r = rand(2, 3, scale * h, scale * w, seed=1), rand(2, 3, h, w, seed=2)
+        assert torch.allclose((A(y) * r).sum(), (y * A.adjoint(r)).sum(), rtol=1e-12, atol=1e-12)
+        # the separable dense form A_h Y A_wᵀ is the same operator
+        assert torch.allclose(A.matrix(h) @ y @ A.matrix(w).T, A(y), atol=1e-14)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+@pytest.mark.parametrize("hw", SIZES)
+def test_exact_consistency_every_pixel(boundary, scale, hw):
+    A = Downsample(OperatorSpec.for_scale(scale, boundary=boundary))
+    P = Projection(A)
+    h, w = hw
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        x, f = rand(2, 3, h, w, dtype=dtype, seed=3), rand(2, 3, scale * h, scale * w, dtype=dtype, seed=4)
+        yhat = P(f, x)
+        assert yhat.dtype == dtype and yhat.shape == f.shape
+        assert (A(yhat) - x).abs().max() <= tol
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_penrose_conditions_and_idempotence(boundary):
+    A = Downsample(OperatorSpec(boundary=boundary))
+    Ap = ExactPinv(A)
+    y, x, z = rand(1, 2, 44, 36, seed=5), rand(1, 2, 11, 9, seed=6), rand(1, 2, 44, 36, seed=7)
+    assert torch.allclose(A(Ap(A(y))), A(y), atol=1e-13)  # A A⁺ A = A
+    assert torch.allclose(Ap(A(Ap(x))), Ap(x), atol=1e-13)  # A⁺ A A⁺ = A⁺
+    # A⁺A is symmetric (Moore-Penrose, not just any generalised inverse)
+    assert torch.allclose((Ap(A(y)) * z).sum(), (y * Ap(A(z))).sum(), rtol=1e-12)
+    P = Projection(A)
+    f = rand(1, 2, 44, 36, seed=8)
+    assert torch.allclose(P(P(f, x), x), P(f, x), atol=1e-13)
+    # Π leaves consistent images alone
+    consistent = P(f, x)
+    assert torch.allclose(P(consistent, A(consistent)), consistent, atol=1e-13)
+
+
+def test_constant_image_and_alignment():
+    """Weights sum to 1 (borders too), and LR pixel i sits on HR coordinate s·i + (s−1)/2."""
+    for scale in (2, 3, 4, 8):
+        spec = OperatorSpec.for_scale(scale)
+        A = Downsample(spec)
+        const = torch.full((1, 1, 8 * scale, 8 * scale), 0.3, dtype=torch.float64)
+        assert torch.allclose(A(const), torch.full((1, 1, 8, 8), 0.3, dtype=torch.float64), atol=1e-15)
+        ramp = torch.arange(16 * scale, dtype=torch.float64).expand(1, 1, 16 * scale, 16 * scale)
+        centres = A(ramp)[0, 0, 0, 4:12]  # interior LR pixels along a row
+        expected = scale * torch.arange(4, 12, dtype=torch.float64) + (scale - 1) / 2
+        assert (centres - expected).abs().max() < 0.025  # a k-tap window of the other parity than s shifts it slightly
+    taps = OperatorSpec().taps()
+    assert taps.shape == (9,) and abs(float(taps.sum()) - 1) < 1e-15
+
+
+def test_boundary_index_conventions():
+    i = torch.arange(-3, 7)
+    assert boundary_index(i, 4, "symmetric").tolist() == [2, 1, 0, 0, 1, 2, 3, 3, 2, 1]
+    assert boundary_index(i, 4, "reflect").tolist() == [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+    assert boundary_index(i, 4, "replicate").tolist() == [0, 0, 0, 0, 1, 2, 3, 3, 3, 3]
+    assert boundary_index(i, 4, "circular").tolist() == [1, 2, 3, 0, 1, 2, 3, 0, 1, 2]
+
+
+def test_gradient_is_null_space_projection():
+    """App. B.2: ∂L/∂f through Π is (I − A⁺A) ∂L/∂ŷ, and it downsamples to zero."""
+    A = Downsample(OperatorSpec())
+    P, Ap = Projection(A), ExactPinv(A)
+    x, f = rand(1, 3, 9, 7, seed=9), rand(1, 3, 36, 28, seed=10).requires_grad_()
+    target = rand(1, 3, 36, 28, seed=11)
+    loss = ((P(f, x) - target) ** 3).sum()
+    (grad,) = torch.autograd.grad(loss, f)
+    g = 3 * (P(f, x) - target).detach() ** 2  # unconstrained gradient ∂L/∂ŷ
+    assert torch.allclose(grad, g - Ap(A(g)), atol=1e-12)
+    assert A(grad).abs().max() < 1e-12
+
+
+def test_affine_projected_wraps_a_network_and_trains_it():
+    A = Downsample(OperatorSpec())
+    net = torch.nn.Sequential(torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Sigmoid())
+    model = AffineProjected(net, Projection(A))
+    x = rand(2, 3, 6, 5, dtype=torch.float32)
+    yhat = model(x)
+    assert yhat.shape == (2, 3, 24, 20) and (A(yhat) - x).abs().max() < 1e-5
+    yhat.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_half_precision_is_projected_in_float32():
+    A = Downsample(OperatorSpec())
+    x = rand(1, 3, 8, 8, dtype=torch.float32)
+    f = rand(1, 3, 32, 32, dtype=torch.float32).bfloat16()
+    yhat = Projection(A)(f, x.bfloat16())
+    assert yhat.dtype == torch.bfloat16
+    # only the final rounding to bfloat16 (8 bits of mantissa) remains
+    assert (A(yhat.float()) - x.bfloat16().float()).abs().max() < 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    A = Downsample(OperatorSpec())
+    P = Projection(A)
+    x, f = rand(1, 3, 37, 53, dtype=torch.float32), rand(1, 3, 148, 212, dtype=torch.float32)
+    on_gpu = Projection(Downsample(OperatorSpec()).cuda())(f.cuda(), x.cuda()).cpu()
+    assert torch.allclose(on_gpu, P(f, x), atol=1e-5)
+
+
+def test_bad_operator_arguments():
+    for kwargs, words in [({"scale": 0}, "scale"), ({"scale": 4, "sigma": 0.0}, "sigma"),
+                          ({"scale": 4, "sigma": -1.0}, "sigma"), ({"scale": 4, "kernel_size": 3}, "kernel size"),
+                          ({"scale": 4, "boundary": "wrap"}, "boundary")]:
+        with pytest.raises(ValueError, match=words):
+            OperatorSpec.for_scale(**kwargs)
+    with pytest.raises(ValueError, match="multiple of the scale"):
+        Downsample(OperatorSpec())(torch.zeros(1, 1, 10, 12))
