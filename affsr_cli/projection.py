@@ -210,7 +210,8 @@ class Projection(nn.Module):
         dtype = f.dtype
         work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         f, x = f.to(work), x.to(work)
-        return (f - self.pinv(self.A(f) - x)).to(dtype)
+        with torch.autocast(f.device.type, enabled=False):  # never in reduced precision
+            return (f - self.pinv(self.A(f) - x)).to(dtype)
 
 
 class AffineProjected(nn.Module):

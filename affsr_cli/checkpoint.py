@@ -1,0 +1,126 @@
+"""Checkpoints as safetensors: a generator file that rebuilds the model from itself alone, and
+a training state (weights, optimiser state, RNG) for --resume. Nothing is ever unpickled."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import weights
+from .methods import SRModel
+from .projection import OperatorSpec
+
+GENERATOR_FORMAT = "affsr.generator.v1"
+STATE_FORMAT = "affsr.state.v1"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # the shipped weights (named by stem)
+
+
+def flatten(obj, prefix: str, tensors: dict[str, torch.Tensor]):
+    """Nested dicts/lists of tensors and plain values -> JSON-able structure; tensors go to `tensors`."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[flatten(k, f"{prefix}.k{i}", tensors), flatten(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def unflatten(obj, tensors: dict[str, torch.Tensor]):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {unflatten(k, tensors): unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__list__" in obj:
+            return [unflatten(v, tensors) for v in obj["__list__"]]
+    return obj
+
+
+def save_generator(path, model: SRModel, extra: dict[str, str] | None = None, overwrite: bool = True):
+    """The deployable file: the generator's weights + all that rebuilds it and its A."""
+    meta = {"format": GENERATOR_FORMAT, "model": json.dumps(model.config()), **model.spec.metadata(), **(extra or {})}
+    tensors = {f"net.{k}": v for k, v in model.net.state_dict().items()}
+    return weights.save_atomic(path, tensors, meta, overwrite=overwrite)
+
+
+def load_generator(path, device="cpu") -> SRModel:
+    tensors, meta = weights.load(path)
+    if meta.get("format") != GENERATOR_FORMAT:
+        raise ValueError(f"{path}: not an affsr generator checkpoint (format {meta.get('format')!r})")
+    try:
+        config = json.loads(meta["model"])
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{path}: the checkpoint's model description is missing or damaged") from None
+    model = SRModel.from_config(config)
+    state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        model.net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the described network ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def resolve_weights(name: str) -> Path:
+    """A path, a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors."""
+    if name.startswith("hf://"):
+        parts = name[5:].split("/")
+        if len(parts) < 3:
+            raise ValueError(f"{name}: expected hf://owner/repo/path/to/file.safetensors")
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:])))
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+            raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__})") from None
+    path = Path(name)
+    if path.exists() or os.sep in name or path.suffix:
+        return path
+    shipped = WEIGHTS_DIR / f"{name}.safetensors"
+    if not shipped.is_file():
+        have = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
+        raise ValueError(f"no shipped weights named {name!r} (shipped: {', '.join(have) or 'none yet'})")
+    return shipped
+
+
+def load_upscaler(name: str, device="cpu"):
+    """(callable x -> ŷ, OperatorSpec) for eval and upscale; x (B, C, h, w) in [0, 1]."""
+    model = load_generator(resolve_weights(name), device)
+
+    @torch.no_grad()
+    def upscale(x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return model(x.to(device, torch.float32), z)
+
+    return upscale, model.spec
+
+
+def save_state(path, step: int, modules: dict, optimizers: dict, extra: dict, config: dict):
+    """Everything --resume needs, in one safetensors file written atomically."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = {
+        "step": step,
+        "modules": {k: flatten(m.state_dict(), f"m.{k}", tensors) for k, m in modules.items()},
+        "optimizers": {k: flatten(o.state_dict(), f"o.{k}", tensors) for k, o in optimizers.items()},
+        "extra": flatten(extra, "x", tensors),
+    }
+    meta = {"format": STATE_FORMAT, "tree": json.dumps(tree), "config": json.dumps(config)}
+    return weights.save_atomic(path, tensors, meta, overwrite=True)
+
+
+def load_state(path) -> tuple[dict, dict]:
+    """(state tree with tensors restored, config dict)."""
+    tensors, meta = weights.load(path)
+    if meta.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path}: not an affsr training state (format {meta.get('format')!r})")
+    tree = json.loads(meta["tree"])
+    state = {"step": tree["step"], **{k: {n: unflatten(v, tensors) for n, v in tree[k].items()} for k in ("modules", "optimizers")},
+             "extra": unflatten(tree["extra"], tensors)}
+    return state, json.loads(meta["config"])

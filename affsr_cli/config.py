@@ -1,0 +1,63 @@
+"""The training configuration: one flat dataclass, a comment per field (saved as config.json)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# fields that may differ between a run and its --resume (everything else must match)
+RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
+             "bf16", "overwrite"}
+
+
+@dataclass
+class TrainConfig:
+    method: str = "affgan"  # objective × constraint: (aff|soft|)(mse|mae|gan), e.g. affgan, softmse, gan
+    data: str = ""  # folder of images (read recursively)
+    preset: str = "auto"  # texture | celeba | imagenet | patch | auto (celeba layout → celeba, else patch)
+    patch: int = 0  # HR patch side for texture/patch presets (0: the preset's: texture 64, patch 128)
+    out: str = "runs/affsr"  # run folder: config.json, checkpoints, metrics.jsonl, samples/
+    steps: int = 100_000  # generator steps in total (a resumed run continues up to this)
+    batch_size: int = 16  # HR images per step (per process under torchrun)
+    lr: float = 2e-4  # Adam learning rate of the generator
+    lr_critic: float = 2e-4  # Adam learning rate of the discriminator (gan)
+    beta1: float = 0.5  # Adam β1 for both
+    scale: int = 4  # A: downsampling factor
+    kernel_size: int = 0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×)
+    sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale)
+    boundary: str = "symmetric"  # A: border convention
+    channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
+    generator: str = "auto"  # generator preset: texture | celeba | imagenet | auto (follows the data preset)
+    grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
+    noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
+    soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
+    instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
+    noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
+    noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps)
+    noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
+    critic_steps: int = 1  # gan: discriminator steps per generator step
+    ema: float = 0.999  # decay of the exponential moving average of generator weights (0: off)
+    seed: int = 0  # seeds torch, data order and crops
+    workers: int = 2  # DataLoader worker processes
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    bf16: bool = True  # bfloat16 autocast on CUDA (ignored elsewhere)
+    log_every: int = 10  # steps between metrics.jsonl lines
+    sample_every: int = 500  # steps between sample grids (LR | output | HR) in samples/
+    checkpoint_every: int = 1000  # steps between checkpoints
+    resume: bool = False  # continue the run in `out` from its last checkpoint
+    overwrite: bool = False  # start afresh in an `out` that already holds a run
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Fields that differ, other than those a resumed run may change."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} → {b[k]!r}" for k in a if k not in RESUMABLE and a[k] != b[k]]

@@ -1,0 +1,131 @@
+"""HR training images. LR inputs are never read: the loop makes them with A.
+
+Presets (paper App. D): `texture` random HR patches (many per image), `celeba` centre square crop
+resized to 64×64, `imagenet` centre square crop resized to 128×128 with files under 20 kB
+skipped, `patch` a random N×N crop of every photo (short sides below N are first resized up).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+PRESETS = {  # HR side, how it is taken
+    "texture": dict(size=64, crop="random"),
+    "patch": dict(size=128, crop="random"),
+    "celeba": dict(size=64, crop="centre"),
+    "imagenet": dict(size=128, crop="centre"),
+}
+TEXTURE_PATCHES_PER_IMAGE = 256  # texture: a pass over the data is this many patches per image
+IMAGENET_MIN_BYTES = 20_000
+
+
+def find_images(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"data folder {root} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+    return files
+
+
+def detect_preset(root: str | Path) -> str:
+    """CelebA's layout (img_align_celeba/ or list_eval_partition.txt) or 178×218 images -> celeba, else patch."""
+    root = Path(root)
+    if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file() or root.name == "img_align_celeba":
+        return "celeba"
+    files = find_images(root)[:8]
+    sizes = set()
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sizes.add(im.size)
+        except (OSError, UnidentifiedImageError):
+            continue
+    return "celeba" if sizes == {(178, 218)} else "patch"
+
+
+def load_image(path: Path, channels: int) -> np.ndarray:
+    """(H, W, C) float32 in [0, 1]; EXIF orientation applied; 16-bit kept."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            a = np.asarray(im, dtype=np.float32) / (65535.0 if im.mode != "I" or np.asarray(im).max() > 255 else 255.0)
+            a = a[..., None]
+            return np.repeat(a, 3, -1) if channels == 3 else a
+        a = np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
+    return a if a.ndim == 3 else a[..., None]
+
+
+class ImageFolder(Dataset):
+    """HR crops (C, N, N) in [0, 1] from every readable image under `root`."""
+
+    def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        self.preset, self.channels, self.flips = preset, channels, flips
+        self.size = size or PRESETS[preset]["size"]
+        self.crop = PRESETS[preset]["crop"]
+        self.warnings: list[str] = []  # one line per skipped file, for the caller to show
+        self.files = []
+        for f in find_images(root):
+            if preset == "imagenet" and f.stat().st_size < IMAGENET_MIN_BYTES:
+                continue
+            try:
+                with Image.open(f) as im:
+                    im.size  # header only: cheap
+                self.files.append(f)
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+                self.warnings.append(f"skipping {f}: not a readable image ({type(e).__name__})")
+        if not self.files:
+            raise ValueError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else ""))
+
+    def __len__(self) -> int:
+        per = TEXTURE_PATCHES_PER_IMAGE if self.preset == "texture" else 1
+        return len(self.files) * per
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        path = self.files[i % len(self.files)]
+        try:
+            a = load_image(path, self.channels)
+        except (OSError, UnidentifiedImageError, ValueError):  # truncated after the header: use another file
+            return self[(i + 1) % len(self)] if len(self.files) > 1 else torch.zeros(self.channels, self.size, self.size)
+        y = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # (C, H, W)
+        n = self.size
+        if self.crop == "centre":
+            y = resize(centre_square(y), n)
+        else:
+            if min(y.shape[-2:]) < n:
+                y = resize(y, n * max(y.shape[-2:]) // min(y.shape[-2:]), short=n)
+            top = int(torch.randint(0, y.shape[-2] - n + 1, ()))
+            left = int(torch.randint(0, y.shape[-1] - n + 1, ()))
+            y = y[:, top:top + n, left:left + n]
+        if self.flips and torch.rand(()) < 0.5:
+            y = y.flip(-1)
+        if self.flips and self.preset == "texture" and torch.rand(()) < 0.5:
+            y = y.flip(-2)
+        return y.contiguous()
+
+
+def centre_square(y: torch.Tensor) -> torch.Tensor:
+    h, w = y.shape[-2:]
+    m = min(h, w)
+    return y[:, (h - m) // 2:(h - m) // 2 + m, (w - m) // 2:(w - m) // 2 + m]
+
+
+def resize(y: torch.Tensor, long: int, short: int | None = None) -> torch.Tensor:
+    """Antialiased bicubic resize: a square to long×long, or the short side to `short`."""
+    h, w = y.shape[-2:]
+    if short is None:
+        size = (long, long)
+    else:
+        size = (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
+    out = torch.nn.functional.interpolate(y[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+    return out.clamp(0, 1)

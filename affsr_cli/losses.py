@@ -1,0 +1,58 @@
+"""Losses: pixel objectives, the GAN losses of eq. 10 from logits, and instance noise (App. C)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def mse(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (yhat - y).pow(2).mean()
+
+
+def mae(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (yhat - y).abs().mean()
+
+
+def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+    """Logistic regression of real (label 1) against generated (label 0): −log D(y) − log(1 − D(ŷ))."""
+    return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
+
+
+def generator_loss(logit_fake: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: −log(D/(1 − D)) = −logit, an estimate of KL[q‖p] (App. A); exact from logits."""
+    return -logit_fake.mean()
+
+
+class InstanceNoise:
+    """σ of the Gaussian instance noise added to real and generated samples (App. C).
+
+    "linear": σ0 → 0 over `steps` generator steps. "adaptive": σ is raised while the
+    discriminator's loss is below `target` (it wins too easily) and lowered while above, so that
+    the loss is held near the target (the paper's heuristic schedule).
+    """
+
+    def __init__(self, sigma0: float, schedule: str = "linear", steps: int = 1, target: float = 0.6, rate: float = 0.01):
+        if schedule not in ("linear", "adaptive"):
+            raise ValueError(f"noise schedule must be 'linear' or 'adaptive', got {schedule!r}")
+        if not (sigma0 >= 0 and math.isfinite(sigma0)):
+            raise ValueError(f"instance noise must be ≥ 0, got {sigma0!r}")
+        self.sigma0, self.schedule, self.steps, self.target, self.rate = sigma0, schedule, max(steps, 1), target, rate
+        self.sigma = sigma0
+
+    def update(self, step: int, d_loss: float):
+        if self.schedule == "linear":
+            self.sigma = self.sigma0 * max(0.0, 1 - step / self.steps)
+        elif math.isfinite(d_loss):
+            # d_loss sums the real and fake terms: per-sample loss is d_loss / 2
+            self.sigma = min(1.0, max(1e-4, self.sigma * math.exp(self.rate * (self.target - d_loss / 2) / self.target)))
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        return y + self.sigma * torch.randn_like(y) if self.sigma > 0 else y
+
+    def state_dict(self) -> dict:
+        return {"sigma": self.sigma}
+
+    def load_state_dict(self, state: dict):
+        self.sigma = float(state["sigma"])

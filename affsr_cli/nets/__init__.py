@@ -1,0 +1,15 @@
+"""Networks of the paper's Appendix D. Every builder is keyword-only and registered in NETS,
+so that a checkpoint can name its class and carry its constructor arguments."""
+from .discriminator import Discriminator
+from .generator import Generator
+
+NETS = {"Generator": Generator, "Discriminator": Discriminator}
+
+
+def build(name: str, kwargs: dict):
+    if name not in NETS:
+        raise ValueError(f"unknown network class {name!r} (known: {', '.join(sorted(NETS))})")
+    try:
+        return NETS[name](**kwargs)
+    except TypeError as e:
+        raise ValueError(f"cannot build {name} from {kwargs}: {e}") from None

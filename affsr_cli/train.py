@@ -1,0 +1,280 @@
+"""The one training loop, for every method (objective × constraint). It knows nothing of the
+model beyond SRModel's forward and an Objective's losses; progress leaves through callbacks.
+
+Run folder: config.json, state.safetensors (for --resume), generator.safetensors (EMA weights,
+deployable), metrics.jsonl, samples/step-NNNNNNN.png. Every file is written atomically.
+Multi-GPU / multi-node: launch with torchrun; rank 0 writes.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+
+from . import checkpoint, data, losses, methods
+from .config import TrainConfig
+from .projection import OperatorSpec
+
+
+class TrainingError(ValueError):
+    """A run that cannot start or had to stop (one line for the user)."""
+
+
+class Interrupted(Exception):
+    def __init__(self, step: int, out: Path):
+        super().__init__(f"interrupted at step {step}; state saved in {out} (continue with --resume)")
+
+
+class Callbacks:
+    """Override what you need; the engine never prints."""
+
+    def on_start(self, config: dict, info: dict): ...
+    def on_step(self, step: int, logs: dict): ...
+    def on_message(self, message: str): ...
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill the 'auto' and 0 fields from the data and the scale."""
+    cfg = dataclasses.replace(cfg)
+    methods.parse_method(cfg.method)
+    if cfg.preset == "auto":
+        cfg.preset = data.detect_preset(cfg.data)
+    if cfg.generator == "auto":
+        cfg.generator = {"texture": "texture", "celeba": "celeba"}.get(cfg.preset, "imagenet")
+    spec = OperatorSpec.for_scale(cfg.scale, cfg.kernel_size or None, cfg.sigma or None, cfg.boundary)
+    cfg.kernel_size, cfg.sigma = spec.kernel_size, spec.sigma
+    cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
+    cfg.noise_steps = cfg.noise_steps or cfg.steps
+    if cfg.patch % cfg.scale:
+        raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
+    for name in ("steps", "batch_size", "critic_steps", "log_every", "sample_every", "checkpoint_every"):
+        if getattr(cfg, name) < 1:
+            raise TrainingError(f"{name.replace('_', '-')} must be at least 1")
+    if cfg.workers < 0:
+        raise TrainingError("workers must be 0 or more")
+    return cfg
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name} asked for, but CUDA is not available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingError(f"device {name} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainingError("device mps asked for, but MPS is not available")
+    return device
+
+
+def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"run folder {out} is a file")
+    has_run = (out / "config.json").exists()
+    if cfg.resume:
+        if not (out / "state.safetensors").exists():
+            raise TrainingError(f"nothing to resume in {out} (no state.safetensors)")
+        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        diff = saved.differences(cfg)
+        if diff:
+            raise TrainingError(f"--resume with a different config than the run in {out}: {'; '.join(diff)}")
+    elif has_run and not cfg.overwrite:
+        raise TrainingError(f"{out} already holds a run: pass --resume to continue it or --overwrite to start afresh")
+    if rank == 0:
+        try:
+            (out / "samples").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create run folder {out}: {e.strerror}") from None
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise TrainingError(f"run folder {out} is not writable")
+        write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    return out
+
+
+def write_text(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, scale: int, rows: int = 4):
+    """Rows of LR (nearest-neighbour enlarged) | output | HR, as an 8-bit PNG written atomically."""
+    n = min(rows, y.shape[0])
+    lr = x[:n].repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+    grid = torch.cat([torch.cat([lr[i], yhat[i], y[i]], -1) for i in range(n)], -2)  # (C, n·H, 3·W)
+    a = (grid.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def batches(loader, sampler):
+    epoch = 0
+    while True:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float):
+    for e, p in zip(ema.parameters(), net.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), net.buffers()):
+        e.copy_(b)
+
+
+def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
+    """Train `cfg.method` and return the run folder."""
+    cfg = resolve(cfg)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(cfg.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = prepare_run_dir(cfg, rank)
+    torch.manual_seed(cfg.seed + rank)
+
+    constraint, objective_name = methods.parse_method(cfg.method)
+    spec = OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
+    model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
+    ema_model = copy.deepcopy(model).eval()
+    noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
+    objective = methods.build_objective(objective_name, cfg.generator, cfg.channels, noise).to(device)
+    betas = (cfg.beta1, 0.999)
+    opt_g = torch.optim.Adam(model.net.parameters(), cfg.lr, betas=betas)
+    opt_c = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, betas=betas) if objective.critic else None
+    modules = {"net": model.net, "ema": ema_model.net, **({"critic": objective.critic} if objective.critic else {})}
+    optimizers = {"g": opt_g, **({"c": opt_c} if opt_c else {})}
+
+    step = 0
+    if cfg.resume:
+        state, _ = checkpoint.load_state(out / "state.safetensors")
+        for k, m in modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        noise.load_state_dict(state["extra"]["noise"])
+        torch.set_rng_state(state["extra"]["rng"][rank % len(state["extra"]["rng"])])
+        step = state["step"]
+
+    if world > 1:
+        ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
+        model.net = torch.nn.parallel.DistributedDataParallel(model.net, **ddp)
+        if objective.critic is not None:
+            objective.critic = torch.nn.parallel.DistributedDataParallel(objective.critic, **ddp)
+
+    dataset = data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels)
+    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
+    loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                                         num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
+                                         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+    bf16 = cfg.bf16 and device.type == "cuda"
+    writer = _tensorboard(out) if rank == 0 else None
+    if rank == 0:
+        for w in dataset.warnings:
+            callbacks.on_message(w)
+        params = sum(p.numel() for p in modules["net"].parameters())
+        callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(dataset.files),
+                                           "generator_parameters": params, "start_step": step})
+
+    def save(at: int):
+        if rank == 0:
+            rng = [torch.get_rng_state()]
+            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers,
+                                  {"noise": noise.state_dict(), "rng": rng}, cfg.to_dict())
+            checkpoint.save_generator(out / "generator.safetensors", ema_model,
+                                      {"method": cfg.method, "step": str(at), "preset": cfg.preset})
+
+    model.train()
+    it = batches(loader, sampler)
+    t_last, seen = time.perf_counter(), 0
+    try:
+        while step < cfg.steps:
+            y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR
+            x = model.A(y)  # (B, C, H/s, W/s) LR, always made with A
+            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[-2:], device=device) if cfg.noise_channels else None
+            logs: dict = {}
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                if opt_c is not None:
+                    for _ in range(cfg.critic_steps):
+                        with torch.no_grad():
+                            yhat = model(x, z)
+                        loss_c, c_logs = objective.critic_loss(yhat, y)
+                        opt_c.zero_grad(set_to_none=True)
+                        loss_c.backward()
+                        opt_c.step()
+                        logs.update(c_logs)
+                yhat = model(x, z)
+                loss, g_logs = objective.generator_loss(yhat, y)
+                logs.update(g_logs)
+                if constraint == "soft":
+                    penalty = (x - model.A(yhat.float())).abs().mean()
+                    loss = loss + cfg.soft_weight * penalty
+                    logs["soft_mae"] = float(penalty.detach())
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingError(f"the loss became {loss_value} at step {step + 1}; stopped. "
+                                    f"The last good checkpoint in {out} is intact")
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            ema_update(ema_model.net, modules["net"], cfg.ema)
+            step += 1
+            seen += y.shape[0] * world
+            objective.after_step(step, logs)
+            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                now = time.perf_counter()
+                with torch.no_grad():
+                    lr_mse = float((model.A(yhat.detach().double()) - x.double()).pow(2).mean())
+                logs.update(step=step, loss=loss_value, lr_mse=lr_mse, images_per_s=seen / (now - t_last))
+                t_last, seen = now, 0
+                with open(out / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps(logs) + "\n")
+                if writer is not None:
+                    for k, v in logs.items():
+                        writer.add_scalar(k, v, step)
+            if rank == 0:
+                callbacks.on_step(step, logs)
+            if rank == 0 and (step % cfg.sample_every == 0 or step == cfg.steps):
+                with torch.no_grad():
+                    sample = ema_model(x[:4], None if z is None else z[:4])
+                save_grid(out / "samples" / f"step-{step:07d}.png", x, sample, y, cfg.scale)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save(step)
+    except KeyboardInterrupt:
+        save(step)
+        raise Interrupted(step, out) from None
+    finally:
+        if writer is not None:
+            writer.close()
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return out
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
