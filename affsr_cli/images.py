@@ -1,0 +1,293 @@
+"""Image files <-> float tensors (C, H, W) in [0, 1], without losing 8- or 16-bit precision.
+
+Reading: gray stays one channel; RGB, palette, CMYK, YCbCr, LAB and HSV become three (Pillow's
+conversions; embedded ICC profiles are not applied); alpha (RGBA, LA, palette transparency) is
+returned apart; the EXIF orientation is applied. 8-bit samples map k -> k/255, 16-bit k -> k/65535.
+Pillow reads 16-bit colour PNGs as 8-bit, so those (and 16-bit gray + alpha) are decoded here.
+
+Writing: PNG (8 or 16 bits, gray, gray + alpha, RGB, RGBA), JPEG, TIFF, BMP, WebP (8 bits), to a
+temporary name beside the target, then renamed; an existing file is kept unless `overwrite`.
+Every problem with a file is a ValueError that names it.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .weights import check_writable
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".pnm", ".gif", ".tga")
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".bmp": "BMP", ".webp": "WEBP"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ORIENTATION = 0x0112  # EXIF tag
+
+
+class ImageFileError(ValueError):
+    """A file that cannot be read as an image; the message names the file."""
+
+
+@dataclass
+class Picture:
+    pixels: torch.Tensor  # (C, H, W) in [0, 1]; C = 1 (gray) or 3 (RGB)
+    alpha: torch.Tensor | None  # (1, H, W) in [0, 1], or None when the file has no transparency
+    bits: int  # 8 or 16: bits per sample in the file
+
+    @property
+    def levels(self) -> int:
+        return 2**self.bits - 1
+
+
+def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_pixels: int | None = None) -> Picture:
+    """Read an image file; refuse files over `max_pixels` (default: Pillow's bomb limit, ~89 Mpx)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(f"{path}: {'a folder, not an image file' if path.is_dir() else 'no such file'}")
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+    if not head:
+        raise ImageFileError(f"{path}: the file is empty")
+    try:
+        if head.startswith(PNG_SIGNATURE) and len(head) == 33 and head[24] == 16 and head[25] in (2, 4, 6):
+            array, orientation = _read_png(path, limit), _orientation(path)  # 16-bit colour or gray + alpha
+        else:
+            array, orientation = _read_pil(path, limit)
+    except ImageFileError:
+        raise
+    except MemoryError:
+        raise ImageFileError(f"{path}: not enough memory to decode the image") from None
+    except Exception as e:  # Pillow reports corrupt data as OSError, SyntaxError, struct.error, ...
+        raise ImageFileError(f"{path}: corrupt or truncated image ({e or type(e).__name__})") from None
+    array = _orient(array, orientation)  # (H, W, C) uint8 or uint16
+    bits = 16 if array.dtype == np.uint16 else 8
+    t = torch.from_numpy(np.ascontiguousarray(array).astype(np.int32)).permute(2, 0, 1).to(dtype) / (2**bits - 1)
+    colour, alpha = (t[:-1], t[-1:]) if t.shape[0] in (2, 4) else (t, None)
+    return Picture(colour, alpha, bits)
+
+
+def _read_pil(path: Path, limit: int) -> tuple[np.ndarray, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_size(path, im.width, im.height, limit)
+                im.load()
+                return _pil_array(path, im), im.getexif().get(ORIENTATION, 1)
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{path}: not an image file that Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageFileError(f"{path}: refused as a possible decompression bomb ({e})") from None
+
+
+def _pil_array(path: Path, im: Image.Image) -> np.ndarray:
+    """(H, W, C) uint8 or uint16 with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im)
+        if a.min() < 0 or a.max() > 65535:
+            raise ImageFileError(f"{path}: 32-bit integer samples are not supported (save as 8- or 16-bit PNG)")
+        return a.astype(np.uint16)[..., None]
+    if mode in ("RGB", "RGBA") and im.format == "TIFF" and 16 in tuple(im.tag_v2.get(258, (8,))):
+        raise ImageFileError(f"{path}: 16-bit colour TIFF, which Pillow reads only as 8 bits; save it as a 16-bit PNG")
+    if mode == "F":
+        raise ImageFileError(f"{path}: floating-point samples are not supported (save as 8- or 16-bit PNG)")
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    elif mode in ("1", "La"):
+        im = im.convert("L" if mode == "1" else "LA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGBA" if mode == "RGBa" else "RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    a = np.asarray(im)
+    return a[..., None] if a.ndim == 2 else a
+
+
+def _check_size(path: Path, width: int, height: int, limit: int):
+    if width * height > limit:
+        raise ImageFileError(f"{path}: {width}×{height} pixels is over the limit of {limit} "
+                         "(refused as a possible decompression bomb)")
+    if width < 1 or height < 1:
+        raise ImageFileError(f"{path}: the image has no pixels ({width}×{height})")
+
+
+def _orientation(path: Path) -> int:
+    try:
+        with Image.open(path) as im:
+            return im.getexif().get(ORIENTATION, 1)
+    except Exception:  # no readable EXIF: the upright default
+        return 1
+
+
+_ORIENT = {  # EXIF orientation -> the transform that makes the image upright (as ImageOps.exif_transpose)
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    return _ORIENT[orientation](a) if orientation in _ORIENT else a
+
+
+# -- PNG, 8 or 16 bits per sample, non-interlaced (Pillow handles the rest) --------------------------
+
+def _read_png(path: Path, limit: int) -> np.ndarray:
+    """Decode a PNG of colour type 0, 2, 4 or 6 at bit depth 8 or 16: (H, W, C) uint8 or uint16."""
+    data = path.read_bytes()
+    pos, header, idat = len(PNG_SIGNATURE), None, []
+    while True:
+        if pos + 12 > len(data):
+            raise ImageFileError(f"{path}: truncated PNG (the file ends before its IEND chunk)")
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body, crc = data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        if len(crc) < 4:
+            raise ImageFileError(f"{path}: truncated PNG (chunk {kind!r} is cut short)")
+        if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
+            raise ImageFileError(f"{path}: corrupt PNG (bad checksum in chunk {kind!r})")
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if header is None:
+        raise ImageFileError(f"{path}: corrupt PNG (no IHDR chunk)")
+    width, height, depth, ctype, _, _, interlace = header
+    _check_size(path, width, height, limit)
+    if depth not in (8, 16) or ctype not in (0, 2, 4, 6):
+        raise ImageFileError(f"{path}: unsupported PNG (bit depth {depth}, colour type {ctype})")
+    if interlace:
+        raise ImageFileError(f"{path}: interlaced {depth}-bit PNG is not supported; save it without interlacing")
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
+    bpp = channels * depth // 8  # bytes per pixel
+    stride = width * bpp
+    try:
+        raw = zlib.decompressobj().decompress(b"".join(idat), height * (stride + 1))  # bounded output
+    except zlib.error as e:
+        raise ImageFileError(f"{path}: corrupt PNG ({e})") from None
+    if len(raw) < height * (stride + 1):
+        raise ImageFileError(f"{path}: truncated PNG (image data ends early)")
+    rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
+    out = _unfilter(path, rows, bpp)
+    dtype = np.dtype(">u2") if depth == 16 else np.uint8
+    return out.view(dtype).reshape(height, width, channels).astype(np.uint16 if depth == 16 else np.uint8)
+
+
+def _unfilter(path: Path, rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Undo the PNG row filters (None, Sub, Up, Average, Paeth); rows: (H, 1 + stride) uint8."""
+    height, stride = rows.shape[0], rows.shape[1] - 1
+    out = np.empty((height, stride), np.uint8)
+    prev = np.zeros(stride, np.uint8)
+    for i in range(height):
+        kind, line = rows[i, 0], rows[i, 1:]
+        if kind == 0:
+            out[i] = line
+        elif kind == 1:  # Sub: running sum along the row, per byte of the pixel, mod 256
+            out[i] = (line.reshape(-1, bpp).astype(np.uint32).cumsum(0) & 0xFF).reshape(-1)
+        elif kind == 2:  # Up
+            out[i] = line + prev
+        elif kind in (3, 4):  # Average, Paeth: each byte depends on the one before it
+            cur, up = bytearray(line.tobytes()), prev.tobytes()
+            for x in range(stride):
+                a = cur[x - bpp] if x >= bpp else 0
+                if kind == 3:
+                    cur[x] = (cur[x] + ((a + up[x]) >> 1)) & 0xFF
+                    continue
+                b, c = up[x], up[x - bpp] if x >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                cur[x] = (cur[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+            out[i] = np.frombuffer(bytes(cur), np.uint8)
+        else:
+            raise ImageFileError(f"{path}: corrupt PNG (unknown row filter {kind})")
+        prev = out[i]
+    return out
+
+
+def _png_bytes(a: np.ndarray) -> bytes:
+    """Encode (H, W, C) uint8 or uint16 as PNG (Sub filter on every row)."""
+    height, width, channels = a.shape
+    depth = 16 if a.dtype == np.uint16 else 8
+    raw = np.ascontiguousarray(a, ">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(height, width, -1)
+    sub = raw.copy()
+    sub[:, 1:] -= raw[:, :-1]  # uint8 arithmetic wraps mod 256, as the filter asks
+    lines = np.concatenate([np.ones((height, 1), np.uint8), sub.reshape(height, -1)], axis=1)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(lines.tobytes(), 6)) + chunk(b"IEND", b""))
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+def quantize(pixels: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Clamp to [0, 1] and round to the nearest of the 2^bits levels (same dtype, values k/(2^bits − 1))."""
+    levels = 2**bits - 1
+    return (pixels.clamp(0, 1) * levels).round() / levels
+
+
+def write_image(path: str | os.PathLike, pixels: torch.Tensor, *, alpha: torch.Tensor | None = None,
+                bits: int = 8, overwrite: bool = False, quality: int = 95) -> Path:
+    """Write (C, H, W) in [0, 1] (C = 1 or 3; alpha (1, H, W) optional) as an image file."""
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: cannot write '{path.suffix}' images; use one of {', '.join(sorted(WRITE_FORMATS))}")
+    if bits not in (8, 16) or (bits == 16 and fmt != "PNG"):
+        raise ValueError(f"{path}: {bits}-bit output is not supported for {fmt} (16 bits: PNG only)")
+    if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image of shape (1 or 3, H, W), got {tuple(pixels.shape)}")
+    if alpha is not None:
+        if fmt in ("JPEG", "BMP"):
+            raise ValueError(f"{path}: {fmt} files have no alpha channel; write PNG, TIFF or WebP")
+        pixels = torch.cat([pixels, alpha.to(pixels)])
+    if not torch.isfinite(pixels).all():
+        raise ValueError(f"{path}: the image holds NaN or infinite values")
+    a = (quantize(pixels.detach().double().cpu(), bits) * (2**bits - 1)).to(torch.int32).permute(1, 2, 0).numpy()
+    a = a.astype(np.uint16 if bits == 16 else np.uint8)
+
+    def write(tmp: Path):
+        if fmt == "PNG":
+            tmp.write_bytes(_png_bytes(a))
+        else:
+            Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(tmp, format=fmt, quality=quality)
+
+    return atomic_write(path, write, overwrite)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Call write(tmp) on a temporary file beside `path`, then rename it to `path`: a reader sees the
+    old file or the complete new one, never part of one. FileExistsError if `path` exists, unless
+    `overwrite`. On any error the temporary file is removed."""
+    path = check_writable(path, overwrite)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {e.strerror}") from None
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        write(Path(tmp))
+        if not overwrite and path.exists():
+            raise FileExistsError(str(path))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
