@@ -27,7 +27,8 @@ def flatten(obj, prefix: str, tensors: dict[str, torch.Tensor]):
         return {"__dict__": [[flatten(k, f"{prefix}.k{i}", tensors), flatten(v, f"{prefix}.{i}", tensors)]
                              for i, (k, v) in enumerate(obj.items())]}
     if isinstance(obj, (list, tuple)):
-        return {"__list__": [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+        kind = "__tuple__" if isinstance(obj, tuple) else "__list__"
+        return {kind: [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
@@ -41,6 +42,8 @@ def unflatten(obj, tensors: dict[str, torch.Tensor]):
             return {unflatten(k, tensors): unflatten(v, tensors) for k, v in obj["__dict__"]}
         if "__list__" in obj:
             return [unflatten(v, tensors) for v in obj["__list__"]]
+        if "__tuple__" in obj:
+            return tuple(unflatten(v, tensors) for v in obj["__tuple__"])
     return obj
 
 

@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass
 
 # fields that may differ between a run and its --resume (everything else must match)
+# fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
+AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "kernel_size": 0, "sigma": 0.0, "noise_steps": 0}
 RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
              "bf16", "overwrite"}
 
@@ -28,6 +30,7 @@ class TrainConfig:
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     generator: str = "auto"  # generator preset: texture | celeba | imagenet | auto (follows the data preset)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
+    init: str = ""  # generator.safetensors to start from (e.g. affgan from affmse weights); same network
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
     soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
@@ -56,6 +59,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+    def inherit_auto(self, saved: "TrainConfig") -> "TrainConfig":
+        """Fields left at their automatic value take the value `saved` resolved them to."""
+        return dataclasses.replace(self, **{k: getattr(saved, k) for k, v in AUTO.items() if getattr(self, k) == v})
 
     def differences(self, other: "TrainConfig") -> list[str]:
         """Fields that differ, other than those a resumed run may change."""

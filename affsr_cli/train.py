@@ -90,8 +90,7 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
     if cfg.resume:
         if not (out / "state.safetensors").exists():
             raise TrainingError(f"nothing to resume in {out} (no state.safetensors)")
-        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-        diff = saved.differences(cfg)
+        diff = saved_config(out).differences(cfg)
         if diff:
             raise TrainingError(f"--resume with a different config than the run in {out}: {'; '.join(diff)}")
     elif has_run and not cfg.overwrite:
@@ -105,6 +104,13 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
             raise TrainingError(f"run folder {out} is not writable")
         write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     return out
+
+
+def saved_config(out: Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as e:
+        raise TrainingError(f"cannot read {out / 'config.json'} to resume ({type(e).__name__})") from None
 
 
 def write_text(path: Path, text: str):
@@ -143,6 +149,8 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float):
 
 def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     """Train `cfg.method` and return the run folder."""
+    if cfg.resume and (Path(cfg.out) / "config.json").is_file():
+        cfg = cfg.inherit_auto(saved_config(Path(cfg.out)))
     cfg = resolve(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
@@ -165,6 +173,13 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     opt_c = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, betas=betas) if objective.critic else None
     modules = {"net": model.net, "ema": ema_model.net, **({"critic": objective.critic} if objective.critic else {})}
     optimizers = {"g": opt_g, **({"c": opt_c} if opt_c else {})}
+
+    if cfg.init and not cfg.resume:
+        start = checkpoint.load_generator(cfg.init)
+        if start.config()["net"] != model.config()["net"]:
+            raise TrainingError(f"--init {cfg.init}: its network differs from this run's ({start.config()['net']})")
+        model.net.load_state_dict(start.net.state_dict())
+        ema_model.net.load_state_dict(start.net.state_dict())
 
     step = 0
     if cfg.resume:

@@ -1,0 +1,326 @@
+"""The engine of `affsr eval`: pair images, make x = A y, run upscalers, measure, write results.
+
+Mode (a), `evaluate_upscalers`: every HR image y (cropped to a multiple of the scale) gives an LR
+input x = A y (rounded to y's bit depth, as a saved LR file would be); each upscaler maps x to ŷ,
+which is compared with y. Upscalers are plain callables x (1, C, h, w) -> ŷ (1, C, s·h, s·w), so
+baselines and trained checkpoints sit side by side. Mode (b), `evaluate_pairs`: SR (and LR)
+images made elsewhere, paired with the HR images by file name. The engine never prints; progress
+reaches the caller through `on_image(done, total, name)`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import metrics as M
+from .images import SUFFIXES, atomic_write, quantize, read_image
+from .projection import Downsample, ExactPinv, OperatorSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+VALIDATION_SET = ROOT / "examples" / "val"  # the small bundled validation set (SOURCES.md there)
+DEFAULT_WEIGHTS = ROOT / "weights" / "affgan_x4.safetensors"
+
+# name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
+METRICS = {
+    "psnr": ("PSNR (dB)", True, "{:.3f}"), "ssim": ("SSIM", True, "{:.4f}"),
+    "lr-mse-x": ("LR-MSE, Aŷ vs x", False, "{:.3e}"), "lr-mse-ay": ("LR-MSE, Aŷ vs Ay", False, "{:.3e}"),
+    "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"), "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
+    "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"), "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
+}
+GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
+          "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(METRICS)}
+DEFAULT_METRICS = ("psnr", "ssim", "lr-psnr-x", "lr-psnr-ay", "hf-ratio")
+BASELINES = ("bicubic", "pinv")
+Upscale = Callable[[torch.Tensor], torch.Tensor]
+
+
+def parse_metrics(names: Iterable[str]) -> tuple[str, ...]:
+    """Metric names, groups (lr-mse, lr-psnr, sharpness, all) and comma lists -> ordered names."""
+    out: list[str] = []
+    for name in (n.strip().lower() for item in names for n in item.split(",") if n.strip()):
+        if name == "lpips":
+            raise ValueError("lpips needs the weights of its network as a local file, and this version does not "
+                             "implement it yet; use psnr, ssim, lr-mse, lr-psnr, hf-ratio or spectrum-db")
+        if name not in METRICS and name not in GROUPS:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join([*METRICS, *GROUPS])}")
+        out += [m for m in GROUPS.get(name, (name,)) if m not in out]
+    return tuple(out) or DEFAULT_METRICS
+
+
+@dataclass(frozen=True)
+class Conventions:
+    crop_border: int = 0  # pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR: the scale)
+    y_channel: bool = False  # compare BT.601 luma Y (BasicSR, MATLAB) instead of all channels
+    data_range: float | None = 1.0  # peak-to-peak value on the [0, 1] scale; None: per image, max − min of y
+    quantize_lr: bool = True  # mode (a): round x = A y to y's bit depth, as a saved LR file would be
+    round_sr: bool = False  # clamp ŷ to [0, 1] and round it to y's bit depth first (as a saved file)
+
+    def describe(self, spec: OperatorSpec | None, lr_given: bool = True) -> dict[str, str]:
+        """Everything a reader needs to compare the figures with another tool's."""
+        d = {
+            "colour": "Y (ITU-R BT.601 luma, as BasicSR and MATLAB rgb2ycbcr)" if self.y_channel else "all channels (RGB or gray)",
+            "crop border": f"{self.crop_border} px of HR per edge (not the LR metrics)",
+            "data range": "max − min of y per image" if self.data_range is None else f"{self.data_range:g} (images on [0, 1])",
+            "SSIM": "Gaussian 11×11, σ = 1.5, K1 = 0.01, K2 = 0.03, channel mean (skimage, Wang et al.)",
+            "ŷ": "clamped and rounded to the HR bit depth" if self.round_sr else "as the upscaler returns it (float, unclipped)",
+            "LR metrics": "Aŷ vs the input x and Aŷ vs A y" if lr_given else "Aŷ vs A y only (no LR folder given)",
+            "means": "average of the per-image values",
+        }
+        if spec is not None:
+            d["A"] = f"Gaussian σ = {spec.sigma:g}, {spec.kernel_size} taps, stride {spec.scale}, {spec.boundary} borders"
+        return d
+
+
+@dataclass
+class Results:
+    metrics: tuple[str, ...]
+    methods: list[str]
+    rows: list[dict] = field(default_factory=list)  # {"image", "method", metric: value, ...}
+    conventions: dict[str, str] = field(default_factory=dict)
+
+    def means(self) -> dict[str, dict[str, float]]:
+        return {m: {k: float(np.mean([r[k] for r in self.rows if r["method"] == m])) for k in self.metrics}
+                for m in self.methods}
+
+
+# -- upscalers ----------------------------------------------------------------------------------------
+
+def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """PIL's bicubic (a = −0.5) per channel in float mode 'F': no rounding, same centre alignment as A."""
+    h, w = x.shape[-2:]
+    planes = [np.asarray(Image.fromarray(c.numpy().astype(np.float32)).resize((w * scale, h * scale), Image.BICUBIC))
+              for c in x.detach().cpu().reshape(-1, h, w)]
+    return torch.from_numpy(np.stack(planes)).reshape(*x.shape[:-2], h * scale, w * scale).to(x.dtype)
+
+
+def baseline(name: str, spec: OperatorSpec) -> Upscale:
+    """'bicubic' or 'pinv' (A⁺x, the minimum-norm image consistent with x)."""
+    if name == "bicubic":
+        return lambda x: bicubic(x, spec.scale)
+    if name == "pinv":
+        pinv = ExactPinv(Downsample(spec))
+        return lambda x: pinv(x.double())
+    raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+
+
+def load_weights(name: str, device: str = "cpu") -> tuple[Upscale, OperatorSpec]:
+    """A trained checkpoint as an upscaler and its A (via affsr_cli.checkpoint)."""
+    try:
+        from .checkpoint import load_upscaler
+    except ImportError:
+        raise ValueError("loading --weights needs affsr_cli/checkpoint.py (training issue)") from None
+    return load_upscaler(name, device=device)
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+def list_images(folder: Path) -> dict[str, Path]:
+    """Image files of a folder (or one file) by stem; hidden and non-image files are skipped."""
+    folder = Path(folder)
+    if folder.is_file():
+        return {folder.stem: folder}
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in SUFFIXES or not p.is_file():
+            continue
+        if p.stem in found:
+            raise ValueError(f"{folder}: two images named {p.stem!r} ({found[p.stem].name}, {p.name}); pairing by name is ambiguous")
+        found[p.stem] = p
+    if not found:
+        raise ValueError(f"{folder}: no image files ({', '.join(SUFFIXES)})")
+    return found
+
+
+def pair_by_name(hr: Path, sr: Path, lr: Path | None = None) -> list[tuple[str, Path, Path, Path | None]]:
+    """(stem, HR, SR, LR) for every stem; an error lists every file that has no partner."""
+    folders = {"HR": list_images(hr), "SR": list_images(sr), **({"LR": list_images(lr)} if lr else {})}
+    stems = set().union(*folders.values())
+    missing = [f"{stem} (no {kind})" for stem in sorted(stems) for kind, files in folders.items() if stem not in files]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ValueError(f"{len(missing)} image(s) do not pair by name: {shown}")
+    return [(s, folders["HR"][s], folders["SR"][s], folders["LR"][s] if lr else None) for s in sorted(stems)]
+
+
+def _channels(n: int) -> str:
+    return {1: "1 channel (gray)", 3: "3 channels (RGB)"}.get(n, f"{n} channels")
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+
+class _Reference:
+    """What every comparison with one HR image y needs, computed once: y in the compared colour space
+    and crop, its data range, its spectrum, A y."""
+
+    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...]):
+        self.bits, self.conv, self.metrics = bits, conv, metrics
+        self.y = y
+        self.yc = self.colour_crop(y)
+        self.R = conv.data_range if conv.data_range is not None else float(self.yc.max() - self.yc.min()) or 1.0
+        self.spec = M.spectrum(self.yc) if {"hf-ratio", "spectrum-db"} & set(metrics) else None
+
+    def colour(self, img: torch.Tensor) -> torch.Tensor:
+        return M.to_y(img) if self.conv.y_channel else img
+
+    def colour_crop(self, img: torch.Tensor) -> torch.Tensor:
+        return M.crop_border(self.colour(img), self.conv.crop_border)
+
+    def measure(self, y_hat: torch.Tensor, A: Downsample | None, x: torch.Tensor | None) -> dict[str, float]:
+        """ŷ (C, H, W) float64 against y; x (C, h, w) the LR input when known."""
+        if self.conv.round_sr:
+            y_hat = quantize(y_hat, self.bits)
+        out: dict[str, float] = {}
+        yh = self.colour_crop(y_hat)
+        if "psnr" in self.metrics:
+            out["psnr"] = M.psnr(self.yc, yh, self.R)
+        if "ssim" in self.metrics:
+            out["ssim"] = M.ssim(self.yc, yh, self.R)
+        if self.spec is not None:
+            q = M.spectrum(yh)
+            for name, fn in (("hf-ratio", M.hf_ratio), ("spectrum-db", M.spectrum_db)):
+                if name in self.metrics:
+                    out[name] = fn(self.spec, q, A.scale if A is not None else 4)
+        lr = [m for m in self.metrics if m.startswith("lr-")]
+        if lr:
+            A_yhat = self.colour(A(y_hat))
+            refs = {"x": None if x is None else self.colour(x), "ay": self.colour(A(self.y))}
+            for name in lr:
+                ref = refs[name.rsplit("-", 1)[1]]
+                if ref is None:
+                    continue
+                e = M.mse(ref, A_yhat)
+                out[name] = e if name.startswith("lr-mse") else M.psnr_from_mse(e, self.R)
+        return out
+
+
+def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
+    if tuple(y_hat.shape) != want:
+        raise ValueError(f"{who} returned an image of shape {tuple(y_hat.shape)}, expected {want}")
+    if not torch.isfinite(y_hat).all():
+        raise ValueError(f"{who} returned NaN or infinite values")
+    return y_hat.double()
+
+
+def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpec]], metrics: tuple[str, ...],
+                       conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None) -> Results:
+    """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler."""
+    files = list_images(hr)
+    ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
+    specs = {spec for _, spec in upscalers.values()}
+    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(specs)) if len(specs) == 1 else None))
+    for done, (stem, path) in enumerate(files.items()):
+        pic = read_image(path, torch.float64)
+        for name, (fn, spec) in upscalers.items():
+            s, A = spec.scale, ops[spec]
+            y = pic.pixels[:, : pic.pixels.shape[1] // s * s, : pic.pixels.shape[2] // s * s]  # crop to a multiple of s
+            if min(y.shape[1:]) == 0:
+                raise ValueError(f"{path}: {tuple(pic.pixels.shape[1:])} is smaller than the scale {s}")
+            ref = _reference(res, stem, y, pic.bits, conv, metrics)
+            x = A(y)
+            x = quantize(x, pic.bits) if conv.quantize_lr else x
+            try:
+                with torch.no_grad():
+                    y_hat = fn(x.float().unsqueeze(0)).detach().cpu()
+            except RuntimeError as e:
+                raise ValueError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
+            y_hat = _checked(y_hat, (1, *y.shape), f"{name} on {path.name}")[0]
+            res.rows.append({"image": stem, "method": name, **ref.measure(y_hat, A, x)})
+        if on_image:
+            on_image(done + 1, len(files), stem)
+    return res
+
+
+def _reference(res: Results, stem: str, y, bits, conv, metrics) -> _Reference:
+    cache = res.__dict__.setdefault("_ref", {})
+    key = (stem, tuple(y.shape))
+    if key not in cache:
+        cache.clear()
+        cache[key] = _Reference(y, bits, conv, metrics)
+    return cache[key]
+
+
+def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec = OperatorSpec(),
+                   conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
+                   method: str = "sr") -> Results:
+    """Mode (b): results made elsewhere. y is cropped to ŷ's size when it is at most s−1 pixels
+    larger (HR sizes not a multiple of the scale); x is A's input when `lr` is given."""
+    if lr is None and any(m in ("lr-mse-x", "lr-psnr-x") for m in metrics):
+        if set(metrics) >= {"lr-mse-x", "lr-mse-ay"} or set(metrics) >= {"lr-psnr-x", "lr-psnr-ay"}:
+            metrics = tuple(m for m in metrics if m not in ("lr-mse-x", "lr-psnr-x"))
+        else:
+            raise ValueError("LR metrics against the input x need the LR images: pass --lr DIR")
+    pairs = pair_by_name(hr, sr, lr)
+    A, s = Downsample(spec), spec.scale
+    res = Results(metrics, [method], conventions=conv.describe(spec, lr is not None))
+    for done, (stem, hp, sp, lp) in enumerate(pairs):
+        y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
+        y, y_hat = y_pic.pixels, sr_pic.pixels
+        if y.shape[0] != y_hat.shape[0]:
+            raise ValueError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {sp} has {_channels(y_hat.shape[0])}")
+        (H, W), (h2, w2) = y.shape[1:], y_hat.shape[1:]
+        if (H, W) != (h2, w2):
+            if not (0 <= H - h2 < s and 0 <= W - w2 < s and h2 % s == 0 and w2 % s == 0):
+                raise ValueError(f"size mismatch: {hp} is {W}×{H}, {sp} is {w2}×{h2}")
+            y = y[:, :h2, :w2]  # HR cropped to a multiple of the scale, as the SR result was made
+        x = None
+        if lp is not None:
+            x = read_image(lp, torch.float64).pixels
+            if x.shape[0] != y.shape[0]:
+                raise ValueError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {lp} has {_channels(x.shape[0])}")
+            if (s * x.shape[1], s * x.shape[2]) != (h2, w2):
+                raise ValueError(f"size mismatch: {lp} is {x.shape[2]}×{x.shape[1]}, so {s}× is not {sp.name}'s {w2}×{h2} "
+                                 f"(pass --scale if the scale is not {s})")
+        if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
+            raise ValueError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
+        ref = _Reference(y, y_pic.bits, conv, metrics)
+        res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x)})
+        if on_image:
+            on_image(done + 1, len(pairs), stem)
+    return res
+
+
+# -- output files ------------------------------------------------------------------------------------
+
+def _plain(v):
+    """JSON has no infinity: +inf (identical images) is written as the string "inf", NaN as null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def to_json(res: Results) -> str:
+    doc = {"conventions": res.conventions, "metrics": list(res.metrics), "methods": res.methods,
+           "means": {m: {k: _plain(v) for k, v in d.items()} for m, d in res.means().items()},
+           "images": [{k: _plain(v) for k, v in r.items()} for r in res.rows]}
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def to_csv(res: Results) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", "method", *res.metrics])
+    for r in res.rows:
+        w.writerow([r["image"], r["method"], *(repr(r.get(k, math.nan)) for k in res.metrics)])
+    for m, d in res.means().items():
+        w.writerow(["mean", m, *(repr(d[k]) for k in res.metrics)])
+    return buf.getvalue()
+
+
+def write_text(path: Path, text: str, overwrite: bool = False) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+
+
+__all__ = ["Conventions", "Results", "METRICS", "GROUPS", "BASELINES", "parse_metrics", "baseline", "bicubic",
+           "load_weights", "list_images", "pair_by_name", "evaluate_upscalers", "evaluate_pairs", "to_json",
+           "to_csv", "write_text", "asdict"]

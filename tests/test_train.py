@@ -1,0 +1,219 @@
+"""The training loop on tiny data: every method, resume, checkpoints, DDP, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from affsr_cli import checkpoint, data, methods
+from affsr_cli import train as engine
+from affsr_cli.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        (root / "sub").mkdir(exist_ok=True)
+        a = (rng.random((20 + 4 * i, 24, 3)) * 255).astype(np.uint8)
+        Image.fromarray(a).save(root / ("sub" if i else ".") / f"img{i}.png")
+    (root / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def tiny(images, out, **kw):
+    base = dict(data=str(images), out=str(out), preset="patch", patch=16, batch_size=2, steps=2, generator="texture",
+                workers=0, log_every=1, sample_every=1, checkpoint_every=1, seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+class Recorder(engine.Callbacks):
+    def __init__(self):
+        self.starts, self.steps, self.messages = [], [], []
+
+    def on_start(self, config, info):
+        self.starts.append((config, info))
+
+    def on_step(self, step, logs):
+        self.steps.append((step, logs))
+
+    def on_message(self, message):
+        self.messages.append(message)
+
+
+@pytest.mark.parametrize("method", methods.METHODS)
+def test_every_method_trains(images, tmp_path, method):
+    rec = Recorder()
+    torch.manual_seed(0)  # the run seeds torch with its seed (0), then builds the generator first
+    before = methods.build_generator("texture", methods.OperatorSpec(), "aff", 3).net.state_dict()
+    out = engine.train(tiny(images, tmp_path / method, method=method), rec)
+    assert [s for s, _ in rec.steps] == [1, 2]
+    assert all(np.isfinite(logs["loss"]) for _, logs in rec.steps)
+    assert any("broken.jpg" in m for m in rec.messages)  # skipped with one warning
+    model = checkpoint.load_generator(out / "generator.safetensors")
+    state, _ = checkpoint.load_state(out / "state.safetensors")
+    trained = state["modules"]["net"]
+    assert set(trained) == set(before)
+    assert all(not torch.equal(trained[k], before[k]) for k in before if k.endswith(".0.weight") or k == "head.weight")
+    x = torch.rand(2, 3, 5, 7)
+    yhat = model(x)
+    assert yhat.shape == (2, 3, 20, 28)
+    if method.startswith("aff"):
+        assert (model.A(yhat) - x).abs().max() < 1e-5
+        assert all(logs["lr_mse"] < 1e-12 for _, logs in rec.steps)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    assert (out / "samples" / "step-0000002.png").exists()
+    assert json.loads((out / "config.json").read_text())["method"] == method
+
+
+def test_resume_continues_with_optimiser_state(images, tmp_path):
+    cfg = tiny(images, tmp_path / "run", method="affgan")
+    engine.train(cfg)
+    saved, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    rec = Recorder()
+    cfg.steps, cfg.resume = 4, True
+    engine.train(cfg, rec)
+    assert rec.starts[0][1]["start_step"] == 2 and [s for s, _ in rec.steps] == [3, 4]
+    resumed, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    assert resumed["step"] == 4
+    for opt in ("g", "c"):
+        steps = [float(s["step"]) for s in resumed["optimizers"][opt]["state"].values()]
+        assert steps and all(s == 2 + 2 for s in steps)  # Adam's counters went on from 2, not from 0
+    # the loaded state is what was saved: a fresh Adam restored from it matches tensor for tensor
+    first = saved["optimizers"]["g"]["state"][0]
+    assert set(first) >= {"exp_avg", "exp_avg_sq", "step"}
+
+
+def test_state_flattening_round_trip():
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    net(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    tensors = {}
+    tree = checkpoint.flatten(opt.state_dict(), "o", tensors)
+    back = checkpoint.unflatten(json.loads(json.dumps(tree)), tensors)
+    fresh = torch.optim.Adam(net.parameters(), 1e-3)
+    fresh.load_state_dict(back)
+    for k, v in opt.state_dict()["state"][0].items():
+        assert torch.equal(fresh.state_dict()["state"][0][k], v)
+    assert fresh.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+
+
+def test_checkpoint_gives_identical_outputs_in_a_fresh_process(images, tmp_path):
+    out = engine.train(tiny(images, tmp_path / "run", method="affmse"))
+    x = torch.rand(1, 3, 6, 5, generator=torch.Generator().manual_seed(3))
+    np.save(tmp_path / "x.npy", x.numpy())
+    mine = checkpoint.load_generator(out / "generator.safetensors")(x)
+    code = ("import numpy as np, torch; from affsr_cli.checkpoint import load_generator; "
+            f"m = load_generator(r'{out / 'generator.safetensors'}'); "
+            f"np.save(r'{tmp_path / 'y.npy'}', m(torch.from_numpy(np.load(r'{tmp_path / 'x.npy'}'))).detach().numpy())")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "y.npy")), mine.detach())
+
+
+def test_nan_stops_with_last_checkpoint_intact(images, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = methods.PixelObjective.generator_loss
+
+    def poisoned(self, yhat, y):
+        calls["n"] += 1
+        loss, logs = real(self, yhat, y)
+        return (loss * float("nan"), logs) if calls["n"] == 3 else (loss, logs)
+
+    monkeypatch.setattr(methods.PixelObjective, "generator_loss", poisoned)
+    with pytest.raises(engine.TrainingError, match="nan at step 3"):
+        engine.train(tiny(images, tmp_path / "run", method="mse", steps=5))
+    state, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    assert state["step"] == 2
+    checkpoint.load_generator(tmp_path / "run" / "generator.safetensors")
+
+
+def test_ctrl_c_saves_a_resumable_state(images, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = engine.ema_update
+
+    def interrupt(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(engine, "ema_update", interrupt)
+    with pytest.raises(engine.Interrupted, match="step 2"):
+        engine.train(tiny(images, tmp_path / "run", method="mse", steps=5, checkpoint_every=100))
+    state, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    assert state["step"] == 2
+    assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_auto_preset(tmp_path):
+    faces, photos = tmp_path / "faces", tmp_path / "photos"
+    faces.mkdir(), photos.mkdir()
+    for i in range(2):
+        Image.new("RGB", (178, 218)).save(faces / f"{i:06d}.jpg")
+        Image.new("RGB", (300, 200)).save(photos / f"p{i}.png")
+    assert data.detect_preset(faces) == "celeba" and data.detect_preset(photos) == "patch"
+    y = data.ImageFolder(faces, "celeba")[0]
+    assert y.shape == (3, 64, 64)
+
+
+def affsr(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def test_cli_trains_and_prints_the_resolved_configuration(images, tmp_path):
+    r = affsr("train", "--method", "softmse", "--data", images, "--out", tmp_path / "run", "--steps", "2",
+              "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    assert "resolved configuration" in r.stdout and "patch" in r.stdout
+    assert "warning: skipping" in r.stderr and "broken.jpg" in r.stderr
+    assert (tmp_path / "run" / "generator.safetensors").exists()
+
+
+def test_cli_bad_input(images, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    common = ["--steps", "2", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0"]
+    r = affsr("train", "--data", images, "--out", tmp_path / "run", "--method", "affmse", *common)
+    assert r.returncode == 0, r.stderr
+    cases = [
+        (["--data", empty, "--out", tmp_path / "r1"], "no images"),
+        (["--data", images, "--out", tmp_path / "r2", "--method", "affwhatever"], "unknown method"),
+        (["--data", images, "--out", tmp_path / "run", "--method", "affmse", "--resume", "--lr", "0.1"], "different config"),
+        (["--data", images, "--out", tmp_path / "run", "--method", "affmse"], "--resume"),
+        (["--data", images, "--out", afile / "run"], "cannot create run folder"),
+        (["--data", tmp_path / "missing", "--out", tmp_path / "r3"], "does not exist"),
+        (["--data", images, "--out", tmp_path / "r4", "--patch", "18"], "multiple of the scale"),
+        (["--data", images, "--out", tmp_path / "r5", "--device", "cuda:7"], "cuda"),
+    ]
+    for args, words in cases:
+        r = affsr("train", *common, *args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("affsr: error:"), (args, r.stderr)
+        assert words in lines[0], (words, lines[0])
+        assert "Traceback" not in r.stderr
+    state, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    assert state["step"] == 2  # the refused resume left the run alone
+
+
+def test_two_process_ddp_on_cpu(images, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                        "-m", "affsr_cli", "train", "--method", "affgan", "--data", images, "--out", tmp_path / "ddp",
+                        "--steps", "2", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0",
+                        "--device", "cpu"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    state, config = checkpoint.load_state(tmp_path / "ddp" / "state.safetensors")
+    assert state["step"] == 2 and config["method"] == "affgan"
+    model = checkpoint.load_generator(tmp_path / "ddp" / "generator.safetensors")
+    x = torch.rand(1, 3, 4, 4)
+    assert (model.A(model(x)) - x).abs().max() < 1e-5
