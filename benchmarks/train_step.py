@@ -1,0 +1,71 @@
+"""CPU training speed of the real loop (`affsr_cli.train.train`), batch 16, 64×64 HR patches:
+steps/s for affgan and affmse with the texture and imagenet generators, on the LR grid (default)
+and on the HR grid, and the share of a step spent in Π (its forward and backward timed alone on
+the same tensors, plus one forward for affgan's discriminator step, over the step time).
+
+    python benchmarks/train_step.py [--steps 30]
+"""
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from affsr_cli.config import TrainConfig
+from affsr_cli.projection import Downsample, OperatorSpec, Projection
+from affsr_cli.train import train
+
+
+def projection_ms(batch: int, channels: int, size: int, backward: bool = True, repeat: int = 20) -> float:
+    """Forward (+ backward) of Π on (batch, channels, size, size), best of `repeat`."""
+    A = Downsample(OperatorSpec())
+    P = Projection(A)
+    x = torch.rand(batch, channels, size // 4, size // 4)
+    f = torch.rand(batch, channels, size, size, requires_grad=True)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = P(f, x)
+        if backward:
+            out.sum().backward()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
+
+
+def steps_per_s(root: Path, method: str, generator: str, grid: str, steps: int) -> float:
+    cfg = TrainConfig(method=method, data=str(root / "images"), out=str(root / f"{method}-{generator}-{grid}"), preset="patch",
+                      patch=64, generator=generator, grid=grid, batch_size=16, steps=steps, workers=1, log_every=5,
+                      sample_every=10**9, checkpoint_every=10**9, overwrite=True)
+    out = train(cfg)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return float(np.median([r["images_per_s"] for r in lines[1:]])) / 16  # skip the first (warm-up)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "images").mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            Image.fromarray((rng.random((256, 256, 3)) * 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
+        pi, pi_fwd = projection_ms(16, 3, 64), projection_ms(16, 3, 64, backward=False)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch 16, 64×64 HR RGB; "
+              f"Π alone: forward+backward {pi:.2f} ms, forward {pi_fwd:.2f} ms "
+              "(affgan runs Π once more, without gradient, for the discriminator step)")
+        print(f"{'method':8s} {'generator':9s} {'grid':4s} {'steps/s':>8s} {'ms/step':>8s} {'Π share':>8s}")
+        for generator, grid in (("texture", "lr"), ("texture", "hr"), ("imagenet", "lr")):
+            for method in ("affgan", "affmse"):
+                sps = steps_per_s(root, method, generator, grid, args.steps)
+                share = (pi + (pi_fwd if method == "affgan" else 0)) / (1e3 / sps)
+                print(f"{method:8s} {generator:9s} {grid:4s} {sps:8.2f} {1e3 / sps:8.1f} {share:8.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
