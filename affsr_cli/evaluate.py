@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -64,20 +64,27 @@ class Conventions:
     quantize_lr: bool = True  # mode (a): round x = A y to y's bit depth, as a saved LR file would be
     round_sr: bool = False  # clamp ŷ to [0, 1] and round it to y's bit depth first (as a saved file)
 
-    def describe(self, spec: OperatorSpec | None, lr_given: bool = True) -> dict[str, str]:
-        """Everything a reader needs to compare the figures with another tool's."""
+    def describe(self, spec: OperatorSpec | None, lr: str = "made") -> dict[str, str]:
+        """Everything a reader needs to compare the figures with another tool's; lr: 'made' (mode a),
+        'files' or 'none' (mode b with or without --lr)."""
         d = {
             "colour": "Y (ITU-R BT.601 luma, as BasicSR and MATLAB rgb2ycbcr)" if self.y_channel else "all channels (RGB or gray)",
-            "crop border": f"{self.crop_border} px of HR per edge (not the LR metrics)",
+            "crop border": f"{self.crop_border} px of HR per edge",
             "data range": "max − min of y per image" if self.data_range is None else f"{self.data_range:g} (images on [0, 1])",
             "SSIM": "Gaussian 11×11, σ = 1.5, K1 = 0.01, K2 = 0.03, channel mean (skimage, Wang et al.)",
             "ŷ": "clamped and rounded to the HR bit depth" if self.round_sr else "as the upscaler returns it (float, unclipped)",
-            "LR metrics": "Aŷ vs the input x and Aŷ vs A y" if lr_given else "Aŷ vs A y only (no LR folder given)",
+            "LR input x": {"made": "A y " + ("rounded to the HR bit depth" if self.quantize_lr else "in floating point"),
+                           "files": "the LR files", "none": "not given"}[lr],
+            "LR metrics": "Aŷ vs A y only" if lr == "none" else "Aŷ vs the input x, and Aŷ vs A y; whole LR image",
             "means": "average of the per-image values",
         }
         if spec is not None:
-            d["A"] = f"Gaussian σ = {spec.sigma:g}, {spec.kernel_size} taps, stride {spec.scale}, {spec.boundary} borders"
+            d["A"] = describe_operator(spec)
         return d
+
+
+def describe_operator(spec: OperatorSpec) -> str:
+    return f"Gaussian σ = {spec.sigma:g}, {spec.kernel_size} taps, stride {spec.scale}, {spec.boundary} borders"
 
 
 @dataclass
@@ -88,7 +95,7 @@ class Results:
     conventions: dict[str, str] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float]]:
-        return {m: {k: float(np.mean([r[k] for r in self.rows if r["method"] == m])) for k in self.metrics}
+        return {m: {k: float(np.mean([r.get(k, math.nan) for r in self.rows if r["method"] == m])) for k in self.metrics}
                 for m in self.methods}
 
 
@@ -176,8 +183,8 @@ class _Reference:
     def colour_crop(self, img: torch.Tensor) -> torch.Tensor:
         return M.crop_border(self.colour(img), self.conv.crop_border)
 
-    def measure(self, y_hat: torch.Tensor, A: Downsample | None, x: torch.Tensor | None) -> dict[str, float]:
-        """ŷ (C, H, W) float64 against y; x (C, h, w) the LR input when known."""
+    def measure(self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor) -> dict[str, float]:
+        """ŷ (C, H, W) float64 against y; x (C, h, w) the LR input when known, Ay = A y."""
         if self.conv.round_sr:
             y_hat = quantize(y_hat, self.bits)
         out: dict[str, float] = {}
@@ -190,17 +197,16 @@ class _Reference:
             q = M.spectrum(yh)
             for name, fn in (("hf-ratio", M.hf_ratio), ("spectrum-db", M.spectrum_db)):
                 if name in self.metrics:
-                    out[name] = fn(self.spec, q, A.scale if A is not None else 4)
+                    out[name] = fn(self.spec, q, A.scale)
         lr = [m for m in self.metrics if m.startswith("lr-")]
         if lr:
             A_yhat = self.colour(A(y_hat))
-            refs = {"x": None if x is None else self.colour(x), "ay": self.colour(A(self.y))}
+            refs = {"x": None if x is None else self.colour(x), "ay": self.colour(Ay)}
             for name in lr:
                 ref = refs[name.rsplit("-", 1)[1]]
-                if ref is None:
-                    continue
-                e = M.mse(ref, A_yhat)
-                out[name] = e if name.startswith("lr-mse") else M.psnr_from_mse(e, self.R)
+                if ref is not None:
+                    e = M.mse(ref, A_yhat)
+                    out[name] = e if name.startswith("lr-mse") else M.psnr_from_mse(e, self.R)
         return out
 
 
@@ -214,40 +220,41 @@ def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
 
 def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpec]], metrics: tuple[str, ...],
                        conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None) -> Results:
-    """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler."""
+    """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler.
+    Each upscaler's input is made with its own A; upscalers that share A share x."""
+    if not upscalers:
+        raise ValueError("nothing to evaluate: give at least one upscaler")
     files = list_images(hr)
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
-    specs = {spec for _, spec in upscalers.values()}
-    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(specs)) if len(specs) == 1 else None))
+    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None))
+    if len(ops) > 1:  # upscalers with different A see different x
+        res.conventions.update({f"A of {name}": describe_operator(spec) for name, (_, spec) in upscalers.items()})
     for done, (stem, path) in enumerate(files.items()):
         pic = read_image(path, torch.float64)
+        refs: dict[int, _Reference] = {}  # by scale: y cropped to a multiple of s
+        inputs: dict[OperatorSpec, tuple[torch.Tensor, torch.Tensor]] = {}  # by A: (A y, x)
         for name, (fn, spec) in upscalers.items():
             s, A = spec.scale, ops[spec]
-            y = pic.pixels[:, : pic.pixels.shape[1] // s * s, : pic.pixels.shape[2] // s * s]  # crop to a multiple of s
-            if min(y.shape[1:]) == 0:
-                raise ValueError(f"{path}: {tuple(pic.pixels.shape[1:])} is smaller than the scale {s}")
-            ref = _reference(res, stem, y, pic.bits, conv, metrics)
-            x = A(y)
-            x = quantize(x, pic.bits) if conv.quantize_lr else x
+            if s not in refs:
+                H, W = pic.pixels.shape[1:]
+                if min(H, W) < s:
+                    raise ValueError(f"{path}: {W}×{H} is smaller than the scale {s}")
+                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics)
+            ref = refs[s]
+            if spec not in inputs:
+                Ay = A(ref.y)
+                inputs[spec] = (Ay, quantize(Ay, pic.bits) if conv.quantize_lr else Ay)
+            Ay, x = inputs[spec]
             try:
                 with torch.no_grad():
                     y_hat = fn(x.float().unsqueeze(0)).detach().cpu()
             except RuntimeError as e:
                 raise ValueError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
-            y_hat = _checked(y_hat, (1, *y.shape), f"{name} on {path.name}")[0]
-            res.rows.append({"image": stem, "method": name, **ref.measure(y_hat, A, x)})
+            y_hat = _checked(y_hat, (1, *ref.y.shape), f"{name} on {path.name}")[0]
+            res.rows.append({"image": stem, "method": name, **ref.measure(y_hat, A, x, Ay)})
         if on_image:
             on_image(done + 1, len(files), stem)
     return res
-
-
-def _reference(res: Results, stem: str, y, bits, conv, metrics) -> _Reference:
-    cache = res.__dict__.setdefault("_ref", {})
-    key = (stem, tuple(y.shape))
-    if key not in cache:
-        cache.clear()
-        cache[key] = _Reference(y, bits, conv, metrics)
-    return cache[key]
 
 
 def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec = OperatorSpec(),
@@ -262,7 +269,7 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
             raise ValueError("LR metrics against the input x need the LR images: pass --lr DIR")
     pairs = pair_by_name(hr, sr, lr)
     A, s = Downsample(spec), spec.scale
-    res = Results(metrics, [method], conventions=conv.describe(spec, lr is not None))
+    res = Results(metrics, [method], conventions=conv.describe(spec, "none" if lr is None else "files"))
     for done, (stem, hp, sp, lp) in enumerate(pairs):
         y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
         y, y_hat = y_pic.pixels, sr_pic.pixels
@@ -284,7 +291,8 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
         if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
             raise ValueError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
         ref = _Reference(y, y_pic.bits, conv, metrics)
-        res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x)})
+        Ay = A(y) if any(m.startswith("lr-") for m in metrics) else None
+        res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x, Ay)})
         if on_image:
             on_image(done + 1, len(pairs), stem)
     return res
@@ -320,7 +328,3 @@ def to_csv(res: Results) -> str:
 def write_text(path: Path, text: str, overwrite: bool = False) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
 
-
-__all__ = ["Conventions", "Results", "METRICS", "GROUPS", "BASELINES", "parse_metrics", "baseline", "bicubic",
-           "load_weights", "list_images", "pair_by_name", "evaluate_upscalers", "evaluate_pairs", "to_json",
-           "to_csv", "write_text", "asdict"]
