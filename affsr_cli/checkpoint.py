@@ -10,7 +10,6 @@ import torch
 
 from . import weights
 from .methods import SRModel
-from .projection import OperatorSpec
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import losses, nets
+from . import losses, nets, swissroll
 from .nets import discriminator as dpresets
 from .nets import generator as gpresets
-from .projection import Downsample, ExactPinv, OperatorSpec, Projection
+from .projection import OperatorSpec, Projection
 
 OBJECTIVES = ("mse", "mae", "gan")
 CONSTRAINTS = ("aff", "soft", "none")
@@ -32,7 +32,7 @@ def parse_method(name: str) -> tuple[str, str]:
 class SRModel(nn.Module):
     """ŷ = Π_x f(x) for the aff constraint, f(x) otherwise. `A` is always the model's own."""
 
-    def __init__(self, net: dict, spec: OperatorSpec, constraint: str = "aff"):
+    def __init__(self, net: dict, spec: OperatorSpec | swissroll.AverageSpec, constraint: str = "aff"):
         """net: {"class": a name in nets.NETS, "kwargs": its keyword arguments} (kept for checkpoints)."""
         super().__init__()
         if constraint not in CONSTRAINTS:
@@ -41,8 +41,7 @@ class SRModel(nn.Module):
         self.net = nets.build(net["class"], net["kwargs"])
         self.grid = net["kwargs"].get("grid", "lr")  # read here: self.net may get wrapped (DDP)
         self.noise_channels = net["kwargs"].get("noise_channels", 0)
-        self.A = Downsample(spec)
-        self.pinv = ExactPinv(self.A)
+        self.A, self.pinv = spec.build()
         self.projection = Projection(self.A, self.pinv)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -56,13 +55,20 @@ class SRModel(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "SRModel":
         try:
-            return cls(config["net"], OperatorSpec.from_metadata(config["operator"]), config["constraint"])
+            return cls(config["net"], operator_spec(config["operator"]), config["constraint"])
         except (KeyError, TypeError) as e:
             raise ValueError(f"incomplete model description ({e})") from None
 
 
+def operator_spec(meta: dict[str, str]):
+    """The operator described by a checkpoint's metadata: A of images, or the Swiss roll's average."""
+    return swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
+
+
 def build_generator(preset: str, spec: OperatorSpec, constraint: str, channels: int = 3, noise_channels: int = 0,
                     grid: str = "lr") -> SRModel:
+    if preset == "mlp":
+        return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
     if preset not in gpresets.PRESETS:
         raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join(gpresets.PRESETS)})")
     kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset])
@@ -124,6 +130,8 @@ class GANObjective(Objective):
 def build_objective(objective: str, preset: str, channels: int, noise: losses.InstanceNoise) -> Objective:
     if objective in ("mse", "mae"):
         return PixelObjective(objective)
+    if objective == "gan" and preset == "mlp":
+        return GANObjective(nets.MLPCritic(), noise)
     if objective == "gan":
         return GANObjective(nets.Discriminator(channels=channels, **{k: (list(v) if isinstance(v, tuple) else v)
                                                                      for k, v in dpresets.PRESETS[preset].items()}), noise)

@@ -76,6 +76,11 @@ class OperatorSpec:
         w = torch.exp(-(d**2) / (2 * self.sigma**2))
         return (w / w.sum()).to(dtype)  # (k,)
 
+    def build(self) -> tuple["Downsample", "ExactPinv"]:
+        """(A, exact A⁺)."""
+        A = Downsample(self)
+        return A, ExactPinv(A)
+
     def metadata(self) -> dict[str, str]:
         return {
             "scale": str(self.scale),

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 
-from . import checkpoint, data, losses, methods
+from . import checkpoint, data, losses, methods, swissroll
 from .config import TrainConfig
 from .projection import OperatorSpec
 
@@ -46,6 +46,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     """Fill the 'auto' and 0 fields from the data and the scale."""
     cfg = dataclasses.replace(cfg)
     methods.parse_method(cfg.method)
+    if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
+        cfg.preset, cfg.generator = "swissroll", "mlp"
     if cfg.preset == "auto":
         cfg.preset = data.detect_preset(cfg.data)
     if cfg.generator == "auto":
@@ -54,7 +56,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     cfg.kernel_size, cfg.sigma = spec.kernel_size, spec.sigma
     cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
     cfg.noise_steps = cfg.noise_steps or cfg.steps
-    if cfg.patch % cfg.scale:
+    if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
     for name in ("steps", "batch_size", "critic_steps", "log_every", "sample_every", "checkpoint_every"):
         if getattr(cfg, name) < 1:
@@ -163,7 +165,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     torch.manual_seed(cfg.seed + rank)
 
     constraint, objective_name = methods.parse_method(cfg.method)
-    spec = OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
+    vectors = cfg.preset == "swissroll"
+    spec = swissroll.AverageSpec() if vectors else OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
     model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
     ema_model = copy.deepcopy(model).eval()
     noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
@@ -198,7 +201,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         if objective.critic is not None:
             objective.critic = torch.nn.parallel.DistributedDataParallel(objective.critic, **ddp)
 
-    dataset = data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels)
+    dataset = swissroll.SwissRoll(seed=cfg.seed) if vectors else data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels)
     sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
     loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
@@ -227,7 +230,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         while step < cfg.steps:
             y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR
             x = model.A(y)  # (B, C, H/s, W/s) LR, always made with A
-            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[-2:], device=device) if cfg.noise_channels else None
+            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=device) if cfg.noise_channels else None
             logs: dict = {}
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 if opt_c is not None:
@@ -270,7 +273,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
                         writer.add_scalar(k, v, step)
             if rank == 0:
                 callbacks.on_step(step, logs)
-            if rank == 0 and (step % cfg.sample_every == 0 or step == cfg.steps):
+            if rank == 0 and not vectors and (step % cfg.sample_every == 0 or step == cfg.steps):
                 with torch.no_grad():
                     sample = ema_model(x[:4], None if z is None else z[:4])
                 save_grid(out / "samples" / f"step-{step:07d}.png", x, sample, y, cfg.scale)

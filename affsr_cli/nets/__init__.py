@@ -2,8 +2,9 @@
 so that a checkpoint can name its class and carry its constructor arguments."""
 from .discriminator import Discriminator
 from .generator import Generator
+from .mlp import MLPCritic, MLPGenerator
 
-NETS = {"Generator": Generator, "Discriminator": Discriminator}
+NETS = {"Generator": Generator, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic}
 
 
 def build(name: str, kwargs: dict):
