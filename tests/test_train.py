@@ -206,7 +206,7 @@ def test_cli_bad_input(images, tmp_path):
 
 
 def test_two_process_ddp_on_cpu(images, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "affsr_cli", "train", "--method", "affgan", "--data", images, "--out", tmp_path / "ddp",
                         "--steps", "2", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0",
                         "--device", "cpu"], capture_output=True, text=True, timeout=300,
