@@ -227,7 +227,7 @@ def _eval_tables(res, hr: Path, per_image: bool):
 
     means = res.means()
     n = len({r["image"] for r in res.rows})
-    table = Table(title=f"affsr eval: mean of {n} image(s) from {hr}")
+    table = Table(title="affsr eval (means)")
     table.add_column("metric")
     for m in res.methods:
         table.add_column(m, justify="right")
@@ -240,7 +240,7 @@ def _eval_tables(res, hr: Path, per_image: bool):
                       *(f"[bold]{cell(k, v)}[/bold]" if v == best else cell(k, v) for v in values))
     out.print(table)
     conventions = Table(title="conventions", show_header=False)
-    for k, v in res.conventions.items():
+    for k, v in {"images": f"{n} from {hr}", **res.conventions}.items():
         conventions.add_row(k, v)
     out.print(conventions)
     if per_image:

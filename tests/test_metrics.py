@@ -1,0 +1,137 @@
+"""Metrics against scikit-image, BasicSR's convention (transcribed), and the behaviour of the
+sharpness measures and of the two LR-consistency definitions."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage import data
+from skimage.metrics import peak_signal_noise_ratio as sk_psnr
+from skimage.metrics import structural_similarity as sk_ssim
+
+from affsr_cli import evaluate as E
+from affsr_cli import metrics as M
+from affsr_cli.images import write_image
+from affsr_cli.projection import Downsample, ExactPinv, OperatorSpec
+
+
+def photo_pairs():
+    """(name, y, ŷ) as uint8 HWC or HW arrays: real photos against several distortions."""
+    rng = np.random.default_rng(0)
+    rgb = data.astronaut()[100:196, 150:278]  # 96×128×3
+    gray = data.camera()[200:290, 180:301]  # 90×121, odd width
+    out = []
+    for name, y in (("rgb", rgb), ("gray", gray)):
+        noisy = np.clip(y + rng.normal(0, 12, y.shape), 0, 255).astype(np.uint8)
+        blurred = ndimage.gaussian_filter(y.astype(float), [1.5, 1.5, 0][: y.ndim]).round().astype(np.uint8)
+        out += [(f"{name}-noise", y, noisy), (f"{name}-blur", y, blurred), (f"{name}-shift", y, np.roll(y, 1, axis=1))]
+    return out
+
+
+def tensor(a: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(a.astype(np.float64) / 255)
+    return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
+
+
+@pytest.mark.parametrize("name, y, y_hat", photo_pairs(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("data_range", [1.0, 2.0, 0.75])
+@pytest.mark.parametrize("crop", [0, 4])
+def test_psnr_and_ssim_equal_scikit_image(name, y, y_hat, data_range, crop):
+    c = slice(crop, -crop) if crop else slice(None)
+    ref_y, ref_yh = (a[c, c].astype(np.float64) / 255 for a in (y, y_hat))
+    channel_axis = 2 if y.ndim == 3 else None
+    want_psnr = sk_psnr(ref_y, ref_yh, data_range=data_range)
+    want_ssim = sk_ssim(ref_y, ref_yh, data_range=data_range, channel_axis=channel_axis,
+                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ty, tyh = M.crop_border(tensor(y), crop), M.crop_border(tensor(y_hat), crop)
+    assert abs(M.psnr(ty, tyh, data_range) - want_psnr) <= 1e-4
+    assert abs(M.ssim(ty, tyh, data_range) - want_ssim) <= 1e-5
+    assert 0.1 < want_ssim < 0.99  # the test pairs are neither trivial nor unrelated
+
+
+def test_ssim_on_uint8_as_skimage_with_dtype_range():
+    _, y, y_hat = photo_pairs()[0]
+    want = sk_ssim(y, y_hat, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert abs(M.ssim(tensor(y), tensor(y_hat)) - want) <= 1e-5
+    assert M.psnr(tensor(y), tensor(y)) == math.inf and M.ssim(tensor(y), tensor(y)) == pytest.approx(1, abs=1e-12)
+
+
+def basicsr_y(img: np.ndarray) -> np.ndarray:
+    """BasicSR metric_util.to_y_channel: float32 / 255, bgr2ycbcr(y_only) on BGR order, × 255."""
+    bgr = img[..., ::-1].astype(np.float32) / 255.0
+    return (np.dot(bgr, [24.966, 128.553, 65.481]) + 16.0) / 255.0 * 255.0
+
+
+def basicsr_psnr_ssim(a: np.ndarray, b: np.ndarray, crop: int) -> tuple[float, float]:
+    """BasicSR calculate_psnr / calculate_ssim with test_y_channel=True on uint8 HWC images; cv2.filter2D
+    with an 11×11 Gaussian window (σ 1.5) kept where it fits ([5:-5, 5:-5]) written with scipy."""
+    a, b = (basicsr_y(v[crop:-crop, crop:-crop]).astype(np.float64) for v in (a, b))
+    psnr = 10 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    win = np.outer(g / g.sum(), g / g.sum())
+    f = lambda z: ndimage.correlate(z, win, mode="reflect")[5:-5, 5:-5]  # noqa: E731
+    mu1, mu2 = f(a), f(b)
+    s1, s2, s12 = f(a * a) - mu1**2, f(b * b) - mu2**2, f(a * b) - mu1 * mu2
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s1 + s2 + c2))
+    return psnr, ssim.mean()
+
+
+def test_y_channel_and_crop_follow_basicsr():
+    rgb = np.random.default_rng(3).integers(0, 256, (4, 5, 3)).astype(np.uint8)
+    y = M.to_y(tensor(rgb))[0].numpy()
+    assert np.abs(y * 255 - basicsr_y(rgb)).max() < 1e-4  # BasicSR rounds through float32
+    assert M.to_y(torch.ones(3, 1, 1)).item() == pytest.approx(235 / 255)
+    assert M.to_y(torch.zeros(3, 1, 1)).item() == pytest.approx(16 / 255)
+    for name, a, b in photo_pairs()[:3]:
+        want_psnr, want_ssim = basicsr_psnr_ssim(a, b, crop=4)
+        ya, yb = (M.crop_border(M.to_y(tensor(v)), 4) for v in (a, b))
+        assert abs(M.psnr(ya, yb) - want_psnr) <= 1e-4, name
+        assert abs(M.ssim(ya, yb) - want_ssim) <= 1e-5, name
+
+
+def test_sharpness_measures():
+    y = tensor(data.camera()[100:292, 100:292])
+    assert M.hf_ratio(y, y, 4) == pytest.approx(1) and M.spectrum_db(y, y, 4) == pytest.approx(0, abs=1e-9)
+    blurred = [torch.from_numpy(ndimage.gaussian_filter(y.numpy(), [0, s, s])) for s in (0.7, 1.5, 3.0)]
+    ratios = [M.hf_ratio(y, b, 4) for b in blurred]
+    dists = [M.spectrum_db(y, b, 4) for b in blurred]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
+    assert 0 < dists[0] < dists[1] < dists[2]
+    noisy = y + 0.05 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert M.hf_ratio(y, noisy, 4) > 1.2 and M.spectrum_db(y, noisy, 4) > 1
+    assert M.hf_ratio(y, y * 0.5 + 0.2, 4) == pytest.approx(0.25)  # energy, mean-free: contrast², offset-blind
+    # at scale 2 the band starts higher: bicubic-like blur loses less of it than at scale 4
+    assert M.hf_ratio(y, blurred[0], 2) < M.hf_ratio(y, blurred[0], 4)
+
+
+def test_lr_consistency_has_two_definitions(tmp_path):
+    """Aŷ vs x (the input, rounded to 8 bits) and Aŷ vs A y differ by exactly the rounding of x."""
+    rgb = data.coffee()[40:88, 200:264]  # 48×64
+    write_image(tmp_path / "c.png", tensor(rgb))
+    spec = OperatorSpec()
+    res = E.evaluate_upscalers(tmp_path, {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
+                               E.parse_metrics(["lr-mse", "lr-psnr"]), E.Conventions())
+    rows = {r["method"]: r for r in res.rows}
+    A = Downsample(spec)
+    Ay = A(tensor(rgb))
+    x = (Ay * 255).round() / 255
+    assert rows["pinv"]["lr-mse-x"] < 1e-12  # A A⁺ x = x
+    assert rows["pinv"]["lr-mse-ay"] == pytest.approx(float((x - Ay).square().mean()), rel=1e-6)
+    assert 1e-7 < rows["pinv"]["lr-mse-ay"] < 1e-5  # 8-bit rounding: about (1/255)²/12
+    bic = E.bicubic(x.float()[None], 4)[0].double()
+    assert rows["bicubic"]["lr-mse-x"] == pytest.approx(float((A(bic) - x).square().mean()), rel=1e-6)
+    assert rows["bicubic"]["lr-psnr-x"] == pytest.approx(10 * math.log10(1 / rows["bicubic"]["lr-mse-x"]))
+    assert rows["bicubic"]["lr-mse-x"] > 10 * rows["pinv"]["lr-mse-ay"]  # bicubic is not consistent
+    float_lr = E.evaluate_upscalers(tmp_path, {"pinv": (E.baseline("pinv", spec), spec)}, ("lr-mse-x", "lr-mse-ay"),
+                                    E.Conventions(quantize_lr=False)).rows[0]
+    assert float_lr["lr-mse-ay"] < 1e-12  # without rounding, x = A y and the definitions agree
+
+
+def test_pinv_baseline_is_the_exact_pseudo_inverse():
+    spec = OperatorSpec()
+    x = torch.rand(1, 3, 6, 7, dtype=torch.float64)
+    assert torch.allclose(E.baseline("pinv", spec)(x), ExactPinv(Downsample(spec))(x))
+    with pytest.raises(ValueError, match="baseline"):
+        E.baseline("lanczos", spec)
