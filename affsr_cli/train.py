@@ -97,6 +97,8 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
             raise TrainingError(f"--resume with a different config than the run in {out}: {'; '.join(diff)}")
     elif has_run and not cfg.overwrite:
         raise TrainingError(f"{out} already holds a run: pass --resume to continue it or --overwrite to start afresh")
+    if dist.is_initialized():
+        dist.barrier()  # every process has checked the folder before rank 0 writes to it
     if rank == 0:
         try:
             (out / "samples").mkdir(parents=True, exist_ok=True)
