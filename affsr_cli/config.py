@@ -6,15 +6,17 @@ from dataclasses import dataclass
 
 # fields that may differ between a run and its --resume (everything else must match)
 # fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
-AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "kernel_size": 0, "sigma": 0.0, "noise_steps": 0}
+AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "kernel_size": 0, "sigma": 0.0, "noise_steps": 0,
+        "prior_steps": 0, "dae_sigma_min": 0.0}
 RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
              "bf16", "overwrite"}
 
 
 @dataclass
 class TrainConfig:
-    method: str = "affgan"  # objective × constraint: (aff|soft|)(mse|mae|gan), e.g. affgan, softmse, gan
-    data: str = ""  # folder of images (read recursively)
+    method: str = "affgan"  # objective × constraint: (aff|soft|)(mse|mae|gan|dg|ll), e.g. affgan, softmse, dg
+    data: str = ""  # folder of images (read recursively), or swissroll (the paper's 2-D toy)
+    val: str = ""  # folder of validation images: PSNR/SSIM of centre crops logged every sample_every steps
     preset: str = "auto"  # texture | celeba | imagenet | patch | auto (celeba layout → celeba, else patch)
     patch: int = 0  # HR patch side for texture/patch presets (0: the preset's: texture 64, patch 128)
     out: str = "runs/affsr"  # run folder: config.json, checkpoints, metrics.jsonl, samples/
@@ -38,6 +40,13 @@ class TrainConfig:
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
     critic_steps: int = 1  # gan: discriminator steps per generator step
+    prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)
+    ladder: int = 8  # dg/ll: prior snapshots kept during pre-training (dg walks them by decreasing σ)
+    dae_sigma_max: float = 0.5  # dg: denoiser noise σ at the start of pre-training
+    dae_sigma_min: float = 0.0  # dg: σ at its end, annealed geometrically (0: 0.01 for images, 0.25 for the Swiss roll)
+    prior_width: int = 0  # dg/ll: prior width (0: DAE 128 maps / 256 units, PixelCNN 64 maps)
+    prior_layers: int = 0  # dg/ll: prior layers (0: 4 for images, 2 for the Swiss roll)
+    mixture: int = 10  # ll: logistic mixture components per pixel and channel
     ema: float = 0.999  # decay of the exponential moving average of generator weights (0: off)
     seed: int = 0  # seeds torch, data order and crops
     workers: int = 2  # DataLoader worker processes

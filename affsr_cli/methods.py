@@ -1,20 +1,20 @@
 """Methods as objective × constraint (paper §3): `affgan` = gan objective under the affine
 projection, `softmse` = mse with the soft MAE(x, Aŷ) penalty, `gan` = no constraint, ...
 
-SRModel (network + constraint) is what a checkpoint holds; an Objective holds what training
-needs besides (a discriminator, a denoiser, a density model) and returns losses.
+SRModel (network + constraint) is what a checkpoint holds; an Objective (objectives.py) holds
+what training needs besides (a discriminator, a denoiser, a density model) and returns losses.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from . import losses, nets, swissroll
+from . import losses, nets, objectives, swissroll
 from .nets import discriminator as dpresets
 from .nets import generator as gpresets
 from .projection import OperatorSpec, Projection
 
-OBJECTIVES = ("mse", "mae", "gan")
+OBJECTIVES = ("mse", "mae", "gan", "dg", "ll")
 CONSTRAINTS = ("aff", "soft", "none")
 METHODS = tuple(c.replace("none", "") + o for c in CONSTRAINTS for o in OBJECTIVES)
 
@@ -76,63 +76,25 @@ def build_generator(preset: str, spec: OperatorSpec, constraint: str, channels: 
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
 
 
-class Objective(nn.Module):
-    """What the generator minimises. `critic` (a module or None) is trained by `critic_loss`."""
-
-    def __init__(self):
-        super().__init__()
-        self.critic: nn.Module | None = None
-
-    def generator_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def critic_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def after_step(self, step: int, logs: dict):
-        pass
-
-
-class PixelObjective(Objective):
-    """mse or mae against the HR image y (empirical risk minimisation)."""
-
-    def __init__(self, kind: str):
-        super().__init__()
-        self.kind, self.fn = kind, {"mse": losses.mse, "mae": losses.mae}[kind]
-
-    def generator_loss(self, yhat, y):
-        loss = self.fn(yhat, y)
-        return loss, {self.kind: float(loss.detach())}
-
-
-class GANObjective(Objective):
-    """Amortised MAP via KL[q‖p] (paper §3.2, eq. 10), with instance noise (App. C)."""
-
-    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise):
-        super().__init__()
-        self.critic, self.noise = discriminator, noise
-
-    def critic_loss(self, yhat, y):
-        logits = self.critic(self.noise(torch.cat([y, yhat.detach()])))  # one batch: same BN statistics
-        real, fake = logits.chunk(2)
-        loss = losses.discriminator_loss(real, fake)
-        return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
-                      "d_fake": float(torch.sigmoid(fake.detach()).mean())}
-
-    def generator_loss(self, yhat, y):
-        loss = losses.generator_loss(self.critic(self.noise(yhat)))
-        return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
-
-    def after_step(self, step, logs):
-        self.noise.update(step, logs.get("d_loss", float("nan")))
-
-
-def build_objective(objective: str, preset: str, channels: int, noise: losses.InstanceNoise) -> Objective:
+def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
+    """The objective with its critic for generator preset `preset`; cfg: a resolved TrainConfig."""
+    vectors = preset == "mlp"
     if objective in ("mse", "mae"):
-        return PixelObjective(objective)
-    if objective == "gan" and preset == "mlp":
-        return GANObjective(nets.MLPCritic(), noise)
+        return objectives.PixelObjective(objective)
     if objective == "gan":
-        return GANObjective(nets.Discriminator(channels=channels, **{k: (list(v) if isinstance(v, tuple) else v)
-                                                                     for k, v in dpresets.PRESETS[preset].items()}), noise)
+        noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
+        d = nets.MLPCritic() if vectors else nets.Discriminator(
+            channels=cfg.channels, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[preset].items()})
+        return objectives.GANObjective(d, noise)
+    width = cfg.prior_width or (256 if vectors and objective == "dg" else 128 if objective == "dg" else 64)
+    layers = cfg.prior_layers or (2 if vectors else 4)
+    if objective == "dg":
+        dae = nets.MLPDenoiser(width=width, layers=layers) if vectors else \
+            nets.ConvDenoiser(channels=cfg.channels, width=width, layers=layers)
+        return objectives.DenoiserObjective(dae, cfg.prior_steps, cfg.steps, cfg.ladder, cfg.dae_sigma_max, cfg.dae_sigma_min)
+    if objective == "ll":
+        if vectors:
+            raise ValueError("the ll objective needs images (its prior is a PixelCNN)")
+        prior = nets.PixelCNN(channels=cfg.channels, width=width, layers=layers, mixture=cfg.mixture)
+        return objectives.DensityObjective(prior, cfg.prior_steps, cfg.steps, cfg.ladder)
     raise ValueError(f"unknown objective {objective!r}")

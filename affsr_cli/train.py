@@ -56,6 +56,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     cfg.kernel_size, cfg.sigma = spec.kernel_size, spec.sigma
     cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
     cfg.noise_steps = cfg.noise_steps or cfg.steps
+    cfg.prior_steps = cfg.prior_steps or cfg.steps // 2
+    cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
     if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
     for name in ("steps", "batch_size", "critic_steps", "log_every", "sample_every", "checkpoint_every"):
@@ -171,12 +173,11 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     spec = swissroll.AverageSpec() if vectors else OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
     model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
     ema_model = copy.deepcopy(model).eval()
-    noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
-    objective = methods.build_objective(objective_name, cfg.generator, cfg.channels, noise).to(device)
+    objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)
     betas = (cfg.beta1, 0.999)
     opt_g = torch.optim.Adam(model.net.parameters(), cfg.lr, betas=betas)
     opt_c = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, betas=betas) if objective.critic else None
-    modules = {"net": model.net, "ema": ema_model.net, **({"critic": objective.critic} if objective.critic else {})}
+    modules = {"net": model.net, "ema": ema_model.net, "objective": objective}
     optimizers = {"g": opt_g, **({"c": opt_c} if opt_c else {})}
 
     if cfg.init and not cfg.resume:
@@ -193,7 +194,6 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             m.load_state_dict(state["modules"][k])
         for k, o in optimizers.items():
             o.load_state_dict(state["optimizers"][k])
-        noise.load_state_dict(state["extra"]["noise"])
         torch.set_rng_state(state["extra"]["rng"][rank % len(state["extra"]["rng"])])
         step = state["step"]
 
@@ -201,13 +201,14 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
         model.net = torch.nn.parallel.DistributedDataParallel(model.net, **ddp)
         if objective.critic is not None:
-            objective.critic = torch.nn.parallel.DistributedDataParallel(objective.critic, **ddp)
+            objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
 
     dataset = swissroll.SwissRoll(seed=cfg.seed) if vectors else data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels)
     sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
     loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
                                          pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+    val = validation_set(cfg) if rank == 0 and cfg.val else None
     bf16 = cfg.bf16 and device.type == "cuda"
     writer = _tensorboard(out) if rank == 0 else None
     if rank == 0:
@@ -219,9 +220,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
 
     def save(at: int):
         if rank == 0:
-            rng = [torch.get_rng_state()]
-            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers,
-                                  {"noise": noise.state_dict(), "rng": rng}, cfg.to_dict())
+            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers, {"rng": [torch.get_rng_state()]},
+                                  cfg.to_dict())
             checkpoint.save_generator(out / "generator.safetensors", ema_model,
                                       {"method": cfg.method, "step": str(at), "preset": cfg.preset})
 
@@ -230,43 +230,27 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     t_last, seen = time.perf_counter(), 0
     try:
         while step < cfg.steps:
-            y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR
+            y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
             x = model.A(y)  # (B, C, H/s, W/s) LR, always made with A
             z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=device) if cfg.noise_channels else None
-            logs: dict = {}
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                if opt_c is not None:
-                    for _ in range(cfg.critic_steps):
-                        with torch.no_grad():
-                            yhat = model(x, z)
-                        loss_c, c_logs = objective.critic_loss(yhat, y)
-                        opt_c.zero_grad(set_to_none=True)
-                        loss_c.backward()
-                        opt_c.step()
-                        logs.update(c_logs)
-                yhat = model(x, z)
-                loss, g_logs = objective.generator_loss(yhat, y)
-                logs.update(g_logs)
-                if constraint == "soft":
-                    penalty = (x - model.A(yhat.float())).abs().mean()
-                    loss = loss + cfg.soft_weight * penalty
-                    logs["soft_mae"] = float(penalty.detach())
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise TrainingError(f"the loss became {loss_value} at step {step + 1}; stopped. "
+                loss, logs, yhat = train_step(model, objective, opt_g, opt_c, x, y, z, step, cfg)
+            if not math.isfinite(loss):
+                raise TrainingError(f"the loss became {loss} at step {step + 1}; stopped. "
                                     f"The last good checkpoint in {out} is intact")
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-            ema_update(ema_model.net, modules["net"], cfg.ema)
+            if yhat is not None:
+                ema_update(ema_model.net, modules["net"], cfg.ema)
             step += 1
             seen += y.shape[0] * world
             objective.after_step(step, logs)
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 now = time.perf_counter()
-                with torch.no_grad():
-                    lr_mse = float((model.A(yhat.detach().double()) - x.double()).pow(2).mean())
-                logs.update(step=step, loss=loss_value, lr_mse=lr_mse, images_per_s=seen / (now - t_last))
+                logs.update(step=step, loss=loss, images_per_s=seen / (now - t_last))
+                if yhat is not None:
+                    with torch.no_grad():
+                        logs["lr_mse"] = float((model.A(yhat.detach().double()) - x.double()).pow(2).mean())
+                if val is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
+                    logs.update(validate(ema_model, *val))
                 t_last, seen = now, 0
                 with open(out / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(logs) + "\n")
@@ -290,6 +274,66 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out
+
+
+def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainConfig):
+    """One step: the critic's (if the objective trains one now), then the generator's (if it
+    trains now). Returns (loss, logs, ŷ or None when the generator did not train)."""
+    logs: dict = {}
+    loss = float("nan")
+    if opt_c is not None and objective.trains_critic(step):
+        for _ in range(cfg.critic_steps):
+            yhat = None
+            if objective.critic_uses_output:
+                with torch.no_grad():
+                    yhat = model(x, z)
+            loss_c, c_logs = objective.critic_loss(yhat, y)
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+            logs.update(c_logs)
+            loss = float(loss_c.detach())
+    if not objective.trains_generator(step):
+        return loss, logs, None
+    yhat = model(x, z)
+    loss_g, g_logs = objective.generator_loss(yhat, y)
+    logs.update(g_logs)
+    if model.constraint == "soft":
+        penalty = (x - model.A(yhat.float())).abs().mean()
+        loss_g = loss_g + cfg.soft_weight * penalty
+        logs["soft_mae"] = float(penalty.detach())
+    loss = float(loss_g.detach())
+    if math.isfinite(loss):
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    return loss, logs, yhat
+
+
+def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to 16 centre crops (patch×patch) of the images in cfg.val and their LR versions."""
+    spec = OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
+    files = data.find_images(cfg.val)[:16]
+    crops = []
+    for f in files:
+        y = torch.from_numpy(data.load_image(f, cfg.channels)).permute(2, 0, 1)
+        h, w = y.shape[-2:]
+        n = min(cfg.patch, h - h % cfg.scale, w - w % cfg.scale)
+        crops.append(y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n])
+    n = min(c.shape[-1] for c in crops)
+    y = torch.stack([c[:, :n, :n] for c in crops])
+    return y, spec.build()[0](y)
+
+
+@torch.no_grad()
+def validate(model, y: torch.Tensor, x: torch.Tensor) -> dict:
+    """Mean PSNR and SSIM of the EMA generator on the validation crops (Fig. 7 of the paper)."""
+    from . import metrics
+
+    device = next(model.parameters()).device
+    yhat = model(x.to(device)).float().cpu().clamp(0, 1)
+    return {"val_psnr": sum(metrics.psnr(a, b) for a, b in zip(y, yhat)) / len(y),
+            "val_ssim": sum(metrics.ssim(a, b) for a, b in zip(y, yhat)) / len(y)}
 
 
 def _tensorboard(out: Path):

@@ -1,0 +1,211 @@
+"""Objectives: what the generator minimises, and the auxiliary network ("critic") some need.
+
+    mse, mae   empirical risk against y
+    gan        eq. 10, KL[q‖p] through a discriminator, instance noise (§3.2, App. C)
+    dg         denoiser guidance (§3.3, eqs. 12, 28–30): a DAE ladder pre-trained at decreasing σ
+    ll         density guidance (§3.4, eq. 32): −log p(ŷ) under a PixelCNN pre-trained by ML
+
+The loop asks `trains_critic(step)` / `trains_generator(step)`: gan trains both every step;
+dg and ll first train their prior alone for `prior_steps` steps, then the generator alone.
+Objective state beyond parameters (instance-noise σ, the DAE ladder) travels through
+`get_extra_state`, so `state_dict()` covers everything --resume needs.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import losses
+
+
+class Objective(nn.Module):
+    critic_uses_output = False  # does critic_loss need the generator's output?
+
+    def __init__(self):
+        super().__init__()
+        self.critic: nn.Module | None = None
+
+    @property
+    def trained_critic(self) -> nn.Module:
+        """The critic as the loop trains it (wrapped for DDP by `wrap_critic`)."""
+        return self.__dict__.get("_wrapped") or self.critic
+
+    def wrap_critic(self, wrap):
+        self.__dict__["_wrapped"] = wrap(self.critic)  # not registered: state_dict keeps plain names
+
+    def trains_critic(self, step: int) -> bool:
+        return self.critic is not None
+
+    def trains_generator(self, step: int) -> bool:
+        return True
+
+    def generator_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def critic_loss(self, yhat: torch.Tensor | None, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def after_step(self, step: int, logs: dict):
+        pass
+
+    def get_extra_state(self):
+        return {}
+
+    def set_extra_state(self, state):
+        pass
+
+
+class PixelObjective(Objective):
+    """mse or mae against the HR image y (empirical risk minimisation)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind, self.fn = kind, {"mse": losses.mse, "mae": losses.mae}[kind]
+
+    def generator_loss(self, yhat, y):
+        loss = self.fn(yhat, y)
+        return loss, {self.kind: float(loss.detach())}
+
+
+class GANObjective(Objective):
+    """Amortised MAP via KL[q‖p] (paper §3.2, eq. 10), with instance noise (App. C)."""
+
+    critic_uses_output = True
+
+    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise):
+        super().__init__()
+        self.critic, self.noise = discriminator, noise
+
+    def critic_loss(self, yhat, y):
+        logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # one batch: same BN statistics
+        real, fake = logits.chunk(2)
+        loss = losses.discriminator_loss(real, fake)
+        return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
+                      "d_fake": float(torch.sigmoid(fake.detach()).mean())}
+
+    def generator_loss(self, yhat, y):
+        loss = losses.generator_loss(self.trained_critic(self.noise(yhat)))
+        return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
+
+    def after_step(self, step, logs):
+        self.noise.update(step, logs.get("d_loss", float("nan")))
+
+    def get_extra_state(self):
+        return {"noise": self.noise.state_dict()}
+
+    def set_extra_state(self, state):
+        self.noise.load_state_dict(state["noise"])
+
+
+class PriorObjective(Objective):
+    """dg and ll: pre-train a prior for `prior_steps`, keeping a ladder of `rungs` snapshots,
+    then guide the generator with it."""
+
+    def __init__(self, prior: nn.Module, prior_steps: int, total_steps: int, rungs: int):
+        super().__init__()
+        self.critic, self.prior_steps, self.total_steps, self.rungs = prior, prior_steps, total_steps, rungs
+        self.ladder: list[dict] = []  # snapshots (state dicts) taken during pre-training, in order
+        self.rung = -1  # the ladder rung loaded for generator training (-1: none yet)
+
+    def trains_critic(self, step):
+        self.step = step  # the σ schedule of dg reads it
+        return step < self.prior_steps
+
+    def trains_generator(self, step):
+        if step < self.prior_steps:
+            return False
+        if self.rung < 0:
+            self.critic.requires_grad_(False)
+        self.use_rung(self.rung_for(step))
+        return True
+
+    def rung_for(self, step: int) -> int:
+        """Generator phase is split evenly over the ladder, each rung in turn (dg); ll: the last."""
+        return len(self.ladder) - 1
+
+    def use_rung(self, k: int):
+        if k != self.rung:
+            self.critic.load_state_dict(self.ladder[k])
+            self.critic.eval()
+            self.rung = k
+
+    def after_step(self, step, logs):
+        """Snapshot the prior at the end of each of `rungs` equal stretches of pre-training."""
+        every = max(1, self.prior_steps // self.rungs)
+        if step <= self.prior_steps and (step % every == 0 or step == self.prior_steps):
+            if len(self.ladder) < self.rungs or step == self.prior_steps:
+                snapshot = {k: v.detach().clone() for k, v in self.critic.state_dict().items()}
+                if len(self.ladder) == self.rungs:
+                    self.ladder[-1] = snapshot
+                else:
+                    self.ladder.append(snapshot)
+
+    def get_extra_state(self):
+        return {"ladder": self.ladder, "rung": self.rung}
+
+    def set_extra_state(self, state):
+        self.ladder, self.rung = list(state["ladder"]), -1
+
+
+class DenoiserObjective(PriorObjective):
+    """Denoiser-guided SR. Pre-training: ‖f_σ(y + σε) − y‖² with σ annealed geometrically from
+    σ_max to σ_min. Generator: follow ∂log p/∂y ≈ (f_σ(ŷ) − ŷ)/σ² (eq. 12) through Π; the loss
+    whose gradient that is, −⟨sg[f_σ(ŷ) − ŷ], ŷ⟩ (scaled by σ², constant per rung), uses the
+    ladder's rungs in order of decreasing σ (App. E, Fig. 7: the steps in the curves)."""
+
+    def __init__(self, dae: nn.Module, prior_steps: int, total_steps: int, rungs: int, sigma_max: float, sigma_min: float):
+        super().__init__(dae, prior_steps, total_steps, rungs)
+        if not 0 < sigma_min <= sigma_max:
+            raise ValueError(f"denoiser σ must satisfy 0 < σ_min ≤ σ_max, got {sigma_min}, {sigma_max}")
+        self.sigma_max, self.sigma_min = sigma_max, sigma_min
+        self.sigmas: list[float] = []  # σ of each ladder rung
+
+    def sigma_at(self, step: int) -> float:
+        t = min(step / max(self.prior_steps - 1, 1), 1.0)
+        return self.sigma_max * (self.sigma_min / self.sigma_max) ** t
+
+    def critic_loss(self, yhat, y):
+        sigma = self.sigma_at(self.step)
+        loss = losses.mse(self.trained_critic(y + sigma * torch.randn_like(y)), y)
+        return loss, {"dae_loss": float(loss.detach()), "dae_sigma": sigma}
+
+    def rung_for(self, step):
+        left = max(self.total_steps - self.prior_steps, 1)
+        return min(len(self.ladder) - 1, (step - self.prior_steps) * len(self.ladder) // left)
+
+    def generator_loss(self, yhat, y):
+        with torch.no_grad():
+            residual = self.critic(yhat.detach()) - yhat.detach()  # σ² ∂log p/∂y
+        loss = -(residual * yhat).sum() / yhat.shape[0]
+        sigma = self.sigmas[self.rung]
+        return loss, {"score_norm": float(residual.flatten(1).norm(dim=1).mean()) / sigma**2, "dae_sigma": sigma}
+
+    def after_step(self, step, logs):
+        before = len(self.ladder)
+        super().after_step(step, logs)
+        if len(self.ladder) > before:
+            self.sigmas.append(self.sigma_at(step - 1))
+        elif step == self.prior_steps and self.sigmas:
+            self.sigmas[-1] = self.sigma_at(step - 1)
+
+    def get_extra_state(self):
+        return {**super().get_extra_state(), "sigmas": self.sigmas}
+
+    def set_extra_state(self, state):
+        super().set_extra_state(state)
+        self.sigmas = [float(s) for s in state["sigmas"]]
+
+
+class DensityObjective(PriorObjective):
+    """Density-guided SR: pre-train the PixelCNN by maximum likelihood, then minimise −log p(ŷ)
+    per dimension (eq. 32) under the last snapshot."""
+
+    def critic_loss(self, yhat, y):
+        nll = self.trained_critic(y)
+        return nll, {"prior_nll": float(nll.detach()), "prior_bits_per_dim": float(nll.detach()) / math.log(2)}
+
+    def generator_loss(self, yhat, y):
+        nll = self.critic(yhat)
+        return nll, {"nll": float(nll.detach())}

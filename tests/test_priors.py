@@ -1,0 +1,105 @@
+"""Denoiser and density priors (paper §3.3, §3.4): score estimates, causality, normalisation,
+the ladder, and the Swiss roll's vector methods."""
+import math
+
+import pytest
+import torch
+
+from affsr_cli import checkpoint, objectives, swissroll
+from affsr_cli import train as engine
+from affsr_cli.config import TrainConfig
+from affsr_cli.nets import MLPDenoiser, PixelCNN
+
+
+def test_denoiser_score_matches_the_analytic_score_of_a_gaussian():
+    """For y ~ N(0, Σ) the optimal DAE at noise σ has (f(ỹ) − ỹ)/σ² = −(Σ + σ²I)⁻¹ ỹ exactly."""
+    torch.manual_seed(0)
+    sigma = 0.5
+    cov = torch.tensor([[1.0, 0.6], [0.6, 0.5]])
+    chol = torch.linalg.cholesky(cov)
+    obj = objectives.DenoiserObjective(MLPDenoiser(width=64), prior_steps=2000, total_steps=2000, rungs=1,
+                                       sigma_max=sigma, sigma_min=sigma)
+    opt = torch.optim.Adam(obj.critic.parameters(), 3e-3)
+    for step in range(1500):
+        assert obj.trains_critic(step)
+        loss, _ = obj.critic_loss(None, torch.randn(512, 2) @ chol.T)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    y_noisy = torch.randn(2000, 2) @ torch.linalg.cholesky(cov + sigma**2 * torch.eye(2)).T
+    with torch.no_grad():
+        score = (obj.critic(y_noisy) - y_noisy) / sigma**2
+    exact = -y_noisy @ torch.linalg.inv(cov + sigma**2 * torch.eye(2)).T
+    rel = (score - exact).norm(dim=1).mean() / exact.norm(dim=1).mean()
+    assert rel < 0.1, f"relative error of the score estimate {rel:.3f}"
+
+
+def test_pixelcnn_is_causal():
+    """The parameters for pixel j have zero gradient w.r.t. pixels j, j+1, … (raster order)."""
+    torch.manual_seed(0)
+    net = PixelCNN(channels=2, width=16, layers=3, mixture=3)
+    H, W = 6, 7
+    for r, c in [(0, 0), (2, 3), (5, 6), (3, 0)]:
+        y = torch.rand(1, 2, H, W, requires_grad=True)
+        logits, mu, log_s = net.params(y)
+        (logits[..., r, c].sum() + mu[..., r, c].sum() + log_s[..., r, c].sum()).backward()
+        g = y.grad[0].abs().sum(0)  # (H, W)
+        order = torch.arange(H * W).view(H, W)
+        j = r * W + c
+        assert g[order >= j].max() == 0
+        if j > 0:
+            assert g[order < j].max() > 0  # it does see the past
+
+
+def test_one_pixel_likelihood_integrates_to_one():
+    torch.manual_seed(0)
+    net = PixelCNN(channels=1, width=8, layers=2, mixture=5).double()
+    with torch.no_grad():
+        net.body[-1].bias.normal_(0, 1.0)  # a non-trivial mixture (scales up to e² or so: wide tails)
+        v = torch.linspace(-400, 400, 800_001, dtype=torch.float64)
+        y = v.view(-1, 1, 1, 1)
+        density = net.log_prob_pixels(y).exp().flatten()
+    integral = torch.trapezoid(density, v)
+    assert abs(float(integral) - 1) < 1e-6
+
+
+def test_dg_ladder_walks_decreasing_sigma():
+    obj = objectives.DenoiserObjective(MLPDenoiser(width=8), prior_steps=8, total_steps=16, rungs=4,
+                                       sigma_max=0.5, sigma_min=0.01)
+    for step in range(8):
+        assert obj.trains_critic(step) and not obj.trains_generator(step)
+        obj.after_step(step + 1, {})
+    assert len(obj.ladder) == 4 and len(obj.sigmas) == 4
+    assert all(a > b for a, b in zip(obj.sigmas, obj.sigmas[1:])) and math.isclose(obj.sigmas[-1], 0.01)
+    rungs = []
+    for step in range(8, 16):
+        assert not obj.trains_critic(step) and obj.trains_generator(step)
+        rungs.append(obj.rung)
+    assert rungs == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert not any(p.requires_grad for p in obj.critic.parameters())
+
+
+@pytest.mark.parametrize("method", ["affgan", "softgan", "affdg", "mse"])
+def test_swissroll_methods(tmp_path, method):
+    rec_steps = []
+
+    class Rec(engine.Callbacks):
+        def on_step(self, step, logs):
+            rec_steps.append(logs)
+
+    cfg = TrainConfig(data="swissroll", method=method, out=str(tmp_path / method), steps=4, batch_size=64, workers=0,
+                      log_every=1)
+    out = engine.train(cfg, Rec())
+    model = checkpoint.load_generator(out / "generator.safetensors")
+    assert isinstance(model.spec, swissroll.AverageSpec)
+    x = torch.linspace(-8, 8, 17).unsqueeze(1)
+    yhat = model(x)
+    assert yhat.shape == (17, 2)
+    if method.startswith("aff"):
+        assert (yhat.mean(1, keepdim=True) - x).abs().max() < 1e-5
+    assert not list((tmp_path / method / "samples").iterdir())  # no image grids for vectors
+
+
+def test_ll_needs_images(tmp_path):
+    with pytest.raises(ValueError, match="needs images"):
+        engine.train(TrainConfig(data="swissroll", method="affll", out=str(tmp_path / "r"), steps=2, workers=0))
