@@ -10,6 +10,7 @@ reaches the caller through `on_image(done, total, name)`.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -166,10 +167,25 @@ def _channels(n: int) -> str:
 
 # -- measuring ----------------------------------------------------------------------------------------
 
+def single_threaded(fn):
+    """Run fn with one torch thread. The metrics work on one image at a time, where a thread pool
+    gains little and, on a busy machine, loses up to 10× to threads waiting for each other."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(n)
+    return wrapper
+
+
 class _Reference:
     """What every comparison with one HR image y needs, computed once: y in the compared colour space
     and crop, its data range, its spectrum, A y."""
 
+    @single_threaded
     def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...]):
         self.bits, self.conv, self.metrics = bits, conv, metrics
         self.y = y
@@ -183,6 +199,7 @@ class _Reference:
     def colour_crop(self, img: torch.Tensor) -> torch.Tensor:
         return M.crop_border(self.colour(img), self.conv.crop_border)
 
+    @single_threaded
     def measure(self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor) -> dict[str, float]:
         """ŷ (C, H, W) float64 against y; x (C, h, w) the LR input when known, Ay = A y."""
         if self.conv.round_sr:

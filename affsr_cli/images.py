@@ -71,7 +71,9 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
         raise ImageFileError(f"{path}: corrupt or truncated image ({e or type(e).__name__})") from None
     array = _orient(array, orientation)  # (H, W, C) uint8 or uint16
     bits = 16 if array.dtype == np.uint16 else 8
-    t = torch.from_numpy(np.ascontiguousarray(array).astype(np.int32)).permute(2, 0, 1).to(dtype) / (2**bits - 1)
+    planes = array.transpose(2, 0, 1).astype(np.float64 if dtype == torch.float64 else np.float32)  # (C, H, W)
+    planes /= 2**bits - 1
+    t = torch.from_numpy(planes).to(dtype)
     colour, alpha = (t[:-1], t[-1:]) if t.shape[0] in (2, 4) else (t, None)
     return Picture(colour, alpha, bits)
 
@@ -261,7 +263,7 @@ def write_image(path: str | os.PathLike, pixels: torch.Tensor, *, alpha: torch.T
     a = a.astype(np.uint16 if bits == 16 else np.uint8)
 
     def write(tmp: Path):
-        if fmt == "PNG":
+        if bits == 16:  # Pillow cannot write 16-bit colour
             tmp.write_bytes(_png_bytes(a))
         else:
             Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(tmp, format=fmt, quality=quality)

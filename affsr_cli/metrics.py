@@ -67,15 +67,15 @@ def gaussian_taps(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) ->
 
 
 def _blur_valid(z: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian on (N, H, W) where the window fits: (N, H − 2r, W − 2r). The taps are
-    symmetric, so each pair of rows (columns) is summed before one multiply-add."""
+    """Separable Gaussian on one (H, W) plane where the window fits: (H − 2r, W − 2r). The taps are
+    symmetric: each pair of rows (columns) is added with one weight. One plane at a time stays in cache."""
     w, k = taps.tolist(), taps.numel()
     r = k // 2
-    for dim in (1, 2):
-        n = z.shape[dim]
-        out = z.narrow(dim, r, n - 2 * r) * w[r]
+    for dim in (0, 1):
+        m = z.shape[dim] - 2 * r
+        out = z.narrow(dim, r, m) * w[r]
         for t in range(r):
-            out.add_(z.narrow(dim, t, n - 2 * r) + z.narrow(dim, k - 1 - t, n - 2 * r), alpha=w[t])
+            out.add_(z.narrow(dim, t, m), alpha=w[t]).add_(z.narrow(dim, k - 1 - t, m), alpha=w[t])
         z = out
     return z
 
@@ -89,12 +89,15 @@ def ssim(y: torch.Tensor, y_hat: torch.Tensor, data_range: float = 1.0, *, sigma
     if min(y.shape[-2:]) < k:
         raise ValueError(f"SSIM needs images of at least {k}×{k} pixels (after any crop), got {tuple(y.shape[-2:])}")
     a, b = y.double().reshape(-1, *y.shape[-2:]), y_hat.double().reshape(-1, *y.shape[-2:])  # (C, H, W)
-    C = a.shape[0]
-    mu_a, mu_b, aa, bb, ab = _blur_valid(torch.cat([a, b, a * a, b * b, a * b]), taps).split(C)
-    var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    s = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(s.mean((-2, -1)).mean())
+    means = []
+    for ac, bc in zip(a, b):  # channel by channel: the maps of one channel fit in cache
+        mu_a, mu_b = _blur_valid(ac, taps), _blur_valid(bc, taps)
+        sq, ab = _blur_valid(ac * ac + bc * bc, taps), _blur_valid(ac * bc, taps)  # σ_a² + σ_b² needs only a² + b²
+        mu_ab, mu_sq = mu_a * mu_b, mu_a**2 + mu_b**2
+        s = (2 * mu_ab + c1) * (2 * (ab - mu_ab) + c2) / ((mu_sq + c1) * (sq - mu_sq + c2))
+        means.append(s.mean())
+    return float(torch.stack(means).mean())
 
 
 class Spectrum(NamedTuple):
