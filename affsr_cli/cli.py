@@ -136,6 +136,8 @@ def eval_(
     data_range: str = typer.Option("1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."),
     quantize_lr: bool = typer.Option(True, "--quantize-lr/--float-lr", help="Round x = A y to the HR bit depth, as a saved LR file would be."),
     round_sr: bool = typer.Option(False, "--round-sr", help="Clamp ŷ to [0, 1] and round it to the HR bit depth before measuring."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local safetensors file with the state dict of "
+                                                 "lpips.LPIPS(net='alex'); adds the lpips metric (see README)."),
     per_image: bool = typer.Option(False, "--per-image", help="Also print one row per image and method."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the conventions, per-image rows and means to this JSON file."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and means to this CSV file."),
@@ -160,6 +162,16 @@ def eval_(
             raise UserError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
                             f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file")
     chosen = E.parse_metrics(metric_names)
+    lpips = None
+    if lpips_weights is not None:
+        from .lpips import LPIPS
+
+        lpips = LPIPS.from_file(lpips_weights)
+        chosen = chosen if "lpips" in chosen else (*chosen, "lpips")
+    elif "lpips" in chosen:
+        from .lpips import NEEDS
+
+        raise UserError(NEEDS)
     baselines = [b for item in baselines for b in item.lower().split(",") if b]
     baselines = list(dict.fromkeys(E.BASELINES if "all" in baselines else baselines))
     if data_range.strip().lower() in ("gt", "auto"):
@@ -191,7 +203,7 @@ def eval_(
         if weights or baselines:
             raise UserError("--sr evaluates finished results; --weights and --baseline make their own from --hr")
         with bar:
-            res = E.evaluate_pairs(hr, sr, lr, chosen, spec or OperatorSpec(), conv, on_image, method=sr.name or "sr")
+            res = E.evaluate_pairs(hr, sr, lr, chosen, spec or OperatorSpec(), conv, on_image, method=sr.name or "sr", lpips=lpips)
     else:
         if hr is None:
             hr = E.VALIDATION_SET
@@ -211,7 +223,7 @@ def eval_(
         for b in baselines:
             upscalers[b] = (E.baseline(b, bspec), bspec)
         with bar:
-            res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image)
+            res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
     _eval_tables(res, hr, per_image)
     for p, text in ((json_path, E.to_json), (csv_path, E.to_csv)):
         if p is not None:

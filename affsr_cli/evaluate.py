@@ -24,11 +24,12 @@ from PIL import Image
 
 from . import metrics as M
 from .images import SUFFIXES, atomic_write, quantize, read_image
+from .lpips import LPIPS, NEEDS
 from .projection import Downsample, ExactPinv, OperatorSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION_SET = ROOT / "examples" / "val"  # the small bundled validation set (SOURCES.md there)
-DEFAULT_WEIGHTS = ROOT / "weights" / "affgan_x4.safetensors"
+DEFAULT_WEIGHTS = ROOT / "weights" / "affgan-x4.safetensors"  # the name affsr upscale uses too
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
 METRICS = {
@@ -36,21 +37,19 @@ METRICS = {
     "lr-mse-x": ("LR-MSE, Aŷ vs x", False, "{:.3e}"), "lr-mse-ay": ("LR-MSE, Aŷ vs Ay", False, "{:.3e}"),
     "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"), "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
     "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"), "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
+    "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
 }
 GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
-          "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(METRICS)}
+          "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(m for m in METRICS if m != "lpips")}
 DEFAULT_METRICS = ("psnr", "ssim", "lr-psnr-x", "lr-psnr-ay", "hf-ratio")
 BASELINES = ("bicubic", "pinv")
 Upscale = Callable[[torch.Tensor], torch.Tensor]
 
 
 def parse_metrics(names: Iterable[str]) -> tuple[str, ...]:
-    """Metric names, groups (lr-mse, lr-psnr, sharpness, all) and comma lists -> ordered names."""
+    """Metric names, groups (lr-mse, lr-psnr, sharpness, all but lpips) and comma lists -> ordered names."""
     out: list[str] = []
     for name in (n.strip().lower() for item in names for n in item.split(",") if n.strip()):
-        if name == "lpips":
-            raise ValueError("lpips needs the weights of its network as a local file, and this version does not "
-                             "implement it yet; use psnr, ssim, lr-mse, lr-psnr, hf-ratio or spectrum-db")
         if name not in METRICS and name not in GROUPS:
             raise ValueError(f"unknown metric {name!r}; choose from {', '.join([*METRICS, *GROUPS])}")
         out += [m for m in GROUPS.get(name, (name,)) if m not in out]
@@ -65,7 +64,7 @@ class Conventions:
     quantize_lr: bool = True  # mode (a): round x = A y to y's bit depth, as a saved LR file would be
     round_sr: bool = False  # clamp ŷ to [0, 1] and round it to y's bit depth first (as a saved file)
 
-    def describe(self, spec: OperatorSpec | None, lr: str = "made") -> dict[str, str]:
+    def describe(self, spec: OperatorSpec | None, lr: str = "made", metrics: tuple[str, ...] = ()) -> dict[str, str]:
         """Everything a reader needs to compare the figures with another tool's; lr: 'made' (mode a),
         'files' or 'none' (mode b with or without --lr)."""
         d = {
@@ -79,6 +78,8 @@ class Conventions:
             "LR metrics": "Aŷ vs A y only" if lr == "none" else "Aŷ vs the input x, and Aŷ vs A y; whole LR image",
             "means": "average of the per-image values",
         }
+        if "lpips" in metrics:
+            d["LPIPS"] = "v0.1, AlexNet trunk, on RGB (gray repeated) after the crop; --y-channel does not apply"
         if spec is not None:
             d["A"] = describe_operator(spec)
         return d
@@ -186,8 +187,10 @@ class _Reference:
     and crop, its data range, its spectrum, A y."""
 
     @single_threaded
-    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...]):
-        self.bits, self.conv, self.metrics = bits, conv, metrics
+    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...], lpips: LPIPS | None = None):
+        if "lpips" in metrics and lpips is None:
+            raise ValueError(NEEDS)
+        self.bits, self.conv, self.metrics, self.lpips = bits, conv, metrics, lpips
         self.y = y
         self.yc = self.colour_crop(y)
         self.R = conv.data_range if conv.data_range is not None else float(self.yc.max() - self.yc.min()) or 1.0
@@ -199,11 +202,18 @@ class _Reference:
     def colour_crop(self, img: torch.Tensor) -> torch.Tensor:
         return M.crop_border(self.colour(img), self.conv.crop_border)
 
-    @single_threaded
     def measure(self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor) -> dict[str, float]:
         """ŷ (C, H, W) float64 against y; x (C, h, w) the LR input when known, Ay = A y."""
         if self.conv.round_sr:
             y_hat = quantize(y_hat, self.bits)
+        out = self._classic(y_hat, A, x, Ay)
+        if "lpips" in self.metrics:  # RGB (gray repeated), cropped; the network may use every thread
+            crop = self.conv.crop_border
+            out["lpips"] = float(self.lpips(M.crop_border(self.y, crop), M.crop_border(y_hat, crop)))
+        return out
+
+    @single_threaded
+    def _classic(self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor) -> dict[str, float]:
         out: dict[str, float] = {}
         yh = self.colour_crop(y_hat)
         if "psnr" in self.metrics:
@@ -236,14 +246,15 @@ def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
 
 
 def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpec]], metrics: tuple[str, ...],
-                       conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None) -> Results:
+                       conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
+                       lpips: LPIPS | None = None) -> Results:
     """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler.
     Each upscaler's input is made with its own A; upscalers that share A share x."""
     if not upscalers:
         raise ValueError("nothing to evaluate: give at least one upscaler")
     files = list_images(hr)
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
-    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None))
+    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics))
     if len(ops) > 1:  # upscalers with different A see different x
         res.conventions.update({f"A of {name}": describe_operator(spec) for name, (_, spec) in upscalers.items()})
     for done, (stem, path) in enumerate(files.items()):
@@ -256,7 +267,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
                 H, W = pic.pixels.shape[1:]
                 if min(H, W) < s:
                     raise ValueError(f"{path}: {W}×{H} is smaller than the scale {s}")
-                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics)
+                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips)
             ref = refs[s]
             if spec not in inputs:
                 Ay = A(ref.y)
@@ -276,7 +287,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
 
 def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec = OperatorSpec(),
                    conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
-                   method: str = "sr") -> Results:
+                   method: str = "sr", lpips: LPIPS | None = None) -> Results:
     """Mode (b): results made elsewhere. y is cropped to ŷ's size when it is at most s−1 pixels
     larger (HR sizes not a multiple of the scale); x is A's input when `lr` is given."""
     if lr is None and any(m in ("lr-mse-x", "lr-psnr-x") for m in metrics):
@@ -286,7 +297,7 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
             raise ValueError("LR metrics against the input x need the LR images: pass --lr DIR")
     pairs = pair_by_name(hr, sr, lr)
     A, s = Downsample(spec), spec.scale
-    res = Results(metrics, [method], conventions=conv.describe(spec, "none" if lr is None else "files"))
+    res = Results(metrics, [method], conventions=conv.describe(spec, "none" if lr is None else "files", metrics))
     for done, (stem, hp, sp, lp) in enumerate(pairs):
         y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
         y, y_hat = y_pic.pixels, sr_pic.pixels
@@ -307,7 +318,7 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
                                  f"(pass --scale if the scale is not {s})")
         if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
             raise ValueError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
-        ref = _Reference(y, y_pic.bits, conv, metrics)
+        ref = _Reference(y, y_pic.bits, conv, metrics, lpips)
         Ay = A(y) if any(m.startswith("lr-") for m in metrics) else None
         res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x, Ay)})
         if on_image:

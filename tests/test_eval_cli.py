@@ -12,7 +12,10 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
 from affsr_cli import evaluate as E
+from safetensors.torch import save_file
+
 from affsr_cli.images import read_image, write_image
+from affsr_cli.lpips import LAYERS
 from affsr_cli.projection import Downsample, OperatorSpec
 
 
@@ -89,11 +92,16 @@ def test_folders_pair_by_name_not_by_order(tmp_path):
         y_hat = y[:, :40, :48] if name == "zeta" else smooth(i + 10, 40, 48)  # zeta: perfect
         write_image(sr / (f"{name}.tif" if name == "mid" else f"{name}.png"), y_hat)
         write_image(lr / f"{name}.png", A(read_image(sr / next(sr.glob(f"{name}.*")).name, torch.float64).pixels), bits=16)
-    js = tmp_path / "r.json"
-    r = affsr("eval", "--hr", hr, "--sr", sr, "--lr", lr, "-m", "psnr", "lr-mse", "--json", js)
+    js, lpips = tmp_path / "r.json", tmp_path / "lpips.safetensors"
+    g = torch.Generator().manual_seed(0)
+    save_file({**{f"{k}.weight": torch.randn(o, i, s, s, generator=g) * 0.1 for k, i, o, s, *_ in LAYERS},
+               **{f"{k}.bias": torch.zeros(o) for k, _, o, *_ in LAYERS},
+               **{f"lin{n}.model.1.weight": torch.rand(1, o, 1, 1, generator=g) for n, (_, _, o, *_) in enumerate(LAYERS)}}, lpips)
+    r = affsr("eval", "--hr", hr, "--sr", sr, "--lr", lr, "-m", "psnr", "lr-mse", "--json", js, "--lpips-weights", lpips)
     assert r.returncode == 0, r.stderr
     rows = {row["image"]: row for row in json.loads(js.read_text())["images"]}
     assert rows["zeta"]["psnr"] == "inf" and math.isfinite(rows["alpha"]["psnr"]) and math.isfinite(rows["mid"]["psnr"])
+    assert rows["zeta"]["lpips"] == 0 and rows["alpha"]["lpips"] > 0 and "LPIPS" in r.stdout
     assert all(row["lr-mse-x"] < 1e-9 for row in rows.values())  # LR files are A ŷ at 16 bits
     assert rows["alpha"]["lr-mse-ay"] > 1e-4
     r = affsr("eval", "--hr", hr, "--sr", sr, "-m", "lr-mse", "--json", js, "--overwrite")  # no --lr: A y only
@@ -164,7 +172,8 @@ def test_bad_files_give_one_line_and_write_nothing(bad, tmp_path, args, words):
 
 @pytest.mark.parametrize("args, words", [
     (["--hr", "{hr}", "--sr", "{sr_broken}"], ["a_first.png", "corrupt or truncated"]),
-    (["--hr", "{hr}", "-b", "bicubic", "-m", "lpips"], ["lpips", "local file"]),
+    (["--hr", "{hr}", "-b", "bicubic", "-m", "lpips"], ["lpips", "--lpips-weights FILE"]),
+    (["--hr", "{hr}", "-b", "bicubic", "--lpips-weights", "{existing}"], ["existing.json", "not a valid safetensors"]),
     (["--hr", "{hr}", "-b", "bicubic", "-m", "fid"], ["unknown metric 'fid'"]),
     (["--hr", "{hr}", "-b", "lanczos"], ["unknown baseline 'lanczos'"]),
     (["--hr", "{hr}", "-b", "bicubic", "psnr", "sharp"], ["unexpected argument 'sharp'"]),
