@@ -215,9 +215,10 @@ def eval_(
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
         upscalers = {}
-        for w in weights:
+        stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
+        for w, stem in zip(weights, stems):  # named by file stem, or folder/stem where stems repeat
             fn, wspec = E.load_weights(w, device)
-            name = Path(w).stem if w.endswith(".safetensors") else w
+            name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
             upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
         bspec = spec or (next(iter(upscalers.values()))[1] if upscalers else OperatorSpec())
         for b in baselines:

@@ -125,7 +125,9 @@ def load_weights(name: str, device: str = "cpu") -> tuple[Upscale, OperatorSpec]
     """A trained checkpoint as an upscaler and its A (via affsr_cli.checkpoint)."""
     try:
         from .checkpoint import load_upscaler
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.checkpoint":
+            raise
         raise ValueError("loading --weights needs affsr_cli/checkpoint.py (training issue)") from None
     return load_upscaler(name, device=device)
 

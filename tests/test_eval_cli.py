@@ -198,3 +198,31 @@ def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatc
     captured = capsys.readouterr()
     one_error_line(exit_.value.code, captured.out, captured.err, words)
     files_untouched(bad, tmp_path)
+
+
+def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys):
+    """--weights goes through checkpoint.load_upscaler(name, device) -> (callable, A); the baselines
+    then use the checkpoint's A. A stand-in checkpoint: Π_x applied to bicubic, at scale 2."""
+    from affsr_cli import checkpoint
+    from affsr_cli.cli import main
+    from affsr_cli.projection import Projection
+
+    spec = OperatorSpec.for_scale(2)
+    project = Projection(Downsample(spec))
+    calls = []
+
+    def load_upscaler(name, device="cpu"):
+        calls.append((name, device))
+        return (lambda x: project(E.bicubic(x, 2).double(), x.double())), spec
+
+    monkeypatch.setattr(checkpoint, "load_upscaler", load_upscaler)
+    js = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "-b", "bicubic",
+                                      "-m", "psnr,lr-mse", "--json", str(js)])
+    main()
+    assert calls == [("runs/a/ckpt.safetensors", "cpu")]
+    doc = json.loads(js.read_text())
+    assert doc["methods"] == ["ckpt", "bicubic"] and "stride 2" in doc["conventions"]["A"]
+    means = doc["means"]
+    assert means["ckpt"]["lr-mse-x"] < 1e-12 < means["bicubic"]["lr-mse-x"]  # Π makes bicubic consistent
+    assert "ckpt" in capsys.readouterr().out
