@@ -1,0 +1,245 @@
+"""The engine of `affsr upscale`: inputs (files, folders, globs) to output paths, and one file
+through read → f on tiles → consistent, in-range, rounded ŷ → atomic write → read back → LR-PSNR.
+
+Each file's problem is reported through `on_error(input, message)` and the batch goes on; the
+engine never prints. Results are plain dicts (the CLI's table and JSON).
+"""
+from __future__ import annotations
+
+import glob
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import imageio_extra as X
+from . import infer
+from .images import SUFFIXES, WRITE_FORMATS, read_image
+
+OUTPUT_SUFFIXES = (*WRITE_FORMATS, ".npy")
+MEMORY_FACTOR = 2.6  # peak bytes ≈ this × the float32 HR image (measured: benchmarks/upscale.py --large)
+
+
+@dataclass
+class Options:
+    output: Path | None = None  # -o: a file (one input) or a folder (the input tree is kept under it)
+    suffix: str | None = None  # added to the stem; default "_x{scale}" beside the input, "" under -o DIR
+    ext: str | None = None  # output extension; default the input's when lossless, else .png
+    bits: int | None = None  # 8, 16 or 32 (float32); default the input's (8 or 16)
+    overwrite: bool = False
+    samples: int = 1  # stochastic checkpoints: this many samples per input, seeds seed … seed+N−1
+    seed: int = 0
+    outscale: float | None = None  # final size = outscale × input (bicubic resize; breaks exact consistency)
+    max_pixels: int | None = None  # input pixels refused above this (default: Pillow's bomb limit)
+    quality: int = 95  # JPEG quality
+
+
+@dataclass
+class Callbacks:
+    note: Callable[[str], None] = lambda message: None
+    file: Callable[[int, int, str], None] = lambda done, total, name: None
+    tile: Callable[[int, int], None] = lambda done, total: None
+    error: Callable[[str, str], None] = lambda source, message: None
+    results: list = field(default_factory=list)
+
+
+def is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def collect(args: list[str], exclude: Path | None = None) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """([(input file, path relative to its root)], [(argument, problem)]). Folders are read
+    recursively (image suffixes only); globs are expanded here too (recursive '**' allowed)."""
+    found, problems = [], []
+    skip = exclude.resolve() if exclude is not None else None
+
+    def under_output(p: Path) -> bool:
+        return skip is not None and skip in p.resolve().parents
+
+    for arg in args:
+        p = Path(arg)
+        if p.is_file():
+            found.append((p, Path(p.name)))
+        elif p.is_dir():
+            files = sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES and q.is_file()
+                           and not any(part.startswith(".") for part in q.relative_to(p).parts) and not under_output(q))
+            if not files:
+                problems.append((arg, f"{arg}: a folder with no image files ({', '.join(SUFFIXES)})"))
+            found += [(q, q.relative_to(p)) for q in files]
+        elif is_glob(arg):
+            parts = Path(arg).parts
+            root = Path(*[q for q in parts[:next(i for i, q in enumerate(parts) if is_glob(q))]] or ["."])
+            files = sorted(Path(q) for q in glob.glob(arg, recursive=True) if Path(q).is_file() and not under_output(Path(q)))
+            if not files:
+                problems.append((arg, f"{arg}: no files match"))
+            found += [(q, q.relative_to(root)) for q in files]
+        else:
+            problems.append((arg, f"{arg}: no such file or folder"))
+    return found, problems
+
+
+def default_ext(src: Path, bits: int) -> str:
+    """The input's extension when it can be written losslessly at `bits`, else .png."""
+    ext = src.suffix.lower()
+    if bits == 32:
+        return ".tif" if ext in (".tif", ".tiff") else ".npy"
+    fmt = WRITE_FORMATS.get(ext)
+    return ext if fmt and fmt not in X.LOSSY and bits in X.LEVEL_BITS[fmt] else ".png"
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path  # the output file; without its extension when `ext` is None (chosen once the input is read)
+    ext: str | None
+    problem: str | None = None
+
+
+def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job]:
+    """One job per input: its output path (the tree under -o DIR kept) or the problem that stops it."""
+    many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
+    if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
+        if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise ValueError(f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
+                             f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder)")
+        if many:
+            raise ValueError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")
+        return [Job(inputs[0][0], opts.output, opts.output.suffix)]
+    suffix = opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
+    sources = {src.resolve() for src, _ in inputs}
+    jobs, seen = [], {}
+    for src, rel in inputs:
+        folder = opts.output / rel.parent if opts.output is not None else src.parent
+        job = Job(src, folder / f"{src.stem}{suffix}{opts.ext or ''}", opts.ext)
+        key = job.dst.parent.resolve() / job.dst.name
+        if opts.ext is None and (folder.resolve() / (job.dst.name + src.suffix)) in sources and not suffix:
+            job.problem = f"{src}: its output would replace it; give -o DIR or --suffix"
+        elif key in sources:
+            job.problem = f"{src}: the output {job.dst} would replace an input; give -o DIR or --suffix"
+        elif key in seen:
+            job.problem = f"{src}: its output {job.dst} is also that of {seen[key]}; give --suffix or keep them apart"
+        seen.setdefault(key, src)
+        jobs.append(job)
+    return jobs
+
+
+def sample_paths(dst: Path, seeds: list[int] | None) -> list[Path]:
+    if not seeds or len(seeds) == 1:
+        return [dst]
+    return [dst.with_name(f"{dst.stem}_seed{s}{dst.suffix}") for s in seeds]
+
+
+def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[dict]:
+    """One input file -> one output per sample; returns result rows. Raises ValueError/OSError."""
+    t0 = time.perf_counter()
+    src = job.src
+    pic = read_image(src, max_pixels=opts.max_pixels)
+    icc, frames = X.source_info(src)
+    if frames > 1:
+        cb.note(f"{src}: {frames} frames; only the first is upscaled")
+    bits = opts.bits or (32 if (job.ext or "").lower() == ".npy" else pic.bits)
+    dst = job.dst if job.ext else job.dst.with_name(job.dst.name + default_ext(src, bits))
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"{src}: the output would replace the input; give -o or --suffix")
+    suffix = dst.suffix.lower()
+    fmt = X.FLOAT_FORMATS.get(suffix) if bits == 32 else WRITE_FORMATS.get(suffix)
+    if fmt is None or (bits != 32 and bits not in X.LEVEL_BITS[fmt]):
+        raise ValueError(f"{dst}: cannot write {'float32' if bits == 32 else f'{bits}-bit'} samples as '{dst.suffix}' "
+                         "(8 bits: png, tif, webp, bmp, jpg; 16 bits: png; --bit-depth 32 (float32): tif or npy)")
+    if pic.alpha is not None and fmt in ("JPEG", "BMP"):
+        raise ValueError(f"{src}: has transparency, which {fmt} cannot store; use --ext png, webp or tif")
+    c, h, w = pic.pixels.shape
+    s = up.scale
+    H, W = (s * h, s * w) if opts.outscale is None else (round(opts.outscale * h), round(opts.outscale * w))
+    need = MEMORY_FACTOR * 4 * (c + (pic.alpha is not None)) * s * h * s * w
+    free = infer.available_memory(torch.device("cpu"))
+    if need > free:
+        raise ValueError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
+                         f"and {free / 2**30:.1f} GB are available")
+    seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
+    paths = sample_paths(dst, seeds)
+    for p in paths:
+        if p.exists() and not opts.overwrite:
+            raise FileExistsError(str(p))
+    consistent = opts.outscale is None or opts.outscale == s
+    alpha = None
+    if pic.alpha is not None:  # upscaled apart, made consistent with the input's alpha, saved with the colour
+        alpha = infer.upscale_alpha(pic.alpha, s)
+        infer.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16))
+        alpha.clamp_(0, 1)
+    fits = icc if X.icc_fits(icc, c) else None
+    if icc and not fits:
+        cb.note(f"{src}: its ICC profile is not for {'RGB' if c == 3 else 'gray'} output; not carried over")
+    rows = []
+    for path, seed in zip(paths, seeds or [None]):
+        y = up.network(pic.pixels, seed or 0, on_tile=cb.tile)  # f(x), (C, H, W)
+        iterations = infer.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16))
+        planes = y if alpha is None else torch.cat([y, alpha])
+        del y
+        if not consistent:
+            planes = infer.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
+        if bits == 32:
+            X.write_float(path, planes.permute(1, 2, 0).numpy(), icc=fits, overwrite=opts.overwrite)
+        else:
+            levels = infer.round_shaped(planes, bits) if consistent else \
+                (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
+            del planes
+            X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
+            del levels
+        psnr = mse = None
+        if consistent:
+            stored = X.read_stored(path)
+            psnr, mse = infer.lr_psnr(stored, pic.pixels, up.A, 1 if bits == 32 else 2**bits - 1)
+            del stored
+        rows.append({"input": str(src), "output": str(path), "lr_psnr": None if psnr in (None, math.inf) else round(psnr, 3),
+                     "lr_mse": mse, "seconds": round(time.perf_counter() - t0, 3), "size_in": [w, h], "size_out": [W, H],
+                     "bits": bits, "seed": seed, "box_iterations": iterations, "format": fmt})
+        t0 = time.perf_counter()
+    return rows
+
+
+def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> int:
+    """Upscale every input; returns the number of inputs that failed (reported through cb.error)."""
+    if opts.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {opts.samples}")
+    if opts.samples > 1 and not up.noise_channels:
+        raise ValueError("--samples needs a stochastic checkpoint (one trained with --noise-channels); this one is deterministic")
+    if opts.bits not in (None, 8, 16, 32):
+        raise ValueError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
+    if opts.outscale is not None and not (0 < opts.outscale <= 64):
+        raise ValueError(f"--outscale must be a positive factor up to 64, got {opts.outscale}")
+    if opts.ext is not None:
+        opts.ext = opts.ext if opts.ext.startswith(".") else f".{opts.ext}"
+        if opts.ext.lower() not in OUTPUT_SUFFIXES:
+            raise ValueError(f"--ext {opts.ext}: use one of {', '.join(OUTPUT_SUFFIXES)}")
+        if opts.ext.lower() == ".npy" and opts.bits is None:
+            opts.bits = 32
+    if opts.outscale is not None and opts.outscale != up.scale:
+        cb.note(f"--outscale {opts.outscale:g} resizes the {up.scale}× output: the saved files no longer downsample "
+                "exactly to their inputs (no LR-PSNR is reported)")
+    out_dir = opts.output if opts.output is not None and (opts.output.is_dir() or not opts.output.suffix) else None
+    inputs, problems = collect(args, exclude=out_dir)
+    for arg, message in problems:
+        cb.error(arg, message)
+    failed = len(problems)
+    if not inputs:
+        return max(failed, 1)
+    jobs = plan(inputs, opts, up.scale)
+    for i, job in enumerate(jobs):
+        cb.file(i, len(jobs), str(job.src))
+        try:
+            if job.problem:
+                raise ValueError(job.problem)
+            job.dst.parent.mkdir(parents=True, exist_ok=True)
+            cb.results.extend(process(up, job, opts, cb))
+        except FileExistsError as e:
+            failed += 1
+            cb.error(str(job.src), f"{e} exists; pass --overwrite to replace it")
+        except (ValueError, OSError, MemoryError, RuntimeError) as e:
+            failed += 1
+            cb.error(str(job.src), str(e) if str(job.src) in str(e) else f"{job.src}: {e}")
+    cb.file(len(jobs), len(jobs), "")
+    return failed

@@ -1,0 +1,246 @@
+"""The engine of `affsr upscale` (affsr_cli/infer.py, upscale.py, imageio_extra.py) on tiny images
+with tiny checkpoints of random weights: Π makes even those consistent, so consistency is testable."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from affsr_cli import checkpoint, infer, methods
+from affsr_cli import imageio_extra as X
+from affsr_cli import upscale as U
+from affsr_cli.projection import OperatorSpec
+
+VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+
+
+def model(channels=3, noise=0, grid="lr", seed=0):
+    torch.manual_seed(seed)
+    m = methods.build_generator("texture", OperatorSpec(), "aff", channels=channels, noise_channels=noise, grid=grid)
+    for bn in (b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)):  # non-trivial statistics
+        bn.running_mean.uniform_(-0.1, 0.1)
+        bn.running_var.uniform_(0.5, 2)
+    return m.eval()
+
+
+def photo(name="chelsea", box=(100, 60, 148, 100), halve=False) -> torch.Tensor:
+    """A crop of a bundled photo as an LR input x (3, h, w); halve: bicubic 2× reduction first, as
+    most LR photos are made."""
+    im = Image.open(VAL / f"{name}.png").convert("RGB")
+    if halve:
+        im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
+    return torch.from_numpy(np.array(im.crop(box))).permute(2, 0, 1).float() / 255
+
+
+def lr_psnr_of(levels: np.ndarray, x: torch.Tensor, A, L: int) -> float:
+    return infer.lr_psnr(levels, x, A, L)[0]
+
+
+@pytest.fixture(scope="module")
+def up():
+    return infer.Upscaler(model(), "cpu")
+
+
+@pytest.mark.parametrize("n, tile, overlap, margin", [(50, 16, 8, 3), (100, 32, 20, 6), (33, 32, 4, 6), (17, 8, 6, 2)])
+def test_tiles_cover_and_weights_sum_to_one(n, tile, overlap, margin):
+    spans = infer.tile_spans(n, tile, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == n and all(b - a <= tile for a, b in spans)
+    for (_, b0), (a1, _) in zip(spans, spans[1:]):
+        assert b0 - a1 >= min(overlap, tile // 2)
+    s = 4
+    total = torch.zeros(s * n)
+    for (a, b), w in zip(spans, infer.blend_weights(spans, s, margin)):
+        total[s * a:s * b] += w
+        assert w.min() >= 0 and (w[1:] - w[:-1]).abs().max() <= 0.5  # a ramp, no jump
+        if margin and len(spans) > 1:  # a tile's last `margin` LR pixels carry no weight when the overlap allows
+            inner = [(a1 - a) for (a1, _) in spans if a < a1 < b]
+            if inner and b - inner[0] - a >= 2 * margin + 2 and b < n:
+                assert w[-s * margin:].max() == 0
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
+@pytest.mark.parametrize("grid, noise", [("lr", 0), ("lr", 2), ("hr", 0)])
+def test_tiled_equals_untiled(grid, noise):
+    m = model(noise=noise, grid=grid)
+    x = photo(box=(90, 60, 150, 100))  # LR 60×40
+    whole = infer.Upscaler(m, "cpu", tile=64).network(x, seed=3)
+    seen = []
+    tiled = infer.Upscaler(m, "cpu", tile=32)  # 3×2 tiles overlapping by ≥ 2R + 2 LR pixels
+    f = tiled.network(x, seed=3, on_tile=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] == 6  # really tiled
+    radius = 6 if grid == "lr" else 2  # texture preset: 6 convolutions of 3×3 (HR grid: 6 HR pixels, 2 LR pixels)
+    assert tiled.radius == radius and tiled.overlap == 2 * radius + 8
+    assert (f - whole).abs().max() <= 1e-5  # tolerance: float rounding only (overlap ≥ 2R + 2)
+    if grid == "hr":
+        return
+    # with a too small overlap the seams are blended, not exact, but stay close
+    rough = infer.Upscaler(m, "cpu", tile=32, overlap=4).network(x, seed=3)
+    assert 1e-5 < (rough - whole).abs().max() < 0.5
+
+
+def test_out_of_memory_in_a_tile_retries_with_smaller_tiles():
+    m = model()
+    x = photo(box=(90, 60, 150, 100))  # LR 60×40
+    reference = infer.Upscaler(m, "cpu", tile=64).network(x)
+    notes = []
+    up = infer.Upscaler(m, "cpu", tile=64, on_note=notes.append)
+    net = up.net
+
+    class Greedy(torch.nn.Module):  # runs out of memory on tiles over 40 pixels
+        def forward(self, inp, z=None):
+            if max(inp.shape[-2:]) > 40:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return net(inp, z)
+
+    up.net = Greedy()
+    f = up.network(x)
+    assert up.tile == 32 and any("out of memory" in n for n in notes)
+    assert (f - reference).abs().max() <= 1e-5  # 32-pixel tiles still hold the 2R + 2 overlap: same result
+    up.net = lambda inp, z=None: (_ for _ in ()).throw(RuntimeError("some other failure"))
+    with pytest.raises(RuntimeError, match="other failure"):
+        up.network(x)
+
+
+def test_batchnorm_folding_keeps_the_network():
+    m = model()
+    x = torch.rand(2, 3, 12, 10)
+    with torch.no_grad():
+        assert (infer.fuse_batchnorm(m.net)(x) - m.net(x)).abs().max() <= 1e-5
+    assert not any(isinstance(b, torch.nn.BatchNorm2d) for b in infer.fuse_batchnorm(m.net).modules())
+
+
+@pytest.mark.parametrize("bits, target", [(8, 60), (16, 80)])
+def test_saved_levels_are_consistent(up, bits, target):
+    """A natural LR photo (bicubic 2× reduction): Π alone leaves [0, 1]; clipping and rounding then
+    cost ~40 dB, which the box fit and the shaped rounding win back."""
+    L = 2**bits - 1
+    x = (photo("hubble", box=(60, 10, 108, 50), halve=True) * L).round() / L
+    f = up.network(x)
+    naive = (f - up.pinv(up.A(f) - x)).clamp(0, 1).mul(L).round().permute(1, 2, 0).numpy()
+    y = f.clone()
+    iterations = infer.fit_box(y, x, up.A, up.pinv, bits)
+    levels = infer.round_shaped(y, bits)
+    assert levels.dtype == (np.uint16 if bits == 16 else np.uint8) and levels.shape == (4 * 40, 4 * 48, 3)
+    assert iterations > 0
+    assert lr_psnr_of(naive, x, up.A, L) < target - 10
+    assert lr_psnr_of(levels, x, up.A, L) >= target
+    assert np.abs(levels / L - y.permute(1, 2, 0).numpy()).max() <= 1.0 / L + 1e-6  # within one level of ŷ
+
+
+def test_shaped_rounding_beats_plain_rounding(up):
+    x = photo("chelsea", box=(100, 60, 148, 100), halve=True)
+    y = up.network(x)
+    infer.fit_box(y, x, up.A, up.pinv, 8)
+    plain = (y.clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    shaped = infer.round_shaped(y, 8)
+    assert lr_psnr_of(shaped, x, up.A, 255) >= lr_psnr_of(plain, x, up.A, 255) + 4
+
+
+def test_float_output_is_exact(up):
+    x = photo()
+    y = up.network(x)
+    assert infer.fit_box(y, x, up.A, up.pinv, None) == 0
+    assert (up.A(y) - x).abs().max() <= 1e-5
+
+
+def test_channels_adapt_and_stay_consistent():
+    rgb, gray = photo(box=(100, 60, 124, 80)), photo(box=(100, 60, 124, 80)).mean(0, keepdim=True)
+    for m, x in ((model(channels=1), rgb), (model(channels=3), gray)):
+        up = infer.Upscaler(m, "cpu")
+        y = up.network(x)
+        assert y.shape == (x.shape[0], 4 * x.shape[1], 4 * x.shape[2])
+        infer.fit_box(y, x, up.A, up.pinv, None)
+        assert (up.A(y) - x).abs().max() <= 1e-5
+
+
+def test_same_seed_same_sample():
+    up = infer.Upscaler(model(noise=2), "cpu")
+    x = photo(box=(100, 60, 124, 80))
+    a, b, c = up.network(x, seed=7), up.network(x, seed=7), up.network(x, seed=8)
+    assert torch.equal(a, b) and (a - c).abs().max() > 1e-3
+
+
+def test_devices_and_precisions():
+    assert infer.pick_device("cpu").type == "cpu"
+    assert infer.pick_dtype("bf16", torch.device("cpu")) == (torch.float32, infer.pick_dtype("bf16", torch.device("cpu"))[1])
+    assert "fp32" in infer.pick_dtype("fp16", torch.device("cpu"))[1]
+    with pytest.raises(ValueError, match="precision"):
+        infer.pick_dtype("fp64", torch.device("cpu"))
+    with pytest.raises(ValueError, match="device"):
+        infer.pick_device("tpu")
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ValueError, match="CUDA is not available"):
+                infer.pick_device(name)
+    notes = []
+    infer.Upscaler(model(), "cpu", "bf16", on_note=notes.append)
+    assert any("fp32" in n for n in notes)
+    auto = infer.Upscaler(model(), "cpu")
+    assert 32 <= auto.tile <= infer.MAX_TILE
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_float_tiff_and_npy_round_trip(tmp_path, channels):
+    tifffile = pytest.importorskip("tifffile")
+    a = np.random.default_rng(channels).random((5, 7, channels), dtype=np.float32) * 1.2 - 0.1
+    icc = b"\0" * 16 + b"RGB " + b"\1" * 100
+    for suffix in (".tif", ".npy"):
+        path = X.write_float(tmp_path / f"a{suffix}", a, icc=icc if channels >= 3 else None)
+        back = tifffile.imread(path) if suffix == ".tif" else np.load(path)
+        assert np.array_equal(back.reshape(a.shape), a) and np.array_equal(X.read_stored(path), a)
+        with pytest.raises(FileExistsError):
+            X.write_float(path, a)
+    with tifffile.TiffFile(tmp_path / "a.tif") as t:
+        assert (34675 in t.pages[0].tags) == (channels >= 3)
+
+
+def test_png_carries_the_icc_profile(tmp_path):
+    icc = b"\0" * 16 + b"RGB " + bytes(range(200))
+    a = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    for name in ("a.png", "a.tif", "a.webp"):
+        path = X.write_levels(tmp_path / name, a, icc=icc)
+        with Image.open(path) as im:
+            assert im.info.get("icc_profile") == icc
+        assert np.array_equal(X.read_stored(path)[..., :3], a)
+    assert X.icc_fits(icc, 3) and not X.icc_fits(icc, 1) and not X.icc_fits(b"\0" * 16 + b"CMYK" + b"\0" * 8, 3)
+
+
+def test_collect_and_plan(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for rel in ("a.png", "sub/b.jpg", "sub/notes.txt", ".hidden/c.png"):
+        (tmp_path / "in" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / rel).write_bytes(b"x")
+    (tmp_path / "in" / "fake.png").mkdir()  # a folder named like an image is not an input
+    (tmp_path / "empty").mkdir()
+    found, problems = U.collect([str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "*.jpg"), str(tmp_path / "empty"),
+                                 str(tmp_path / "missing.png")])
+    assert [str(r) for _, r in found] == ["a.png", "sub/b.jpg", "b.jpg"]
+    assert [p for _, p in problems] == [f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(U.SUFFIXES)})",
+                                        f"{tmp_path / 'missing.png'}: no such file or folder"]
+    jobs = U.plan(found[:2], U.Options(output=tmp_path / "out"), 4)
+    assert [j.dst for j in jobs] == [tmp_path / "out" / "a", tmp_path / "out" / "sub" / "b"] and jobs[0].ext is None
+    jobs = U.plan(found[:2], U.Options(), 4)
+    assert jobs[1].dst == tmp_path / "in" / "sub" / "b_x4"
+    twice, _ = U.collect([str(tmp_path / "in" / "sub"), str(tmp_path / "in" / "sub" / "*.jpg")])
+    jobs = U.plan(twice, U.Options(output=tmp_path / "out", ext=".png"), 4)
+    assert jobs[1].problem and "also that of" in jobs[1].problem  # both would be out/b.png
+    jobs = U.plan(found[:1], U.Options(suffix=""), 4)
+    assert "replace it" in jobs[0].problem  # in/a.png -> in/a.png
+    with pytest.raises(ValueError, match="names one file"):
+        U.plan(found, U.Options(output=tmp_path / "one.png"), 4)
+    assert U.default_ext(Path("a.jpg"), 8) == ".png" and U.default_ext(Path("a.webp"), 8) == ".webp"
+    assert U.default_ext(Path("a.tif"), 16) == ".png" and U.default_ext(Path("a.tif"), 32) == ".tif"
+
+
+def test_lr_psnr_reads_what_was_saved(up, tmp_path):
+    x = photo(box=(100, 60, 124, 80))
+    y = up.network(x)
+    infer.fit_box(y, x, up.A, up.pinv, 8)
+    levels = infer.round_shaped(y, 8)
+    path = X.write_levels(tmp_path / "y.png", levels)
+    psnr, mse = infer.lr_psnr(X.read_stored(path), x, up.A, 255)
+    assert psnr >= 60 and math.isclose(psnr, lr_psnr_of(levels, x, up.A, 255))
+    levels[::2, ::2] ^= 0x10  # a damaged file scores far lower
+    assert lr_psnr_of(levels, x, up.A, 255) < psnr - 20
