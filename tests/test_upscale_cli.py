@@ -1,0 +1,255 @@
+"""`affsr upscale` as a user runs it: a subprocess on real image files of every kind, with tiny
+checkpoints of random weights (Π makes their outputs consistent all the same)."""
+import hashlib
+import json
+import math
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageCms
+
+from affsr_cli import checkpoint, methods
+from affsr_cli.images import read_image, write_image
+from affsr_cli.projection import Downsample, OperatorSpec
+
+VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+A = Downsample(OperatorSpec())
+
+
+def affsr(*args, env=None, cwd=None):
+    """One thread: the images are tiny, and the test machine's cores are shared."""
+    return subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def natural(name="chelsea", box=(50, 30, 74, 50)) -> Image.Image:
+    """A small natural LR image: a crop of a bundled photo after a bicubic 2× reduction."""
+    im = Image.open(VAL / f"{name}.png").convert("RGB")
+    return im.resize((im.width // 2, im.height // 2), Image.BICUBIC).crop(box)
+
+
+def lr_psnr(output: Path, source: Path) -> float:
+    """A(saved file) against the input x, both read with images.read_image (independent of the engine)."""
+    y, x = read_image(output), read_image(source)
+    mse = float(((A(y.pixels[None].double()) - x.pixels[None].double()) ** 2).mean())
+    return 10 * math.log10(1 / mse) if mse else math.inf
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    for name, noise in (("rgb", 0), ("noisy", 2)):
+        checkpoint.save_generator(d / f"{name}.safetensors", methods.build_generator("texture", OperatorSpec(), "aff",
+                                                                                      noise_channels=noise).eval())
+    return d
+
+
+def test_every_format_in_a_folder(ckpt, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    im = natural()
+    im.save(src / "rgb.png")
+    write_image(src / "deep.png", torch.from_numpy(np.array(natural("coffee", (60, 40, 84, 60)))).permute(2, 0, 1) / 255,
+                bits=16)  # 16-bit colour PNG
+    im.convert("L").save(src / "gray.png")
+    rgba = im.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(im.size))
+    rgba.save(src / "rgba.png")
+    rgba.convert("LA").save(src / "sub" / "la.png")
+    im.save(src / "photo.jpg", quality=95)
+    im.convert("CMYK").save(src / "cmyk.jpg")
+    frames = [im.convert("P", palette=Image.Palette.ADAPTIVE, dither=Image.Dither.NONE), im.rotate(90).convert("P")]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    im.crop((0, 0, 24, 16)).save(src / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    im.save(src / "sub" / "icc.png", icc_profile=icc)
+    im.save(src / "sub" / "deeper" / "tree.webp", lossless=True)
+    im.save(src / "t.tif")
+    im.save(src / "b.bmp")
+
+    r = affsr(src, "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {Path(row["input"]).relative_to(src).as_posix(): row for row in json.loads(r.stdout)}
+    expected = {"rgb.png": "rgb.png", "deep.png": "deep.png", "gray.png": "gray.png", "rgba.png": "rgba.png",
+                "sub/la.png": "sub/la.png", "photo.jpg": "photo.png", "cmyk.jpg": "cmyk.png", "anim.gif": "anim.png",
+                "rotated.jpg": "rotated.png", "sub/icc.png": "sub/icc.png", "sub/deeper/tree.webp": "sub/deeper/tree.webp",
+                "t.tif": "t.tif", "b.bmp": "b.bmp"}
+    assert set(rows) == set(expected)
+    for name, out_name in expected.items():
+        row, out = rows[name], tmp_path / "out" / out_name
+        assert Path(row["output"]) == out and out.is_file(), name
+        w, h = row["size_in"]
+        with Image.open(out) as o:
+            assert o.size == (4 * w, 4 * h) == tuple(row["size_out"]), name
+        target = 80 if name == "deep.png" else 60
+        assert row["lr_psnr"] >= target, (name, row["lr_psnr"])
+        assert abs(lr_psnr(out, src / name) - row["lr_psnr"]) < 0.01, name  # the figure is that of the saved file
+        assert row["seconds"] > 0 and row["bits"] == (16 if name == "deep.png" else 8)
+    assert read_image(tmp_path / "out" / "deep.png").bits == 16
+    assert rows["rotated.jpg"]["size_in"] == [16, 24]  # EXIF orientation applied: 24×16 stored, 16×24 seen
+    assert "anim.gif: 2 frames; only the first is upscaled" in r.stderr
+    with Image.open(tmp_path / "out" / "sub" / "icc.png") as o:
+        assert o.info.get("icc_profile") == icc
+    with Image.open(tmp_path / "out" / "gray.png") as o:
+        assert o.mode == "L"
+    for name in ("rgba.png", "sub/la.png"):  # alpha upscaled apart, consistent with the input's alpha
+        y, x = read_image(tmp_path / "out" / name), read_image(src / name)
+        assert y.alpha is not None and y.pixels.shape[0] == x.pixels.shape[0]
+        assert (A(y.alpha[None]) - x.alpha[None]).abs().max() < 2 / 255
+    assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporary files left
+
+
+def test_single_file_suffix_overwrite_and_table(ckpt, tmp_path):
+    natural().save(tmp_path / "a.png")
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--bit-depth", "16")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "a_x4.png"  # beside the input, default suffix
+    assert read_image(out).bits == 16 and lr_psnr(out, tmp_path / "a.png") >= 80
+    assert "LR-PSNR" in r.stdout and "a_x4.png" in r.stdout and "24×20 → 96×80" in r.stdout
+    before = out.read_bytes()
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "-o", out)
+    assert r.returncode == 1 and "exists; pass --overwrite" in r.stderr and out.read_bytes() == before
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "-o", out, "--overwrite", "--json")
+    assert r.returncode == 0 and out.read_bytes() != before and read_image(out).bits == 8
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--suffix", "-big", "--ext", "webp", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["output"] == str(tmp_path / "a-big.webp")
+    assert lr_psnr(tmp_path / "a-big.webp", tmp_path / "a.png") >= 60  # WebP is written lossless
+
+
+def test_float_outputs_are_exact(ckpt, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    natural().save(tmp_path / "a.png")
+    x = read_image(tmp_path / "a.png").pixels.double()
+    for args, out in ((["--bit-depth", "32", "-o", tmp_path / "a.tif"], tmp_path / "a.tif"),
+                      (["--ext", "npy", "-o", tmp_path / "npy"], tmp_path / "npy" / "a.npy")):
+        r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--json", *args)
+        assert r.returncode == 0, r.stderr
+        y = tifffile.imread(out) if out.suffix == ".tif" else np.load(out)
+        assert y.dtype == np.float32 and y.shape == (80, 96, 3)
+        assert (A(torch.from_numpy(y).permute(2, 0, 1).double()) - x).abs().max() <= 1e-5
+        assert json.loads(r.stdout)[0]["lr_psnr"] >= 100
+
+
+def test_samples_are_consistent_and_seeded(ckpt, tmp_path):
+    natural().save(tmp_path / "a.png")
+    digests = []
+    for run in ("one", "two"):
+        r = affsr(tmp_path / "a.png", "-w", ckpt / "noisy.safetensors", "--samples", "2", "--seed", "5",
+                  "-o", tmp_path / run, "--json")
+        assert r.returncode == 0, r.stderr
+        rows = json.loads(r.stdout)
+        assert [Path(row["output"]).name for row in rows] == ["a_seed5.png", "a_seed6.png"]
+        assert [row["seed"] for row in rows] == [5, 6] and min(row["lr_psnr"] for row in rows) >= 60
+        digests.append([hashlib.sha256(Path(row["output"]).read_bytes()).hexdigest() for row in rows])
+    assert digests[0] == digests[1] and digests[0][0] != digests[0][1]  # same seed, same files; seeds differ
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--samples", "2", "-o", tmp_path / "det")
+    assert r.returncode == 2 and "stochastic checkpoint" in r.stderr and not (tmp_path / "det").exists()
+
+
+def test_outscale_tiles_device_and_precision(ckpt, tmp_path):
+    natural("chelsea", (40, 20, 80, 60)).save(tmp_path / "a.png")  # LR 40×40
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--outscale", "2", "-o", tmp_path / "half.png", "--json",
+              "--precision", "bf16")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert row["lr_psnr"] is None and row["size_out"] == [80, 80] and Image.open(tmp_path / "half.png").size == (80, 80)
+    assert "no longer downsample exactly" in r.stderr and "bf16 is not used on the CPU" in r.stderr
+    for tile in ("auto", "28"):  # float32 output: the rounding's error feedback would amplify 1e-7 differences
+        r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--tile", tile, "-o", tmp_path / f"t{tile}.npy")
+        assert r.returncode == 0, r.stderr
+    a, b = (np.load(tmp_path / f"t{t}.npy") for t in ("auto", "28"))
+    assert np.abs(a - b).max() <= 1e-5  # 2×2 tiles overlapping by 16 ≥ 2R + 2 LR pixels = one tile, up to float rounding
+    if not torch.cuda.is_available():
+        r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--device", "cuda:0")
+        assert r.returncode == 2 and "CUDA is not available" in r.stderr and "Traceback" not in r.stderr
+    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--tile", "big")
+    assert r.returncode == 2 and "--tile" in r.stderr
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width×height pixels (a decompression bomb's header) with almost no data."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_bad_inputs_are_reported_and_the_rest_is_done(ckpt, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    natural().save(src / "good.png")
+    good = (src / "good.png").read_bytes()
+    bad = {"empty.png": b"", "corrupt.png": good[:40] + bytes(range(256)) * 4 + good[-40:], "truncated.png": good[:len(good) // 2],
+           "text.jpg": b"just some words\n", "bomb.png": png_header_only(40000, 40000)}
+    for name, data in bad.items():
+        (src / name).write_bytes(data)
+    (tmp_path / "folder.png").mkdir()  # a folder named like an image, given explicitly
+    r = affsr(src, tmp_path / "folder.png", tmp_path / "missing.png", "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors",
+              "--json")
+    assert r.returncode == 1
+    rows = json.loads(r.stdout)
+    assert len(rows) == 8 and [row["lr_psnr"] >= 60 for row in rows if not row.get("error")] == [True]
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    for name in bad:
+        assert sum(name in line for line in lines) == 1, (name, r.stderr)
+    assert any("bomb.png" in line and "decompression bomb" in line for line in lines)
+    assert any("folder.png: a folder with no image files" in line for line in lines)
+    assert any("missing.png: no such file or folder" in line for line in lines)
+    assert lines[-1] == "affsr: error: 7 input(s) failed, 1 file(s) written"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # nothing else, no temporary files
+    r = affsr(src / "good.png", "-o", tmp_path / "small.png", "--max-pixels", "100", "-w", ckpt / "rgb.safetensors")
+    assert r.returncode == 1 and "over the limit of 100" in r.stderr and not (tmp_path / "small.png").exists()
+
+
+class Boom:  # unpickling this would create a file
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_bad_weights_are_refused_without_unpickling(tmp_path):
+    natural().save(tmp_path / "a.png")
+    marker = tmp_path / "unpickled"
+    torch.save({"x": Boom(str(marker))}, tmp_path / "torch.pt")
+    (tmp_path / "raw.pkl").write_bytes(pickle.dumps(Boom(str(marker))))
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    for name, words in (("torch.pt", "pickle"), ("raw.pkl", "pickle"), ("empty.safetensors", "empty"),
+                        ("corrupt.safetensors", "not a valid safetensors"), ("no-such-name", "no shipped weights")):
+        r = affsr(tmp_path / "a.png", "-w", tmp_path / name if "." in name else name, "-o", tmp_path / "out.png")
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
+        assert not (tmp_path / "out.png").exists()
+    assert not marker.exists()
+
+
+def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
+    natural().save(tmp_path / "a.png")
+    if not (checkpoint.WEIGHTS_DIR / "affgan-x4.safetensors").exists():
+        r = affsr(tmp_path / "a.png")
+        assert r.returncode == 2 and "not shipped yet" in r.stderr and "--weights" in r.stderr
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny-affsr"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit / "rgb.safetensors").write_bytes((ckpt / "rgb.safetensors").read_bytes())
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    r = affsr(tmp_path / "a.png", "-w", "hf://someone/tiny-affsr/rgb.safetensors", "-o", tmp_path / "hub.png", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["lr_psnr"] >= 60
+    r = affsr(tmp_path / "a.png", "-w", "hf://someone/other/rgb.safetensors", "-o", tmp_path / "no.png", env=env)
+    assert r.returncode == 2 and "not in the local Hugging Face cache" in r.stderr and not (tmp_path / "no.png").exists()
