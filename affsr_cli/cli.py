@@ -265,6 +265,78 @@ def _eval_tables(res, hr: Path, per_image: bool):
         out.print(rows)
 
 
+@app.command()
+def upscale(
+    inputs: list[str] = typer.Argument(..., metavar="INPUTS...", show_default=False,
+                                       help="Image files, folders (read recursively) or globs such as 'photos/**/*.jpg'."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (the input tree is "
+                                          "kept under it) [default: beside each input, named with --suffix]."),
+    suffix: Optional[str] = typer.Option(None, help="Added to each output's name [default: '_x4' beside the input, none under -o DIR]."),
+    ext: Optional[str] = typer.Option(None, help="Output type: png, tif, webp, bmp, jpg (lossy) or npy (float32) "
+                                      "[default: the input's when lossless, else png]."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
+                                            "values) [default: the input's]."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
+                                          "safetensors) or hf://owner/repo/file.safetensors [default: weights/affgan-x4.safetensors]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
+    tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
+    overlap: Optional[int] = typer.Option(None, help="LR pixels shared by neighbouring tiles [default: 2 × receptive radius + 8]."),
+    samples: int = typer.Option(1, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
+    seed: int = typer.Option(0, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
+    outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "
+                                             "breaks exact consistency."),
+    max_pixels: Optional[int] = typer.Option(None, help="Refuse inputs over this many pixels [default: Pillow's bomb limit, 89 Mpx]."),
+    quality: int = typer.Option(95, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, seconds, ...) instead of a table."),
+):
+    """Upscale images with a checkpoint; every saved file downsamples (A) to its input as exactly as its bit depth allows."""
+    from . import checkpoint, infer
+    from . import upscale as engine
+
+    if tile != "auto" and not tile.isdigit():
+        raise UserError(f"--tile must be a number of LR pixels or 'auto', got {tile!r}")
+    if weights is None:
+        default = checkpoint.WEIGHTS_DIR / "affgan-x4.safetensors"
+        if not default.is_file():
+            raise UserError(f"the default weights ({default.parent.name}/{default.name}) are not shipped yet; "
+                            "pass --weights NAME|PATH|hf://owner/repo/file.safetensors")
+        weights = str(default)
+    note = lambda message: err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    model = checkpoint.load_generator(checkpoint.resolve_weights(weights), "cpu")
+    up = infer.Upscaler(model, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note)
+    opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality)
+    failures = []
+
+    def on_error(source: str, message: str):
+        failures.append({"input": source, "output": None, "lr_psnr": None, "seconds": None, "error": message})
+        err.print(f"affsr: error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    with _progress(None, "upscaling") as bar:
+        files = bar.add_task("files", total=None, info="")
+        tiles = bar.add_task("tiles", total=None, info="")
+        cb = engine.Callbacks(note=note, error=on_error,
+                              file=lambda done, total, name: bar.update(files, completed=done, total=total, info=name),
+                              tile=lambda done, total: bar.update(tiles, completed=done, total=total, info=""))
+        failed = engine.run(up, inputs, opts, cb)
+    if as_json:
+        print(json.dumps(cb.results + failures))
+    elif cb.results:
+        table = Table(title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
+                            f"tiles of {up.tile} LR px")
+        for name in ("file", "size in → out", "LR-PSNR (dB)", "seconds"):
+            table.add_column(name, justify="left" if name == "file" else "right")
+        for r in cb.results:
+            (w, h), (W, H) = r["size_in"], r["size_out"]
+            psnr = "—" if r["lr_psnr"] is None else "∞" if r["lr_mse"] == 0 else f"{r['lr_psnr']:.2f}"
+            table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, f"{r['seconds']:.2f}")
+        out.print(table)
+    if failed:
+        err.print(f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
 def _config_options():
     """`affsr train` takes one option per TrainConfig field; its help is the field's comment."""
     import dataclasses
