@@ -1,0 +1,226 @@
+"""Speed of `affsr upscale` on one machine, in one run: 256×256 → 1024×1024 RGB, our generators
+(random weights until shipped ones exist) beside PIL bicubic and a Real-ESRGAN-sized RRDBNet; where
+the time of a whole file goes (network, projection + box fit, rounding, I/O); the network's achieved
+GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident memory of a
+2048×2048 → 8192×8192 RGB upscale through the CLI in a child process.
+
+    python benchmarks/upscale.py [--device cpu|cuda] [--precision fp32|bf16] [--skip-rrdb]
+    python benchmarks/upscale.py --large [--large-preset texture|imagenet]
+"""
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from affsr_cli import checkpoint, infer, methods
+from affsr_cli import imageio_extra as X
+from affsr_cli.images import read_image
+from affsr_cli.projection import OperatorSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- Real-ESRGAN's generator (Wang et al., 2021), the usual reference: 23 RRDB, 64 features, growth 32
+
+class RDB(nn.Module):
+    def __init__(self, nf=64, gc=32):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(nf + i * gc, gc if i < 4 else nf, 3, 1, 1) for i in range(5))
+
+    def forward(self, x):
+        feats = [x]
+        for conv in self.convs[:4]:
+            feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
+        return x + 0.2 * self.convs[4](torch.cat(feats, 1))
+
+
+class RRDBNet(nn.Module):
+    def __init__(self, blocks=23, nf=64, gc=32):
+        super().__init__()
+        self.first = nn.Conv2d(3, nf, 3, 1, 1)
+        self.body = nn.ModuleList(nn.Sequential(RDB(nf, gc), RDB(nf, gc), RDB(nf, gc)) for _ in range(blocks))
+        self.body_conv = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.up1, self.up2, self.hr = (nn.Conv2d(nf, nf, 3, 1, 1) for _ in range(3))
+        self.last = nn.Conv2d(nf, 3, 3, 1, 1)
+
+    def forward(self, x, z=None):
+        feat = self.first(x)
+        body = feat
+        for rrdb in self.body:
+            body = body + 0.2 * rrdb(body)
+        feat = feat + self.body_conv(body)
+        for up in (self.up1, self.up2):
+            feat = F.leaky_relu(up(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        return self.last(F.leaky_relu(self.hr(feat), 0.2))
+
+
+def conv_flops(net: nn.Module, *inputs) -> int:
+    """FLOPs (2 per multiply-add) of the convolutions of one forward pass."""
+    total = [0]
+
+    def hook(m, i, o):
+        total[0] += 2 * o.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        net(*inputs)
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def best(fn, repeat=3, sync=lambda: None):
+    times = []
+    for _ in range(repeat):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def lr_input(size=256) -> Path:
+    """A 256×256 LR photo: the centre of the bundled astronaut, reduced 1.25× (bicubic) as photos are."""
+    im = Image.open(ROOT / "examples" / "val" / "astronaut.png").convert("RGB")
+    side = min(im.size)
+    im = im.crop(((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2, (im.height + side) // 2))
+    path = Path(tempfile.mkdtemp()) / "lr.png"
+    im.resize((size, size), Image.BICUBIC).save(path)
+    return path
+
+
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
+    """One file as `affsr upscale` does it, timed stage by stage."""
+    t = {}
+    t0 = time.perf_counter()
+    pic = read_image(src)
+    t["read"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    y = up.network(pic.pixels)
+    sync(up.device)
+    t["network"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    t["iterations"] = infer.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device)
+    sync(up.device)
+    t["projection"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    levels = infer.round_shaped(y, 8)
+    t["rounding"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    X.write_levels(out, levels, overwrite=True)
+    t["write"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    stored = X.read_stored(out)
+    t["read back"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    t["lr_psnr"] = infer.lr_psnr(stored, pic.pixels, up.A, 255)[0]
+    t["measure"] = time.perf_counter() - t0
+    return t
+
+
+def speed(args):
+    device = infer.pick_device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    src = lr_input()
+    x = read_image(src).pixels[None]  # (1, 3, 256, 256)
+    mp = 1024 * 1024 / 1e6
+    img = Image.open(src)
+    rows = [("PIL bicubic 256→1024", best(lambda: img.resize((1024, 1024), Image.BICUBIC), 20), None)]
+    ups = {}
+    for preset in ("imagenet", "texture"):
+        model = methods.build_generator(preset, OperatorSpec(), "aff").eval()
+        up = ups[preset] = infer.Upscaler(model, device, args.precision, tile=256)
+        up.network(x[0])  # warm-up (and the Gram inverses)
+        seconds = best(lambda: up.network(x[0]), args.repeat, sync)
+        rows.append((f"affsr f, {preset} preset (BN folded)", seconds, conv_flops(up.net.float().to(device), x.to(device))))
+        up.net.to(up.dtype)
+    if not args.skip_rrdb:
+        rrdb = RRDBNet().eval().to(device, infer.pick_dtype(args.precision, device)[0])
+        with torch.no_grad():
+            xr = x.to(device, next(rrdb.parameters()).dtype)
+            seconds = best(lambda: rrdb(xr), 1, sync)
+        rows.append(("RRDBNet 23×RRDB, 64 f, growth 32", seconds, conv_flops(rrdb.float(), x.to(device))))
+    conv = nn.Conv2d(128, 128, 3, 1, 1).to(device, infer.pick_dtype(args.precision, device)[0])
+    feat = torch.rand(1, 128, 256, 256, device=device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        conv(feat)
+        conv_s = best(lambda: conv(feat), 5, sync)
+    conv_gflops = 2 * 128 * 128 * 9 * 256 * 256 / conv_s / 1e9
+
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, precision "
+          f"{str(ups['imagenet'].dtype).replace('torch.', '')}; input {src.name} 256×256 → 1024×1024 RGB")
+    print(f"{'upscaler':36s} {'seconds':>8s} {'MP/s':>8s} {'× RRDBNet':>10s} {'GFLOP':>8s} {'GFLOP/s':>8s} {'% of conv':>9s}")
+    rrdb_s = next((s for name, s, _ in rows if name.startswith("RRDB")), None)
+    for name, seconds, flops in rows:
+        gf = f"{flops / 1e9:8.1f} {flops / seconds / 1e9:8.1f} {100 * flops / seconds / 1e9 / conv_gflops:8.0f}%" if flops else ""
+        ratio = f"{rrdb_s / seconds:10.1f}" if rrdb_s else f"{'':10s}"
+        print(f"{name:36s} {seconds:8.3f} {mp / seconds:8.3f} {ratio} {gf}")
+    print(f"{'plain 3×3 conv 128→128 on 256×256':36s} {conv_s:8.3f} {'':8s} {'':10s} "
+          f"{2 * 128 * 128 * 9 * 256 * 256 / 1e9:8.1f} {conv_gflops:8.1f} {100:8.0f}%")
+
+    for preset in ("imagenet", "texture"):
+        t = pipeline(ups[preset], src, Path(tempfile.mkdtemp()) / "out.png")
+        total = sum(v for k, v in t.items() if k not in ("iterations", "lr_psnr"))
+        io = t["read"] + t["write"] + t["read back"]
+        proj = t["projection"] + t["measure"]
+        print(f"whole file, {preset}: {total:.2f} s = network {t['network']:.2f} + projection & box fit "
+              f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding "
+              f"{t['rounding']:.3f} + I/O {io:.3f} (read {t['read']:.3f}, write PNG {t['write']:.3f}, read back "
+              f"{t['read back']:.3f}); projection {100 * proj / total:.1f}%, I/O {100 * io / total:.1f}%, "
+              f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB")
+
+
+def large(args):
+    """Peak RSS of `affsr upscale` on a 2048×2048 RGB photo-like image (→ 8192×8192 PNG), in a child process."""
+    d = Path(tempfile.mkdtemp())
+    torch.manual_seed(0)
+    checkpoint.save_generator(d / "net.safetensors", methods.build_generator(args.large_preset, OperatorSpec(), "aff").eval())
+    im = Image.open(ROOT / "examples" / "val" / "coffee.png").convert("RGB")
+    im.resize((2048, 2048), Image.BICUBIC).save(d / "in.png")
+    cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(d / "in.png"), "-o", str(d / "out.png"), "-w",
+           str(d / "net.safetensors"), "--json", "--device", args.device]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kilobytes
+    if r.returncode:
+        sys.exit(f"the upscale failed: {r.stderr}")
+    print(f"2048×2048 → 8192×8192 RGB ({args.large_preset} preset, {args.device}): peak resident memory "
+          f"{peak / 2**30:.2f} GiB, {seconds:.0f} s; {r.stdout.strip()}")
+    print(f"output {os.path.getsize(d / 'out.png') / 2**20:.0f} MiB PNG; the float32 HR image alone is "
+          f"{3 * 8192 * 8192 * 4 / 2**30:.2f} GiB")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=list(infer.PRECISIONS))
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each generator (the best is kept)")
+    ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
+    ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
+    ap.add_argument("--large-preset", default="texture", choices=["texture", "imagenet"],
+                    help="generator for --large (the tile budget bounds its activations either way)")
+    args = ap.parse_args()
+    large(args) if args.large else speed(args)
+
+
+if __name__ == "__main__":
+    main()
