@@ -168,7 +168,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     alpha = None
     if pic.alpha is not None:  # upscaled apart, made consistent with the input's alpha, saved with the colour
         alpha = infer.upscale_alpha(pic.alpha, s)
-        infer.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16))
+        infer.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16), device=up.device)
         alpha.clamp_(0, 1)
     fits = icc if X.icc_fits(icc, c) else None
     if icc and not fits:
@@ -176,7 +176,8 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     rows = []
     for path, seed in zip(paths, seeds or [None]):
         y = up.network(pic.pixels, seed or 0, on_tile=cb.tile)  # f(x), (C, H, W)
-        iterations = infer.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16))
+        iterations = infer.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16),
+                                   device=up.device)
         planes = y if alpha is None else torch.cat([y, alpha])
         del y
         if not consistent:

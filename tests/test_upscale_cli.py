@@ -94,7 +94,7 @@ def test_every_format_in_a_folder(ckpt, tmp_path):
             assert o.size == (4 * w, 4 * h) == tuple(row["size_out"]), name
         target = 80 if name == "deep.png" else 60
         assert row["lr_psnr"] >= target, (name, row["lr_psnr"])
-        assert abs(lr_psnr(out, src / name) - row["lr_psnr"]) < 0.01, name  # the figure is that of the saved file
+        assert abs(lr_psnr(out, src / name) - row["lr_psnr"]) < 0.05, name  # the saved file's (engine: A in float32)
         assert row["seconds"] > 0 and row["bits"] == (16 if name == "deep.png" else 8)
     assert read_image(tmp_path / "out" / "deep.png").bits == 16
     assert rows["rotated.jpg"]["size_in"] == [16, 24]  # EXIF orientation applied: 24×16 stored, 16×24 seen
