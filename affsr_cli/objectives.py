@@ -79,14 +79,16 @@ class GANObjective(Objective):
         self.critic, self.noise = discriminator, noise
 
     def critic_loss(self, yhat, y):
-        logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # one batch: same BN statistics
+        logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # real and fake in one batch
         real, fake = logits.chunk(2)
         loss = losses.discriminator_loss(real, fake)
         return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
                       "d_fake": float(torch.sigmoid(fake.detach()).mean())}
 
     def generator_loss(self, yhat, y):
-        loss = losses.generator_loss(self.trained_critic(self.noise(yhat)))
+        # D sees the same mixed batch as when it was trained, so batch norm normalises alike
+        fake = self.trained_critic(self.noise(torch.cat([y, yhat])))[len(y):]
+        loss = losses.generator_loss(fake)
         return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
 
     def after_step(self, step, logs):

@@ -109,6 +109,8 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
         if not os.access(out, os.W_OK | os.X_OK):
             raise TrainingError(f"run folder {out} is not writable")
         write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if not cfg.resume:
+            (out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
     return out
 
 

@@ -204,6 +204,10 @@ def test_cli_bad_input(images, tmp_path):
         assert "Traceback" not in r.stderr
     state, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
     assert state["step"] == 2  # the refused resume left the run alone
+    r = affsr("train", "--data", images, "--out", tmp_path / "run", "--method", "affmse", "--overwrite", *common)
+    assert r.returncode == 0, r.stderr
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # --overwrite starts a fresh log
 
 
 def test_two_process_ddp_on_cpu(images, tmp_path):
