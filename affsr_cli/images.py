@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .weights import check_writable
+from .weights import atomic_write  # re-exported: images.atomic_write
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".pnm", ".gif", ".tga")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -269,27 +267,3 @@ def write_image(path: str | os.PathLike, pixels: torch.Tensor, *, alpha: torch.T
             Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(tmp, format=fmt, quality=quality)
 
     return atomic_write(path, write, overwrite)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Call write(tmp) on a temporary file beside `path`, then rename it to `path`: a reader sees the
-    old file or the complete new one, never part of one. FileExistsError if `path` exists, unless
-    `overwrite`. On any error the temporary file is removed."""
-    path = check_writable(path, overwrite)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise ValueError(f"cannot write {path}: {e.strerror}") from None
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        write(Path(tmp))
-        if not overwrite and path.exists():
-            raise FileExistsError(str(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

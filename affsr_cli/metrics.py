@@ -19,7 +19,6 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 BT601_Y = (65.481, 128.553, 24.966)  # Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255 on [0, 1]
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03  # 11 taps, as skimage and Wang et al.

@@ -15,12 +15,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image
 
-from . import checkpoint, data, losses, methods, swissroll
+from . import checkpoint, data, methods, swissroll, weights
 from .config import TrainConfig
 from .projection import OperatorSpec
 
@@ -108,7 +107,8 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
             raise TrainingError(f"cannot create run folder {out}: {e.strerror}") from None
         if not os.access(out, os.W_OK | os.X_OK):
             raise TrainingError(f"run folder {out} is not writable")
-        write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+        text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+        weights.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
         if not cfg.resume:
             (out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
     return out
@@ -121,21 +121,14 @@ def saved_config(out: Path) -> TrainConfig:
         raise TrainingError(f"cannot read {out / 'config.json'} to resume ({type(e).__name__})") from None
 
 
-def write_text(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, scale: int, rows: int = 4):
     """Rows of LR (nearest-neighbour enlarged) | output | HR, as an 8-bit PNG written atomically."""
     n = min(rows, y.shape[0])
     lr = x[:n].repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     grid = torch.cat([torch.cat([lr[i], yhat[i], y[i]], -1) for i in range(n)], -2)  # (C, n·H, 3·W)
     a = (grid.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    picture = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+    weights.atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"), overwrite=True)
 
 
 def batches(loader, sampler):

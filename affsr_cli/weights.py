@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -27,9 +28,10 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return path
 
 
-def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
-                overwrite: bool = False) -> Path:
-    """Write a safetensors file to a temporary name beside `path`, then rename it into place."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Call write(tmp) on a temporary file beside `path`, then rename it to `path`: a reader sees the
+    old file or the complete new one, never part of one. FileExistsError if `path` exists, unless
+    `overwrite`. On any error the temporary file is removed."""
     path = check_writable(path, overwrite)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,7 +39,10 @@ def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metad
         raise ValueError(f"cannot write {path}: {e.strerror}") from None
     os.close(fd)
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        write(Path(tmp))
         if not overwrite and path.exists():
             raise FileExistsError(str(path))
         os.replace(tmp, path)
@@ -45,6 +50,13 @@ def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metad
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
+                overwrite: bool = False) -> Path:
+    """Write a safetensors file to a temporary name beside `path`, then rename it into place."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite)
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

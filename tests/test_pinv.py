@@ -1,5 +1,4 @@
 """The fitted local A⁺ of App. B: convergence, closeness to the exact A⁺, file round trip."""
-import dataclasses
 import pickle
 
 import pytest
@@ -19,7 +18,6 @@ def test_default_fit_converges(fitted):
     B, rep = fitted
     assert rep.l1 + rep.l2 <= 1e-12  # paper App. B: 1e-12 … 1e-8
     assert rep.max_penrose <= 1e-12
-    assert rep.seconds <= 30
     c = P.consistency_report(B)
     assert c["consistency_fitted_interior"] <= 1e-12
     assert c["consistency_exact"] <= 1e-12 and c["consistency_exact_float32"] <= 1e-5
