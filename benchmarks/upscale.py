@@ -117,6 +117,10 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     sync(up.device)
     t["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    infer.fit_box(y.clone(), pic.pixels, up.A, up.pinv, None, device=up.device)  # Π_x alone, for comparison
+    sync(up.device)
+    t["pi"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     t["iterations"] = infer.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device)
     sync(up.device)
     t["projection"] = time.perf_counter() - t0
@@ -178,14 +182,15 @@ def speed(args):
 
     for preset in ("imagenet", "texture"):
         t = pipeline(ups[preset], src, Path(tempfile.mkdtemp()) / "out.png")
-        total = sum(v for k, v in t.items() if k not in ("iterations", "lr_psnr"))
+        total = sum(v for k, v in t.items() if k not in ("iterations", "lr_psnr", "pi"))
         io = t["read"] + t["write"] + t["read back"]
         proj = t["projection"] + t["measure"]
         print(f"whole file, {preset}: {total:.2f} s = network {t['network']:.2f} + projection & box fit "
               f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding "
               f"{t['rounding']:.3f} + I/O {io:.3f} (read {t['read']:.3f}, write PNG {t['write']:.3f}, read back "
               f"{t['read back']:.3f}); projection {100 * proj / total:.1f}%, I/O {100 * io / total:.1f}%, "
-              f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB")
+              f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB; "
+              f"Π alone {1e3 * t['pi']:.0f} ms ({100 * t['pi'] / total:.1f}%, Π + I/O {100 * (t['pi'] + io) / total:.1f}%)")
 
 
 def large(args):
