@@ -3,7 +3,7 @@ their profile, float32 outputs (TIFF, .npy) for exact values, and a saved file r
 (uint8, uint16 or float32, without conversion) to measure its consistency.
 
 Arrays are (H, W, C): C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA. Every write goes through
-images.atomic_write (temporary file, then rename; nothing is overwritten without `overwrite`).
+weights.atomic_write (temporary file, then rename; nothing is overwritten without `overwrite`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import WRITE_FORMATS, _png_bytes, _read_png, atomic_write
+from .images import WRITE_FORMATS, _png_bytes, _read_png
+from .weights import atomic_write
 
 FLOAT_FORMATS = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY"}  # float32 outputs
 LOSSY = ("JPEG",)  # WebP is written lossless

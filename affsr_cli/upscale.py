@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from . import imageio_extra as X
-from . import infer
+from . import consistency, infer
 from .images import SUFFIXES, WRITE_FORMATS, read_image
 
 OUTPUT_SUFFIXES = (*WRITE_FORMATS, ".npy")
@@ -167,8 +167,8 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     consistent = opts.outscale is None or opts.outscale == s
     alpha = None
     if pic.alpha is not None:  # upscaled apart, made consistent with the input's alpha, saved with the colour
-        alpha = infer.upscale_alpha(pic.alpha, s)
-        infer.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16), device=up.device)
+        alpha = consistency.upscale_alpha(pic.alpha, s)
+        consistency.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16), device=up.device)
         alpha.clamp_(0, 1)
     fits = icc if X.icc_fits(icc, c) else None
     if icc and not fits:
@@ -176,16 +176,16 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     rows = []
     for path, seed in zip(paths, seeds or [None]):
         y = up.network(pic.pixels, seed or 0, on_tile=cb.tile)  # f(x), (C, H, W)
-        iterations = infer.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16),
+        iterations = consistency.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16),
                                    device=up.device)
         planes = y if alpha is None else torch.cat([y, alpha])
         del y
         if not consistent:
-            planes = infer.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
+            planes = consistency.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
         if bits == 32:
             X.write_float(path, planes.permute(1, 2, 0).numpy(), icc=fits, overwrite=opts.overwrite)
         else:
-            levels = infer.round_shaped(planes, bits) if consistent else \
+            levels = consistency.round_shaped(planes, bits) if consistent else \
                 (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
             del planes
             X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
@@ -193,7 +193,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         psnr = mse = None
         if consistent:
             stored = X.read_stored(path)
-            psnr, mse = infer.lr_psnr(stored, pic.pixels, up.A, 1 if bits == 32 else 2**bits - 1)
+            psnr, mse = consistency.lr_psnr(stored, pic.pixels, up.A, 1 if bits == 32 else 2**bits - 1)
             del stored
         rows.append({"input": str(src), "output": str(path), "lr_psnr": None if psnr in (None, math.inf) else round(psnr, 3),
                      "lr_mse": mse, "seconds": round(time.perf_counter() - t0, 3), "size_in": [w, h], "size_out": [W, H],

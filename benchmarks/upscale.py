@@ -8,7 +8,6 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
     python benchmarks/upscale.py --large [--large-preset texture|imagenet]
 """
 import argparse
-import math
 import os
 import resource
 import subprocess
@@ -17,13 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from affsr_cli import checkpoint, infer, methods
+from affsr_cli import checkpoint, consistency, infer, methods
 from affsr_cli import imageio_extra as X
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
@@ -117,15 +115,15 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     sync(up.device)
     t["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    infer.fit_box(y.clone(), pic.pixels, up.A, up.pinv, None, device=up.device)  # Π_x alone, for comparison
+    consistency.fit_box(y.clone(), pic.pixels, up.A, up.pinv, None, device=up.device)  # Π_x alone, for comparison
     sync(up.device)
     t["pi"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    t["iterations"] = infer.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device)
+    t["iterations"] = consistency.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device)
     sync(up.device)
     t["projection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    levels = infer.round_shaped(y, 8)
+    levels = consistency.round_shaped(y, 8)
     t["rounding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     X.write_levels(out, levels, overwrite=True)
@@ -134,7 +132,7 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     stored = X.read_stored(out)
     t["read back"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    t["lr_psnr"] = infer.lr_psnr(stored, pic.pixels, up.A, 255)[0]
+    t["lr_psnr"] = consistency.lr_psnr(stored, pic.pixels, up.A, 255)[0]
     t["measure"] = time.perf_counter() - t0
     return t
 

@@ -1,4 +1,4 @@
-"""The engine of `affsr upscale` (affsr_cli/infer.py, upscale.py, imageio_extra.py) on tiny images
+"""The engine of `affsr upscale` (affsr_cli/infer.py, consistency.py, upscale.py, imageio_extra.py) on tiny images
 with tiny checkpoints of random weights: Π makes even those consistent, so consistency is testable."""
 import math
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, infer, methods
+from affsr_cli import consistency, infer, methods
 from affsr_cli import imageio_extra as X
 from affsr_cli import upscale as U
 from affsr_cli.projection import OperatorSpec
@@ -35,7 +35,7 @@ def photo(name="chelsea", box=(100, 60, 148, 100), halve=False) -> torch.Tensor:
 
 
 def lr_psnr_of(levels: np.ndarray, x: torch.Tensor, A, L: int) -> float:
-    return infer.lr_psnr(levels, x, A, L)[0]
+    return consistency.lr_psnr(levels, x, A, L)[0]
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,8 @@ def test_saved_levels_are_consistent(up, bits, target):
     f = up.network(x)
     naive = (f - up.pinv(up.A(f) - x)).clamp(0, 1).mul(L).round().permute(1, 2, 0).numpy()
     y = f.clone()
-    iterations = infer.fit_box(y, x, up.A, up.pinv, bits)
-    levels = infer.round_shaped(y, bits)
+    iterations = consistency.fit_box(y, x, up.A, up.pinv, bits)
+    levels = consistency.round_shaped(y, bits)
     assert levels.dtype == (np.uint16 if bits == 16 else np.uint8) and levels.shape == (4 * 40, 4 * 48, 3)
     assert iterations > 0
     assert lr_psnr_of(naive, x, up.A, L) < target - 10
@@ -135,7 +135,7 @@ def test_shaped_rounding_beats_plain_rounding(up):
                                                     size=(192, 160), mode="bicubic", align_corners=False)[0].clamp(0, 1)
     x = up.A(y)
     plain = (y * 255).round().permute(1, 2, 0).numpy()
-    shaped = infer.round_shaped(y, 8)
+    shaped = consistency.round_shaped(y, 8)
     assert np.abs(shaped / 255 - y.permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
     assert lr_psnr_of(shaped, x, up.A, 255) >= lr_psnr_of(plain, x, up.A, 255) + 4
 
@@ -143,7 +143,7 @@ def test_shaped_rounding_beats_plain_rounding(up):
 def test_float_output_is_exact(up):
     x = photo()
     y = up.network(x)
-    assert infer.fit_box(y, x, up.A, up.pinv, None) == 0
+    assert consistency.fit_box(y, x, up.A, up.pinv, None) == 0
     assert (up.A(y) - x).abs().max() <= 1e-5
 
 
@@ -153,7 +153,7 @@ def test_channels_adapt_and_stay_consistent():
         up = infer.Upscaler(m, "cpu")
         y = up.network(x)
         assert y.shape == (x.shape[0], 4 * x.shape[1], 4 * x.shape[2])
-        infer.fit_box(y, x, up.A, up.pinv, None)
+        consistency.fit_box(y, x, up.A, up.pinv, None)
         assert (up.A(y) - x).abs().max() <= 1e-5
 
 
@@ -239,10 +239,10 @@ def test_collect_and_plan(tmp_path):
 def test_lr_psnr_reads_what_was_saved(up, tmp_path):
     x = photo(box=(100, 60, 124, 80))
     y = up.network(x)
-    infer.fit_box(y, x, up.A, up.pinv, 8)
-    levels = infer.round_shaped(y, 8)
+    consistency.fit_box(y, x, up.A, up.pinv, 8)
+    levels = consistency.round_shaped(y, 8)
     path = X.write_levels(tmp_path / "y.png", levels)
-    psnr, mse = infer.lr_psnr(X.read_stored(path), x, up.A, 255)
+    psnr, mse = consistency.lr_psnr(X.read_stored(path), x, up.A, 255)
     assert psnr >= 60 and math.isclose(psnr, lr_psnr_of(levels, x, up.A, 255))
     levels[::2, ::2] ^= 0x10  # a damaged file scores far lower
     assert lr_psnr_of(levels, x, up.A, 255) < psnr - 20
