@@ -280,24 +280,24 @@ def upscale(
     inputs: list[str] = typer.Argument(..., metavar="INPUTS...", show_default=False,
                                        help="Image files, folders (read recursively) or globs such as 'photos/**/*.jpg'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (the input tree is "
-                                          "kept under it) [default: beside each input, named with --suffix]."),
-    suffix: Optional[str] = typer.Option(None, help="Added to each output's name [default: '_x4' beside the input, none under -o DIR]."),
+                                          "kept under it) (default: beside each input, named with --suffix)."),
+    suffix: Optional[str] = typer.Option(None, help="Added to each output's name (default: '_x4' beside the input, none under -o DIR)."),
     ext: Optional[str] = typer.Option(None, help="Output type: png, tif, webp, bmp, jpg (lossy) or npy (float32) "
-                                      "[default: the input's when lossless, else png]."),
+                                      "(default: the input's when lossless, else png)."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
-                                            "values) [default: the input's]."),
+                                            "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
-                                          "safetensors) or hf://owner/repo/file.safetensors [default: weights/affgan-x4.safetensors]."),
+                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
     tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
-    overlap: Optional[int] = typer.Option(None, help="LR pixels shared by neighbouring tiles [default: 2 × receptive radius + 8]."),
+    overlap: Optional[int] = typer.Option(None, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
     samples: int = typer.Option(1, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
     seed: int = typer.Option(0, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
     outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "
                                              "breaks exact consistency."),
-    max_pixels: Optional[int] = typer.Option(None, help="Refuse inputs over this many pixels [default: Pillow's bomb limit, 89 Mpx]."),
+    max_pixels: Optional[int] = typer.Option(None, help="Refuse inputs over this many pixels (default: Pillow's bomb limit, 89 Mpx)."),
     quality: int = typer.Option(95, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, seconds, ...) instead of a table."),
 ):
