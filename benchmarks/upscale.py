@@ -193,7 +193,11 @@ def speed(args):
 
 def large(args):
     """Peak RSS of `affsr upscale` on a 2048×2048 RGB photo-like image (→ 8192×8192 PNG), in a child process."""
-    d = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as tmp:  # the 8192² PNG is ~85 MiB
+        _large(args, Path(tmp))
+
+
+def _large(args, d: Path):
     torch.manual_seed(0)
     checkpoint.save_generator(d / "net.safetensors", methods.build_generator(args.large_preset, OperatorSpec(), "aff").eval())
     im = Image.open(ROOT / "examples" / "val" / "coffee.png").convert("RGB")
