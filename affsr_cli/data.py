@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+
+from . import images
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 PRESETS = {  # HR side, how it is taken
@@ -50,16 +51,15 @@ def detect_preset(root: str | Path) -> str:
     return "celeba" if sizes == {(178, 218)} else "patch"
 
 
-def load_image(path: Path, channels: int) -> np.ndarray:
-    """(H, W, C) float32 in [0, 1]; EXIF orientation applied; 16-bit kept."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            a = np.asarray(im, dtype=np.float32) / (65535.0 if im.mode != "I" or np.asarray(im).max() > 255 else 255.0)
-            a = a[..., None]
-            return np.repeat(a, 3, -1) if channels == 3 else a
-        a = np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
-    return a if a.ndim == 3 else a[..., None]
+def load_image(path: Path, channels: int) -> torch.Tensor:
+    """(C, H, W) float32 in [0, 1] with C = `channels` (gray repeated, or RGB to BT.601 luma);
+    EXIF orientation applied, 16-bit kept, alpha dropped (images.read_image)."""
+    y = images.read_image(path).pixels
+    if y.shape[0] == channels:
+        return y
+    if channels == 3:
+        return y.expand(3, -1, -1).contiguous()
+    return (y * y.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
 
 
 class ImageFolder(Dataset):
@@ -94,10 +94,9 @@ class ImageFolder(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         path = self.files[i % len(self.files)]
         try:
-            a = load_image(path, self.channels)
-        except (OSError, UnidentifiedImageError, ValueError):  # truncated after the header: use another file
+            y = load_image(path, self.channels)  # (C, H, W)
+        except (OSError, ValueError):  # truncated after the header: use another file
             return self[(i + 1) % len(self)] if len(self.files) > 1 else torch.zeros(self.channels, self.size, self.size)
-        y = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # (C, H, W)
         n = self.size
         if self.crop == "centre":
             y = resize(centre_square(y), n)

@@ -311,7 +311,7 @@ def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     files = data.find_images(cfg.val)[:16]
     crops = []
     for f in files:
-        y = torch.from_numpy(data.load_image(f, cfg.channels)).permute(2, 0, 1)
+        y = data.load_image(f, cfg.channels)
         h, w = y.shape[-2:]
         n = min(cfg.patch, h - h % cfg.scale, w - w % cfg.scale)
         crops.append(y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n])
