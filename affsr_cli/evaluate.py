@@ -154,7 +154,10 @@ def list_images(folder: Path) -> dict[str, Path]:
 
 
 def pair_by_name(hr: Path, sr: Path, lr: Path | None = None) -> list[tuple[str, Path, Path, Path | None]]:
-    """(stem, HR, SR, LR) for every stem; an error lists every file that has no partner."""
+    """(stem, HR, SR, LR) for every stem; an error lists every file that has no partner. Single
+    files (not folders) pair with each other whatever their names."""
+    if all(p is None or Path(p).is_file() for p in (hr, sr, lr)):
+        return [(Path(hr).stem, Path(hr), Path(sr), Path(lr) if lr else None)]
     folders = {"HR": list_images(hr), "SR": list_images(sr), **({"LR": list_images(lr)} if lr else {})}
     stems = set().union(*folders.values())
     missing = [f"{stem} (no {kind})" for stem in sorted(stems) for kind, files in folders.items() if stem not in files]
