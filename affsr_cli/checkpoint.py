@@ -13,7 +13,7 @@ from .methods import SRModel
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # the shipped weights (named by stem)
+WEIGHTS_DIR = weights.bundled("weights")  # the shipped weights (named by stem)
 
 
 def flatten(obj, prefix: str, tensors: dict[str, torch.Tensor]):

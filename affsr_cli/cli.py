@@ -221,7 +221,7 @@ def eval_(
                 raise UserError(f"the bundled validation set {hr} is missing; pass --hr DIR")
         if not weights and not baselines:
             if not E.DEFAULT_WEIGHTS.is_file():
-                raise UserError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS.relative_to(E.ROOT)}); "
+                raise UserError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
         upscalers = {}

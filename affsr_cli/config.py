@@ -39,6 +39,7 @@ class TrainConfig:
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
+    discriminator: str = "auto"  # gan: discriminator preset texture | celeba | imagenet | auto (the generator's)
     critic_steps: int = 1  # gan: discriminator steps per generator step
     prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)
     ladder: int = 8  # dg/ll: prior snapshots kept during pre-training (dg walks them by decreasing σ)

@@ -26,10 +26,10 @@ from . import metrics as M
 from .images import SUFFIXES, atomic_write, quantize, read_image
 from .lpips import LPIPS, NEEDS
 from .projection import Downsample, ExactPinv, OperatorSpec
+from .weights import bundled
 
-ROOT = Path(__file__).resolve().parent.parent
-VALIDATION_SET = ROOT / "examples" / "val"  # the small bundled validation set (SOURCES.md there)
-DEFAULT_WEIGHTS = ROOT / "weights" / "affgan-x4.safetensors"  # the name affsr upscale uses too
+VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
+DEFAULT_WEIGHTS = bundled("weights") / "affgan-x4.safetensors"  # the name affsr upscale uses too
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
 METRICS = {

@@ -83,8 +83,11 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         return objectives.PixelObjective(objective)
     if objective == "gan":
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
+        d_preset = preset if cfg.discriminator == "auto" else cfg.discriminator
+        if not vectors and d_preset not in dpresets.PRESETS:
+            raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)})")
         d = nets.MLPCritic() if vectors else nets.Discriminator(
-            channels=cfg.channels, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[preset].items()})
+            channels=cfg.channels, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()})
         return objectives.GANObjective(d, noise)
     width = cfg.prior_width or (256 if vectors and objective == "dg" else 128 if objective == "dg" else 64)
     layers = cfg.prior_layers or (2 if vectors else 4)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -11,6 +13,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archives and raw pickles
+
+
+def bundled(folder: str) -> Path:
+    """A folder that ships with the project (`weights`, `examples/val`): the source tree's for a
+    checkout or an editable install, else the copy a wheel puts under <prefix>/share/affsr."""
+    source = Path(__file__).resolve().parent.parent / folder
+    if source.is_dir():
+        return source
+    for prefix in (sysconfig.get_path("data"), sys.prefix):
+        installed = Path(prefix) / "share" / "affsr" / folder
+        if installed.is_dir():
+            return installed
+    return source
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:

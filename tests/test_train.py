@@ -153,6 +153,14 @@ def test_ctrl_c_saves_a_resumable_state(images, tmp_path, monkeypatch):
     assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
+def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
+    cfg = tiny(images, tmp_path / "d", method="affgan", generator="texture", discriminator="imagenet")
+    engine.train(cfg, Recorder())
+    state, _ = checkpoint.load_state(tmp_path / "d" / "state.safetensors")
+    critic = {k: v for k, v in state["modules"]["objective"].items() if k.startswith("critic.") and v.ndim == 4}
+    assert max(v.shape[0] for v in critic.values()) == 1024  # imagenet's widths, not texture's 256
+
+
 def test_auto_preset(tmp_path):
     faces, photos = tmp_path / "faces", tmp_path / "photos"
     faces.mkdir(), photos.mkdir()
@@ -195,6 +203,7 @@ def test_cli_bad_input(images, tmp_path):
         (["--data", tmp_path / "missing", "--out", tmp_path / "r3"], "does not exist"),
         (["--data", images, "--out", tmp_path / "r4", "--patch", "18"], "multiple of the scale"),
         (["--data", images, "--out", tmp_path / "r5", "--device", "cuda:7"], "cuda"),
+        (["--data", images, "--out", tmp_path / "r6", "--method", "affgan", "--discriminator", "huge"], "unknown discriminator"),
     ]
     for args, words in cases:
         r = affsr("train", *common, *args)
