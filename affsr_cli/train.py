@@ -141,7 +141,10 @@ def batches(loader, sampler):
 
 
 @torch.no_grad()
-def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float):
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, updates: int = 10**9):
+    """One EMA step after `updates` earlier ones. The decay warms up as (1 + n)/(10 + n), so that
+    early checkpoints are not mostly the random initial weights (0.999^500 = 0.61 of them)."""
+    decay = min(decay, (1 + updates) / (10 + updates))
     for e, p in zip(ema.parameters(), net.parameters()):
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), net.buffers()):
@@ -182,7 +185,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         model.net.load_state_dict(start.net.state_dict())
         ema_model.net.load_state_dict(start.net.state_dict())
 
-    step = 0
+    step = ema_updates = 0
     if cfg.resume:
         state, _ = checkpoint.load_state(out / "state.safetensors")
         for k, m in modules.items():
@@ -191,6 +194,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             o.load_state_dict(state["optimizers"][k])
         torch.set_rng_state(state["extra"]["rng"][rank % len(state["extra"]["rng"])])
         step = state["step"]
+        ema_updates = state["extra"].get("ema_updates", step)  # states written before the warm-up: step
 
     if world > 1:
         ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
@@ -215,7 +219,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
 
     def save(at: int):
         if rank == 0:
-            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers, {"rng": [torch.get_rng_state()]},
+            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers, {"rng": [torch.get_rng_state()], "ema_updates": ema_updates},
                                   cfg.to_dict())
             checkpoint.save_generator(out / "generator.safetensors", ema_model,
                                       {"method": cfg.method, "step": str(at), "preset": cfg.preset})
@@ -234,7 +238,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
                 raise TrainingError(f"the loss became {loss} at step {step + 1}; stopped. "
                                     f"The last good checkpoint in {out} is intact")
             if yhat is not None:
-                ema_update(ema_model.net, modules["net"], cfg.ema)
+                ema_update(ema_model.net, modules["net"], cfg.ema, ema_updates)
+                ema_updates += 1
             step += 1
             seen += y.shape[0] * world
             objective.after_step(step, logs)

@@ -91,6 +91,19 @@ def test_resume_continues_with_optimiser_state(images, tmp_path):
     assert set(first) >= {"exp_avg", "exp_avg_sq", "step"}
 
 
+def test_ema_warm_up():
+    net, ema = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        ema.weight.fill_(0.0)
+    engine.ema_update(ema, net, 0.999, updates=0)  # first update: decay 1/10, not 0.999
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.9))
+    engine.ema_update(ema, net, 0.999)  # late in a run: the full decay
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.9 + 0.1 * 0.001))
+    engine.ema_update(ema, net, 0.0, updates=5)  # --ema 0: the live weights
+    assert torch.equal(ema.weight, net.weight)
+
+
 def test_state_flattening_round_trip():
     net = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(net.parameters(), 1e-3)

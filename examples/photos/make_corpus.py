@@ -72,19 +72,17 @@ DEBIAN = {
 }
 
 # (module, file under its data folder, author, licence, split)
-SAMPLE_DATA = [
-    ("skimage", "data/motorcycle_left.png", "Middlebury stereo 2014 (Scharstein et al.)", "free for research (skimage docs)", "train"),
-    ("skimage", "data/camera.png", "scikit-image (public domain per its docs)", "public domain", "train"),
-    ("skimage", "data/ihc.png", "Yale Rosen, immunohistochemistry", "CC-BY-SA-2.0", "train"),
-    ("skimage", "data/coins.png", "Walters Art Museum", "public domain", "train"),
-    ("skimage", "data/moon.png", "scikit-image", "public domain", "train"),
-    ("skimage", "data/grass.png", "Pexels (skimage docs)", "CC0", "train"),
-    ("skimage", "data/gravel.png", "Pexels (skimage docs)", "CC0", "train"),
-    ("skimage", "data/brick.png", "Pexels (skimage docs)", "CC0", "train"),
-    ("sklearn", "datasets/images/china.jpg", "Ch. Xing (scikit-learn)", "CC-BY-2.0", "train"),
-    ("sklearn", "datasets/images/flower.jpg", "Ch. Xing (scikit-learn)", "CC-BY-2.0", "train"),
-    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "US Navy (Grace Hopper)", "public domain", "train"),
-    # the photos of examples/val: validation only
+SAMPLE_DATA = [  # licences as stated in skimage.data's docstrings and sklearn's datasets/images/README.txt
+    ("skimage", "data/camera.png", "Lav Varshney", "CC0", "train"),
+    ("skimage", "data/ihc.png", "Yale Rosen (immunohistochemistry)", "no known copyright restrictions", "train"),
+    ("skimage", "data/coins.png", "Brooklyn Museum", "no known copyright restrictions", "train"),
+    ("skimage", "data/grass.png", "linolafett (DeviantArt)", "CC0", "train"),
+    ("skimage", "data/gravel.png", "CC0Textures", "CC0", "train"),
+    ("skimage", "data/brick.png", "CC0Textures", "CC0", "train"),
+    ("sklearn", "datasets/images/china.jpg", "danielbuechele (Flickr)", "CC-BY-2.0", "train"),
+    ("sklearn", "datasets/images/flower.jpg", "vultilion (Flickr)", "CC-BY-2.0", "train"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "US Navy", "public domain (US Navy photograph)", "train"),
+    # the photos of examples/val (examples/val/SOURCES.md): validation only
     ("skimage", "data/astronaut.png", "NASA", "public domain", "val"),
     ("skimage", "data/chelsea.png", "Stefan van der Walt", "CC0", "val"),
     ("skimage", "data/coffee.png", "Rachel Michetti", "CC0", "val"),
