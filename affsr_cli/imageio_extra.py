@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import WRITE_FORMATS, _png_bytes, _read_png
+from .images import WRITE_FORMATS, png_bytes, read_png
 from .weights import atomic_write
 
 FLOAT_FORMATS = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY"}  # float32 outputs
@@ -52,7 +52,7 @@ def write_levels(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = 
 
     def write(tmp: Path):
         if fmt == "PNG":
-            png = _png_bytes(a)
+            png = png_bytes(a)
             if icc:  # iCCP right after IHDR (8-byte signature + 25-byte IHDR chunk)
                 png = png[:33] + _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)) + png[33:]
             tmp.write_bytes(png)
@@ -134,7 +134,7 @@ def read_stored(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
         if float_tiff is not None:
             return float_tiff
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16:
-        return _read_png(path, max_pixels or Image.MAX_IMAGE_PIXELS)
+        return read_png(path, max_pixels or Image.MAX_IMAGE_PIXELS)
     with Image.open(path) as im:
         a = np.asarray(im)
     return a[..., None] if a.ndim == 2 else a

@@ -58,7 +58,7 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
         raise ImageFileError(f"{path}: the file is empty")
     try:
         if head.startswith(PNG_SIGNATURE) and len(head) == 33 and head[24] == 16 and head[25] in (2, 4, 6):
-            array, orientation = _read_png(path, limit), _orientation(path)  # 16-bit colour or gray + alpha
+            array, orientation = read_png(path, limit), _orientation(path)  # 16-bit colour or gray + alpha
         else:
             array, orientation = _read_pil(path, limit)
     except ImageFileError:
@@ -141,7 +141,7 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 # -- PNG, 8 or 16 bits per sample, non-interlaced (Pillow handles the rest) --------------------------
 
-def _read_png(path: Path, limit: int) -> np.ndarray:
+def read_png(path: Path, limit: int) -> np.ndarray:
     """Decode a PNG of colour type 0, 2, 4 or 6 at bit depth 8 or 16: (H, W, C) uint8 or uint16."""
     data = path.read_bytes()
     pos, header, idat = len(PNG_SIGNATURE), None, []
@@ -215,7 +215,7 @@ def _unfilter(path: Path, rows: np.ndarray, bpp: int) -> np.ndarray:
     return out
 
 
-def _png_bytes(a: np.ndarray) -> bytes:
+def png_bytes(a: np.ndarray) -> bytes:
     """Encode (H, W, C) uint8 or uint16 as PNG (Sub filter on every row)."""
     height, width, channels = a.shape
     depth = 16 if a.dtype == np.uint16 else 8
@@ -262,7 +262,7 @@ def write_image(path: str | os.PathLike, pixels: torch.Tensor, *, alpha: torch.T
 
     def write(tmp: Path):
         if bits == 16:  # Pillow cannot write 16-bit colour
-            tmp.write_bytes(_png_bytes(a))
+            tmp.write_bytes(png_bytes(a))
         else:
             Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(tmp, format=fmt, quality=quality)
 
