@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -457,6 +459,11 @@ def train(**kwargs):
     from . import train as engine
     from .config import TrainConfig
 
+    def stop(signum, frame):  # `kill` and batch schedulers (SIGTERM) stop a run like Ctrl-C: resumable
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
     ui = _TrainUI()
     try:
         run = engine.train(TrainConfig(**kwargs), ui)

@@ -114,6 +114,16 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
     return out
 
 
+def drop_logs_after(path: Path, step: int):
+    """A resumed run repeats the steps after its checkpoint: their old log lines go (atomically)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        weights.atomic_write(path, lambda tmp: tmp.write_text("".join(kept)), overwrite=True)
+
+
 def saved_config(out: Path) -> TrainConfig:
     try:
         return TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
@@ -194,6 +204,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             o.load_state_dict(state["optimizers"][k])
         torch.set_rng_state(state["extra"]["rng"][rank % len(state["extra"]["rng"])])
         step = state["step"]
+        if rank == 0:
+            drop_logs_after(out / "metrics.jsonl", step)
         ema_updates = state["extra"].get("ema_updates", step)  # states written before the warm-up: step
 
     if world > 1:

@@ -1,8 +1,10 @@
 """The training loop on tiny data: every method, resume, checkpoints, DDP, bad input."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,10 +79,14 @@ def test_resume_continues_with_optimiser_state(images, tmp_path):
     cfg = tiny(images, tmp_path / "run", method="affgan")
     engine.train(cfg)
     saved, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as fh:  # logged after the checkpoint, then killed
+        fh.write(json.dumps({"step": 3, "loss": 1.0}) + "\n")
     rec = Recorder()
     cfg.steps, cfg.resume = 4, True
     engine.train(cfg, rec)
     assert rec.starts[0][1]["start_step"] == 2 and [s for s, _ in rec.steps] == [3, 4]
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]  # the repeated step is logged once
     resumed, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
     assert resumed["step"] == 4
     for opt in ("g", "c"):
@@ -164,6 +170,23 @@ def test_ctrl_c_saves_a_resumable_state(images, tmp_path, monkeypatch):
     state, _ = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
     assert state["step"] == 2
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(run), "--method", "affmse",
+            "--steps", "100000", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0",
+            "--log-every", "1", "--checkpoint-every", "100000", "--sample-every", "100000"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err.strip().splitlines()[-1] and "Traceback" not in err
+    state, _ = checkpoint.load_state(run / "state.safetensors")
+    assert state["step"] >= 1
 
 
 def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
