@@ -23,6 +23,18 @@ def conv_bn_relu(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> nn.Seque
     return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, scale: int):
+    """ICNR init of a sub-pixel convolution (Aitken et al., 2017, https://arxiv.org/abs/1707.02937):
+    the s² outputs that pixel shuffle places in one s×s block start equal, so the network starts
+    as a nearest-neighbour upsampler, free of the period-s checkerboard that Π cannot remove
+    (a period-s pattern is almost entirely in A's null space)."""
+    out = conv.out_channels // scale**2
+    conv.weight.copy_(conv.weight[:out].repeat_interleave(scale**2, 0))  # (out·s², c_in, k, k)
+    if conv.bias is not None:
+        conv.bias.copy_(conv.bias[:out].repeat_interleave(scale**2))
+
+
 class Generator(nn.Module):
     """f: x (B, C, h, w) [+ z (B, nz, h, w)] -> (B, C, s·h, s·w) in (0, 1); with grid="hr" the
     input is already (B, C, s·h, s·w) and z is drawn at that size."""
@@ -44,6 +56,8 @@ class Generator(nn.Module):
         out = channels * scale * scale if grid == "lr" else channels
         self.head = nn.Conv2d(c, out, kernel_size, 1, kernel_size // 2)
         self.shuffle = nn.PixelShuffle(scale) if grid == "lr" else nn.Identity()
+        if grid == "lr":
+            icnr_(self.head, scale)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         if self.noise_channels:
