@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 
-from . import checkpoint, data, methods, swissroll, weights
+from . import checkpoint, data, losses, methods, swissroll, weights
 from .config import TrainConfig
 from .projection import OperatorSpec
 
@@ -314,6 +314,10 @@ def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainCon
         penalty = (x - model.A(yhat.float())).abs().mean()
         loss_g = loss_g + cfg.soft_weight * penalty
         logs["soft_mae"] = float(penalty.detach())
+    if cfg.pixel_weight:  # a content term beside gan/dg/ll (SRGAN-style); keeps Π's null space from drifting
+        pixel = losses.mse(yhat.float(), y)
+        loss_g = loss_g + cfg.pixel_weight * pixel
+        logs["pixel_mse"] = float(pixel.detach())
     loss = float(loss_g.detach())
     if math.isfinite(loss):
         opt_g.zero_grad(set_to_none=True)

@@ -189,6 +189,13 @@ def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path):
     assert state["step"] >= 1
 
 
+def test_pixel_weight_adds_a_content_term(images, tmp_path):
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "p", method="affgan", pixel_weight=100.0), rec)
+    logs = rec.steps[-1][1]
+    assert logs["pixel_mse"] > 0 and logs["loss"] == pytest.approx(logs["g_loss"] + 100.0 * logs["pixel_mse"], rel=1e-5)
+
+
 def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
     cfg = tiny(images, tmp_path / "d", method="affgan", generator="texture", discriminator="imagenet")
     engine.train(cfg, Recorder())
