@@ -1,0 +1,70 @@
+"""The shipped 4× checkpoints in weights/: small, loadable from the file alone, consistent, better
+than bicubic, and the defaults of `affsr upscale` and `affsr eval`."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from affsr_cli import checkpoint, evaluate as E
+from affsr_cli.images import quantize, read_image
+from affsr_cli.metrics import psnr
+from affsr_cli.projection import OperatorSpec
+
+SHIPPED = {name: checkpoint.WEIGHTS_DIR / f"{name}.safetensors" for name in ("affmse-x4", "affgan-x4")}
+pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
+
+
+def affsr(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_small_and_loadable_from_the_file_alone(name):
+    path = SHIPPED[name]
+    assert path.stat().st_size <= 20 * 2**20
+    code = ("import sys, torch; from affsr_cli.checkpoint import load_generator; m = load_generator(sys.argv[1]); "
+            "x = torch.rand(1, 3, 9, 11); print(m.spec.scale, m.spec.sigma, m.spec.kernel_size, "
+            "float((m.A(m(x)) - x).abs().max()), tuple(m(x).shape))")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    scale, sigma, taps, err, shape = r.stdout.split(maxsplit=4)
+    assert (int(scale), float(sigma), int(taps)) == (4, 1.5, 9)  # the default A (README)
+    assert float(err) < 1e-5 and shape.strip() == "(1, 3, 36, 44)"
+    assert json.loads(checkpoint.weights.load(path)[1]["model"])["constraint"] == "aff"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_better_than_bicubic_on_a_held_out_photo(name):
+    """PSNR above PIL bicubic on the same 8-bit A-downsampled input (chelsea is never trained on)."""
+    y = read_image(E.VALIDATION_SET / "chelsea.png").pixels[None]  # (1, 3, H, W)
+    model = checkpoint.load_generator(SHIPPED[name])
+    x = quantize(model.A(y.double()).float())
+    with torch.no_grad():
+        y_hat = model(x).clamp(0, 1)
+    ours, bicubic = psnr(y_hat[0], y[0]), psnr(E.bicubic(x, 4).clamp(0, 1)[0], y[0])
+    assert ours > bicubic + (0.5 if name == "affmse-x4" else 0.0), (ours, bicubic)
+
+
+def test_upscale_uses_the_shipped_affgan_by_default(tmp_path):
+    y = read_image(E.VALIDATION_SET / "coffee.png").pixels
+    from affsr_cli.images import write_image
+
+    x = quantize(OperatorSpec().build()[0](y[None].double())[0].float())
+    write_image(tmp_path / "lr.png", x)
+    r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert row["lr_psnr"] >= 60 and read_image(tmp_path / "out.png").pixels.shape == y.shape
+    r2 = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "gan.png", "-w", "affgan-x4")
+    assert r2.returncode == 0, r2.stderr
+    assert (tmp_path / "out.png").read_bytes() == (tmp_path / "gan.png").read_bytes()
+
+
+def test_eval_card_command_uses_the_shipped_weights(tmp_path):
+    r = affsr("eval", "--metrics", "psnr", "ssim", "lr-mse", "--json", tmp_path / "e.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "e.json").read_text())
+    means = res["means"]["affgan-x4"]
+    assert means["lr-mse-x"] < 1e-9 and 15 < means["psnr"] < 60
