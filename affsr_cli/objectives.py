@@ -157,8 +157,11 @@ class DenoiserObjective(PriorObjective):
     whose gradient that is, −⟨sg[f_σ(ŷ) − ŷ], ŷ⟩ (scaled by σ², constant per rung), uses the
     ladder's rungs in order of decreasing σ (App. E, Fig. 7: the steps in the curves)."""
 
-    def __init__(self, dae: nn.Module, prior_steps: int, total_steps: int, rungs: int, sigma_max: float, sigma_min: float):
+    def __init__(self, dae: nn.Module, prior_steps: int, total_steps: int, rungs: int, sigma_max: float, sigma_min: float,
+                 clip: float = 3.0, noisy: bool = True):
         super().__init__(dae, prior_steps, total_steps, rungs)
+        self.noisy = noisy  # evaluate the DAE at ŷ + σε (as trained) rather than at ŷ
+        self.clip = clip  # cap on each sample's residual norm, in units of σ√d
         if not 0 < sigma_min <= sigma_max:
             raise ValueError(f"denoiser σ must satisfy 0 < σ_min ≤ σ_max, got {sigma_min}, {sigma_max}")
         self.sigma_max, self.sigma_min = sigma_max, sigma_min
@@ -178,11 +181,21 @@ class DenoiserObjective(PriorObjective):
         return min(len(self.ladder) - 1, (step - self.prior_steps) * len(self.ladder) // left)
 
     def generator_loss(self, yhat, y):
-        with torch.no_grad():
-            residual = self.critic(yhat.detach()) - yhat.detach()  # σ² ∂log p/∂y
-        loss = -(residual * yhat).sum() / yhat.shape[0]
         sigma = self.sigmas[self.rung]
-        return loss, {"score_norm": float(residual.flatten(1).norm(dim=1).mean()) / sigma**2, "dae_sigma": sigma}
+        with torch.no_grad():
+            # the DAE at the inputs it was trained on, ŷ + σε: σ² ∂log p_σ/∂y, a stochastic estimate whose
+            # noise keeps Adam from amplifying the small pull of a few outliers once the rest settle
+            noisy = yhat.detach() + sigma * torch.randn_like(yhat) if self.noisy else yhat.detach()
+            residual = self.critic(noisy) - noisy
+            norm = residual.flatten(1).norm(dim=1)
+            # A denoiser's residual is ~σ√d on the data; far larger only where ŷ lies outside what the DAE
+            # saw, where it extrapolates and may point away from the data: cap each sample's pull there,
+            # so that a few such samples cannot take over the (Adam-normalised) step and run away.
+            cap = self.clip * sigma * math.sqrt(residual[0].numel())
+            residual = residual * (cap / norm.clamp(min=cap)).view(-1, *[1] * (residual.dim() - 1))
+        loss = -(residual * yhat).sum() / yhat.shape[0]
+        return loss, {"score_norm": float(norm.mean()) / sigma**2, "dae_sigma": sigma,
+                      "score_clipped": float((norm > cap).float().mean())}
 
     def after_step(self, step, logs):
         before = len(self.ladder)

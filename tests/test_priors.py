@@ -79,6 +79,70 @@ def test_dg_ladder_walks_decreasing_sigma():
     assert not any(p.requires_grad for p in obj.critic.parameters())
 
 
+class _Linear(torch.nn.Module):
+    """A 'denoiser' f(ỹ) = a·ỹ, with a residual (a − 1)·ỹ that grows without bound, like a ReLU DAE
+    extrapolating outside the data it saw."""
+
+    def __init__(self, a: float):
+        super().__init__()
+        self.a = a
+
+    def forward(self, y):
+        return self.a * y
+
+
+def _dg_generator_phase(sigma: float, **kw) -> objectives.DenoiserObjective:
+    obj = objectives.DenoiserObjective(MLPDenoiser(width=8), prior_steps=2, total_steps=4, rungs=1,
+                                       sigma_max=sigma, sigma_min=sigma, **kw)
+    for step in range(2):
+        obj.trains_critic(step)
+        obj.after_step(step + 1, {})
+    assert obj.trains_generator(2) and obj.sigmas == [sigma]
+    return obj
+
+
+def test_dg_caps_the_pull_of_samples_far_outside_the_denoisers_data():
+    """Samples whose residual exceeds clip·σ·√d are scaled down to that norm, the rest are untouched:
+    the generator's gradient ∂ℓ/∂ŷ per sample is −residual/B."""
+    sigma, B = 0.5, 4
+    obj = _dg_generator_phase(sigma, clip=3.0, noisy=False)
+    obj.critic = _Linear(2.0)  # residual = ŷ
+    yhat = torch.tensor([[0.1, 0.2], [-0.3, 0.4], [100.0, 0.0], [0.0, -1e6]], requires_grad=True)
+    loss, logs = obj.generator_loss(yhat, None)
+    loss.backward()
+    pull = -yhat.grad * B
+    cap = 3.0 * sigma * math.sqrt(2)
+    assert torch.allclose(pull[:2], yhat[:2].detach())
+    assert torch.allclose(pull[2:].norm(dim=1), torch.full((2,), cap))
+    assert torch.allclose(pull[2:] / cap, yhat[2:].detach() / yhat[2:].detach().norm(dim=1, keepdim=True))
+    assert logs["score_clipped"] == 0.5
+
+
+def test_dg_noisy_residual_is_unbiased_for_a_linear_denoiser():
+    """Evaluated at ŷ + σε, the residual of f(ỹ) = a·ỹ is (a − 1)(ŷ + σε): its mean over ε is
+    (a − 1)ŷ, the residual at ŷ itself, with spread (1 − a)·σ per coordinate."""
+    torch.manual_seed(0)
+    sigma, n = 0.3, 200_000
+    obj = _dg_generator_phase(sigma, clip=1e9, noisy=True)
+    obj.critic = _Linear(0.5)
+    yhat = torch.tensor([[1.0, -2.0]]).repeat(n, 1).requires_grad_()
+    obj.generator_loss(yhat, None)[0].backward()
+    pull = -yhat.grad * n
+    assert torch.allclose(pull.mean(0), -0.5 * yhat[0].detach(), atol=0.01)
+    assert torch.allclose(pull.std(0), torch.full((2,), 0.5 * sigma), rtol=0.02)
+
+
+def test_swissroll_kde_cross_entropy_and_map():
+    """The KDE's H[q, p] is low on the noiseless roll and high off it; the brute-force MAP lies on
+    the line Aŷ = x and on the roll (H within the paper's neighbourhood: 3.15)."""
+    centres = swissroll.kde_centres(0, n=20_000)
+    on = swissroll.sample(500, torch.Generator().manual_seed(1), sigma2=0.0, dtype=torch.float64)
+    assert swissroll.cross_entropy(on, centres) < 3.5
+    assert swissroll.cross_entropy(on + torch.tensor([0.6, 0.0], dtype=torch.float64), centres) > 5
+    r = swissroll.evaluate(lambda x: swissroll.map_estimate(x, centres), 300, 0, centres)
+    assert r["lr_mse"] < 1e-20 and 2.0 < r["cross_entropy"] < 3.5
+
+
 @pytest.mark.parametrize("method", ["affgan", "softgan", "affdg", "mse"])
 def test_swissroll_methods(tmp_path, method):
     rec_steps = []
