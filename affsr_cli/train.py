@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -112,6 +113,13 @@ def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
         if not cfg.resume:
             (out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
     return out
+
+
+def _worker_init(worker_id: int):
+    """DataLoader workers leave Ctrl-C and SIGTERM (sent to the whole process group) to the main
+    process, which saves a resumable state and then shuts them down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def drop_logs_after(path: Path, step: int):
@@ -218,7 +226,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
     loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
-                                         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0)
+                                         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+                                         worker_init_fn=_worker_init)
     val = validation_set(cfg) if rank == 0 and cfg.val else None
     bf16 = cfg.bf16 and device.type == "cuda"
     writer = _tensorboard(out) if rank == 0 else None
@@ -294,11 +303,11 @@ def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainCon
     logs: dict = {}
     loss = float("nan")
     if opt_c is not None and objective.trains_critic(step):
+        yhat = None
+        if objective.critic_uses_output:  # f is fixed during the critic steps: one forward for all of them
+            with torch.no_grad():
+                yhat = model(x, z)
         for _ in range(cfg.critic_steps):
-            yhat = None
-            if objective.critic_uses_output:
-                with torch.no_grad():
-                    yhat = model(x, z)
             loss_c, c_logs = objective.critic_loss(yhat, y)
             opt_c.zero_grad(set_to_none=True)
             loss_c.backward()

@@ -172,16 +172,18 @@ def test_ctrl_c_saves_a_resumable_state(images, tmp_path, monkeypatch):
     assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
-def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path, workers):
+    """SIGTERM to the whole process group (as schedulers send it), DataLoader workers included."""
     run = tmp_path / "run"
     args = [sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(run), "--method", "affmse",
-            "--steps", "100000", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0",
+            "--steps", "100000", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", str(workers),
             "--log-every", "1", "--checkpoint-every", "100000", "--sample-every", "100000"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().strip()) and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with --resume" in err.strip().splitlines()[-1] and "Traceback" not in err
