@@ -30,6 +30,7 @@ class TrainConfig:
     sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale)
     boundary: str = "symmetric"  # A: border convention
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
+    smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
     generator: str = "auto"  # generator preset: texture | celeba | imagenet | auto (follows the data preset)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
     init: str = ""  # generator.safetensors to start from (e.g. affgan from affmse weights); same network

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from . import images
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
 PRESETS = {  # HR side, how it is taken
     "texture": dict(size=64, crop="random"),
     "patch": dict(size=128, crop="random"),
@@ -65,12 +66,15 @@ def load_image(path: Path, channels: int) -> torch.Tensor:
 class ImageFolder(Dataset):
     """HR crops (C, N, N) in [0, 1] from every readable image under `root`."""
 
-    def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True):
+    def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True,
+                 smooth: float = 0.0):
         if preset not in PRESETS:
             raise ValueError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
-        self.preset, self.channels, self.flips = preset, channels, flips
+        if not 0 <= smooth <= 1:
+            raise ValueError(f"smooth must be a fraction in [0, 1], got {smooth}")
+        self.preset, self.channels, self.flips, self.smooth = preset, channels, flips, smooth
         self.size = size or PRESETS[preset]["size"]
         self.crop = PRESETS[preset]["crop"]
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
@@ -110,7 +114,23 @@ class ImageFolder(Dataset):
             y = y.flip(-1)
         if self.flips and self.preset == "texture" and torch.rand(()) < 0.5:
             y = y.flip(-2)
+        if self.smooth and torch.rand(()) < self.smooth:
+            y = blur(y, SMOOTH_SIGMA)
         return y.contiguous()
+
+
+def blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (C, H, W), mirrored borders. For the `smooth` patches: sky,
+    bokeh and walls are common in photos but a random crop seldom lies wholly inside one, and a
+    network that never saw such flat content paints its own sub-pixel pattern on it."""
+    r = min(int(3 * sigma), y.shape[-1] - 1, y.shape[-2] - 1)
+    t = torch.arange(-r, r + 1, dtype=y.dtype)
+    k = torch.exp(-t**2 / (2 * sigma**2))
+    k = k / k.sum()
+    z = torch.nn.functional.pad(y[:, None], (r, r, r, r), mode="reflect")  # (C, 1, H + 2r, W + 2r)
+    z = torch.nn.functional.conv2d(z, k.view(1, 1, 1, -1))
+    z = torch.nn.functional.conv2d(z, k.view(1, 1, -1, 1))
+    return z[:, 0]
 
 
 def centre_square(y: torch.Tensor) -> torch.Tensor:

@@ -222,7 +222,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         if objective.critic is not None:
             objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
 
-    dataset = swissroll.SwissRoll(seed=cfg.seed) if vectors else data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels)
+    dataset = (swissroll.SwissRoll(seed=cfg.seed) if vectors
+               else data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth))
     sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
     loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,

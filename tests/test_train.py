@@ -191,6 +191,21 @@ def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path, workers):
     assert state["step"] >= 1
 
 
+def test_smooth_patches(images):
+    def tv(y):
+        return float((y[:, 1:] - y[:, :-1]).abs().mean() + (y[:, :, 1:] - y[:, :, :-1]).abs().mean())
+
+    torch.manual_seed(0)
+    sharp = [data.ImageFolder(images, "patch", 16)[i] for i in range(3)]
+    torch.manual_seed(0)
+    smooth = [data.ImageFolder(images, "patch", 16, smooth=1.0)[i] for i in range(3)]
+    for a, b in zip(sharp, smooth):  # the same crop, blurred: same mean colour, far less variation
+        assert b.shape == a.shape and tv(b) < 0.5 * tv(a)
+        assert torch.allclose(a.mean((1, 2)), b.mean((1, 2)), atol=0.05)
+    with pytest.raises(ValueError, match="smooth"):
+        data.ImageFolder(images, "patch", 16, smooth=1.5)
+
+
 def test_pixel_weight_adds_a_content_term(images, tmp_path):
     rec = Recorder()
     engine.train(tiny(images, tmp_path / "p", method="affgan", pixel_weight=100.0), rec)
