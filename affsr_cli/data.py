@@ -122,7 +122,7 @@ class ImageFolder(Dataset):
 def blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (C, H, W), mirrored borders. For the `smooth` patches: sky,
     bokeh and walls are common in photos but a random crop seldom lies wholly inside one, and a
-    network that never saw such flat content paints its own sub-pixel pattern on it."""
+    network that never saw such flat content paints a faint sub-pixel pattern on it."""
     r = min(int(3 * sigma), y.shape[-1] - 1, y.shape[-2] - 1)
     t = torch.arange(-r, r + 1, dtype=y.dtype)
     k = torch.exp(-t**2 / (2 * sigma**2))
