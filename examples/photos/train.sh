@@ -14,7 +14,7 @@ affsr train --method affmse --out "$runs/affmse-1" --steps 1750 --lr 2e-4 $(resu
 affsr train --method affmse --out "$runs/affmse-2" --steps 500 --lr 5e-5 $(resume "$runs/affmse-2") "${common[@]}" \
     --init "$runs/affmse-1/generator.safetensors"
 affsr train --method affgan --out "$runs/affgan" --steps 600 $(resume "$runs/affgan") "${common[@]}" \
-    --init "$runs/affmse-2/generator.safetensors" --lr 1e-4 --discriminator texture --lr-critic 2e-3 --critic-steps 4 \
+    --init "$runs/affmse-2/generator.safetensors" --lr 1e-4 --discriminator texture-aa --lr-critic 2e-3 --critic-steps 4 \
     --instance-noise 0.01 --noise-schedule adaptive --pixel-weight 1000
 cp "$runs/affmse-2/generator.safetensors" weights/affmse-x4.safetensors
 cp "$runs/affgan/generator.safetensors" weights/affgan-x4.safetensors
