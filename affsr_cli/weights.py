@@ -12,7 +12,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archives and raw pickles
+PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archives and raw pickles (protocol ≥ 2)
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    """A safetensors file opens with its header's length (u64, little-endian) and the header's `{`.
+    The length's first byte can be 0x80 (any length ≡ 128 mod 256), so this is asked before the
+    pickle magic, which would otherwise refuse one valid file in 256."""
+    return len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
 
 
 def bundled(folder: str) -> Path:
@@ -80,10 +87,10 @@ def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, st
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
     if not head:
         raise ValueError(f"{path}: the file is empty")
-    if head.startswith(PICKLE_MAGIC):
+    if not _looks_like_safetensors(head, path.stat().st_size) and head.startswith(PICKLE_MAGIC):
         raise ValueError(f"{path}: a pickled checkpoint; only safetensors files are loaded (pickles are never opened)")
     try:
         with safe_open(str(path), framework="pt") as fh:

@@ -108,3 +108,20 @@ def test_pickles_and_corrupt_files_are_refused(tmp_path):
     weights.save_atomic(other, {"w": torch.zeros(2)}, {"format": "something-else"})
     with pytest.raises(ValueError, match="not an affsr A⁺ file"):
         P.load(other)
+
+
+@pytest.mark.parametrize("pad", [0, 100])
+def test_valid_files_whose_header_length_starts_with_the_pickle_byte_load(tmp_path, pad):
+    """A safetensors header length ≡ 128 (mod 256) puts 0x80, a pickle's first byte, first in the
+    file; such files are valid and must load (a training state was once refused this way)."""
+    found = None
+    for n in range(300):  # grow the metadata until the header length's low byte is 0x80
+        path = tmp_path / f"s{n}.safetensors"
+        weights.save_atomic(path, {"w": torch.arange(3.0)}, {"note": "x" * (pad + n)})
+        if path.read_bytes()[0] == 0x80:
+            found = path
+            break
+        path.unlink()
+    assert found is not None
+    tensors, meta = weights.load(found)
+    assert torch.equal(tensors["w"], torch.arange(3.0)) and meta["note"].startswith("x")
