@@ -445,7 +445,7 @@ class _TrainUI:
 
     def on_step(self, step, logs):
         rate = (step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
-        shown = {k: v for k, v in logs.items() if k in ("loss", "mse", "mae", "g_loss", "d_loss", "soft_mae", "pixel_mse", "noise", "lr_mse")}
+        shown = {k: v for k, v in logs.items() if k in ("loss", "mse", "mae", "g_loss", "d_loss", "soft_mae", "pixel_mse", "range_mse", "noise", "lr_mse")}
         self.bar.update(self.task, completed=step, rate=f"{rate:.2f} steps/s",
                         info=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))
 

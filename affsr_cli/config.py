@@ -37,6 +37,7 @@ class TrainConfig:
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
     soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
     pixel_weight: float = 0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone)
+    range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps)

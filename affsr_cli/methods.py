@@ -44,10 +44,12 @@ class SRModel(nn.Module):
         self.A, self.pinv = spec.build()
         self.projection = Projection(self.A, self.pinv)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None, return_f: bool = False):
+        """ŷ, or (ŷ, f) with the network's own output f when `return_f`."""
         inp = self.pinv(x) if self.grid == "hr" else x
         f = self.net(inp, z)
-        return self.projection(f, x) if self.constraint == "aff" else f
+        yhat = self.projection(f, x) if self.constraint == "aff" else f
+        return (yhat, f) if return_f else yhat
 
     def config(self) -> dict:
         return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint}

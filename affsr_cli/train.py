@@ -317,9 +317,13 @@ def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainCon
             loss = float(loss_c.detach())
     if not objective.trains_generator(step):
         return loss, logs, None
-    yhat = model(x, z)
+    yhat, f = model(x, z, return_f=True)
     loss_g, g_logs = objective.generator_loss(yhat, y)
     logs.update(g_logs)
+    if model.constraint == "aff" and cfg.range_weight:  # Π discards A f; this keeps f near an image consistent with x
+        anchor = losses.mse(model.A(f.float()), x)
+        loss_g = loss_g + cfg.range_weight * anchor
+        logs["range_mse"] = float(anchor.detach())
     if model.constraint == "soft":
         penalty = (x - model.A(yhat.float())).abs().mean()
         loss_g = loss_g + cfg.soft_weight * penalty

@@ -213,6 +213,20 @@ def test_pixel_weight_adds_a_content_term(images, tmp_path):
     assert logs["pixel_mse"] > 0 and logs["loss"] == pytest.approx(logs["g_loss"] + 100.0 * logs["pixel_mse"], rel=1e-5)
 
 
+def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
+    """--range-weight adds w·MSE(A f, x) on the network's own output f (Aŷ = x always, so a term on ŷ
+    would be 0); training pulls A f towards x while ŷ stays exactly consistent."""
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "r", method="affmse", range_weight=10.0, steps=12, lr=3e-3, sample_every=100,
+                      checkpoint_every=100, ema=0.0), rec)
+    first, last = rec.steps[0][1], rec.steps[-1][1]
+    assert first["range_mse"] > 1e-4 and last["range_mse"] < 0.75 * first["range_mse"]
+    assert last["loss"] == pytest.approx(last["mse"] + 10.0 * last["range_mse"], rel=1e-5) and last["lr_mse"] < 1e-10
+    rec0 = Recorder()
+    engine.train(tiny(images, tmp_path / "r0", method="affmse"), rec0)
+    assert "range_mse" not in rec0.steps[-1][1]  # off by default: the paper's objective alone
+
+
 def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
     cfg = tiny(images, tmp_path / "d", method="affgan", generator="texture", discriminator="imagenet")
     engine.train(cfg, Recorder())
