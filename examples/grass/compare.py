@@ -1,20 +1,21 @@
 """Compare the grass runs on the held-out strip: LR-MSE(x, Aŷ), PSNR, SSIM, high-frequency energy
 ratio (1 = as much fine texture as the HR image) and a sample grid
-(LR enlarged | bicubic | affmse | affgan | softgan | HR).
+(LR enlarged | bicubic | affmse | affgan | affgan-aa | softgan | affdg | affll | HR; runs that are missing
+are left out; affgan-aa: affgan with the blur-pooled texture-aa discriminator).
 
-    python examples/grass/compare.py RUNS_DIR OUT_DIR   # reads RUNS_DIR/{affmse,affgan,softgan}
+    python examples/grass/compare.py RUNS_DIR OUT_DIR   # reads RUNS_DIR/{affmse,affgan,affgan-aa,softgan,affdg,affll}
 """
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from affsr_cli import metrics
 from affsr_cli.checkpoint import load_generator
 
-RUNS = ("affmse", "affgan", "softgan")
+RUNS = ("affmse", "affgan", "affgan-aa", "softgan", "affdg", "affll")
 
 
 def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -27,7 +28,8 @@ def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
 def main(runs: str, out: str):
     runs, out = Path(runs), Path(out)
     y = torch.from_numpy(np.asarray(Image.open("data/grass/test/grass.png"), dtype=np.float32) / 255)[None, None]
-    models = {name: load_generator(runs / name / "generator.safetensors") for name in RUNS if (runs / name).is_dir()}
+    models = {name: load_generator(runs / name / "generator.safetensors") for name in RUNS
+              if (runs / name / "generator.safetensors").is_file()}
     A = next(iter(models.values())).A
     x = A(y)  # (1, 1, 128, 32)
     results = {"bicubic": bicubic(x, A.scale)}
@@ -46,8 +48,13 @@ def main(runs: str, out: str):
     lr = x.repeat_interleave(A.scale, -2).repeat_interleave(A.scale, -1)
     panels = [lr, *results.values(), y]
     grid = torch.cat([p[0, 0][crop] for p in panels], -1).clamp(0, 1)
-    Image.fromarray((grid.numpy() * 255).round().astype(np.uint8)).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST) \
-        .save(out / "comparison.png")
+    img = Image.fromarray((grid.numpy() * 255).round().astype(np.uint8)).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST)
+    labelled = Image.new("L", (img.width, img.height + 20), 255)  # a row of names above the panels
+    labelled.paste(img, (0, 20))
+    draw, side = ImageDraw.Draw(labelled), img.width // len(panels)
+    for i, name in enumerate(["LR", *results, "HR"]):
+        draw.text((i * side + side // 2, 10), name, fill=0, anchor="mm")
+    labelled.save(out / "comparison.png")
     print(f"panels: LR (nearest) | {' | '.join(results)} | HR -> {out / 'comparison.png'}")
 
 
