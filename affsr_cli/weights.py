@@ -63,8 +63,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors, which recreates the file) make 0600 files
         if not overwrite and path.exists():
             raise FileExistsError(str(path))
         os.replace(tmp, path)

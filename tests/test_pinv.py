@@ -1,5 +1,7 @@
 """The fitted local A⁺ of App. B: convergence, closeness to the exact A⁺, file round trip."""
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -125,3 +127,14 @@ def test_valid_files_whose_header_length_starts_with_the_pickle_byte_load(tmp_pa
     assert found is not None
     tensors, meta = weights.load(found)
     assert torch.equal(tensors["w"], torch.arange(3.0)) and meta["note"].startswith("x")
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    """mkstemp makes 0600 files and safetensors recreates its file with 0600: both end as 0666 & ~umask."""
+    umask = os.umask(0o022)
+    try:
+        st = weights.save_atomic(tmp_path / "w.safetensors", {"w": torch.zeros(2)}, {})
+        txt = weights.atomic_write(tmp_path / "c.json", lambda tmp: tmp.write_text("{}"))
+        assert stat.S_IMODE(st.stat().st_mode) == stat.S_IMODE(txt.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
