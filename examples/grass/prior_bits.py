@@ -15,11 +15,10 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from affsr_cli import checkpoint, nets
+from affsr_cli.images import read_image
 
 PATCH, STRIDE = 64, 32
 
@@ -29,10 +28,6 @@ def patches(img: torch.Tensor, size: int = PATCH, stride: int = STRIDE) -> torch
     h, w = img.shape
     return torch.stack([img[r:r + size, c:c + size] for r in range(0, h - size + 1, stride)
                         for c in range(0, w - size + 1, stride)])[:, None]
-
-
-def load_gray(path) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255)
 
 
 def load_prior(run: Path) -> tuple[list[nets.PixelCNN], dict]:
@@ -61,7 +56,7 @@ def nll_bits(prior: nets.PixelCNN, y: torch.Tensor, batch: int = 16) -> float:
 def main(runs: str):
     runs = Path(runs)
     ladder, cfg = load_prior(runs / "affll")
-    test, train = load_gray("data/grass/test/grass.png"), load_gray("data/grass/train/grass.png")
+    test, train = (read_image(f"data/grass/{part}/grass.png").pixels[0] for part in ("test", "train"))  # (H, W) gray
     y_test, y_train = patches(test), patches(train, stride=PATCH)
     print(f"prior: PixelCNN of {runs / 'affll'} ({len(ladder)} ladder rungs, {cfg['prior_steps']} prior steps); "
           f"held-out: {len(y_test)} patches {PATCH}×{PATCH} of data/grass/test (stride {STRIDE}); "
@@ -76,13 +71,11 @@ def main(runs: str):
     print(f"last rung (the generator's prior): held-out NLL {nll_test:+.3f} bits/dim, train NLL {nll_train:+.3f}; "
           f"paper's sign LL {-nll_test:+.3f} bits/dim (8-bit units {-nll_test - 8:+.3f}; paper: −4.10)")
     # outputs ŷ of each method on the held-out strip, scored by the same prior
-    from affsr_cli.checkpoint import load_generator
-
     y = test[None, None]
     for name in ("affmse", "affgan", "affdg", "affll"):
         path = runs / name / "generator.safetensors"
         if path.is_file():
-            model = load_generator(path).eval()
+            model = checkpoint.load_generator(path).eval()
             with torch.no_grad():
                 yhat = model(model.A(y)).clamp(0, 1)[0, 0]
             print(f"  ŷ of {name}: NLL {nll_bits(prior, patches(yhat)):+.3f} bits/dim")
