@@ -2,8 +2,8 @@
 # The recipe of the shipped 4× checkpoints, stage by stage as they were run (weights/README.md
 # gives each stage's time and results): build the photo corpus; AffMSE in four stages, each
 # started from the previous one's EMA weights with --init (fresh optimiser); then AffGAN in two
-# stages from the third AffMSE stage. The stages are separate runs because the CPU sessions that
-# trained them were cut short; `--range-weight` joined from stage 3 on (README: it removes the
+# stages from the third AffMSE stage (affmse-2). The stages are separate runs because the CPU sessions that
+# trained them were cut short; `--range-weight` joined from affmse-2 on (README: it removes the
 # 4-pixel dot pattern that Π makes of a drifting A f on flat regions).
 # Resumable: run it again after an interruption and each stage continues from its checkpoint.
 #   bash examples/photos/train.sh [RUNS_DIR]
