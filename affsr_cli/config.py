@@ -25,6 +25,7 @@ class TrainConfig:
     lr: float = 2e-4  # Adam learning rate of the generator
     lr_critic: float = 2e-4  # Adam learning rate of the discriminator (gan)
     beta1: float = 0.5  # Adam β1 for both
+    lr_schedule: str = "constant"  # constant | cosine (each optimiser's lr decays to 0 over the steps it trains in)
     scale: int = 4  # A: downsampling factor
     kernel_size: int = 0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×)
     sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale)

@@ -25,6 +25,22 @@ from .config import TrainConfig
 from .projection import OperatorSpec
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
+    """Multiplier of the base lr at `step` for an optimiser that trains from `start` to `end`."""
+    if schedule == "constant" or end <= start:
+        return 1.0
+    t = min(max((step - start) / (end - start), 0.0), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float):
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
 class TrainingError(ValueError):
     """A run that cannot start or had to stop (one line for the user)."""
 
@@ -65,6 +81,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
             raise TrainingError(f"{name.replace('_', '-')} must be at least 1")
     if cfg.workers < 0:
         raise TrainingError("workers must be 0 or more")
+    if cfg.lr_schedule not in SCHEDULES:
+        raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg
 
 
@@ -246,6 +264,11 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             checkpoint.save_generator(out / "generator.safetensors", ema_model,
                                       {"method": cfg.method, "step": str(at), "preset": cfg.preset})
 
+    # each optimiser's stretch of steps, for the lr schedule: dg/ll train their prior first, then the generator
+    prior_steps = getattr(objective, "prior_steps", 0)
+    stretches = {"g": (prior_steps, cfg.steps), "c": (0, prior_steps or cfg.steps)}
+    base_lr = {"g": cfg.lr, "c": cfg.lr_critic}
+
     model.train()
     it = batches(loader, sampler)
     t_last, seen = time.perf_counter(), 0
@@ -254,6 +277,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
             x = model.A(y)  # (B, C, H/s, W/s) LR, always made with A
             z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=device) if cfg.noise_channels else None
+            for k, o in optimizers.items():
+                set_lr(o, base_lr[k] * lr_factor(cfg.lr_schedule, step, *stretches[k]))
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 loss, logs, yhat = train_step(model, objective, opt_g, opt_c, x, y, z, step, cfg)
             if not math.isfinite(loss):
@@ -267,7 +292,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             objective.after_step(step, logs)
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 now = time.perf_counter()
-                logs.update(step=step, loss=loss, images_per_s=seen / (now - t_last))
+                logs.update(step=step, loss=loss, images_per_s=seen / (now - t_last), lr=opt_g.param_groups[0]["lr"])
                 if yhat is not None:
                     with torch.no_grad():
                         logs["lr_mse"] = float((model.A(yhat.detach().double()) - x.double()).pow(2).mean())

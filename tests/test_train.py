@@ -227,6 +227,28 @@ def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
     assert "range_mse" not in rec0.steps[-1][1]  # off by default: the paper's objective alone
 
 
+def test_cosine_schedule_decays_each_optimiser_over_its_own_steps(images, tmp_path):
+    """--lr-schedule cosine: lr · ½(1 + cos(π t)), t running over the steps the optimiser trains in; dg's
+    generator starts its decay when its prior's pre-training ends, and a resumed run picks up the schedule."""
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "c", method="affmse", lr=1e-3, steps=4, lr_schedule="cosine"), rec)
+    want = [1e-3 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]
+    assert [logs["lr"] for _, logs in rec.steps] == pytest.approx(want)
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "c", method="affmse", lr=1e-3, steps=6, lr_schedule="cosine", resume=True), rec)
+    assert [logs["lr"] for _, logs in rec.steps] == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * k / 6)) for k in (4, 5)])
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "d", method="affdg", lr=1e-3, steps=6, prior_steps=2, prior_width=8,
+                      prior_layers=1, lr_schedule="cosine"), rec)
+    lrs = {step: logs["lr"] for step, logs in rec.steps}
+    assert lrs[3] == pytest.approx(1e-3) and lrs[6] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "k", method="affmse", lr=1e-3), rec)
+    assert {logs["lr"] for _, logs in rec.steps} == {1e-3}  # constant by default
+    with pytest.raises(engine.TrainingError, match="unknown lr schedule"):
+        engine.train(tiny(images, tmp_path / "e", lr_schedule="step"))
+
+
 def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
     cfg = tiny(images, tmp_path / "d", method="affgan", generator="texture", discriminator="imagenet")
     engine.train(cfg, Recorder())
