@@ -136,6 +136,12 @@ class Downsample(nn.Module):
             self._index_cache[key] = boundary_index(pos, s * n, self.spec.boundary)
         return self._index_cache[key]
 
+    def _index_list(self, n: int) -> list[int]:
+        key = (n, "list")
+        if key not in self._index_cache:
+            self._index_cache[key] = self._index(n, "cpu").tolist()
+        return self._index_cache[key]
+
     def _tap(self, dim: int, t: int, n: int) -> tuple:
         """Index of the HR samples that tap t reads for the n LR samples along `dim` (a strided slice)."""
         s = self.spec.scale
@@ -170,9 +176,20 @@ class Downsample(nn.Module):
             padded = z.new_zeros(shape)
             for t, wt in enumerate(self.weights):
                 padded[self._tap(dim, t, n)].add_(z, alpha=wt)
-            shape[dim] = s * n
-            z = z.new_zeros(shape).index_add(dim, self._index(n, z.device), padded)  # fold the padding back
+            z = self._fold(padded, dim, n)
         return z  # (..., s·h, s·w)
+
+    def _fold(self, padded: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        """Aᵀ of the boundary map: the s·(n−1)+k padded samples along `dim` added back onto the s·n HR
+        samples they were read from. The boundary map is the identity inside the image, so that part is
+        one slice, and only the few samples read from beyond the borders are added one by one."""
+        s = self.spec.scale
+        lo = -self.spec.offset  # padded index of HR sample 0 (offset ≤ 0 since k ≥ s)
+        out = padded.narrow(dim, lo, s * n).clone()
+        source = self._index_list(n)
+        for j in (*range(lo), *range(lo + s * n, len(source))):
+            out.select(dim, source[j]).add_(padded.select(dim, j))
+        return out
 
     def matrix(self, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
         """The 1-D operator as a dense (n, s·n) matrix (A = A_h ⊗ A_w)."""
