@@ -51,15 +51,17 @@ def write_levels(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = 
         raise ValueError(f"{path}: {fmt} files have no alpha channel; write PNG, TIFF or WebP")
 
     def write(tmp: Path):
-        if fmt == "PNG":
-            png = png_bytes(a)
+        if fmt == "PNG" and bits == 16:  # Pillow cannot write 16-bit colour
+            png = png_bytes(a, level=3)
             if icc:  # iCCP right after IHDR (8-byte signature + 25-byte IHDR chunk)
                 png = png[:33] + _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)) + png[33:]
             tmp.write_bytes(png)
             return
         im = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
         extra = {"icc_profile": icc} if icc else {}
-        if fmt == "WEBP":
+        if fmt == "PNG":  # zlib level 1 with Pillow's per-row filters: 5× faster than level 6, about 15% larger
+            extra.update(compress_level=1)
+        elif fmt == "WEBP":
             extra.update(lossless=True, exact=True, quality=100)
         elif fmt == "JPEG":
             extra.update(quality=quality)

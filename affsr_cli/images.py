@@ -215,8 +215,8 @@ def _unfilter(path: Path, rows: np.ndarray, bpp: int) -> np.ndarray:
     return out
 
 
-def png_bytes(a: np.ndarray) -> bytes:
-    """Encode (H, W, C) uint8 or uint16 as PNG (Sub filter on every row)."""
+def png_bytes(a: np.ndarray, level: int = 6) -> bytes:
+    """Encode (H, W, C) uint8 or uint16 as PNG (Sub filter on every row, zlib `level`)."""
     height, width, channels = a.shape
     depth = 16 if a.dtype == np.uint16 else 8
     raw = np.ascontiguousarray(a, ">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(height, width, -1)
@@ -229,7 +229,7 @@ def png_bytes(a: np.ndarray) -> bytes:
 
     ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(lines.tobytes(), 6)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(lines.tobytes(), level)) + chunk(b"IEND", b""))
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -148,10 +148,9 @@ class Downsample(nn.Module):
         cut = slice(t, t + s * (n - 1) + 1, s)
         return (Ellipsis, cut, slice(None)) if dim == -2 else (Ellipsis, cut)
 
-    # The strided 1-D blur is k strided slices, weighted and summed: a 1-channel conv2d with stride runs
-    # ~6× slower on the CPU (Π on a 1024×1024 RGB image: 47 ms for A alone with conv2d, 8 ms so).
-
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """A: (..., H, W) -> (..., H/s, W/s). Each 1-D pass is k strided slices, weighted and summed: a
+        1-channel strided conv2d runs ~6× slower on the CPU (A of a 1024×1024 RGB image: 47 ms, 8 ms so)."""
         H, W = y.shape[-2:]
         s = self.spec.scale
         if H % s or W % s:

@@ -14,8 +14,12 @@ def rand(*shape, dtype=torch.float64, seed=0):
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])
-def test_adjoint_and_matrix(boundary, scale):
-    A = Downsample(OperatorSpec.for_scale(scale, boundary=boundary))
+@pytest.mark.parametrize("taps", ["default", "fewest", "most"])
+def test_adjoint_and_matrix(boundary, scale, taps):
+    """Aᵀ is A's exact transpose for every boundary and kernel length (k = s … 4s + 1: the reach beyond
+    the borders that Aᵀ folds back goes from 0 to 2s pixels)."""
+    k = {"default": None, "fewest": scale, "most": 4 * scale + 1}[taps]
+    A = Downsample(OperatorSpec.for_scale(scale, k, boundary=boundary))
     for h, w in [(6, 5), (1, 2)]:
         y, r = rand(2, 3, scale * h, scale * w, seed=1), rand(2, 3, h, w, seed=2)
         assert torch.allclose((A(y) * r).sum(), (y * A.adjoint(r)).sum(), rtol=1e-12, atol=1e-12)

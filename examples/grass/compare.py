@@ -1,9 +1,10 @@
 """Compare the grass runs on the held-out strip: LR-MSE(x, Aŷ), PSNR, SSIM, high-frequency energy
 ratio (1 = as much fine texture as the HR image) and a sample grid
-(LR enlarged | bicubic | affmse | affgan | affgan-aa | softgan | affdg | affll | HR; runs that are missing
-are left out; affgan-aa: affgan with the blur-pooled texture-aa discriminator).
+(LR enlarged | bicubic | affmse | affgan | affgan-aa | affgan-px | softgan | affdg | affll | HR; runs that
+are missing are left out; affgan-aa: affgan with the blur-pooled texture-aa discriminator; affgan-px: the
+same with --pixel-weight 30 and --range-weight 1).
 
-    python examples/grass/compare.py RUNS_DIR OUT_DIR   # reads RUNS_DIR/{affmse,affgan,affgan-aa,softgan,affdg,affll}
+    python examples/grass/compare.py RUNS_DIR OUT_DIR   # reads RUNS_DIR/{affmse,affgan,affgan-aa,affgan-px,softgan,affdg,affll}
 """
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw
 from affsr_cli import metrics
 from affsr_cli.checkpoint import load_generator
 
-RUNS = ("affmse", "affgan", "affgan-aa", "softgan", "affdg", "affll")
+RUNS = ("affmse", "affgan", "affgan-aa", "affgan-px", "softgan", "affdg", "affll")
 
 
 def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:

@@ -25,6 +25,10 @@ affsr train --method softgan --out "$runs/softgan" --steps 500 --init "$runs/aff
     --noise-schedule adaptive "${common[@]}" "${every[@]}"
 affsr train --method affgan --out "$runs/affgan-aa" --steps 1000 --init "$runs/affmse/generator.safetensors" \
     --noise-schedule adaptive --discriminator texture-aa "${common[@]}" "${every[@]}"
+# affgan-px: affgan-aa plus a content term and the range anchor (README, --pixel-weight / --range-weight),
+# which hold down the periodic pattern that the pure objective grows
+affsr train --method affgan --out "$runs/affgan-px" --steps 1000 --init "$runs/affmse/generator.safetensors" \
+    --noise-schedule adaptive --discriminator texture-aa --pixel-weight 30 --range-weight 1.0 "${common[@]}" "${every[@]}"
 python examples/grass/compare.py "$runs" examples/grass
 python examples/grass/prior_bits.py "$runs" | tee examples/grass/prior_bits.txt
 python examples/grass/curves.py "$runs" examples/grass/curves.png | tee examples/grass/curves.txt
