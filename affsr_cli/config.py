@@ -52,7 +52,7 @@ class TrainConfig:
     prior_width: int = 0  # dg/ll: prior width (0: DAE 128 maps / 256 units, PixelCNN 64 maps)
     prior_layers: int = 0  # dg/ll: prior layers (0: 4 for images, 2 for the Swiss roll)
     mixture: int = 10  # ll: logistic mixture components per pixel and channel
-    ema: float = 0.999  # decay of the exponential moving average of generator weights (0: off)
+    ema: float = 0.999  # decay of the EMA of generator weights (0: off); warms up as min(ema, (1+n)/(10+n)) after n steps
     seed: int = 0  # seeds torch, data order and crops
     workers: int = 2  # DataLoader worker processes
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
