@@ -120,7 +120,7 @@ class Downsample(nn.Module):
         super().__init__()
         self.spec = spec
         self.register_buffer("taps", spec.taps(torch.float64), persistent=False)
-        self.weights = spec.taps(torch.float64).tolist()  # the same taps as Python floats, for any dtype and device
+        self.weights = self.taps.tolist()  # the same taps as Python floats, for any dtype and device
         self._index_cache: dict = {}
 
     @property
@@ -160,7 +160,7 @@ class Downsample(nn.Module):
             z = z.index_select(dim, self._index(n, z.device))  # pad by the boundary map: s·(n−1)+k samples
             out = z[self._tap(dim, 0, n)] * self.weights[0]
             for t in range(1, len(self.weights)):
-                out = out.add_(z[self._tap(dim, t, n)], alpha=self.weights[t])
+                out.add_(z[self._tap(dim, t, n)], alpha=self.weights[t])
             z = out
         return z  # (..., H/s, W/s)
 
