@@ -41,7 +41,7 @@ class TrainConfig:
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
-    noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps)
+    noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps; longer than --steps: σ ends above 0)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
     discriminator: str = "auto"  # gan: discriminator preset texture | celeba | imagenet | auto (the generator's)
     critic_steps: int = 1  # gan: discriminator steps per generator step
