@@ -91,8 +91,10 @@ def kde_centres(seed: int = 0, n: int = KDE_SAMPLES) -> torch.Tensor:
     return sample(n, torch.Generator().manual_seed(10_000 + seed), sigma2=0.0, dtype=torch.float64)
 
 
-def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 512) -> torch.Tensor:
-    """log p̂(points) (N,) for an isotropic Gaussian KDE with standard deviation h per axis."""
+def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 16) -> torch.Tensor:
+    """log p̂(points) (N,) for an isotropic Gaussian KDE with standard deviation h per axis. `chunk`
+    points at a time: 16 × 50,000 float64 temporaries (6.4 MB) stay under glibc's mmap threshold and
+    are reused; 512 at a time took 3× as long here, most of it in page faults. Same result either way."""
     points = points.to(torch.float64)
     norm = math.log(len(centres)) + math.log(2 * math.pi * h * h)
     out = [torch.logsumexp(-torch.cdist(p, centres).square() / (2 * h * h), 1) - norm for p in points.split(chunk)]
