@@ -27,7 +27,7 @@ from affsr_cli.train import train
 # gan: the discriminator must resolve arms 2.5 apart and 0.2 thick, so it takes 5 steps per generator
 #   step at 6× the generator's learning rate, and instance noise starts at σ = 1 (the arm spacing's
 #   scale, so that D's gradient reaches ŷ between arms) and anneals linearly (App. C) at 1/4000 per step,
-#   to σ = 0.25 at the end: annealed to 0, D's logits grow without bound (50–180 around the roll) and the
+#   to σ = 0.25 at the end: annealed to 0, D's logits grow without bound (~50 on the roll, 180 off it); the
 #   generator is chased between arms. Adam without momentum (β1 = 0) for both networks, a generator lr of
 #   5e-4 and the longer EMA (0.999, i.e. the warm-up's (1+n)/(10+n)) took the 10-seed mean from 5.12
 #   (β1 = 0.5, lr 1e-3, noise to 0) to 4.01 (README).
