@@ -4,12 +4,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-# fields that may differ between a run and its --resume (everything else must match)
 # fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
 AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "kernel_size": 0, "sigma": 0.0, "noise_steps": 0,
         "prior_steps": 0, "dae_sigma_min": 0.0}
+# fields that may differ between a run and its --resume (everything else must match)
 RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
              "bf16", "overwrite"}
+
+
+class TrainingError(ValueError):
+    """A run that cannot start or had to stop (one line for the user)."""
 
 
 @dataclass

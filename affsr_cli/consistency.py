@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .projection import project
+
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
 
 
@@ -55,7 +57,7 @@ def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
     for ch in _chunks(y.shape[0], y.shape[1] * y.shape[2]):
         yc, xc = y[ch].to(device), x[ch].to(device)
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
-            yc.sub_(pinv(A(yc) - xc))  # Π_x
+            project(yc, xc, A, pinv, inplace=True)  # Π_x
             if bits is not None:
                 iterations = max(iterations, _pocs(yc, xc, A, pinv, bits, max_iter or (40 if bits <= 8 else 100)))
         if yc.data_ptr() != y[ch].data_ptr():
@@ -83,7 +85,7 @@ def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         beta = (t - 1) / t_next
         z = prev.mul_(-beta).add_(cur, alpha=1 + beta)  # momentum point, in prev's memory
-        z.sub_(pinv(A(z) - xc))  # consistent: Az = x
+        project(z, xc, A, pinv, inplace=True)  # consistent: Az = x
         done = good(z)
         cur, prev, t = z.clamp_(0, 1), cur, t_next
         if done:

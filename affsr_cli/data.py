@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from . import images
 
@@ -63,18 +63,54 @@ def load_image(path: Path, channels: int) -> torch.Tensor:
     return (y * y.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
 
 
+def sample_generator(seed: int, i: int) -> torch.Generator:
+    """The random numbers of sample number i (crops, flips, blur): a function of (seed, i) alone, so a
+    run draws the same data whatever its workers, and a resumed run the same as an uninterrupted one."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B1 + i) % (1 << 63))
+
+
+class StepBatches(Sampler[list[int]]):
+    """The batches of steps `start`, start+1, … (endless): sample numbers e·n + p_e(j), where p_e is a
+    permutation of 0 … n−1 drawn from (seed, epoch e) and consecutive batches read it in turn (wrapping
+    into the next epoch, so every batch is full even when n < batch). Under torchrun each step reads
+    batch·world numbers and rank r takes the r-th slice. A dataset item is number % n."""
+
+    def __init__(self, n: int, batch: int, seed: int = 0, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.batch, self.seed, self.start, self.rank, self.world = n, batch, seed, start, rank, world
+
+    def _epoch(self, e: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + e)) + e * self.n
+
+    def __iter__(self):
+        per_step = self.batch * self.world
+        pos = self.start * per_step + self.rank * self.batch  # position in the concatenated epochs
+        e, order = pos // self.n, self._epoch(pos // self.n)
+        while True:
+            take = []
+            while len(take) < self.batch:
+                if pos // self.n != e:
+                    e, order = pos // self.n, self._epoch(pos // self.n)
+                j = pos % self.n
+                got = order[j:j + self.batch - len(take)].tolist()
+                take += got
+                pos += len(got)
+            yield take
+            pos += per_step - self.batch  # the other ranks' slices
+
+
 class ImageFolder(Dataset):
-    """HR crops (C, N, N) in [0, 1] from every readable image under `root`."""
+    """HR crops (C, N, N) in [0, 1] from every readable image under `root`. Item i is file
+    i mod len(files); its crop and flips are drawn from (seed, i) (see sample_generator)."""
 
     def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True,
-                 smooth: float = 0.0):
+                 smooth: float = 0.0, seed: int = 0):
         if preset not in PRESETS:
             raise ValueError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if not 0 <= smooth <= 1:
             raise ValueError(f"smooth must be a fraction in [0, 1], got {smooth}")
-        self.preset, self.channels, self.flips, self.smooth = preset, channels, flips, smooth
+        self.preset, self.channels, self.flips, self.smooth, self.seed = preset, channels, flips, smooth, seed
         self.size = size or PRESETS[preset]["size"]
         self.crop = PRESETS[preset]["crop"]
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
@@ -100,21 +136,22 @@ class ImageFolder(Dataset):
         try:
             y = load_image(path, self.channels)  # (C, H, W)
         except (OSError, ValueError):  # truncated after the header: use another file
-            return self[(i + 1) % len(self)] if len(self.files) > 1 else torch.zeros(self.channels, self.size, self.size)
+            return self[i + 1] if len(self.files) > 1 else torch.zeros(self.channels, self.size, self.size)
+        g = sample_generator(self.seed, i)
         n = self.size
         if self.crop == "centre":
             y = resize(centre_square(y), n)
         else:
             if min(y.shape[-2:]) < n:
                 y = resize(y, n * max(y.shape[-2:]) // min(y.shape[-2:]), short=n)
-            top = int(torch.randint(0, y.shape[-2] - n + 1, ()))
-            left = int(torch.randint(0, y.shape[-1] - n + 1, ()))
+            top = int(torch.randint(0, y.shape[-2] - n + 1, (), generator=g))
+            left = int(torch.randint(0, y.shape[-1] - n + 1, (), generator=g))
             y = y[:, top:top + n, left:left + n]
-        if self.flips and torch.rand(()) < 0.5:
+        if self.flips and torch.rand((), generator=g) < 0.5:
             y = y.flip(-1)
-        if self.flips and self.preset == "texture" and torch.rand(()) < 0.5:
+        if self.flips and self.preset == "texture" and torch.rand((), generator=g) < 0.5:
             y = y.flip(-2)
-        if self.smooth and torch.rand(()) < self.smooth:
+        if self.smooth and torch.rand((), generator=g) < self.smooth:
             y = blur(y, SMOOTH_SIGMA)
         return y.contiguous()
 

@@ -154,8 +154,8 @@ class Upscaler:
         if tile is not None and tile < 8:
             raise ValueError(f"tile size must be at least 8 LR pixels, got {tile}")
         self.tile = tile or self._auto_tile()
-        if model.constraint != "aff":
-            self.note(f"checkpoint trained without the projection layer ({model.constraint}); its outputs are projected here")
+        if model.constraint.name != "aff":
+            self.note(f"checkpoint trained without the projection layer ({model.constraint.name}); its outputs are projected here")
 
     def _auto_tile(self) -> int:
         """Side of the largest square LR tile whose activations fit the memory budget."""

@@ -1,21 +1,24 @@
 """Methods as objective × constraint (paper §3): `affgan` = gan objective under the affine
 projection, `softmse` = mse with the soft MAE(x, Aŷ) penalty, `gan` = no constraint, ...
 
-SRModel (network + constraint) is what a checkpoint holds; an Objective (objectives.py) holds
-what training needs besides (a discriminator, a denoiser, a density model) and returns losses.
+SRModel (network + constraint) is what a checkpoint holds; a Constraint (constraints.py) maps f
+to ŷ and adds its penalty; an Objective (objectives.py) holds what training needs besides (a
+discriminator, a denoiser, a density model) and returns losses.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from . import losses, nets, objectives, swissroll
+from . import constraints, losses, nets, objectives, swissroll
 from .nets import discriminator as dpresets
 from .nets import generator as gpresets
 from .projection import OperatorSpec, Projection
 
-OBJECTIVES = ("mse", "mae", "gan", "dg", "ll")
-CONSTRAINTS = ("aff", "soft", "none")
+OBJECTIVE_KINDS = {"mse": objectives.PixelObjective, "mae": objectives.PixelObjective, "gan": objectives.GANObjective,
+                   "dg": objectives.DenoiserObjective, "ll": objectives.DensityObjective}
+OBJECTIVES = tuple(OBJECTIVE_KINDS)
+CONSTRAINTS = tuple(constraints.CONSTRAINTS)
 METHODS = tuple(c.replace("none", "") + o for c in CONSTRAINTS for o in OBJECTIVES)
 
 
@@ -29,14 +32,33 @@ def parse_method(name: str) -> tuple[str, str]:
     raise ValueError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
 
 
+def check_options(cfg, defaults) -> None:
+    """Refuse a method-specific TrainConfig field set (≠ its default in `defaults`) for a method whose
+    constraint and objective do not read it: a flag that would be silently ignored is an error."""
+    constraint, objective = parse_method(cfg.method)
+    owners: dict[str, list[str]] = {}
+    for kind, table in (("constraint", constraints.CONSTRAINTS), ("objective", OBJECTIVE_KINDS)):
+        for name, cls in table.items():
+            for option in cls.options:
+                owners.setdefault(option, []).append(f"{name} {kind}")
+    used = {*constraints.CONSTRAINTS[constraint].options, *OBJECTIVE_KINDS[objective].options}
+    for option in sorted(set(owners) - used):
+        if getattr(cfg, option) != getattr(defaults, option):
+            where = " or the ".join(dict.fromkeys(owners[option]))
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
+                             f"(it is an option of the {where})")
+
+
 class SRModel(nn.Module):
     """ŷ = Π_x f(x) for the aff constraint, f(x) otherwise. `A` is always the model's own."""
 
-    def __init__(self, net: dict, spec: OperatorSpec | swissroll.AverageSpec, constraint: str = "aff"):
-        """net: {"class": a name in nets.NETS, "kwargs": its keyword arguments} (kept for checkpoints)."""
+    def __init__(self, net: dict, spec: OperatorSpec | swissroll.AverageSpec,
+                 constraint: str | constraints.Constraint = "aff"):
+        """net: {"class": a name in nets.NETS, "kwargs": its keyword arguments} (kept for checkpoints);
+        constraint: a name (inference) or a Constraint with its training weights."""
         super().__init__()
-        if constraint not in CONSTRAINTS:
-            raise ValueError(f"unknown constraint {constraint!r}")
+        if isinstance(constraint, str):
+            constraint = constraints.build(constraint)
         self.net_config, self.spec, self.constraint = net, spec, constraint
         self.net = nets.build(net["class"], net["kwargs"])
         self.grid = net["kwargs"].get("grid", "lr")  # read here: self.net may get wrapped (DDP)
@@ -48,11 +70,11 @@ class SRModel(nn.Module):
         """ŷ, or (ŷ, f) with the network's own output f when `return_f`."""
         inp = self.pinv(x) if self.grid == "hr" else x
         f = self.net(inp, z)
-        yhat = self.projection(f, x) if self.constraint == "aff" else f
+        yhat = self.constraint.output(f, x, self.projection)
         return (yhat, f) if return_f else yhat
 
     def config(self) -> dict:
-        return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint}
+        return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint.name}
 
     @classmethod
     def from_config(cls, config: dict) -> "SRModel":
@@ -67,7 +89,7 @@ def operator_spec(meta: dict[str, str]):
     return swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
 
 
-def build_generator(preset: str, spec: OperatorSpec, constraint: str, channels: int = 3, noise_channels: int = 0,
+def build_generator(preset: str, spec: OperatorSpec, constraint: str | constraints.Constraint, channels: int = 3, noise_channels: int = 0,
                     grid: str = "lr") -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)

@@ -22,6 +22,7 @@ from . import losses
 
 class Objective(nn.Module):
     critic_uses_output = False  # does critic_loss need the generator's output?
+    options: tuple[str, ...] = ()  # TrainConfig fields only this objective uses (others are refused)
 
     def __init__(self):
         super().__init__()
@@ -60,6 +61,8 @@ class Objective(nn.Module):
 class PixelObjective(Objective):
     """mse or mae against the HR image y (empirical risk minimisation)."""
 
+    options = ()
+
     def __init__(self, kind: str):
         super().__init__()
         self.kind, self.fn = kind, {"mse": losses.mse, "mae": losses.mae}[kind]
@@ -73,6 +76,8 @@ class GANObjective(Objective):
     """Amortised MAP via KL[q‖p] (paper §3.2, eq. 10), with instance noise (App. C)."""
 
     critic_uses_output = True
+    options = ("pixel_weight", "lr_critic", "instance_noise", "noise_schedule", "noise_steps", "noise_target",
+               "discriminator", "critic_steps")
 
     def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise):
         super().__init__()
@@ -104,6 +109,8 @@ class GANObjective(Objective):
 class PriorObjective(Objective):
     """dg and ll: pre-train a prior for `prior_steps`, keeping a ladder of `rungs` snapshots,
     then guide the generator with it."""
+
+    options = ("pixel_weight", "lr_critic", "prior_steps", "ladder", "prior_width", "prior_layers")
 
     def __init__(self, prior: nn.Module, prior_steps: int, total_steps: int, rungs: int):
         super().__init__()
@@ -156,6 +163,8 @@ class DenoiserObjective(PriorObjective):
     σ_max to σ_min. Generator: follow ∂log p/∂y ≈ (f_σ(ŷ) − ŷ)/σ² (eq. 12) through Π; the loss
     whose gradient that is, −⟨sg[f_σ(ŷ) − ŷ], ŷ⟩ (scaled by σ², constant per rung), uses the
     ladder's rungs in order of decreasing σ (App. E, Fig. 7: the steps in the curves)."""
+
+    options = (*PriorObjective.options, "dae_sigma_max", "dae_sigma_min")
 
     def __init__(self, dae: nn.Module, prior_steps: int, total_steps: int, rungs: int, sigma_max: float, sigma_min: float,
                  clip: float = 3.0, noisy: bool = True):
@@ -216,6 +225,8 @@ class DenoiserObjective(PriorObjective):
 class DensityObjective(PriorObjective):
     """Density-guided SR: pre-train the PixelCNN by maximum likelihood, then minimise −log p(ŷ)
     per dimension (eq. 32) under the last snapshot."""
+
+    options = (*PriorObjective.options, "mixture")
 
     def critic_loss(self, yhat, y):
         nll = self.trained_critic(y)

@@ -24,6 +24,7 @@ n×n matrices on the LR grid (inverted once in float64 per size and cached).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,25 @@ from torch import nn
 
 BOUNDARIES = ("symmetric", "reflect", "replicate", "circular")
 SIGMA_PER_SCALE = 0.375  # default σ = 0.375·s (1.5 at 4×): README "Choosing σ"
+CACHE_SIZE = 32  # image sizes whose index maps and Gram inverses are kept (least recently used go first)
+
+
+class LRU(OrderedDict):
+    """A dict that keeps its `size` most recently used entries: the caches of A and A⁺ hold one entry
+    per image size, and a folder of photos of many sizes must not make them grow without bound."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
 
 
 @dataclass(frozen=True)
@@ -121,7 +141,7 @@ class Downsample(nn.Module):
         self.spec = spec
         self.register_buffer("taps", spec.taps(torch.float64), persistent=False)
         self.weights = self.taps.tolist()  # the same taps as Python floats, for any dtype and device
-        self._index_cache: dict = {}
+        self._index_cache = LRU()
 
     @property
     def scale(self) -> int:
@@ -129,18 +149,13 @@ class Downsample(nn.Module):
 
     def _index(self, n: int, device) -> torch.Tensor:
         """HR indices read by the n LR samples: (s·(n−1)+k,) positions, boundary-mapped."""
-        key = (n, str(device))
-        if key not in self._index_cache:
-            s, k = self.spec.scale, self.spec.kernel_size
-            pos = torch.arange(s * (n - 1) + k, device=device) + self.spec.offset
-            self._index_cache[key] = boundary_index(pos, s * n, self.spec.boundary)
-        return self._index_cache[key]
+        s, k = self.spec.scale, self.spec.kernel_size
+        make = lambda: boundary_index(torch.arange(s * (n - 1) + k, device=device) + self.spec.offset,  # noqa: E731
+                                      s * n, self.spec.boundary)
+        return self._index_cache.get_or_make((n, str(device)), make)
 
     def _index_list(self, n: int) -> list[int]:
-        key = (n, "list")
-        if key not in self._index_cache:
-            self._index_cache[key] = self._index(n, "cpu").tolist()
-        return self._index_cache[key]
+        return self._index_cache.get_or_make((n, "list"), lambda: self._index(n, "cpu").tolist())
 
     def _tap(self, dim: int, t: int, n: int) -> tuple:
         """Index of the HR samples that tap t reads for the n LR samples along `dim` (a strided slice)."""
@@ -205,15 +220,15 @@ class ExactPinv(nn.Module):
     def __init__(self, A: Downsample):
         super().__init__()
         self.A = A
-        self._gram_inv: dict = {}
+        self._gram_inv = LRU()
 
     def gram_inverse(self, n: int, dtype, device) -> torch.Tensor:
-        """(A_1d A_1dᵀ)⁻¹ for LR length n, inverted in float64 and cached."""
-        key = (n, dtype, str(device))
-        if key not in self._gram_inv:
+        """(A_1d A_1dᵀ)⁻¹ for LR length n, inverted in float64 and cached (LRU)."""
+        def make():
             M = self.A.matrix(n, torch.float64, device)
-            self._gram_inv[key] = torch.cholesky_inverse(torch.linalg.cholesky(M @ M.T)).to(dtype)
-        return self._gram_inv[key]
+            return torch.cholesky_inverse(torch.linalg.cholesky(M @ M.T)).to(dtype)
+
+        return self._gram_inv.get_or_make((n, dtype, str(device)), make)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -228,6 +243,19 @@ class ExactPinv(nn.Module):
         return self.gram_inverse(h, r.dtype, r.device) @ r @ self.gram_inverse(w, r.dtype, r.device)
 
 
+def project(f: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, inplace: bool = False) -> torch.Tensor:
+    """Π_x f = f − A⁺(A f − x) (paper eq. 7): the one implementation of Π that every caller uses.
+
+    Notation (<variable name> -> <name in paper>): f -> f(x), the network's output; x -> x, the LR
+    image; A -> A; pinv -> A⁺ (exact or fitted). f (..., s·h, s·w) and x (..., h, w) of one dtype.
+    `inplace` overwrites f (the whole-image passes of `affsr upscale`, where f is megapixels).
+    Steps: 1. r = A f − x, the LR residual; 2. f − A⁺ r, which A maps to x when A A⁺ = I.
+    """
+    r = A(f) - x  # 1. (..., h, w)
+    correction = pinv(r)  # A⁺ r (..., s·h, s·w)
+    return f.sub_(correction) if inplace else f - correction  # 2.
+
+
 class _ExactProjection(torch.autograd.Function):
     """Π with the exact A⁺ and a hand-written backward: Π is affine in f with Jacobian I − A⁺A,
     an orthogonal (symmetric) projector, so ∂L/∂f = g − A⁺A g (App. B.2) and ∂L/∂x = (A⁺)ᵀ g.
@@ -236,13 +264,13 @@ class _ExactProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f, x, pinv):
         ctx.pinv = pinv
-        return f - pinv(pinv.A(f) - x)
+        return project(f, x, pinv.A, pinv)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         pinv = ctx.pinv
-        grad_f = g - pinv(pinv.A(g)) if ctx.needs_input_grad[0] else None
+        grad_f = project(g, g.new_zeros(()), pinv.A, pinv) if ctx.needs_input_grad[0] else None  # Π_0 g = (I − A⁺A) g
         grad_x = pinv.adjoint(g) if ctx.needs_input_grad[1] else None
         return grad_f, grad_x, None
 
@@ -251,7 +279,8 @@ class Projection(nn.Module):
     """Π_x f = f − A⁺(A f − x): the affine projection onto {y : A y = x} (paper eq. 7).
 
     `pinv` is ExactPinv (default) or a fitted LocalPinv (trainable if its weights require grad).
-    Half-precision inputs are projected in float32 and returned in their own dtype.
+    Half-precision inputs (bf16 autocast, fp16) are projected in float32 and ŷ stays float32: cast
+    back to bfloat16 it would be off by ~1e-3 in A ŷ − x. float64 stays float64.
     """
 
     def __init__(self, A: Downsample, pinv: nn.Module | None = None):
@@ -260,13 +289,12 @@ class Projection(nn.Module):
         self.pinv = pinv if pinv is not None else ExactPinv(A)
 
     def forward(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        dtype = f.dtype
-        work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+        work = torch.float64 if torch.float64 in (f.dtype, x.dtype) else torch.float32
         f, x = f.to(work), x.to(work)
         with torch.autocast(f.device.type, enabled=False):  # never in reduced precision
             if isinstance(self.pinv, ExactPinv) and self.pinv.A is self.A:
-                return _ExactProjection.apply(f, x, self.pinv).to(dtype)
-            return (f - self.pinv(self.A(f) - x)).to(dtype)
+                return _ExactProjection.apply(f, x, self.pinv)
+            return project(f, x, self.A, self.pinv)
 
 
 class AffineProjected(nn.Module):

@@ -74,11 +74,11 @@ class SwissRoll(Dataset):
         return len(self.y)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.y[i]
+        return self.y[i % len(self.y)]  # sample numbers of later epochs (data.StepBatches) wrap around
 
     def __getitems__(self, idx: list[int]) -> list[torch.Tensor]:
         """A whole batch in one indexing (the DataLoader uses this when it exists)."""
-        return list(self.y[idx].unbind())
+        return list(self.y[torch.tensor(idx) % len(self.y)].unbind())
 
 
 # --- evaluation (paper §5.1, Table 1): H[q, p] with a Gaussian KDE of the noiseless roll ------

@@ -1,30 +1,30 @@
 """The one training loop, for every method (objective × constraint). It knows nothing of the
-model beyond SRModel's forward and an Objective's losses; progress leaves through callbacks.
+model beyond SRModel's forward, its Constraint's penalty and an Objective's losses; progress leaves
+through callbacks. The run folder is rundir.py's. Multi-GPU / multi-node: torchrun; rank 0 writes.
 
-Run folder: config.json, state.safetensors (for --resume), generator.safetensors (EMA weights,
-deployable), metrics.jsonl, samples/step-NNNNNNN.png. Every file is written atomically.
-Multi-GPU / multi-node: launch with torchrun; rank 0 writes.
+Resume is exact: the state holds the weights, the optimisers, the objective's own state and every
+process's RNG (CPU and CUDA); the data stream is a function of (seed, step) (data.StepBatches), so a
+resumed run on the CPU is bit-identical to one that was never stopped.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from PIL import Image
 
-from . import checkpoint, data, losses, methods, swissroll, weights
-from .config import TrainConfig
+from . import checkpoint, constraints, data, infer, losses, methods, rundir, swissroll, weights
+from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
 from .projection import OperatorSpec
-
 
 SCHEDULES = ("constant", "cosine")
 
@@ -35,15 +35,6 @@ def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
         return 1.0
     t = min(max((step - start) / (end - start), 0.0), 1.0)
     return 0.5 * (1 + math.cos(math.pi * t))
-
-
-def set_lr(opt: torch.optim.Optimizer, lr: float):
-    for group in opt.param_groups:
-        group["lr"] = lr
-
-
-class TrainingError(ValueError):
-    """A run that cannot start or had to stop (one line for the user)."""
 
 
 class Interrupted(Exception):
@@ -60,9 +51,8 @@ class Callbacks:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill the 'auto' and 0 fields from the data and the scale."""
+    """Fill the 'auto' and 0 fields from the data and the scale, and check the rest."""
     cfg = dataclasses.replace(cfg)
-    methods.parse_method(cfg.method)
     if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
         cfg.preset, cfg.generator = "swissroll", "mlp"
     if cfg.preset == "auto":
@@ -88,50 +78,115 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    """infer.pick_device, with each torchrun process on its own GPU under 'auto'."""
+    if name == "auto" and torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name} asked for, but CUDA is not available")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrainingError(f"device {name} asked for, but there are {torch.cuda.device_count()} CUDA devices")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device mps asked for, but MPS is not available")
-    return device
+        return infer.pick_device(name)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
 
 
-def prepare_run_dir(cfg: TrainConfig, rank: int) -> Path:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise TrainingError(f"run folder {out} is a file")
-    has_run = (out / "config.json").exists()
-    if cfg.resume:
-        if not (out / "state.safetensors").exists():
-            raise TrainingError(f"nothing to resume in {out} (no state.safetensors)")
-        diff = saved_config(out).differences(cfg)
-        if diff:
-            raise TrainingError(f"--resume with a different config than the run in {out}: {'; '.join(diff)}")
-    elif has_run and not cfg.overwrite:
-        raise TrainingError(f"{out} already holds a run: pass --resume to continue it or --overwrite to start afresh")
-    if dist.is_initialized():
-        dist.barrier()  # every process has checked the folder before rank 0 writes to it
-    if rank == 0:
-        try:
-            (out / "samples").mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create run folder {out}: {e.strerror}") from None
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise TrainingError(f"run folder {out} is not writable")
-        text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-        weights.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
-        if not cfg.resume:
-            (out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
-    return out
+@dataclass
+class Run:
+    """Everything a run trains and the counters that go with it."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    rank: int
+    world: int
+    model: methods.SRModel
+    ema_model: methods.SRModel
+    objective: torch.nn.Module
+    optimizers: dict = field(default_factory=dict)  # "g" generator, "c" critic (gan's D, dg/ll's prior)
+    modules: dict = field(default_factory=dict)  # what the state holds, unwrapped (DDP wraps model.net later)
+    step: int = 0
+    ema_updates: int = 0
+
+    def set_lrs(self):
+        """Each optimiser's lr at this step: dg/ll train their prior first, then the generator."""
+        prior = getattr(self.objective, "prior_steps", 0)
+        stretches = {"g": (prior, self.cfg.steps), "c": (0, prior or self.cfg.steps)}
+        base = {"g": self.cfg.lr, "c": self.cfg.lr_critic}
+        for k, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = base[k] * lr_factor(self.cfg.lr_schedule, self.step, *stretches[k])
+
+
+def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: int) -> Run:
+    constraint_name, objective_name = methods.parse_method(cfg.method)
+    spec = swissroll.AverageSpec() if cfg.preset == "swissroll" else OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma,
+                                                                                   cfg.boundary)
+    constraint = constraints.build(constraint_name, cfg)
+    model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
+    objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)
+    run = Run(cfg, out, device, rank, world, model, copy.deepcopy(model).eval(), objective)
+    run.modules = {"net": model.net, "ema": run.ema_model.net, "objective": objective}
+    # foreach: one pass over all tensors (the CPU default is a loop per tensor); the same numbers, and on
+    # the Swiss roll's MLPs the optimiser step takes ~30% less time
+    adam = dict(betas=(cfg.beta1, 0.999), foreach=True)
+    run.optimizers["g"] = torch.optim.Adam(model.net.parameters(), cfg.lr, **adam)
+    if objective.critic is not None:
+        run.optimizers["c"] = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, **adam)
+    return run
+
+
+def start_from(run: Run, init: str):
+    """--init: the generator weights of another run (same network)."""
+    start = checkpoint.load_generator(init)
+    if start.config()["net"] != run.model.config()["net"]:
+        raise TrainingError(f"--init {init}: its network differs from this run's ({start.config()['net']})")
+    for m in (run.model, run.ema_model):
+        m.net.load_state_dict(start.net.state_dict())
+
+
+def rng_states(run: Run, gather: bool = True) -> dict:
+    """Every process's RNG: CPU, and CUDA where the run uses it (a list by rank)."""
+    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None}
+    everyone = [mine]
+    if gather and run.world > 1:
+        everyone = [None] * run.world
+        dist.all_gather_object(everyone, {k: None if v is None else v.cpu() for k, v in mine.items()})
+    return {"rng": [r["cpu"] for r in everyone], "cuda_rng": [r["cuda"] for r in everyone if r["cuda"] is not None]}
+
+
+def save(run: Run, gather: bool = True):
+    """state.safetensors (resume) and generator.safetensors (deploy), atomically; weights that are not
+    finite are never saved over the last good checkpoint."""
+    extra = {**rng_states(run, gather), "ema_updates": run.ema_updates}
+    if run.rank != 0:
+        return
+    for name, module in run.modules.items():
+        for key, value in module.state_dict().items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise TrainingError(f"{name} tensor {key} is not finite at step {run.step}; stopped without saving. "
+                                    f"The last good checkpoint in {run.out} is intact")
+    checkpoint.save_state(run.out / "state.safetensors", run.step, run.modules, run.optimizers, extra, run.cfg.to_dict())
+    checkpoint.save_generator(run.out / "generator.safetensors", run.ema_model,
+                              {"method": run.cfg.method, "step": str(run.step), "preset": run.cfg.preset})
+
+
+def restore(run: Run):
+    """--resume: weights, optimisers, objective state, counters and this process's RNG from the state."""
+    path = run.out / "state.safetensors"
+    state, config = checkpoint.load_state(path)
+    rundir.check_state_config(run.out, config)
+    try:
+        for k, m in run.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in run.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise TrainingError(f"{path} does not fit this run's networks ({str(e).splitlines()[0][:200]})") from None
+    extra = state["extra"]
+    torch.set_rng_state(extra["rng"][run.rank % len(extra["rng"])])
+    if run.device.type == "cuda" and extra.get("cuda_rng"):
+        torch.cuda.set_rng_state(extra["cuda_rng"][run.rank % len(extra["cuda_rng"])], run.device)
+    run.step = state["step"]
+    run.ema_updates = extra.get("ema_updates", run.step)  # states written before the EMA warm-up: step
+    if run.rank == 0:
+        rundir.drop_logs_after(run.out / "metrics.jsonl", run.step)
 
 
 def _worker_init(worker_id: int):
@@ -151,21 +206,19 @@ def _quiet_on_lost_connection(hook):
     return excepthook
 
 
-def drop_logs_after(path: Path, step: int):
-    """A resumed run repeats the steps after its checkpoint: their old log lines go (atomically)."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
-    if len(kept) < len(lines):
-        weights.atomic_write(path, lambda tmp: tmp.write_text("".join(kept)), overwrite=True)
+def dataset(cfg: TrainConfig):
+    if cfg.preset == "swissroll":
+        return swissroll.SwissRoll(seed=cfg.seed)
+    return data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed)
 
 
-def saved_config(out: Path) -> TrainConfig:
-    try:
-        return TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as e:
-        raise TrainingError(f"cannot read {out / 'config.json'} to resume ({type(e).__name__})") from None
+def loader(run: Run, source) -> torch.utils.data.DataLoader:
+    """Batches from step run.step on; a private generator, so the DataLoader never draws from torch's."""
+    cfg = run.cfg
+    sampler = data.StepBatches(len(source), cfg.batch_size, cfg.seed, run.step, run.rank, run.world)
+    return torch.utils.data.DataLoader(source, batch_sampler=sampler, num_workers=cfg.workers,
+                                       pin_memory=run.device.type == "cuda", worker_init_fn=_worker_init,
+                                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
 def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, scale: int, rows: int = 4):
@@ -176,15 +229,6 @@ def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, 
     a = (grid.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     picture = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
     weights.atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"), overwrite=True)
-
-
-def batches(loader, sampler):
-    epoch = 0
-    while True:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
 
 
 @torch.no_grad()
@@ -200,9 +244,15 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, updates
 
 def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     """Train `cfg.method` and return the run folder."""
-    if cfg.resume and (Path(cfg.out) / "config.json").is_file():
-        cfg = cfg.inherit_auto(saved_config(Path(cfg.out)))
-    cfg = resolve(cfg)
+    try:
+        methods.check_options(cfg, TrainConfig())  # as given: resolving fills some (noise_steps, ...) for every method
+        if cfg.resume and (Path(cfg.out) / "config.json").is_file():
+            cfg = cfg.inherit_auto(rundir.saved_config(Path(cfg.out)))
+        cfg = resolve(cfg)
+    except TrainingError:
+        raise
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(cfg.device, local_rank)
@@ -210,138 +260,103 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    out = prepare_run_dir(cfg, rank)
-    torch.manual_seed(cfg.seed + rank)
-
-    constraint, objective_name = methods.parse_method(cfg.method)
-    vectors = cfg.preset == "swissroll"
-    spec = swissroll.AverageSpec() if vectors else OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
-    model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
-    ema_model = copy.deepcopy(model).eval()
-    objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)
-    # foreach: one pass over all tensors (the CPU default is a loop per tensor); the same numbers, and on
-    # the Swiss roll's MLPs the optimiser step takes ~30% less time
-    adam = dict(betas=(cfg.beta1, 0.999), foreach=True)
-    opt_g = torch.optim.Adam(model.net.parameters(), cfg.lr, **adam)
-    opt_c = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, **adam) if objective.critic else None
-    modules = {"net": model.net, "ema": ema_model.net, "objective": objective}
-    optimizers = {"g": opt_g, **({"c": opt_c} if opt_c else {})}
-
-    if cfg.init and not cfg.resume:
-        start = checkpoint.load_generator(cfg.init)
-        if start.config()["net"] != model.config()["net"]:
-            raise TrainingError(f"--init {cfg.init}: its network differs from this run's ({start.config()['net']})")
-        model.net.load_state_dict(start.net.state_dict())
-        ema_model.net.load_state_dict(start.net.state_dict())
-
-    step = ema_updates = 0
-    if cfg.resume:
-        state, _ = checkpoint.load_state(out / "state.safetensors")
-        for k, m in modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        torch.set_rng_state(state["extra"]["rng"][rank % len(state["extra"]["rng"])])
-        step = state["step"]
-        if rank == 0:
-            drop_logs_after(out / "metrics.jsonl", step)
-        ema_updates = state["extra"].get("ema_updates", step)  # states written before the warm-up: step
-
-    if world > 1:
-        ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
-        model.net = torch.nn.parallel.DistributedDataParallel(model.net, **ddp)
-        if objective.critic is not None:
-            objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
-
-    dataset = (swissroll.SwissRoll(seed=cfg.seed) if vectors
-               else data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth))
-    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, seed=cfg.seed) if world > 1 else None
-    loader = torch.utils.data.DataLoader(dataset, cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                                         num_workers=cfg.workers, drop_last=len(dataset) >= cfg.batch_size,
-                                         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
-                                         worker_init_fn=_worker_init)
-    val = validation_set(cfg) if rank == 0 and cfg.val else None
-    bf16 = cfg.bf16 and device.type == "cuda"
-    writer = _tensorboard(out) if rank == 0 else None
-    if rank == 0:
-        for w in dataset.warnings:
-            callbacks.on_message(w)
-        params = sum(p.numel() for p in modules["net"].parameters())
-        callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(dataset.files),
-                                           "generator_parameters": params, "start_step": step})
-
-    def save(at: int):
-        if rank == 0:
-            checkpoint.save_state(out / "state.safetensors", at, modules, optimizers, {"rng": [torch.get_rng_state()], "ema_updates": ema_updates},
-                                  cfg.to_dict())
-            checkpoint.save_generator(out / "generator.safetensors", ema_model,
-                                      {"method": cfg.method, "step": str(at), "preset": cfg.preset})
-
-    # each optimiser's stretch of steps, for the lr schedule: dg/ll train their prior first, then the generator
-    prior_steps = getattr(objective, "prior_steps", 0)
-    stretches = {"g": (prior_steps, cfg.steps), "c": (0, prior_steps or cfg.steps)}
-    base_lr = {"g": cfg.lr, "c": cfg.lr_critic}
-
-    model.train()
-    it = batches(loader, sampler)
-    t_last, seen = time.perf_counter(), 0
     try:
-        while step < cfg.steps:
-            y = next(it).to(device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
-            x = model.A(y)  # (B, C, H/s, W/s) LR, always made with A
-            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=device) if cfg.noise_channels else None
-            for k, o in optimizers.items():
-                set_lr(o, base_lr[k] * lr_factor(cfg.lr_schedule, step, *stretches[k]))
-            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                loss, logs, yhat = train_step(model, objective, opt_g, opt_c, x, y, z, step, cfg)
-            if not math.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} at step {step + 1}; stopped. "
-                                    f"The last good checkpoint in {out} is intact")
-            if yhat is not None:
-                ema_update(ema_model.net, modules["net"], cfg.ema, ema_updates)
-                ema_updates += 1
-            step += 1
-            seen += y.shape[0] * world
-            objective.after_step(step, logs)
-            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-                now = time.perf_counter()
-                logs.update(step=step, loss=loss, images_per_s=seen / (now - t_last), lr=opt_g.param_groups[0]["lr"])
-                if yhat is not None:
-                    with torch.no_grad():
-                        logs["lr_mse"] = float((model.A(yhat.detach().double()) - x.double()).pow(2).mean())
-                if val is not None and (step % cfg.sample_every == 0 or step == cfg.steps):
-                    logs.update(validate(ema_model, *val))
-                t_last, seen = now, 0
-                with open(out / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(logs) + "\n")
-                if writer is not None:
-                    for k, v in logs.items():
-                        writer.add_scalar(k, v, step)
-            if rank == 0:
-                callbacks.on_step(step, logs)
-            if rank == 0 and not vectors and (step % cfg.sample_every == 0 or step == cfg.steps):
-                with torch.no_grad():
-                    sample = ema_model(x[:4], None if z is None else z[:4])
-                save_grid(out / "samples" / f"step-{step:07d}.png", x, sample, y, cfg.scale)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save(step)
-    except KeyboardInterrupt:
-        save(step)
-        raise Interrupted(step, out) from None
+        source = dataset(cfg)  # before the folder is taken: bad data leaves no run behind
+        out = rundir.take(cfg, rank)
+        torch.manual_seed(cfg.seed + rank)
+        run = build(cfg, out, device, rank, world)
+        if cfg.init and not cfg.resume:
+            start_from(run, cfg.init)
+        if cfg.resume:
+            restore(run)
+        if world > 1:
+            ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
+            run.model.net = torch.nn.parallel.DistributedDataParallel(run.model.net, **ddp)
+            if run.objective.critic is not None:
+                run.objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
+        if rank == 0:
+            for w in source.warnings:
+                callbacks.on_message(w)
+            params = sum(p.numel() for p in run.modules["net"].parameters())
+            callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(source.files),
+                                               "generator_parameters": params, "start_step": run.step})
+        loop(run, loader(run, source), callbacks)
     finally:
-        if writer is not None:
-            writer.close()
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out
 
 
-def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainConfig):
+def loop(run: Run, batches, callbacks: Callbacks):
+    cfg, out = run.cfg, run.out
+    val = validation_set(cfg) if run.rank == 0 and cfg.val else None
+    writer = _tensorboard(out) if run.rank == 0 else None
+    bf16 = cfg.bf16 and run.device.type == "cuda"
+    run.model.train()
+    clock = {"t": time.perf_counter(), "seen": 0}
+    it = iter(batches)
+    try:
+        while run.step < cfg.steps:
+            y = next(it).to(run.device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
+            x = run.model.A(y)  # (B, C, H/s, W/s) LR, always made with A
+            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=run.device) if cfg.noise_channels else None
+            run.set_lrs()
+            with torch.autocast(run.device.type, torch.bfloat16, enabled=bf16):
+                loss, logs, yhat = train_step(run, x, y, z)
+            if not math.isfinite(loss):
+                raise TrainingError(f"the loss became {loss} at step {run.step + 1}; stopped. "
+                                    f"The last good checkpoint in {out} is intact")
+            if yhat is not None:
+                ema_update(run.ema_model.net, run.modules["net"], cfg.ema, run.ema_updates)
+                run.ema_updates += 1
+            run.step += 1
+            clock["seen"] += y.shape[0] * run.world
+            run.objective.after_step(run.step, logs)
+            if run.rank == 0:
+                report(run, logs, loss, x, y, z, yhat, val, writer, clock)
+                callbacks.on_step(run.step, logs)
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                save(run)
+    except KeyboardInterrupt:
+        save(run, gather=False)  # the other processes may be anywhere: no collective call
+        raise Interrupted(run.step, out) from None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def report(run: Run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict):
+    """Rank 0: the metrics line, validation, TensorBoard and the sample grid, when their steps come."""
+    cfg, step = run.cfg, run.step
+    sample_now = step % cfg.sample_every == 0 or step == cfg.steps
+    if step % cfg.log_every == 0 or step == cfg.steps:
+        now = time.perf_counter()
+        logs.update(step=step, loss=loss, images_per_s=clock["seen"] / (now - clock["t"]),
+                    lr=run.optimizers["g"].param_groups[0]["lr"])
+        if yhat is not None:
+            with torch.no_grad():
+                logs["lr_mse"] = float((run.model.A(yhat.detach().double()) - x.double()).pow(2).mean())
+        if val is not None and sample_now:
+            logs.update(validate(run.ema_model, *val))
+        clock.update(t=now, seen=0)
+        rundir.append_log(run.out / "metrics.jsonl", logs)
+        if writer is not None:
+            for k, v in logs.items():
+                writer.add_scalar(k, v, step)
+    if cfg.preset != "swissroll" and sample_now:
+        with torch.no_grad():
+            sample = run.ema_model(x[:4], None if z is None else z[:4])
+        save_grid(run.out / rundir.SAMPLES / f"step-{step:07d}.png", x, sample, y, cfg.scale)
+
+
+def train_step(run: Run, x, y, z):
     """One step: the critic's (if the objective trains one now), then the generator's (if it
     trains now). Returns (loss, logs, ŷ or None when the generator did not train)."""
+    model, objective, cfg = run.model, run.objective, run.cfg
+    opt_c = run.optimizers.get("c")
     logs: dict = {}
     loss = float("nan")
-    if opt_c is not None and objective.trains_critic(step):
+    if opt_c is not None and objective.trains_critic(run.step):
         yhat = None
         if objective.critic_uses_output:  # f is fixed during the critic steps: one forward for all of them
             with torch.no_grad():
@@ -353,25 +368,22 @@ def train_step(model, objective, opt_g, opt_c, x, y, z, step: int, cfg: TrainCon
             opt_c.step()
             logs.update(c_logs)
             loss = float(loss_c.detach())
-    if not objective.trains_generator(step):
+    if not objective.trains_generator(run.step):
         return loss, logs, None
     yhat, f = model(x, z, return_f=True)
     loss_g, g_logs = objective.generator_loss(yhat, y)
     logs.update(g_logs)
-    if model.constraint == "aff" and cfg.range_weight:  # Π discards A f; this keeps f near an image consistent with x
-        anchor = losses.mse(model.A(f.float()), x)
-        loss_g = loss_g + cfg.range_weight * anchor
-        logs["range_mse"] = float(anchor.detach())
-    if model.constraint == "soft":
-        penalty = (x - model.A(yhat.float())).abs().mean()
-        loss_g = loss_g + cfg.soft_weight * penalty
-        logs["soft_mae"] = float(penalty.detach())
+    penalty, p_logs = model.constraint.penalty(f, yhat, x, model.A)  # aff: range anchor; soft: MAE(x, Aŷ)
+    if penalty is not None:
+        loss_g = loss_g + penalty
+        logs.update(p_logs)
     if cfg.pixel_weight:  # a content term beside gan/dg/ll (SRGAN-style); keeps Π's null space from drifting
         pixel = losses.mse(yhat.float(), y)
         loss_g = loss_g + cfg.pixel_weight * pixel
         logs["pixel_mse"] = float(pixel.detach())
     loss = float(loss_g.detach())
     if math.isfinite(loss):
+        opt_g = run.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -409,4 +421,4 @@ def _tensorboard(out: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
         return None
-    return SummaryWriter(str(out / "tensorboard"))
+    return SummaryWriter(str(out / rundir.EVENTS))

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from affsr_cli.projection import (BOUNDARIES, AffineProjected, Downsample, ExactPinv, OperatorSpec, Projection,
-                                  boundary_index)
+from affsr_cli.projection import (BOUNDARIES, CACHE_SIZE, AffineProjected, Downsample, ExactPinv, OperatorSpec, Projection,
+                                  boundary_index, project)
 
 SIZES = [(37, 53), (5, 3), (1, 1), (2, 7)]
 
@@ -119,14 +119,43 @@ def test_affine_projected_wraps_a_network_and_trains_it():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
-def test_half_precision_is_projected_in_float32():
+def test_half_precision_is_projected_in_float32_and_stays_float32():
+    """Under bf16 autocast (CUDA training) f arrives in bfloat16: ŷ must come back in float32, since
+    cast back to bfloat16 it would miss A ŷ = x by ~1e-3 (it did, before)."""
     A = Downsample(OperatorSpec())
     x = rand(1, 3, 8, 8, dtype=torch.float32)
     f = rand(1, 3, 32, 32, dtype=torch.float32).bfloat16()
-    yhat = Projection(A)(f, x.bfloat16())
-    assert yhat.dtype == torch.bfloat16
-    # only the final rounding to bfloat16 (8 bits of mantissa) remains
-    assert (A(yhat.float()) - x.bfloat16().float()).abs().max() < 1e-2
+    for xin in (x, x.bfloat16()):
+        yhat = Projection(A)(f, xin)
+        assert yhat.dtype == torch.float32
+        assert (A(yhat) - xin.float()).abs().max() <= 1e-5
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = net(f.float())
+        assert out.dtype == torch.bfloat16
+        yhat = Projection(A)(out, x)
+    assert yhat.dtype == torch.float32 and (A(yhat) - x).abs().max() <= 1e-5
+    assert Projection(A)(f.double(), x).dtype == torch.float64  # the caller's higher precision is kept
+
+
+def test_caches_keep_a_bounded_number_of_sizes():
+    A = Downsample(OperatorSpec())
+    P = Projection(A)
+    for n in range(1, 3 * CACHE_SIZE):
+        x = rand(1, 1, n, 2, seed=n)
+        assert (A(P(rand(1, 1, 4 * n, 8, seed=n), x)) - x).abs().max() <= 1e-12
+    assert len(A._index_cache) <= CACHE_SIZE and len(P.pinv._gram_inv) <= CACHE_SIZE
+    assert (3 * CACHE_SIZE - 1, "cpu") in A._index_cache  # the newest are kept
+
+
+def test_project_in_place_equals_out_of_place():
+    A = Downsample(OperatorSpec.for_scale(3))
+    Ap = ExactPinv(A)
+    x, f = rand(2, 3, 7, 5, seed=1), rand(2, 3, 21, 15, seed=2)
+    out = project(f, x, A, Ap)
+    g = f.clone()
+    assert project(g, x, A, Ap, inplace=True) is g and torch.equal(g, out)
+    assert torch.equal(out, Projection(A)(f, x))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
