@@ -93,17 +93,6 @@ def resolve_weights(name: str) -> Path:
     return shipped
 
 
-def load_upscaler(name: str, device="cpu"):
-    """(callable x -> ŷ, OperatorSpec) for eval and upscale; x (B, C, h, w) in [0, 1]."""
-    model = load_generator(resolve_weights(name), device)
-
-    @torch.no_grad()
-    def upscale(x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        return model(x.to(device, torch.float32), z)
-
-    return upscale, model.spec
-
-
 def save_state(path, step: int, modules: dict, optimizers: dict, extra: dict, config: dict):
     """Everything --resume needs, in one safetensors file written atomically."""
     tensors: dict[str, torch.Tensor] = {}

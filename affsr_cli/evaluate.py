@@ -2,8 +2,9 @@
 
 Mode (a), `evaluate_upscalers`: every HR image y (cropped to a multiple of the scale) gives an LR
 input x = A y (rounded to y's bit depth, as a saved LR file would be); each upscaler maps x to ŷ,
-which is compared with y. Upscalers are plain callables x (1, C, h, w) -> ŷ (1, C, s·h, s·w), so
-baselines and trained checkpoints sit side by side. Mode (b), `evaluate_pairs`: SR (and LR)
+which is compared with y. Upscalers are plain callables (x (1, C, h, w), bits) -> ŷ (1, C, s·h, s·w),
+so baselines and trained checkpoints sit side by side. A checkpoint runs through infer.Upscaler, the
+contract `affsr upscale` uses: its ŷ is the saved file's values (Π, box fit, rounding to `bits`). Mode (b), `evaluate_pairs`: SR (and LR)
 images made elsewhere, paired with the HR images by file name. The engine never prints; progress
 reaches the caller through `on_image(done, total, name)`.
 """
@@ -43,7 +44,7 @@ GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr
           "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(m for m in METRICS if m != "lpips")}
 DEFAULT_METRICS = ("psnr", "ssim", "lr-psnr-x", "lr-psnr-ay", "hf-ratio")
 BASELINES = ("bicubic", "pinv")
-Upscale = Callable[[torch.Tensor], torch.Tensor]
+Upscale = Callable[[torch.Tensor, int], torch.Tensor]  # (x (1, C, h, w), bit depth of the file) -> ŷ
 
 
 def parse_metrics(names: Iterable[str]) -> tuple[str, ...]:
@@ -72,7 +73,8 @@ class Conventions:
             "crop border": f"{self.crop_border} px of HR per edge",
             "data range": "max − min of y per image" if self.data_range is None else f"{self.data_range:g} (images on [0, 1])",
             "SSIM": "Gaussian 11×11, σ = 1.5, K1 = 0.01, K2 = 0.03, channel mean (skimage, Wang et al.)",
-            "ŷ": "clamped and rounded to the HR bit depth" if self.round_sr else "as the upscaler returns it (float, unclipped)",
+            "ŷ": "checkpoints: as affsr upscale saves it (Π, box fit, rounded to the HR bit depth); baselines: "
+                 + ("clamped and rounded to the HR bit depth" if self.round_sr else "float, unclipped"),
             "LR input x": {"made": "A y " + ("rounded to the HR bit depth" if self.quantize_lr else "in floating point"),
                            "files": "the LR files", "none": "not given"}[lr],
             "LR metrics": "Aŷ vs A y only" if lr == "none" else "Aŷ vs the input x, and Aŷ vs A y; whole LR image",
@@ -112,24 +114,22 @@ def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def baseline(name: str, spec: OperatorSpec) -> Upscale:
-    """'bicubic' or 'pinv' (A⁺x, the minimum-norm image consistent with x)."""
+    """'bicubic' or 'pinv' (A⁺x, the minimum-norm image consistent with x); both in floating point."""
     if name == "bicubic":
-        return lambda x: bicubic(x, spec.scale)
+        return lambda x, bits=None: bicubic(x, spec.scale)
     if name == "pinv":
         pinv = ExactPinv(Downsample(spec))
-        return lambda x: pinv(x.double())
+        return lambda x, bits=None: pinv(x.double())
     raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
 
 
-def load_weights(name: str, device: str = "cpu") -> tuple[Upscale, OperatorSpec]:
-    """A trained checkpoint as an upscaler and its A (via affsr_cli.checkpoint)."""
-    try:
-        from .checkpoint import load_upscaler
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.checkpoint":
-            raise
-        raise ValueError("loading --weights needs affsr_cli/checkpoint.py (training issue)") from None
-    return load_upscaler(name, device=device)
+def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None) -> tuple[Upscale, OperatorSpec]:
+    """A trained checkpoint as an upscaler and its A, through the contract of `affsr upscale`
+    (infer.Upscaler): ŷ is what the saved file of that bit depth holds."""
+    from .infer import Upscaler
+
+    up = Upscaler.load(name, device, precision, on_note=on_note)
+    return (lambda x, bits=8: up(x[0], bits=bits if bits in (8, 16) else 16).saved()[None]), up.spec
 
 
 # -- files -------------------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
             Ay, x = inputs[spec]
             try:
                 with torch.no_grad():
-                    y_hat = fn(x.float().unsqueeze(0)).detach().cpu()
+                    y_hat = fn(x.float().unsqueeze(0), pic.bits).detach().cpu()
             except RuntimeError as e:
                 raise ValueError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
             y_hat = _checked(y_hat, (1, *ref.y.shape), f"{name} on {path.name}")[0]

@@ -1,7 +1,10 @@
-"""Inference for `affsr upscale`: the network f of a checkpoint on overlapping tiles, on a chosen
-device and precision; the projection and the saved file follow in consistency.py.
+"""The one inference contract, used by `affsr upscale`, `affsr eval` and the tests alike (as
+spandrel's model descriptors: one place that pads, runs, clamps and rounds, so every caller gets
+the same pixels):
 
-    x (C, h, w) in [0, 1] ──f on overlapping tiles, seams blended──▶ f(x) (C, s·h, s·w)
+    load checkpoint ─▶ device / precision ─▶ f on overlapping tiles, seams blended ─▶ f(x) (C, s·h, s·w)
+    ─▶ Π_x over the whole image ─▶ box fit into [0, 1] ─▶ shaped rounding to the saved bit depth
+    (consistency.py)  =  Upscaler(x, bits=...)  ->  Output (the floats and the levels that are saved)
 
 Tiles: a tile's output is exact wherever it lies at least R LR pixels (the network's receptive
 radius) inside the tile, so neighbouring tiles are cross-faded only over the part of their overlap
@@ -15,12 +18,15 @@ from __future__ import annotations
 import copy
 import math
 import os
+from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from . import checkpoint, consistency
 from .methods import SRModel
 from .projection import OperatorSpec
 
@@ -130,9 +136,33 @@ def is_out_of_memory(e: BaseException) -> bool:
         isinstance(e, RuntimeError) and ("out of memory" in str(e) or "can't allocate memory" in str(e)))
 
 
+@dataclass
+class Output:
+    """One upscaled image as `affsr upscale` saves it."""
+
+    y_hat: torch.Tensor  # (C, H, W) float32: Π_x f(x), fitted into [0, 1] (unclipped when bits is None)
+    levels: np.ndarray | None  # (H, W, C) uint8 / uint16: the saved samples (None: not rounded)
+    bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
+    box_iterations: int  # POCS iterations of the box fit (0: Π_x f was already in range)
+
+    def saved(self) -> torch.Tensor:
+        """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
+        if self.levels is None:
+            return self.y_hat.double()
+        return torch.from_numpy(self.levels.astype(np.float64)).permute(2, 0, 1) / (2**self.bits - 1)
+
+
 class Upscaler:
     """The network f of a checkpoint, prepared for inference (batch norm folded, on `device` in
-    `precision`), run on overlapping tiles. `network(x)` gives f(x) before the projection."""
+    `precision`), run on overlapping tiles; `up(x, bits=8)` is the whole contract (Output),
+    `up.network(x)` only f(x), before the projection."""
+
+    @classmethod
+    def load(cls, weights: str, device: str | torch.device = "cpu", precision: str = "fp32", tile: int | None = None,
+             overlap: int | None = None, on_note: Note | None = None) -> "Upscaler":
+        """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights)."""
+        return cls(checkpoint.load_generator(checkpoint.resolve_weights(weights), "cpu"), device, precision, tile,
+                   overlap, on_note)
 
     def __init__(self, model: SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
                  tile: int | None = None, overlap: int | None = None, on_note: Note | None = None):
@@ -184,6 +214,24 @@ class Upscaler:
         g = self.scale if self.grid == "hr" else 1
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(batch, self.noise_channels, g * h, g * w, generator=gen)
+
+    def __call__(self, x: torch.Tensor, *, bits: int | None = 8, seed: int = 0, rounding: bool = True,
+                 on_tile: Callable[[int, int], None] | None = None) -> Output:
+        """x (C, h, w) in [0, 1] -> the saved image: f on tiles, one Π_x over the whole image (so Aŷ = x
+        never depends on the tiling), the box fit into [0, 1] and, when `rounding`, error-fed rounding to
+        `bits` (8 or 16). bits=None: Π alone, unclipped float32 (exact consistency)."""
+        if bits not in (None, 8, 16):
+            raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
+        f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
+        iterations = consistency.fit_box(f, x, self.A, self.pinv, bits, device=self.device)  # in place: f becomes ŷ
+        levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
+        return Output(f, levels, bits if levels is not None else None, iterations)
+
+    def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
+        """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""
+        out = consistency.upscale_alpha(alpha, self.scale)
+        consistency.fit_box(out, alpha, self.A, self.pinv, bits, device=self.device)
+        return out.clamp_(0, 1)
 
     @torch.no_grad()
     def network(self, x: torch.Tensor, seed: int = 0, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:

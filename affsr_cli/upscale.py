@@ -1,5 +1,5 @@
 """The engine of `affsr upscale`: inputs (files, folders, globs) to output paths, and one file
-through read → f on tiles → consistent, in-range, rounded ŷ → atomic write → read back → LR-PSNR.
+through read → infer.Upscaler (f on tiles → Π → box fit → rounding) → atomic write → read back → LR-PSNR.
 
 Each file's problem is reported through `on_error(input, message)` and the batch goes on; the
 engine never prints. Results are plain dicts (the CLI's table and JSON).
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import imageio_extra as X
@@ -165,31 +166,32 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         if p.exists() and not opts.overwrite:
             raise FileExistsError(str(p))
     consistent = opts.outscale is None or opts.outscale == s
-    alpha = None
-    if pic.alpha is not None:  # upscaled apart, made consistent with the input's alpha, saved with the colour
-        alpha = consistency.upscale_alpha(pic.alpha, s)
-        consistency.fit_box(alpha, pic.alpha, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16), device=up.device)
-        alpha.clamp_(0, 1)
+    fit = None if bits == 32 and consistent else min(bits, 16)  # float32 files keep Π's exact values
+    rounded = consistent and bits != 32  # --outscale rounds after its resize
+    alpha = up.alpha(pic.alpha, fit) if pic.alpha is not None else None  # saved with the colour
     fits = icc if X.icc_fits(icc, c) else None
     if icc and not fits:
         cb.note(f"{src}: its ICC profile is not for {'RGB' if c == 3 else 'gray'} output; not carried over")
     rows = []
     for path, seed in zip(paths, seeds or [None]):
-        y = up.network(pic.pixels, seed or 0, on_tile=cb.tile)  # f(x), (C, H, W)
-        iterations = consistency.fit_box(y, pic.pixels, up.A, up.pinv, None if bits == 32 and consistent else min(bits, 16),
-                                   device=up.device)
-        planes = y if alpha is None else torch.cat([y, alpha])
-        del y
-        if not consistent:
-            planes = consistency.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
-        if bits == 32:
-            X.write_float(path, planes.permute(1, 2, 0).numpy(), icc=fits, overwrite=opts.overwrite)
-        else:
-            levels = consistency.round_shaped(planes, bits) if consistent else \
-                (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
-            del planes
+        result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile)
+        if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
+            levels = result.levels if alpha is None else np.concatenate([result.levels, consistency.round_shaped(alpha, bits)], 2)
             X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
             del levels
+        else:
+            planes = result.y_hat if alpha is None else torch.cat([result.y_hat, alpha])
+            if not consistent:
+                planes = consistency.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
+            if bits == 32:
+                X.write_float(path, planes.permute(1, 2, 0).numpy(), icc=fits, overwrite=opts.overwrite)
+            else:
+                levels = (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
+                X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
+                del levels
+            del planes
+        iterations = result.box_iterations
+        del result
         psnr = mse = None
         if consistent:
             stored = X.read_stored(path)

@@ -6,10 +6,17 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
 
     python benchmarks/upscale.py [--device cpu|cuda] [--precision fp32|bf16] [--skip-rrdb]
     python benchmarks/upscale.py --large [--large-preset texture|imagenet]
+    python benchmarks/upscale.py --compare-with DIR [--rounds N]   # DIR: another checkout (e.g. `git worktree add`)
+
+`--compare-with` times whole files (`affsr upscale --json`'s per-file seconds: read, f, Π, box fit,
+rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
+this tree and DIR in turns (interleaved, so that a busy machine slows both alike).
 """
 import argparse
+import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,17 +223,39 @@ def _large(args, d: Path):
           f"{3 * 8192 * 8192 * 4 / 2**30:.2f} GiB")
 
 
+def compare(args):
+    """Interleaved whole-file upscales through the CLI of this tree and of args.compare_with."""
+    trees = {"this tree": ROOT, "other": Path(args.compare_with).resolve()}
+    src, d = lr_input(), Path(tempfile.mkdtemp())
+    times: dict[str, list[float]] = {k: [] for k in trees}
+    for r in range(args.rounds):
+        for name, root in trees.items():
+            cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(d / "out.png"), "--overwrite", "--json",
+                   "--device", args.device]
+            p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+            if p.returncode:
+                sys.exit(f"{root}: the upscale failed: {p.stderr.strip()[-500:]}")
+            times[name].append(json.loads(p.stdout)[0]["seconds"])
+    print(f"whole file 256×256 → 1024×1024 RGB, shipped default weights, {args.rounds} interleaved rounds (best, median):")
+    for name, t in times.items():
+        print(f"  {name:10s} {trees[name]}: best {min(t):.3f} s, median {statistics.median(t):.3f} s")
+    a, b = min(times["this tree"]), min(times["other"])
+    print(f"this tree / other: {a / b:.3f} (best of each)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=list(infer.PRECISIONS))
     ap.add_argument("--repeat", type=int, default=2, help="runs of each generator (the best is kept)")
     ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
+    ap.add_argument("--compare-with", metavar="DIR", help="another checkout to time against, interleaved (see above)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with")
     ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
     ap.add_argument("--large-preset", default="texture", choices=["texture", "imagenet"],
                     help="generator for --large (the tile budget bounds its activations either way)")
     args = ap.parse_args()
-    large(args) if args.large else speed(args)
+    compare(args) if args.compare_with else large(args) if args.large else speed(args)
 
 
 if __name__ == "__main__":

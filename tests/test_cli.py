@@ -72,3 +72,24 @@ def test_bad_arguments_give_one_line(tmp_path, args, words):
     assert "Traceback" not in r.stderr + r.stdout
     assert existing.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "existing.safetensors"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom\nsecond line"), KeyError("k"), ZeroDivisionError()])
+def test_an_unexpected_error_is_one_line_and_the_traceback_only_when_asked(monkeypatch, capsys, error):
+    from affsr_cli.cli import main
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(P, "fit_local_pinv", fail)
+    monkeypatch.setattr(sys, "argv", ["affsr", "pinv"])
+    monkeypatch.delenv("AFFSR_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"affsr: error: unexpected {type(error).__name__}") and "AFFSR_DEBUG=1" in lines[0]
+    assert "second line" not in lines[0]
+    monkeypatch.setenv("AFFSR_DEBUG", "1")
+    with pytest.raises(type(error)):
+        main()

@@ -201,9 +201,8 @@ def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatc
 
 
 def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys):
-    """--weights goes through checkpoint.load_upscaler(name, device) -> (callable, A); the baselines
+    """--weights goes through evaluate.checkpoint_upscaler(name, device) -> (callable, A); the baselines
     then use the checkpoint's A. A stand-in checkpoint: Π_x applied to bicubic, at scale 2."""
-    from affsr_cli import checkpoint
     from affsr_cli.cli import main
     from affsr_cli.projection import Projection
 
@@ -211,11 +210,11 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     project = Projection(Downsample(spec))
     calls = []
 
-    def load_upscaler(name, device="cpu"):
+    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None):
         calls.append((name, device))
-        return (lambda x: project(E.bicubic(x, 2).double(), x.double())), spec
+        return (lambda x, bits: project(E.bicubic(x, 2).double(), x.double())), spec
 
-    monkeypatch.setattr(checkpoint, "load_upscaler", load_upscaler)
+    monkeypatch.setattr(E, "checkpoint_upscaler", checkpoint_upscaler)
     js = tmp_path / "r.json"
     monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "-b", "bicubic",
                                       "-m", "psnr,lr-mse", "--json", str(js)])

@@ -67,4 +67,5 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())
     means = res["means"]["affgan-x4"]
-    assert means["lr-mse-x"] < 1e-9 and 15 < means["psnr"] < 60
+    # eval judges the 8-bit file upscale would write: LR-PSNR above 64 dB (the box fit's bound), not float Π's ~1e-15
+    assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60
