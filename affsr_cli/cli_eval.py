@@ -61,17 +61,7 @@ def eval_(
     if data is not None or method is not None or save_outputs is not None:
         return _eval_swissroll(data, list(weights or []), method, samples, seed, save_outputs, json_path, overwrite)
 
-    metric_names, baselines, weights = list(metrics or []), list(baseline or []), list(weights or [])
-    for token in (t.strip() for n in names or [] for t in n.split(",") if t.strip()):
-        if token.lower() in E.METRICS or token.lower() in E.GROUPS or token.lower() == "lpips":
-            metric_names.append(token)
-        elif token.lower() in E.BASELINES:
-            baselines.append(token)
-        elif token.endswith(".safetensors") or "/" in token:
-            weights.append(token)
-        else:
-            raise UserError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
-                            f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file")
+    metric_names, baselines, weights = _sort_names(names, list(metrics or []), list(baseline or []), list(weights or []))
     chosen = E.parse_metrics(metric_names)
     lpips = None
     if lpips_weights is not None:
@@ -85,15 +75,7 @@ def eval_(
         raise UserError(NEEDS)
     baselines = [b for item in baselines for b in item.lower().split(",") if b]
     baselines = list(dict.fromkeys(E.BASELINES if "all" in baselines else baselines))
-    if data_range.strip().lower() in ("gt", "auto"):
-        drange = None
-    else:
-        try:
-            drange = float(data_range)
-        except ValueError:
-            drange = -1.0
-        if not (0 < drange < float("inf")):
-            raise UserError(f"--data-range must be a positive number or 'gt', got {data_range!r}")
+    drange = _data_range(data_range)
     conv = E.Conventions(crop_border, y_channel, drange, quantize_lr, round_sr)
     explicit = (scale, kernel_size, sigma, boundary) != (None, None, None, None)
     spec = OperatorSpec.for_scale(scale or 4, kernel_size, sigma, boundary or "symmetric") if explicit else None
@@ -125,15 +107,7 @@ def eval_(
                 raise UserError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
-        upscalers = {}
-        stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
-        for w, stem in zip(weights, stems):  # named by file stem, or folder/stem where stems repeat
-            fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False))
-            name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
-            upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
-        bspec = spec or (next(iter(upscalers.values()))[1] if upscalers else OperatorSpec())
-        for b in baselines:
-            upscalers[b] = (E.baseline(b, bspec), bspec)
+        upscalers = _upscalers(weights, baselines, spec, device)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
     _eval_tables(res, hr, per_image)
@@ -141,6 +115,53 @@ def eval_(
         if p is not None:
             E.write_text(p, text(res), overwrite)
             out.print(f"wrote {p}")
+
+
+def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tuple[list, list, list]:
+    """The free arguments (`--metrics psnr ssim lr-mse` as written) sorted into metrics, baselines and weights."""
+    from . import evaluate as E
+
+    for token in (t.strip() for n in names or [] for t in n.split(",") if t.strip()):
+        if token.lower() in E.METRICS or token.lower() in E.GROUPS or token.lower() == "lpips":
+            metric_names.append(token)
+        elif token.lower() in E.BASELINES:
+            baselines.append(token)
+        elif token.endswith(".safetensors") or "/" in token:
+            weights.append(token)
+        else:
+            raise UserError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
+                            f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file")
+    return metric_names, baselines, weights
+
+
+def _data_range(text: str) -> float | None:
+    if text.strip().lower() in ("gt", "auto"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 < value < float("inf")):
+        raise UserError(f"--data-range must be a positive number or 'gt', got {text!r}")
+    return value
+
+
+def _upscalers(weights: list[str], baselines: list[str], spec, device: str) -> dict:
+    """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
+    where stems repeat), then the baselines with `spec` or the first checkpoint's A."""
+    from . import evaluate as E
+    from .projection import OperatorSpec
+
+    upscalers = {}
+    stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
+    for w, stem in zip(weights, stems):
+        fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False))
+        name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
+        upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
+    bspec = spec or (next(iter(upscalers.values()))[1] if upscalers else OperatorSpec())
+    for b in baselines:
+        upscalers[b] = (E.baseline(b, bspec), bspec)
+    return upscalers
 
 
 def _eval_tables(res, hr: Path, per_image: bool):

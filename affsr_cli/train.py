@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from PIL import Image
 
-from . import checkpoint, constraints, data, infer, losses, methods, rundir, swissroll, weights
+from . import checkpoint, constraints, data, infer, losses, methods, rundir, swissroll, trainlog
 from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
 from .projection import OperatorSpec
 
@@ -221,16 +220,6 @@ def loader(run: Run, source) -> torch.utils.data.DataLoader:
                                        generator=torch.Generator().manual_seed(cfg.seed))
 
 
-def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, scale: int, rows: int = 4):
-    """Rows of LR (nearest-neighbour enlarged) | output | HR, as an 8-bit PNG written atomically."""
-    n = min(rows, y.shape[0])
-    lr = x[:n].repeat_interleave(scale, -2).repeat_interleave(scale, -1)
-    grid = torch.cat([torch.cat([lr[i], yhat[i], y[i]], -1) for i in range(n)], -2)  # (C, n·H, 3·W)
-    a = (grid.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    picture = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-    weights.atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"), overwrite=True)
-
-
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, updates: int = 10**9):
     """One EMA step after `updates` earlier ones. The decay warms up as (1 + n)/(10 + n), so that
@@ -289,8 +278,8 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
 
 def loop(run: Run, batches, callbacks: Callbacks):
     cfg, out = run.cfg, run.out
-    val = validation_set(cfg) if run.rank == 0 and cfg.val else None
-    writer = _tensorboard(out) if run.rank == 0 else None
+    val = trainlog.validation_set(cfg) if run.rank == 0 and cfg.val else None
+    writer = trainlog.tensorboard(out) if run.rank == 0 else None
     bf16 = cfg.bf16 and run.device.type == "cuda"
     run.model.train()
     clock = {"t": time.perf_counter(), "seen": 0}
@@ -313,7 +302,7 @@ def loop(run: Run, batches, callbacks: Callbacks):
             clock["seen"] += y.shape[0] * run.world
             run.objective.after_step(run.step, logs)
             if run.rank == 0:
-                report(run, logs, loss, x, y, z, yhat, val, writer, clock)
+                trainlog.report(run, logs, loss, x, y, z, yhat, val, writer, clock)
                 callbacks.on_step(run.step, logs)
             if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
                 save(run)
@@ -323,30 +312,6 @@ def loop(run: Run, batches, callbacks: Callbacks):
     finally:
         if writer is not None:
             writer.close()
-
-
-def report(run: Run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict):
-    """Rank 0: the metrics line, validation, TensorBoard and the sample grid, when their steps come."""
-    cfg, step = run.cfg, run.step
-    sample_now = step % cfg.sample_every == 0 or step == cfg.steps
-    if step % cfg.log_every == 0 or step == cfg.steps:
-        now = time.perf_counter()
-        logs.update(step=step, loss=loss, images_per_s=clock["seen"] / (now - clock["t"]),
-                    lr=run.optimizers["g"].param_groups[0]["lr"])
-        if yhat is not None:
-            with torch.no_grad():
-                logs["lr_mse"] = float((run.model.A(yhat.detach().double()) - x.double()).pow(2).mean())
-        if val is not None and sample_now:
-            logs.update(validate(run.ema_model, *val))
-        clock.update(t=now, seen=0)
-        rundir.append_log(run.out / "metrics.jsonl", logs)
-        if writer is not None:
-            for k, v in logs.items():
-                writer.add_scalar(k, v, step)
-    if cfg.preset != "swissroll" and sample_now:
-        with torch.no_grad():
-            sample = run.ema_model(x[:4], None if z is None else z[:4])
-        save_grid(run.out / rundir.SAMPLES / f"step-{step:07d}.png", x, sample, y, cfg.scale)
 
 
 def train_step(run: Run, x, y, z):
@@ -388,37 +353,3 @@ def train_step(run: Run, x, y, z):
         loss_g.backward()
         opt_g.step()
     return loss, logs, yhat
-
-
-def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to 16 centre crops (patch×patch) of the images in cfg.val and their LR versions."""
-    spec = OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
-    files = data.find_images(cfg.val)[:16]
-    crops = []
-    for f in files:
-        y = data.load_image(f, cfg.channels)
-        h, w = y.shape[-2:]
-        n = min(cfg.patch, h - h % cfg.scale, w - w % cfg.scale)
-        crops.append(y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n])
-    n = min(c.shape[-1] for c in crops)
-    y = torch.stack([c[:, :n, :n] for c in crops])
-    return y, spec.build()[0](y)
-
-
-@torch.no_grad()
-def validate(model, y: torch.Tensor, x: torch.Tensor) -> dict:
-    """Mean PSNR and SSIM of the EMA generator on the validation crops (Fig. 7 of the paper)."""
-    from . import metrics
-
-    device = next(model.parameters()).device
-    yhat = model(x.to(device)).float().cpu().clamp(0, 1)
-    return {"val_psnr": sum(metrics.psnr(a, b) for a, b in zip(y, yhat)) / len(y),
-            "val_ssim": sum(metrics.ssim(a, b) for a, b in zip(y, yhat)) / len(y)}
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(out / rundir.EVENTS))

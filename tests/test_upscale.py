@@ -11,7 +11,7 @@ from PIL import Image
 from affsr_cli import consistency, infer, methods
 from affsr_cli import imageio_extra as X
 from affsr_cli import upscale as U
-from affsr_cli.projection import OperatorSpec
+from affsr_cli.projection import OperatorSpec, project
 
 VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
 
@@ -118,7 +118,7 @@ def test_saved_levels_are_consistent(up, bits, target):
     L = 2**bits - 1
     x = (photo("hubble", box=(60, 10, 108, 50), halve=True) * L).round() / L
     f = up.network(x)
-    naive = (f - up.pinv(up.A(f) - x)).clamp(0, 1).mul(L).round().permute(1, 2, 0).numpy()
+    naive = project(f, x, up.A, up.pinv).clamp(0, 1).mul(L).round().permute(1, 2, 0).numpy()
     y = f.clone()
     iterations = consistency.fit_box(y, x, up.A, up.pinv, bits)
     levels = consistency.round_shaped(y, bits)
