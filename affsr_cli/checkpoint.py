@@ -111,7 +111,11 @@ def load_state(path) -> tuple[dict, dict]:
     tensors, meta = weights.load(path)
     if meta.get("format") != STATE_FORMAT:
         raise ValueError(f"{path}: not an affsr training state (format {meta.get('format')!r})")
-    tree = json.loads(meta["tree"])
-    state = {"step": tree["step"], **{k: {n: unflatten(v, tensors) for n, v in tree[k].items()} for k in ("modules", "optimizers")},
-             "extra": unflatten(tree["extra"], tensors)}
-    return state, json.loads(meta["config"])
+    try:
+        tree = json.loads(meta["tree"])
+        state = {"step": int(tree["step"]),
+                 **{k: {n: unflatten(v, tensors) for n, v in tree[k].items()} for k in ("modules", "optimizers")},
+                 "extra": unflatten(tree["extra"], tensors)}
+        return state, json.loads(meta["config"])
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise ValueError(f"{path}: the training state is damaged ({type(e).__name__}: {str(e)[:100]})") from None

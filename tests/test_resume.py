@@ -176,3 +176,12 @@ def test_cli_refuses_a_flag_that_does_not_apply_in_one_line(images, tmp_path):
                         "--method", "softmse", "--range-weight", "0.1", "--steps", "1"], capture_output=True, text=True)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "--range-weight does not apply to the method softmse" in lines[0]
+
+
+def test_a_damaged_state_is_named_in_one_line(images, tmp_path):
+    out = tmp_path / "run"
+    engine.train(tiny(images, out, method="affmse"))
+    t, meta = checkpoint.weights.load(out / "state.safetensors")
+    checkpoint.weights.save_atomic(out / "state.safetensors", t, {**meta, "tree": '{"step": 2}'}, overwrite=True)
+    with pytest.raises(ValueError, match=r"state\.safetensors: the training state is damaged"):
+        engine.train(tiny(images, out, method="affmse", steps=3, resume=True))
