@@ -25,7 +25,8 @@ def eval_(
     sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name."),
     lr: Optional[Path] = typer.Option(None, "--lr", help="With --sr: their LR inputs x, paired by name, for LR metrics against x."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", show_default=False,
-                                                help="Checkpoint(s) to evaluate: a path, a shipped name or hf://owner/repo/file (default: the shipped default weights)."),
+                                                help="Checkpoint(s) to evaluate: a path, a shipped name or hf://owner/repo/file "
+                                                     "(default: the shipped default weights); measured as affsr upscale saves them."),
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", show_default=False,
                                                  help="bicubic (PIL, float), pinv (A⁺x) or all; several allowed."),
     scale: Optional[int] = typer.Option(None, help="Scale s of A (default: the checkpoint's, else 4)."),
@@ -36,7 +37,8 @@ def eval_(
     y_channel: bool = typer.Option(False, "--y-channel", help="Compare ITU-R BT.601 luma Y as BasicSR and MATLAB do, not RGB."),
     data_range: str = typer.Option("1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."),
     quantize_lr: bool = typer.Option(True, "--quantize-lr/--float-lr", help="Round x = A y to the HR bit depth, as a saved LR file would be."),
-    round_sr: bool = typer.Option(False, "--round-sr", help="Clamp ŷ to [0, 1] and round it to the HR bit depth before measuring."),
+    round_sr: bool = typer.Option(False, "--round-sr", help="Baselines: clamp ŷ to [0, 1] and round it to the HR bit depth "
+                                  "before measuring (checkpoints are always measured as saved)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local safetensors file with the state dict of "
                                                  "lpips.LPIPS(net='alex'); adds the lpips metric (see README)."),
     per_image: bool = typer.Option(False, "--per-image", help="Also print one row per image and method."),

@@ -4,8 +4,8 @@ Mode (a), `evaluate_upscalers`: every HR image y (cropped to a multiple of the s
 input x = A y (rounded to y's bit depth, as a saved LR file would be); each upscaler maps x to ŷ,
 which is compared with y. Upscalers are plain callables (x (1, C, h, w), bits) -> ŷ (1, C, s·h, s·w),
 so baselines and trained checkpoints sit side by side. A checkpoint runs through infer.Upscaler, the
-contract `affsr upscale` uses: its ŷ is the saved file's values (Π, box fit, rounding to `bits`). Mode (b), `evaluate_pairs`: SR (and LR)
-images made elsewhere, paired with the HR images by file name. The engine never prints; progress
+contract `affsr upscale` uses: its ŷ is the saved file's values (Π, box fit, rounding to `bits`).
+Mode (b), `evaluate_pairs`: SR (and LR) images made elsewhere, paired with the HR images by file name. The engine never prints; progress
 reaches the caller through `on_image(done, total, name)`.
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32",
     from .infer import Upscaler
 
     up = Upscaler.load(name, device, precision, on_note=on_note)
-    return (lambda x, bits=8: up(x[0], bits=bits if bits in (8, 16) else 16).saved()[None]), up.spec
+    return (lambda x, bits=8: up(x[0], bits=bits).saved()[None]), up.spec
 
 
 # -- files -------------------------------------------------------------------------------------------

@@ -89,8 +89,8 @@ def operator_spec(meta: dict[str, str]):
     return swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
 
 
-def build_generator(preset: str, spec: OperatorSpec, constraint: str | constraints.Constraint, channels: int = 3, noise_channels: int = 0,
-                    grid: str = "lr") -> SRModel:
+def build_generator(preset: str, spec: OperatorSpec, constraint: str | constraints.Constraint, channels: int = 3,
+                    noise_channels: int = 0, grid: str = "lr") -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
     if preset not in gpresets.PRESETS:
