@@ -180,6 +180,8 @@ class Upscaler:
         self.net = fuse_batchnorm(model.net).to(self.device, self.dtype)
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
         self.radius = math.ceil(receptive_radius(self.net) / g)  # in LR pixels
+        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
+            raise ValueError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
         self.overlap = 2 * self.radius + 8 if overlap is None else overlap
         if tile is not None and tile < 8:
             raise ValueError(f"tile size must be at least 8 LR pixels, got {tile}")
