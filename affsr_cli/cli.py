@@ -203,13 +203,12 @@ def main():
         _fail("interrupted", 130)
     except FileExistsError as e:
         _fail(f"{e} exists; pass --overwrite to replace it")
-    except (UserError, ValueError, OSError) as e:
+    except Exception as e:
         if os.environ.get("AFFSR_DEBUG"):
             raise
-        _fail(str(e) or type(e).__name__)
-    except Exception as e:  # a bug or a cause not checked where it arises: still one line (AFFSR_DEBUG=1: the traceback)
-        if os.environ.get("AFFSR_DEBUG"):
-            raise
+        if isinstance(e, (UserError, ValueError, OSError)):  # the user's input: its message says what to fix
+            _fail(str(e) or type(e).__name__)
+        # a bug or a cause not checked where it arises: still one line
         first = (str(e).strip().splitlines() or [""])[0][:300]
         _fail(f"unexpected {type(e).__name__}{': ' + first if first else ''} (AFFSR_DEBUG=1 shows the traceback)", 1)
     if isinstance(rv, int) and rv:

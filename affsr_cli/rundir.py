@@ -76,7 +76,7 @@ def take(cfg: TrainConfig, rank: int) -> Path:
     if rank == 0:
         if cfg.overwrite and not cfg.resume:
             clear(out)
-        for p in _stale_temporaries(out) if out.is_dir() else []:
+        for p in _stale_temporaries(out):
             p.unlink(missing_ok=True)
         try:
             (out / SAMPLES).mkdir(parents=True, exist_ok=True)
@@ -114,16 +114,15 @@ def check_state_config(out: Path, state_config: dict):
                              "start afresh with --overwrite")
 
 
-def read_log(path: Path) -> list[dict]:
-    """The lines of metrics.jsonl. A last line cut short (the run was killed while writing it) is
-    dropped; a damaged line before the last is an error naming the file and the line."""
-    if not path.is_file():
-        return []
+def _parse_log(path: Path) -> tuple[list[str], list[dict], int]:
+    """(complete lines, their JSON objects, number of lines in the file) of metrics.jsonl. A last line
+    cut short (the run was killed while writing it) is left out; a damaged line before the last is an
+    error naming the file and the line."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
     except OSError as e:
         raise TrainingError(f"cannot read {path}: {e.strerror}") from None
-    rows = []
+    good, rows = [], []
     for n, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
@@ -133,8 +132,14 @@ def read_log(path: Path) -> list[dict]:
             if n == len(lines):
                 break  # torn by a kill mid-write
             raise TrainingError(f"{path}: line {n} is not a JSON object; fix or remove it to resume") from None
+        good.append(line)
         rows.append(row)
-    return rows
+    return good, rows, len(lines)
+
+
+def read_log(path: Path) -> list[dict]:
+    """The logged rows of metrics.jsonl (see _parse_log), [] when there is none."""
+    return _parse_log(path)[1] if path.is_file() else []
 
 
 def drop_logs_after(path: Path, step: int):
@@ -142,11 +147,10 @@ def drop_logs_after(path: Path, step: int):
     does a torn last line."""
     if not path.is_file():
         return
-    rows = read_log(path)
-    kept = [r for r in rows if r.get("step", 0) <= step]
-    text = "".join(json.dumps(r) + "\n" for r in kept)
-    if text != path.read_text(encoding="utf-8", errors="replace"):
-        weights.atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)
+    lines, rows, total = _parse_log(path)
+    kept = [line for line, row in zip(lines, rows) if row.get("step", 0) <= step]
+    if len(kept) < total:
+        weights.atomic_write(path, lambda tmp: tmp.write_text("".join(kept)), overwrite=True)
 
 
 def append_log(path: Path, row: dict):
