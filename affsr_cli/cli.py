@@ -32,6 +32,10 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
+                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); README \"Operators\".")
+BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
+                 "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil].")
 
 
 class UserError(Exception):
@@ -59,9 +63,10 @@ def _progress(total: int | None, description: str) -> Progress:
 @app.command()
 def pinv(
     scale: int = typer.Option(4, help="Downsampling factor s of A (stride)."),
+    operator: str = typer.Option("gaussian", "--operator", help=OPERATOR_HELP),
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis [default: 2s+1, the paper's 9 at 4×]."),
     sigma: Optional[float] = typer.Option(None, help="Standard deviation of A's Gaussian in HR pixels [default: 0.375·s, 1.5 at 4×]."),
-    boundary: str = typer.Option("symmetric", help="Border convention of A: symmetric, reflect, replicate or circular."),
+    boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     size: int = typer.Option(5, help="Support of the fitted A⁺ on the LR grid (size×size kernels, s² of them)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write A and the fitted A⁺ to this .safetensors file."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
@@ -72,7 +77,7 @@ def pinv(
     from .projection import OperatorSpec
     from .weights import check_writable
 
-    spec = OperatorSpec.for_scale(scale, kernel_size, sigma, boundary)
+    spec = OperatorSpec(scale, kernel_size, sigma, boundary, operator.lower())
     if output is not None:
         if output.suffix != ".safetensors":
             raise UserError(f"output {output} must end in .safetensors")
@@ -81,7 +86,7 @@ def pinv(
         task = bar.add_task("fitting A⁺ (Gauss–Newton)", total=None, info="")
         B, rep = P.fit_local_pinv(spec, size, on_step=lambda i, loss: bar.update(task, completed=i, info=f"ℓ1+ℓ2 {loss:.2e}"))
     result = {
-        **{k: getattr(spec, k) for k in ("scale", "kernel_size", "sigma", "boundary")},
+        **{k: getattr(spec, k) for k in ("family", "scale", "kernel_size", "sigma", "boundary")},
         "size": size, "l1": rep.l1, "l2": rep.l2, "max_penrose": rep.max_penrose,
         "distance_to_exact": rep.distance_to_exact, **P.consistency_report(B),
         "iterations": rep.iterations, "seconds": rep.seconds, "output": str(output) if output else None,
@@ -91,7 +96,7 @@ def pinv(
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"A⁺ for A = Gaussian σ={spec.sigma:g}, {spec.kernel_size} taps, stride {spec.scale}, {spec.boundary} borders")
+    table = Table(title=f"A⁺ for A = {spec.describe()}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     rows = [
@@ -125,6 +130,9 @@ def upscale(
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
                                           "safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
+                                          "weights'; another gives a warning]"),
+    boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
     tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
@@ -151,6 +159,8 @@ def upscale(
         weights = str(default)
     note = lambda message: err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note)
+    if operator is not None or boundary is not None:
+        _use_operator(up, operator, boundary, weights)
     opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality)
     failures = []
 
@@ -180,6 +190,25 @@ def upscale(
     if failed:
         err.print(f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _use_operator(up, family: str | None, boundary: str | None, weights: str, kernel_size: int | None = None,
+                  sigma: float | None = None):
+    """`--operator` and the other A options of upscale and eval: outputs consistent with that A, and a
+    warning when the network was trained for another."""
+    from .projection import OperatorSpec
+
+    trained = up.trained_for
+    if family is None or family.lower() == trained.family:  # the same family: what is not given stays the weights'
+        keep = trained.family == "gaussian"
+        spec = OperatorSpec(trained.scale, kernel_size or (trained.kernel_size if keep else None),
+                            sigma or trained.sigma, boundary or trained.boundary, trained.family)
+    else:
+        spec = OperatorSpec(trained.scale, kernel_size, sigma, boundary, family.lower())
+    if spec != trained:
+        err.print(f"warning: {weights} was trained for another degradation ({trained.describe()}); its outputs are made "
+                  f"consistent with {spec.describe()}", markup=False, highlight=False, soft_wrap=True)
+    up.set_operator(spec)
 
 
 def _fail(message: str, code: int = 2):

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli import UserError, _progress, app, err, out
+from .cli import BOUNDARY_HELP, OPERATOR_HELP, UserError, _progress, _use_operator, app, err, out
 
 
 @app.command("eval")
@@ -30,9 +30,12 @@ def eval_(
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", show_default=False,
                                                  help="bicubic (PIL, float), pinv (A⁺x) or all; several allowed."),
     scale: Optional[int] = typer.Option(None, help="Scale s of A (default: the checkpoint's, else 4)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " LR inputs are made with it, checkpoints "
+                                           "are projected with it (a warning if trained for another), LR metrics use it "
+                                           "[default: each checkpoint's own; gaussian without checkpoints]."),
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of A's Gaussian in HR pixels (default: 0.375·s)."),
-    boundary: Optional[str] = typer.Option(None, help="Border convention of A (default: symmetric)."),
+    boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     crop_border: int = typer.Option(0, help="Pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR uses the scale)."),
     y_channel: bool = typer.Option(False, "--y-channel", help="Compare ITU-R BT.601 luma Y as BasicSR and MATLAB do, not RGB."),
     data_range: str = typer.Option("1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."),
@@ -79,8 +82,9 @@ def eval_(
     baselines = list(dict.fromkeys(E.BASELINES if "all" in baselines else baselines))
     drange = _data_range(data_range)
     conv = E.Conventions(crop_border, y_channel, drange, quantize_lr, round_sr)
-    explicit = (scale, kernel_size, sigma, boundary) != (None, None, None, None)
-    spec = OperatorSpec.for_scale(scale or 4, kernel_size, sigma, boundary or "symmetric") if explicit else None
+    explicit = (scale, operator, kernel_size, sigma, boundary) != (None,) * 5
+    family = (operator or "gaussian").lower()
+    spec = OperatorSpec(scale or 4, kernel_size, sigma, boundary, family) if explicit else None
     outputs = [p for p in (json_path, csv_path) if p is not None]
     if len(outputs) == 2 and json_path.resolve() == csv_path.resolve():
         raise UserError("--json and --csv name the same file")
@@ -109,7 +113,8 @@ def eval_(
                 raise UserError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
-        upscalers = _upscalers(weights, baselines, spec, device)
+        a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
+        upscalers = _upscalers(weights, baselines, spec, a_options, device)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
     _eval_tables(res, hr, per_image)
@@ -148,19 +153,27 @@ def _data_range(text: str) -> float | None:
     return value
 
 
-def _upscalers(weights: list[str], baselines: list[str], spec, device: str) -> dict:
+def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
-    where stems repeat), then the baselines with `spec` or the first checkpoint's A."""
+    where stems repeat), projected with the A options when given, then the baselines with `spec` or
+    the first checkpoint's A."""
     from . import evaluate as E
     from .projection import OperatorSpec
+
+    def configure(up, w):
+        scale, operator, boundary, kernel_size, sigma = a_options
+        if scale is not None and scale != up.scale:
+            raise UserError(f"--scale {scale} is not the scale of {w} ({up.scale})")
+        _use_operator(up, operator, boundary, w, kernel_size, sigma)
 
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
     for w, stem in zip(weights, stems):
-        fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False))
+        fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
+                                          configure=None if a_options is None else lambda up, w=w: configure(up, w))
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
-    bspec = spec or (next(iter(upscalers.values()))[1] if upscalers else OperatorSpec())
+    bspec = next(iter(upscalers.values()))[1] if upscalers else spec or OperatorSpec()
     for b in baselines:
         upscalers[b] = (E.baseline(b, bspec), bspec)
     return upscalers

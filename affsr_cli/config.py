@@ -5,7 +5,8 @@ import dataclasses
 from dataclasses import dataclass
 
 # fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
-AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "kernel_size": 0, "sigma": 0.0, "noise_steps": 0,
+AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "operator": "auto", "kernel_size": 0, "sigma": 0.0,
+        "boundary": "auto", "noise_steps": 0,
         "prior_steps": 0, "dae_sigma_min": 0.0}
 # fields that may differ between a run and its --resume (everything else must match)
 RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
@@ -31,9 +32,10 @@ class TrainConfig:
     beta1: float = 0.5  # Adam β1 for both
     lr_schedule: str = "constant"  # constant | cosine (each optimiser's lr decays to 0 over the steps it trains in)
     scale: int = 4  # A: downsampling factor
-    kernel_size: int = 0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×)
-    sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale)
-    boundary: str = "symmetric"  # A: border convention
+    operator: str = "auto"  # A: gaussian | bicubic | area | bilinear | lanczos3 | auto (gaussian for swissroll and the paper's texture/celeba/imagenet presets, else bicubic)
+    kernel_size: int = 0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×; the other operators' follow from their support)
+    sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale; gaussian only)
+    boundary: str = "auto"  # A: border convention symmetric | reflect | replicate | circular | pil | matlab | auto (gaussian: symmetric, else pil)
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
     generator: str = "auto"  # generator preset: texture | celeba | imagenet | auto (follows the data preset)
@@ -76,7 +78,13 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return cls(**{"operator": "gaussian", **d})  # runs from before the operator families were Gaussian
+
+    def operator_spec(self):
+        """A of a resolved configuration (a projection.OperatorSpec)."""
+        from .projection import OperatorSpec
+
+        return OperatorSpec(self.scale, self.kernel_size, self.sigma or None, self.boundary, self.operator)
 
     def inherit_auto(self, saved: "TrainConfig") -> "TrainConfig":
         """Fields left at their automatic value take the value `saved` resolved them to."""

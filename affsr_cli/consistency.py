@@ -20,6 +20,7 @@ from torch import nn
 
 from .projection import project
 
+MAX_FIT_ERROR = 0.25 / 255  # fit_box: no LR pixel of the clipped ŷ further from x than a quarter of an 8-bit level
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
 
 
@@ -46,9 +47,10 @@ def _chunks(c: int, hw: int) -> list[slice]:
 @torch.no_grad()
 def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
             max_iter: int | None = None, device: torch.device | str = "cpu") -> int:
-    """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1] by more than half a level and
-    clipping it would cost LR-PSNR beyond a bound of 20·log10(2^bits − 1) + 16 dB (64 dB for 8 bits,
-    112 for 16; shaped rounding alone leaves ~80 and ~128), accelerated POCS: FISTA on
+    """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1] and clipping it would cost LR-PSNR
+    beyond a bound of 20·log10(2^bits − 1) + 16 dB (64 dB for 8 bits, 112 for 16; shaped rounding alone
+    leaves ~80 and ~128) or move an LR pixel by more than MAX_FIT_ERROR (which Pillow's own 8-bit
+    resize of the saved file needs to give x back), accelerated POCS: FISTA on
     ½‖(AAᵀ)^-½(Ay − x)‖² over the box, whose projected gradient step is clip(y − A⁺(Ay − x)).
     Returns the POCS iterations used (0: Π_x y was good enough), at most `max_iter` (default 40 for
     8 bits, 100 for 16). bits=None: Π_x only, unclipped (float outputs keep exact consistency).
@@ -68,14 +70,17 @@ def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
 def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int) -> int:
     """FISTA from the consistent yc (in place); see fit_box."""
     levels = 2**bits - 1
-    tol = 0.5 / levels
     target = 10 ** -((20 * math.log10(levels) + 16) / 10)  # LR-MSE
     # A's rows sum to 1, so ‖A‖² ≤ its largest column sum (Schur): LR-MSE(clip w) ≤ gain·‖clip w − w‖² when Aw = x
     gain = float(A.adjoint(torch.ones_like(xc[:1])).max()) / xc.numel()
 
     def good(w: torch.Tensor) -> bool:
         lo, hi = torch.aminmax(w)
-        return (lo >= -tol and hi <= 1 + tol) or gain * float(torch.dist(w.clamp(0, 1), w)) ** 2 <= target
+        if lo >= 0 and hi <= 1:
+            return True
+        clipped = w.clamp(0, 1)
+        return (gain * float(torch.dist(clipped, w)) ** 2 <= target
+                and float((A(clipped) - xc).abs().max()) <= MAX_FIT_ERROR)
 
     if good(yc):
         yc.clamp_(0, 1)
@@ -114,6 +119,68 @@ def round_shaped(y: torch.Tensor, bits: int = 8) -> np.ndarray:
                 err = want.sub_(level).clamp_(-1, 1)
             out[..., ch] = q.permute(1, 2, 0).numpy()
     return out
+
+
+PILLOW_FILTERS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "area": "BOX", "lanczos3": "LANCZOS"}
+PILLOW_PASSES = 64  # most passes of match_pillow
+PILLOW_MOVES = 4  # HR pixels moved by one level per differing LR pixel and pass
+
+
+def pillow_resize(levels: np.ndarray, size: tuple[int, int], family: str) -> np.ndarray:
+    """Pillow's own 8-bit `Image.resize` of levels (H, W, C) uint8 to size (h, w), each channel alike."""
+    from PIL import Image
+
+    flt = getattr(Image.Resampling, PILLOW_FILTERS[family])
+    h, w = size
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(levels[..., c])).resize((w, h), flt))
+                     for c in range(levels.shape[2])], 2)
+
+
+def matches_pillow(spec, x: torch.Tensor, bits: int | None) -> bool:
+    """Whether saved 8-bit files can be made to give x back through Pillow's own resize: A is one of
+    Pillow's filters with its borders, and x (C, h, w) holds 8-bit levels."""
+    if bits != 8 or spec.family not in PILLOW_FILTERS or spec.boundary != "pil":
+        return False
+    q = x.double() * 255
+    return bool((q - q.round()).abs().max() <= 1e-4)
+
+
+def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PILLOW_PASSES) -> int:
+    """In place: nudge the 8-bit levels (H, W, C) until Pillow's own 8-bit resize gives the 8-bit x
+    (C, h, w) back, LR pixel for LR pixel. Pillow rounds and clips to [0, 255] between its horizontal
+    and vertical passes, which A (in floating point) does not: near black and white edges that moves
+    a few LR pixels by a level or two. Each pass moves, for every LR pixel that still differs, a few HR
+    pixels of its footprint by one level in the direction that helps (up where A's weight is positive,
+    down where it is negative, or the reverse): those with the largest weight that have room and have
+    been moved least. Returns the passes used (max_passes: some pixels may still differ)."""
+    s, o = spec.scale, spec.offset
+    taps = spec.taps().numpy()
+    k = len(taps)
+    u, v = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    weight = (taps[u] * taps[v]).ravel()  # (k²,) 2-D weight of footprint offset (o + u, o + v)
+    du, dv = (o + u).ravel(), (o + v).ravel()
+    H, W, _ = levels.shape
+    moves = np.zeros(levels.shape, np.int32)
+    want = (x.double() * 255).round().permute(1, 2, 0).numpy().astype(np.int16)  # (h, w, C)
+    for p in range(max_passes):
+        diff = want - pillow_resize(levels, want.shape[:2], spec.family)
+        i, j, c = np.nonzero(diff)
+        if not len(i):
+            return p
+        rows, cols = s * i[:, None] + du, s * j[:, None] + dv  # (n, k²) footprint of each differing LR pixel
+        inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+        rows, cols, ch = rows.clip(0, H - 1), cols.clip(0, W - 1), np.broadcast_to(c[:, None], rows.shape)
+        step = np.sign(diff[i, j, c])[:, None] * np.sign(weight)  # (n, k²): the level change that helps
+        current = levels[rows, cols, ch].astype(np.int16)
+        room = np.where(step > 0, current < 255, current > 0) & inside & (weight != 0)
+        score = np.where(room, np.abs(weight) / (1 + moves[rows, cols, ch]), -1)
+        best = np.argpartition(-score, PILLOW_MOVES - 1, axis=1)[:, :PILLOW_MOVES]  # (n, m)
+        n = np.arange(len(i))[:, None]
+        ok = score[n, best] > 0
+        r, q, cc, dl = rows[n, best][ok], cols[n, best][ok], ch[n, best][ok], step[n, best][ok]
+        np.add.at(moves, (r, q, cc), 1)
+        levels[r, q, cc] = (levels[r, q, cc].astype(np.int16) + dl).clip(0, 255)
+    return max_passes
 
 
 def lr_psnr(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int = 1) -> tuple[float, float]:

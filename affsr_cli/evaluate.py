@@ -83,12 +83,8 @@ class Conventions:
         if "lpips" in metrics:
             d["LPIPS"] = "v0.1, AlexNet trunk, on RGB (gray repeated) after the crop; --y-channel does not apply"
         if spec is not None:
-            d["A"] = describe_operator(spec)
+            d["A"] = spec.describe()
         return d
-
-
-def describe_operator(spec: OperatorSpec) -> str:
-    return f"Gaussian σ = {spec.sigma:g}, {spec.kernel_size} taps, stride {spec.scale}, {spec.boundary} borders"
 
 
 @dataclass
@@ -123,12 +119,16 @@ def baseline(name: str, spec: OperatorSpec) -> Upscale:
     raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
 
 
-def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None) -> tuple[Upscale, OperatorSpec]:
-    """A trained checkpoint as an upscaler and its A, through the contract of `affsr upscale`
-    (infer.Upscaler): ŷ is what the saved file of that bit depth holds."""
+def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None,
+                        configure: Callable | None = None) -> tuple[Upscale, OperatorSpec]:
+    """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
+    contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
+    `configure(upscaler)` may change it first (e.g. `set_operator`, as `--operator` does)."""
     from .infer import Upscaler
 
     up = Upscaler.load(name, device, precision, on_note=on_note)
+    if configure is not None:
+        configure(up)
     return (lambda x, bits=8: up(x[0], bits=bits).saved()[None]), up.spec
 
 
@@ -261,7 +261,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
     res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics))
     if len(ops) > 1:  # upscalers with different A see different x
-        res.conventions.update({f"A of {name}": describe_operator(spec) for name, (_, spec) in upscalers.items()})
+        res.conventions.update({f"A of {name}": spec.describe() for name, (_, spec) in upscalers.items()})
     for done, (stem, path) in enumerate(files.items()):
         pic = read_image(path, torch.float64)
         refs: dict[int, _Reference] = {}  # by scale: y cropped to a multiple of s

@@ -144,6 +144,7 @@ class Output:
     levels: np.ndarray | None  # (H, W, C) uint8 / uint16: the saved samples (None: not rounded)
     bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
     box_iterations: int  # POCS iterations of the box fit (0: Π_x f was already in range)
+    pillow_passes: int = 0  # passes of consistency.match_pillow (8-bit files under a Pillow operator)
 
     def saved(self) -> torch.Tensor:
         """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
@@ -169,6 +170,7 @@ class Upscaler:
         if not isinstance(model.spec, OperatorSpec):
             raise ValueError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
         self.note = on_note or (lambda message: None)
+        self.trained_for = model.spec  # the A of the training data; `spec` is the one outputs are consistent with
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.dtype, note = pick_dtype(precision, self.device)
         if note:
@@ -188,6 +190,13 @@ class Upscaler:
         self.tile = tile or self._auto_tile()
         if model.constraint.name != "aff":
             self.note(f"checkpoint trained without the projection layer ({model.constraint.name}); its outputs are projected here")
+
+    def set_operator(self, spec: OperatorSpec):
+        """Make outputs consistent with `spec`, the A that made the inputs, instead of the A the network
+        was trained for (Π, the box fit and the rounding use it)."""
+        if spec.scale != self.scale:
+            raise ValueError(f"the operator's scale {spec.scale} is not the checkpoint's ({self.scale})")
+        self.spec, (self.A, self.pinv) = spec, spec.build()
 
     def _auto_tile(self) -> int:
         """Side of the largest square LR tile whose activations fit the memory budget."""
@@ -221,13 +230,17 @@ class Upscaler:
                  on_tile: Callable[[int, int], None] | None = None) -> Output:
         """x (C, h, w) in [0, 1] -> the saved image: f on tiles, one Π_x over the whole image (so Aŷ = x
         never depends on the tiling), the box fit into [0, 1] and, when `rounding`, error-fed rounding to
-        `bits` (8 or 16). bits=None: Π alone, unclipped float32 (exact consistency)."""
+        `bits` (8 or 16); 8-bit inputs under one of Pillow's operators are then nudged until Pillow's own
+        resize of the levels gives x back. bits=None: Π alone, unclipped float32 (exact consistency)."""
         if bits not in (None, 8, 16):
             raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
         iterations = consistency.fit_box(f, x, self.A, self.pinv, bits, device=self.device)  # in place: f becomes ŷ
         levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
-        return Output(f, levels, bits if levels is not None else None, iterations)
+        passes = 0
+        if levels is not None and consistency.matches_pillow(self.spec, x, bits):  # Pillow's resize gives x back
+            passes = consistency.match_pillow(levels, x, self.spec)
+        return Output(f, levels, bits if levels is not None else None, iterations, passes)
 
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
         """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""

@@ -3,20 +3,28 @@
 Paper: Sønderby et al., *Amortised MAP Inference for Image Super-resolution*, ICLR 2017,
 https://arxiv.org/abs/1610.04490 — §3.1 (eq. 7) and Appendix B.
 
-    A y      Gaussian blur + stride s, separable, per channel        (..., H, W) -> (..., H/s, W/s)
-    A⁺ x     exact Moore-Penrose pseudo-inverse, Aᵀ (AAᵀ)⁻¹ x       (..., h, w) -> (..., s·h, s·w)
+    A y      a separable kernel + stride s, per channel                (..., H, W) -> (..., H/s, W/s)
+    A⁺ x     exact Moore-Penrose pseudo-inverse, Aᵀ (AAᵀ)⁻¹ x          (..., h, w) -> (..., s·h, s·w)
     Π_x f    (I − A⁺A) f + A⁺x = f − A⁺(A f − x), so that A Π_x f = x
+
+Kernel families (the operator must be the one that made the LR image; README "Operators"):
+- `gaussian`: the paper's blur, σ and taps k free (default 9 taps, σ = 0.375·s);
+- `bicubic` (Keys, a = −0.5), `bilinear` (triangle), `area` (box) and `lanczos3` (sinc·sinc/3): the
+  kernels of Pillow's `Image.resize`, antialiased as resizing down does it (support scaled by s), so
+  tap t at distance d from the LR pixel's centre weighs φ(d / s), normalised to sum 1. `area` is also
+  OpenCV's INTER_AREA at integer factors, `bicubic` with `matlab` borders MATLAB's imresize.
 
 Grid alignment ("centre", as PIL, OpenCV and MATLAB's imresize): LR pixel i covers HR pixels
 s·i … s·i+s−1 and is centred on HR coordinate c_i = s·i + (s−1)/2 (pixel centres at integers).
-A's 1-D kernel has k taps at HR indices s·i + o + t (t = 0 … k−1) with o = ⌊(s−1)/2⌋ − ⌊(k−1)/2⌋;
-tap t weighs exp(−(o + t − (s−1)/2)² / 2σ²), normalised to sum 1. When k and s differ in parity
-(the paper's 9 taps at stride 4) the window holds one tap more below the centre than above it.
+The 1-D kernel has k taps at HR indices s·i + o + t (t = 0 … k−1). Gaussian: o = ⌊(s−1)/2⌋ − ⌊(k−1)/2⌋
+(when k and s differ in parity, as the paper's 9 taps at stride 4, the window holds one tap more below
+the centre than above it); the resize families take every tap with |d| < support·s.
 
-Boundaries: HR indices outside the image are mapped back into it ("symmetric": mirror about the
-outer pixel edge, edge pixel repeated, the natural choice for photos; "reflect": mirror about the
-edge pixel; "replicate": clamp; "circular": wrap around, used to fit the local A⁺ of App. B).
-Each is a linear index map, so A stays linear, Aᵀ is exact, and A⁺ is exact at the borders too.
+Boundaries: "pil" drops the taps that fall outside the image and renormalises the rest to sum 1
+(Pillow). The others map HR indices outside the image back into it: "symmetric" (= "matlab", MATLAB's
+imresize) mirrors about the outer pixel edge, the edge pixel repeated; "reflect" mirrors about the edge
+pixel; "replicate" clamps; "circular" wraps around (used to fit the local A⁺ of App. B). Each is linear
+(an index map, or zero padding and a per-row scale), so Aᵀ and A⁺ are exact at the borders too.
 
 The exact A⁺ is separable: A = A_h ⊗ A_w, so (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹ ⊗ (A_wA_wᵀ)⁻¹, two small dense
 n×n matrices on the LR grid (inverted once in float64 per size and cached).
@@ -28,11 +36,36 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-BOUNDARIES = ("symmetric", "reflect", "replicate", "circular")
+BOUNDARIES = ("symmetric", "reflect", "replicate", "circular", "pil", "matlab")
 SIGMA_PER_SCALE = 0.375  # default σ = 0.375·s (1.5 at 4×): README "Choosing σ"
 CACHE_SIZE = 32  # image sizes whose index maps and Gram inverses are kept (least recently used go first)
+
+
+def _cubic(t: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel, a = −0.5 (Pillow's and MATLAB's bicubic), support 2."""
+    a, t = -0.5, t.abs()
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = (((t - 5) * t + 8) * t - 4) * a
+    return torch.where(t < 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
+
+
+def _sinc(t: torch.Tensor) -> torch.Tensor:
+    return torch.where(t == 0, torch.ones_like(t), torch.sin(math.pi * t) / (math.pi * t))
+
+
+# family: (φ, support in LR pixels); Pillow's filters (Resample.c): box(x) = 1 on (−½, ½]
+KERNELS = {
+    "bicubic": (_cubic, 2.0),
+    "bilinear": (lambda t: (1 - t.abs()).clamp(min=0), 1.0),
+    "area": (lambda t: ((t > -0.5) & (t <= 0.5)).to(t.dtype), 0.5),
+    "lanczos3": (lambda t: torch.where(t.abs() < 3, _sinc(t) * _sinc(t / 3), torch.zeros_like(t)), 3.0),
+}
+FAMILIES = ("gaussian", *KERNELS)
+DEFAULT_BOUNDARY = {"gaussian": "symmetric", **{f: "pil" for f in KERNELS}}
+SHAPES = {"bicubic": "Keys cubic a = −0.5", "bilinear": "triangle", "area": "box", "lanczos3": "Lanczos a = 3"}
 
 
 class LRU(OrderedDict):
@@ -53,46 +86,71 @@ class LRU(OrderedDict):
         return value
 
 
+def _resize_window(family: str, scale: int) -> tuple[int, int]:
+    """(offset o, taps k) of a resize family: every HR index s·i + p with |p − (s−1)/2| < support·s."""
+    reach = KERNELS[family][1] * scale
+    first = math.floor((scale - 1) / 2 - reach) + 1
+    return first, math.ceil((scale - 1) / 2 + reach) - first
+
+
 @dataclass(frozen=True)
 class OperatorSpec:
-    """Everything needed to rebuild A (stored in every weights file's metadata)."""
+    """Everything needed to rebuild A (stored in every weights file's metadata). Fields left None
+    follow the scale and the family: Gaussian k = 2s+1 taps and σ = 0.375·s (the paper's 9 taps and
+    σ = 1.5 at 4×); the resize families' taps follow from their support, and they have no σ."""
 
     scale: int = 4  # stride s; HR size = s × LR size
-    kernel_size: int = 9  # taps k of the 1-D Gaussian (the 2-D kernel is k×k)
-    sigma: float = 1.5  # Gaussian standard deviation in HR pixels (default 0.375·s)
-    boundary: str = "symmetric"  # one of BOUNDARIES
+    kernel_size: int | None = None  # taps k of the 1-D kernel (free for gaussian only)
+    sigma: float | None = None  # gaussian: standard deviation in HR pixels; None for the other families
+    boundary: str | None = None  # one of BOUNDARIES (None: symmetric for gaussian, pil for the others)
+    family: str = "gaussian"  # one of FAMILIES
 
     def __post_init__(self):
         if not isinstance(self.scale, int) or isinstance(self.scale, bool) or not 2 <= self.scale <= 16:
             raise ValueError(f"scale must be an integer from 2 to 16, got {self.scale!r}")
-        k = self.kernel_size
-        if not isinstance(k, int) or isinstance(k, bool) or not self.scale <= k <= 4 * self.scale + 1:
-            raise ValueError(
-                f"kernel size {k!r} is not supported at scale {self.scale}: "
-                f"use an integer from {self.scale} to {4 * self.scale + 1} (the paper: 9 at scale 4)"
-            )
-        if not (isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"operator must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        s, k, set_ = self.scale, self.kernel_size, lambda name, v: object.__setattr__(self, name, v)
+        set_("boundary", DEFAULT_BOUNDARY[self.family] if self.boundary is None else self.boundary)
         if self.boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
+        if self.family != "gaussian":
+            taps = _resize_window(self.family, s)[1]
+            if k is not None and k != taps:
+                raise ValueError(f"the {self.family} operator has {taps} taps at scale {s}; --kernel-size is for gaussian")
+            if self.sigma is not None:
+                raise ValueError(f"σ applies to the gaussian operator only, not to {self.family}")
+            set_("kernel_size", taps)
+            return
+        k = 2 * s + 1 if k is None else k
+        if not isinstance(k, int) or isinstance(k, bool) or not s <= k <= 4 * s + 1:
+            raise ValueError(f"kernel size {k!r} is not supported at scale {s}: "
+                             f"use an integer from {s} to {4 * s + 1} (the paper: 9 at scale 4)")
+        sigma = SIGMA_PER_SCALE * s if self.sigma is None else self.sigma
+        if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and 0.1 <= sigma <= 4 * s):
+            raise ValueError(f"sigma must be a number from 0.1 to {4 * s} (4·scale) HR pixels, got {sigma!r}")
+        set_("kernel_size", k)
+        set_("sigma", float(sigma))
 
     @classmethod
     def for_scale(cls, scale: int = 4, kernel_size: int | None = None, sigma: float | None = None,
-                  boundary: str = "symmetric") -> "OperatorSpec":
-        """Defaults that follow the scale: k = 2s+1 taps, σ = 0.375·s (the paper's 9 taps at 4×)."""
-        if not isinstance(scale, int) or isinstance(scale, bool):
-            raise ValueError(f"scale must be an integer from 2 to 16, got {scale!r}")
-        k = 2 * scale + 1 if kernel_size is None else kernel_size
-        return cls(scale, k, SIGMA_PER_SCALE * scale if sigma is None else sigma, boundary)
+                  boundary: str | None = None, family: str = "gaussian") -> "OperatorSpec":
+        """The constructor by another name (kept for callers of v1)."""
+        return cls(scale, kernel_size, sigma, boundary, family)
 
     @property
     def offset(self) -> int:
         """HR index of tap 0 relative to s·i."""
+        if self.family != "gaussian":
+            return _resize_window(self.family, self.scale)[0]
         return (self.scale - 1) // 2 - (self.kernel_size - 1) // 2
 
     def taps(self, dtype=torch.float64) -> torch.Tensor:
         d = torch.arange(self.kernel_size, dtype=torch.float64) + self.offset - (self.scale - 1) / 2
-        w = torch.exp(-(d**2) / (2 * self.sigma**2))
+        if self.family == "gaussian":
+            w = torch.exp(-(d**2) / (2 * self.sigma**2))
+        else:
+            w = KERNELS[self.family][0](d / self.scale)
         return (w / w.sum()).to(dtype)  # (k,)
 
     def build(self) -> tuple["Downsample", "ExactPinv"]:
@@ -100,26 +158,47 @@ class OperatorSpec:
         A = Downsample(self)
         return A, ExactPinv(A)
 
+    def describe(self) -> str:
+        """One line for tables and notes."""
+        if self.family == "gaussian":
+            kernel = f"Gaussian σ = {self.sigma:g}, {self.kernel_size} taps"
+        else:
+            kernel = f"{self.family} ({SHAPES[self.family]}, antialiased), {self.kernel_size} taps"
+        return f"{kernel}, stride {self.scale}, {self.boundary} borders"
+
     def metadata(self) -> dict[str, str]:
-        return {
+        meta = {
+            "family": self.family,
             "scale": str(self.scale),
             "kernel_size": str(self.kernel_size),
-            "sigma": repr(float(self.sigma)),
             "boundary": self.boundary,
             "alignment": "centre: LR pixel i is centred on HR coordinate s*i+(s-1)/2",
             "tap_offset": str(self.offset),
         }
+        if self.sigma is not None:
+            meta["sigma"] = repr(self.sigma)
+        return meta
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "OperatorSpec":
+        """Files written before the families existed name no family: they are gaussian."""
+        family = meta.get("family", "gaussian")
+        needed = ("scale", "kernel_size", "sigma", "boundary") if family == "gaussian" else ("scale", "boundary")
+        missing = [k for k in needed if k not in meta]
+        if missing:
+            raise ValueError(f"metadata lacks the operator field {missing[0]!r}")
         try:
-            return cls(int(meta["scale"]), int(meta["kernel_size"]), float(meta["sigma"]), meta["boundary"])
-        except KeyError as e:
-            raise ValueError(f"metadata lacks the operator field {e.args[0]!r}") from None
+            scale = int(meta["scale"])
+            k = int(meta["kernel_size"]) if "kernel_size" in meta else None
+            sigma = float(meta["sigma"]) if family == "gaussian" else None
+        except ValueError as e:
+            raise ValueError(f"operator metadata is malformed: {e}") from None
+        return cls(scale, k, sigma, meta["boundary"], family)
 
 
 def boundary_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
-    """Map integer positions i (any range) into 0 … n−1 by the boundary convention."""
+    """Map integer positions i (any range) into 0 … n−1 by the boundary convention ("pil", which
+    drops what falls outside, maps like "symmetric" where an index map is needed: LR padding)."""
     if mode == "circular":
         return i % n
     if mode == "replicate":
@@ -129,18 +208,19 @@ def boundary_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
         return torch.where(m < n, m, 2 * n - 2 - m)
     if mode == "reflect":  # a single pixel reflects onto itself
         return torch.zeros_like(i)
-    m = i % (2 * n)  # symmetric
+    m = i % (2 * n)  # symmetric, matlab, pil
     return torch.where(m < n, m, 2 * n - 1 - m)
 
 
 class Downsample(nn.Module):
-    """A: separable Gaussian blur + stride, applied to every channel alike. No parameters."""
+    """A: separable kernel + stride, applied to every channel alike. No parameters."""
 
     def __init__(self, spec: OperatorSpec = OperatorSpec()):
         super().__init__()
         self.spec = spec
         self.register_buffer("taps", spec.taps(torch.float64), persistent=False)
         self.weights = self.taps.tolist()  # the same taps as Python floats, for any dtype and device
+        self.truncate = spec.boundary == "pil"  # zero padding and renormalised border rows, not an index map
         self._index_cache = LRU()
 
     @property
@@ -157,6 +237,29 @@ class Downsample(nn.Module):
     def _index_list(self, n: int) -> list[int]:
         return self._index_cache.get_or_make((n, "list"), lambda: self._index(n, "cpu").tolist())
 
+    def _pads(self, n: int) -> tuple[int, int]:
+        """Samples before and after the s·n HR samples in the padded signal (offset ≤ 0 since k ≥ s)."""
+        s, k, o = self.spec.scale, self.spec.kernel_size, self.spec.offset
+        return -o, s * (n - 1) + k + o - s * n
+
+    def _row_scale(self, n: int) -> list[tuple[int, float]]:
+        """"pil": (LR row, 1 / the sum of its taps inside the image) for the rows that lose taps."""
+        def make():
+            s, o = self.spec.scale, self.spec.offset
+            rows = []
+            for i in range(n):
+                inside = sum(w for t, w in enumerate(self.weights) if 0 <= s * i + o + t < s * n)
+                if any(not 0 <= s * i + o + t < s * n for t in range(len(self.weights))):
+                    rows.append((i, 1.0 / inside))
+            return rows
+
+        return self._index_cache.get_or_make((n, "scale"), make)
+
+    def _rescale(self, z: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        for i, c in self._row_scale(n):
+            z.select(dim, i).mul_(c)
+        return z
+
     def _tap(self, dim: int, t: int, n: int) -> tuple:
         """Index of the HR samples that tap t reads for the n LR samples along `dim` (a strided slice)."""
         s = self.spec.scale
@@ -172,11 +275,15 @@ class Downsample(nn.Module):
             raise ValueError(f"HR size {H}×{W} is not a multiple of the scale {s}")
         z = y
         for dim, n in ((-2, H // s), (-1, W // s)):
-            z = z.index_select(dim, self._index(n, z.device))  # pad by the boundary map: s·(n−1)+k samples
+            if self.truncate:  # zero padding: the taps outside the image read 0
+                lo, hi = self._pads(n)
+                z = F.pad(z, (0, 0, lo, hi) if dim == -2 else (lo, hi))
+            else:  # pad by the boundary map: s·(n−1)+k samples
+                z = z.index_select(dim, self._index(n, z.device))
             out = z[self._tap(dim, 0, n)] * self.weights[0]
             for t in range(1, len(self.weights)):
                 out.add_(z[self._tap(dim, t, n)], alpha=self.weights[t])
-            z = out
+            z = self._rescale(out, dim, n) if self.truncate else out
         return z  # (..., H/s, W/s)
 
     def adjoint(self, r: torch.Tensor) -> torch.Tensor:
@@ -185,12 +292,14 @@ class Downsample(nn.Module):
         s, k = self.spec.scale, self.spec.kernel_size
         z = r
         for dim, n in ((-1, w), (-2, h)):
+            if self.truncate:
+                z = self._rescale(z.clone(), dim, n)
             shape = list(z.shape)
             shape[dim] = s * (n - 1) + k
             padded = z.new_zeros(shape)
             for t, wt in enumerate(self.weights):
                 padded[self._tap(dim, t, n)].add_(z, alpha=wt)
-            z = self._fold(padded, dim, n)
+            z = padded.narrow(dim, self._pads(n)[0], s * n) if self.truncate else self._fold(padded, dim, n)
         return z  # (..., s·h, s·w)
 
     def _fold(self, padded: torch.Tensor, dim: int, n: int) -> torch.Tensor:
@@ -198,7 +307,7 @@ class Downsample(nn.Module):
         samples they were read from. The boundary map is the identity inside the image, so that part is
         one slice, and only the few samples read from beyond the borders are added one by one."""
         s = self.spec.scale
-        lo = -self.spec.offset  # padded index of HR sample 0 (offset ≤ 0 since k ≥ s)
+        lo = self._pads(n)[0]  # padded index of HR sample 0
         out = padded.narrow(dim, lo, s * n).clone()
         source = self._index_list(n)
         for j in (*range(lo), *range(lo + s * n, len(source))):
@@ -208,10 +317,19 @@ class Downsample(nn.Module):
     def matrix(self, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
         """The 1-D operator as a dense (n, s·n) matrix (A = A_h ⊗ A_w)."""
         s, k = self.spec.scale, self.spec.kernel_size
-        cols = self._index(n, device).unfold(0, k, s)  # (n, k) HR index read by tap t of sample i
+        weights = self.taps.to(device=device, dtype=dtype).expand(n, k).clone()  # (n, k)
+        if self.truncate:
+            cols = (torch.arange(s * (n - 1) + k, device=device) + self.spec.offset).unfold(0, k, s)
+            inside = (cols >= 0) & (cols < s * n)
+            weights = weights * inside
+            for i, c in self._row_scale(n):
+                weights[i] *= c
+            cols = cols.clamp(0, s * n - 1)  # the dropped taps weigh 0
+        else:
+            cols = self._index(n, device).unfold(0, k, s)  # (n, k) HR index read by tap t of sample i
         rows = torch.arange(n, device=device).unsqueeze(1).expand(n, k)
         M = torch.zeros(n, s * n, dtype=dtype, device=device)
-        return M.index_put_((rows, cols), self.taps.to(device=device, dtype=dtype).expand(n, k), accumulate=True)
+        return M.index_put_((rows, cols), weights, accumulate=True)
 
 
 class ExactPinv(nn.Module):

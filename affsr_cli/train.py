@@ -26,6 +26,7 @@ from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: par
 from .projection import OperatorSpec
 
 SCHEDULES = ("constant", "cosine")
+PAPER_PRESETS = ("swissroll", "texture", "celeba", "imagenet")  # data presets that keep the paper's Gaussian A
 
 
 def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
@@ -58,8 +59,14 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         cfg.preset = data.detect_preset(cfg.data)
     if cfg.generator == "auto":
         cfg.generator = {"texture": "texture", "celeba": "celeba"}.get(cfg.preset, "imagenet")
-    spec = OperatorSpec.for_scale(cfg.scale, cfg.kernel_size or None, cfg.sigma or None, cfg.boundary)
-    cfg.kernel_size, cfg.sigma = spec.kernel_size, spec.sigma
+    if cfg.operator == "auto":  # the paper's experiments keep its Gaussian; photos are made by resizing
+        cfg.operator = "gaussian" if cfg.preset in PAPER_PRESETS else "bicubic"
+    try:
+        spec = OperatorSpec(cfg.scale, cfg.kernel_size or None, cfg.sigma or None,
+                            None if cfg.boundary == "auto" else cfg.boundary, cfg.operator)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    cfg.kernel_size, cfg.sigma, cfg.boundary = spec.kernel_size, spec.sigma or 0.0, spec.boundary
     cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
     cfg.noise_steps = cfg.noise_steps or cfg.steps
     cfg.prior_steps = cfg.prior_steps or cfg.steps // 2
@@ -115,8 +122,7 @@ class Run:
 
 def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: int) -> Run:
     constraint_name, objective_name = methods.parse_method(cfg.method)
-    spec = swissroll.AverageSpec() if cfg.preset == "swissroll" else OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma,
-                                                                                   cfg.boundary)
+    spec = swissroll.AverageSpec() if cfg.preset == "swissroll" else cfg.operator_spec()
     constraint = constraints.build(constraint_name, cfg)
     model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
     objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)

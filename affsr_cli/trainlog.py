@@ -10,7 +10,6 @@ from PIL import Image
 
 from . import data, rundir, weights
 from .config import TrainConfig
-from .projection import OperatorSpec
 
 
 def report(run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict):
@@ -50,7 +49,7 @@ def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, 
 
 def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to 16 centre crops (patch×patch) of the images in cfg.val and their LR versions."""
-    spec = OperatorSpec(cfg.scale, cfg.kernel_size, cfg.sigma, cfg.boundary)
+    spec = cfg.operator_spec()
     files = data.find_images(cfg.val)[:16]
     crops = []
     for f in files:

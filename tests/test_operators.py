@@ -1,0 +1,219 @@
+"""The operator families against the libraries they claim to match (Pillow, OpenCV, MATLAB's imresize),
+their exact A⁺ at every pixel, and the promise anyone can check with one line of Pillow."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from affsr_cli import checkpoint, consistency, methods
+from affsr_cli.config import TrainConfig
+from affsr_cli.infer import Upscaler
+from affsr_cli.projection import FAMILIES, Downsample, ExactPinv, OperatorSpec, Projection
+from affsr_cli.train import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+VAL = ROOT / "examples" / "val"
+PILLOW = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
+          "lanczos3": Image.Resampling.LANCZOS}
+SIZES = [(37, 53), (5, 3), (1, 1), (2, 7), (1, 9)]  # LR (h, w): odd, tiny, non-square
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("family", PILLOW)
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_equals_pillow_resize_of_float_images(family, scale):
+    """A = Pillow's Image.resize on mode "F" images (float32 between its two passes), borders included."""
+    A = Downsample(OperatorSpec(scale, family=family))
+    for h, w in SIZES:
+        y = rng(h * w).random((scale * h, scale * w)).astype(np.float32)
+        ref = np.asarray(Image.fromarray(y).resize((w, h), PILLOW[family]))
+        assert np.abs(A(torch.from_numpy(y).double()).numpy() - ref).max() <= 1e-5, (h, w)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_area_equals_opencv_inter_area(scale):
+    cv2 = pytest.importorskip("cv2")
+    A = Downsample(OperatorSpec(scale, family="area"))
+    for h, w in SIZES:
+        y = rng(1).random((scale * h, scale * w)).astype(np.float32)
+        ref = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)
+        assert np.abs(A(torch.from_numpy(y).double()).numpy() - ref).max() <= 1e-5, (h, w)
+
+
+def imresize_contributions(in_length: int, out_length: int, scale: float) -> np.ndarray:
+    """MATLAB imresize's contributions() for the cubic kernel with antialiasing, as documented: the
+    kernel stretched by 1/scale (width 4/scale), u = x/scale + ½(1 − 1/scale) for 1-based output x,
+    ceil(width) + 2 taps from floor(u − width/2), rows normalised, indices mirrored symmetrically.
+    Returned as the dense (out_length, in_length) matrix."""
+    def cubic(t):
+        a = np.abs(t)
+        return ((1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1)
+                + (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * ((a > 1) & (a <= 2)))
+
+    width = 4 / scale
+    x = np.arange(1, out_length + 1, dtype=np.float64)[:, None]
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    indices = left + np.arange(int(np.ceil(width)) + 2)[None, :]
+    weights = scale * cubic(scale * (u - indices))
+    weights /= weights.sum(1, keepdims=True)
+    aux = np.concatenate([np.arange(1, in_length + 1), np.arange(in_length, 0, -1)])
+    indices = aux[np.mod(indices.astype(int) - 1, len(aux))] - 1
+    M = np.zeros((out_length, in_length))
+    np.add.at(M, (np.repeat(np.arange(out_length), indices.shape[1]), indices.ravel()), weights.ravel())
+    return M
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_bicubic_matlab_equals_imresize_contributions(scale):
+    A = Downsample(OperatorSpec(scale, family="bicubic", boundary="matlab"))
+    for n in (1, 2, 5, 37):
+        ref = imresize_contributions(scale * n, n, 1 / scale)
+        assert np.abs(A.matrix(n).numpy() - ref).max() <= 1e-12, n
+    y = torch.from_numpy(rng(2).random((3, 5 * scale, 7 * scale)))
+    Mh, Mw = (torch.from_numpy(imresize_contributions(scale * n, n, 1 / scale)) for n in (5, 7))
+    assert (A(y) - Mh @ y @ Mw.T).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("boundary", ["pil", "matlab", "circular"])
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_exact_pinv_every_pixel(family, boundary, scale):
+    """Aᵀ is A's transpose and Π is exact at every pixel: float64 ≤ 1e-12, float32 ≤ 1e-5."""
+    A = Downsample(OperatorSpec(scale, boundary=boundary, family=family))
+    P = Projection(A)
+    for h, w in SIZES:
+        g = torch.Generator().manual_seed(h * w)
+        y, r = torch.rand(2, scale * h, scale * w, generator=g, dtype=torch.float64), torch.rand(2, h, w, generator=g, dtype=torch.float64)
+        assert torch.allclose((A(y) * r).sum(), (y * A.adjoint(r)).sum(), rtol=1e-12, atol=1e-12)
+        assert torch.allclose(A.matrix(h) @ y @ A.matrix(w).T, A(y), atol=1e-13)
+        for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+            x, f = r.to(dtype), y.to(dtype)
+            assert (A(P(f, x)) - x).abs().max() <= tol, (h, w, dtype)
+
+
+def test_flat_image_ripple_of_pinv():
+    """A⁺ of a flat image, away from the borders: flat for the kernels whose shifted copies sum to one
+    (box, triangle, Keys cubic), ±0.4 % for Lanczos, ±17.6 % for the paper's Gaussian (the ripple a
+    4-pixel lattice starts from; README "Operators"). Pillow's renormalised borders make it ripple
+    near the edges; mirrored borders do not."""
+    def ripple(family, boundary, inner=True):
+        up = ExactPinv(Downsample(OperatorSpec(4, family=family, boundary=boundary)))(torch.full((1, 64, 64), 0.5, dtype=torch.float64))
+        up = up[0, 64:-64, 64:-64] if inner else up[0]
+        return float((up.max() - up.min()) / 2 / 0.5)
+
+    for family in ("area", "bilinear", "bicubic"):
+        assert ripple(family, "pil") < 1e-6 and ripple(family, "matlab", inner=False) < 1e-9  # pil: the border's ripple decays inwards
+    assert 0.003 < ripple("lanczos3", "pil") < 0.005
+    assert 0.17 < ripple("gaussian", "symmetric") < 0.18
+    assert ripple("bicubic", "pil", inner=False) > 0.3
+
+
+@pytest.mark.parametrize("family", PILLOW)
+def test_pillow_resize_of_saved_file_gives_input_back(family):
+    """The one-line check: Image.resize(out, (w, h), filter) of an 8-bit output equals the 8-bit input,
+    through the whole contract (network, Π, box fit, rounding) on crops of real photos."""
+    up = Upscaler.load(str(ROOT / "weights" / "affmse-x4.safetensors"))
+    up.set_operator(OperatorSpec(4, family=family))
+    for name in ("coffee", "astronaut"):
+        hr = Image.open(VAL / f"{name}.png").convert("RGB").crop((96, 64, 96 + 224, 64 + 160))
+        lr = hr.resize((56, 40), PILLOW[family])
+        x = torch.from_numpy(np.array(lr)).permute(2, 0, 1).float() / 255
+        out = up(x, bits=8)
+        back = np.asarray(Image.fromarray(out.levels).resize(lr.size, PILLOW[family])).astype(int)
+        diff = np.abs(back - np.asarray(lr).astype(int))
+        assert (diff == 0).mean() >= 0.999 and diff.max() <= 1, (name, (diff == 0).mean(), diff.max())
+        # A of the saved file is close to x too (the float operator, not Pillow's 8-bit arithmetic)
+        psnr, _ = consistency.lr_psnr(out.levels, x.double(), up.A, 255)
+        assert psnr >= 60
+
+
+def test_match_pillow_fixes_what_rounding_leaves():
+    """Without the Pillow step some LR pixels come back a level off (Pillow rounds and clips between
+    its passes); with it none do. A dark, high-contrast crop, where that happens most."""
+    spec = OperatorSpec(4, family="bicubic")
+    A, pinv = spec.build()
+    hr = Image.open(VAL / "astronaut.png").convert("RGB").crop((0, 0, 256, 256))
+    lr = hr.resize((64, 64), PILLOW["bicubic"])
+    x = torch.from_numpy(np.array(lr)).permute(2, 0, 1).double() / 255
+    f = torch.from_numpy(np.array(lr.resize((256, 256), PILLOW["bicubic"]))).permute(2, 0, 1).double() / 255
+    consistency.fit_box(f, x, A, pinv, 8)
+    levels = consistency.round_shaped(f, 8)
+    before = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
+    passes = consistency.match_pillow(levels, x, spec)
+    after = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
+    assert before > 0 and after == 0 and 0 < passes < consistency.PILLOW_PASSES
+    assert not consistency.matches_pillow(OperatorSpec(4), x, 8)  # Pillow has no Gaussian
+    assert not consistency.matches_pillow(spec, x + 0.3 / 255, 8)  # x not on the 8-bit grid
+
+
+def test_spec_metadata_and_validation():
+    for family in FAMILIES:
+        spec = OperatorSpec(3, family=family)
+        assert OperatorSpec.from_metadata(spec.metadata()) == spec
+    old = {"scale": "4", "kernel_size": "9", "sigma": "1.5", "boundary": "symmetric"}  # a v1 weights file
+    assert OperatorSpec.from_metadata(old) == OperatorSpec()
+    assert OperatorSpec(4, family="bicubic").boundary == "pil" and OperatorSpec().boundary == "symmetric"
+    assert (OperatorSpec(4, family="bicubic").kernel_size, OperatorSpec(4, family="lanczos3").kernel_size) == (16, 24)
+    for bad, message in [(dict(family="bicubic", sigma=1.0), "gaussian operator only"),
+                         (dict(family="area", kernel_size=9), "for gaussian"),
+                         (dict(family="box"), "operator must be one of"),
+                         (dict(sigma=1e-300), "sigma must be"), (dict(sigma=1e9), "sigma must be"),
+                         (dict(boundary="mirror"), "boundary must be")]:
+        with pytest.raises(ValueError, match=message):
+            OperatorSpec(**bad)
+    with pytest.raises(ValueError, match="lacks the operator field 'sigma'"):
+        OperatorSpec.from_metadata({"scale": "4", "kernel_size": "9", "boundary": "symmetric"})
+
+
+def test_train_picks_the_operator():
+    """Photos (the patch preset) are made by resizing: bicubic, Pillow borders; the paper's presets and
+    the Swiss roll keep its Gaussian; a run saved before the families existed resumes as Gaussian."""
+    photos = resolve(TrainConfig(data="x", preset="patch"))
+    assert (photos.operator, photos.boundary, photos.kernel_size, photos.sigma) == ("bicubic", "pil", 16, 0.0)
+    texture = resolve(TrainConfig(data="x", preset="texture"))
+    assert (texture.operator, texture.boundary, texture.kernel_size, texture.sigma) == ("gaussian", "symmetric", 9, 1.5)
+    assert resolve(TrainConfig(data="x", preset="patch", operator="area")).operator_spec() == OperatorSpec(4, family="area")
+    old = {k: v for k, v in texture.to_dict().items() if k != "operator"}
+    assert TrainConfig.from_dict(old).operator == "gaussian"
+
+
+def affsr(*args):
+    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+
+
+def test_cli_operator_for_upscale_and_eval(tmp_path):
+    """A bicubic checkpoint upscales a Pillow-made LR file so that Pillow gives it back; --operator that
+    differs from the weights' warns; eval makes its LR inputs and LR metrics with the chosen operator."""
+    torch.manual_seed(0)
+    ckpt = tmp_path / "bicubic.safetensors"
+    checkpoint.save_generator(ckpt, methods.build_generator("texture", OperatorSpec(4, family="bicubic"), "aff").eval())
+    lr = Image.open(VAL / "chelsea.png").convert("RGB").crop((100, 60, 260, 180)).resize((40, 30), PILLOW["bicubic"])
+    lr.save(tmp_path / "in.png")
+    r = affsr("upscale", tmp_path / "in.png", "-w", ckpt, "-o", tmp_path / "out.png", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    back = np.asarray(Image.open(tmp_path / "out.png").resize(lr.size, PILLOW["bicubic"]))
+    assert (back == np.asarray(lr)).mean() >= 0.999 and row["lr_psnr"] >= 60 and "warning" not in r.stderr
+    r = affsr("upscale", tmp_path / "in.png", "-w", ckpt, "-o", tmp_path / "area.png", "--operator", "area", "--json")
+    assert r.returncode == 0 and "warning:" in r.stderr and "area" in r.stderr, r.stderr
+    area = np.asarray(Image.open(tmp_path / "area.png").resize(lr.size, PILLOW["area"]))
+    assert (area == np.asarray(lr)).all()  # consistent with the operator asked for
+    r = affsr("upscale", tmp_path / "in.png", "-w", ckpt, "-o", tmp_path / "bad.png", "--operator", "cubic")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "operator must be one of" in r.stderr
+    assert not (tmp_path / "bad.png").exists()
+    js = tmp_path / "e.json"
+    r = affsr("eval", "--hr", VAL / "chelsea.png", "-b", "bicubic", "-b", "pinv", "--operator", "lanczos3", "--json", js)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(js.read_text())
+    assert doc["conventions"]["A"].startswith("lanczos3") and doc["means"]["pinv"]["lr-psnr-x"] > 100
