@@ -19,7 +19,7 @@ def eval_(
     metrics: Optional[list[str]] = typer.Option(
         None, "--metrics", "-m", show_default=False,
         help="psnr, ssim, lr-mse, lr-psnr (both definitions: Aŷ vs the input x and vs A y; or one of lr-mse-x, lr-mse-ay, "
-             "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), all; several or a comma list "
+             "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), all; several or a comma list "
              "(default: psnr ssim lr-psnr hf-ratio)."),
     hr: Optional[Path] = typer.Option(None, "--hr", help="Folder (or file) of ground-truth HR images (default: the bundled examples/val)."),
     sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name."),

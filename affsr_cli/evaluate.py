@@ -38,7 +38,7 @@ METRICS = {
     "lr-mse-x": ("LR-MSE, Aŷ vs x", False, "{:.3e}"), "lr-mse-ay": ("LR-MSE, Aŷ vs Ay", False, "{:.3e}"),
     "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"), "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
     "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"), "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
-    "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
+    "lattice": ("s-pixel lattice ŷ / y (1 = y's)", None, "{:.2f}"), "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
 }
 GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
           "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(m for m in METRICS if m != "lpips")}
@@ -230,6 +230,8 @@ class _Reference:
             for name, fn in (("hf-ratio", M.hf_ratio), ("spectrum-db", M.spectrum_db)):
                 if name in self.metrics:
                     out[name] = fn(self.spec, q, A.scale)
+        if "lattice" in self.metrics:
+            out["lattice"] = M.lattice(self.yc, yh, A.scale)
         lr = [m for m in self.metrics if m.startswith("lr-")]
         if lr:
             A_yhat = self.colour(A(y_hat))

@@ -9,6 +9,9 @@
                  spectra agree, < 1 for blur (MSE-like averages), > 1 for noise or over-sharpening
     spectrum_db  mean |10·log10| ratio of the radially averaged power spectra of ŷ and y over the
                  same high band: 0 when they agree; penalises blur and invented texture alike
+    lattice      the share of ŷ's non-DC energy at the s² − 1 period-s frequencies (k·H/s, l·W/s),
+                 (k, l) ≠ (0, 0), over the same share for y: 1 when ŷ has no more of an s-pixel grid
+                 than the real image, 100 when a grid holds a hundred times y's share
 
 R is the data range (peak-to-peak value of the signal, 1 for images on [0, 1]). `to_y` is ITU-R
 BT.601 luma as in BasicSR and MATLAB's rgb2ycbcr; `crop_border` cuts n pixels off every edge.
@@ -152,6 +155,28 @@ def spectrum_db(y: torch.Tensor | Spectrum, y_hat: torch.Tensor | Spectrum, scal
     qb = torch.zeros(last - first, dtype=torch.float64).index_add_(0, idx, q.power[keep])
     eps = 1e-12 * float(p.power.sum() + q.power.sum()) + 1e-300  # empty bins (flat images): no log 0
     return float((10 * torch.log10((qb + eps) / (pb + eps))).abs().mean())
+
+
+def lattice_share(img: torch.Tensor, scale: int) -> float:
+    """Share of the non-DC energy of a (C, H, W) image (channels summed, each channel's mean removed,
+    no window) at the frequencies of period s: (k·H/s, l·W/s), k, l = 0 … s−1, (k, l) ≠ (0, 0). An
+    image whose sides are not multiples of s is cut to them (from the top left) first."""
+    H, W = img.shape[-2:]
+    H, W = H // scale * scale, W // scale * scale
+    if H == 0 or W == 0:
+        raise ValueError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
+    img = img[..., :H, :W].double().reshape(-1, H, W)
+    power = torch.fft.fft2(img - img.mean((-2, -1), keepdim=True)).abs().square().sum(0)  # (H, W), DC = 0
+    total = float(power.sum())
+    grid = float(power[::H // scale, ::W // scale].sum())  # (s, s) bins; (0, 0) is the removed mean
+    return grid / total if total > 0 else math.nan
+
+
+def lattice(y: torch.Tensor, y_hat: torch.Tensor, scale: int) -> float:
+    """lattice_share(ŷ) / lattice_share(y): 1 = as much period-s grid as the real image has."""
+    _same_shape(y, y_hat)
+    ref = lattice_share(y, scale)
+    return lattice_share(y_hat, scale) / ref if ref > 0 else math.nan
 
 
 def _same_shape(a: torch.Tensor, b: torch.Tensor):

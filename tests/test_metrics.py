@@ -135,3 +135,43 @@ def test_pinv_baseline_is_the_exact_pseudo_inverse():
     assert torch.allclose(E.baseline("pinv", spec)(x), ExactPinv(Downsample(spec))(x))
     with pytest.raises(ValueError, match="baseline"):
         E.baseline("lanczos", spec)
+
+
+def test_lattice_on_images_with_a_known_grid():
+    """An image of two cosines, one off the period-4 grid (amplitude a) and one on it (b): the grid's
+    share of the non-DC energy is b²/(a² + b²) exactly; the ratio to y's share is what eval reports."""
+    H, W, s = 48, 64, 4
+    i = torch.arange(H, dtype=torch.float64)[:, None].expand(H, W)
+    j = torch.arange(W, dtype=torch.float64)[None, :].expand(H, W)
+    smooth = torch.cos(2 * math.pi * 3 * j / W)  # 3 cycles across: no lattice frequency
+    grid = torch.cos(2 * math.pi * i / s) * torch.cos(2 * math.pi * j / s)  # period 4 in both directions
+    for a, b in ((1.0, 0.1), (0.5, 0.5), (1.0, 0.0)):
+        img = (0.5 + a * smooth + b * grid)[None]
+        # cos·cos splits into 4 bins of (b/2)² each, the off-grid cosine into 2 of (a/2)²: energies b²/4·… cancel
+        expected = (b**2 / 4) / (a**2 / 2 + b**2 / 4)
+        assert M.lattice_share(img, s) == pytest.approx(expected, abs=1e-12)
+    y = (0.5 + smooth + 0.01 * grid)[None].expand(3, H, W)
+    y_hat = (0.5 + smooth + 0.1 * grid)[None].expand(3, H, W)
+    assert M.lattice(y, y, s) == pytest.approx(1.0)
+    share = lambda b: (b**2 / 4) / (1 / 2 + b**2 / 4)  # noqa: E731
+    assert M.lattice(y, y_hat, s) == pytest.approx(share(0.1) / share(0.01), rel=1e-9)
+    # a grid of period 2 lies on the period-4 lattice too; a period-3 grid does not
+    assert M.lattice_share((smooth + torch.cos(math.pi * i))[None], s) > 0.3
+    assert M.lattice_share((smooth + torch.cos(2 * math.pi * i / 3))[None, :, :], s) < 1e-20
+    with pytest.raises(ValueError, match="smaller than the lattice period"):
+        M.lattice_share(torch.zeros(1, 3, 3), 4)
+
+
+def test_lattice_through_eval_on_a_real_photo(tmp_path):
+    """On a photo, A⁺x under the paper's Gaussian paints a 4-pixel lattice (its ±18 % ripple); under
+    area it does not; bicubic upsampling has no more grid than the photo."""
+    rgb = data.coffee()[:200, :320]
+    write_image(tmp_path / "c.png", tensor(rgb))
+    lat = {}
+    for family in ("gaussian", "area"):
+        spec = OperatorSpec(4, family=family)
+        res = E.evaluate_upscalers(tmp_path, {n: (E.baseline(n, spec), spec) for n in E.BASELINES}, ("lattice",),
+                                   E.Conventions(crop_border=4, y_channel=True))
+        lat[family] = {r["method"]: r["lattice"] for r in res.rows}
+    assert lat["gaussian"]["pinv"] > 10 * lat["area"]["pinv"] and lat["gaussian"]["pinv"] > 5
+    assert lat["gaussian"]["bicubic"] < 2
