@@ -12,6 +12,7 @@ from torch import nn
 
 from . import constraints, losses, nets, objectives, swissroll
 from .nets import discriminator as dpresets
+from .nets import efficient as epresets
 from .nets import generator as gpresets
 from .projection import OperatorSpec, Projection
 
@@ -93,8 +94,11 @@ def build_generator(preset: str, spec: OperatorSpec, constraint: str | constrain
                     noise_channels: int = 0, grid: str = "lr") -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
+    if preset in epresets.PRESETS:
+        kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **epresets.PRESETS[preset])
+        return SRModel({"class": "EfficientGenerator", "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
-        raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join(gpresets.PRESETS)})")
+        raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join([*epresets.PRESETS, *gpresets.PRESETS])})")
     kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset])
     kwargs["widths"] = list(kwargs["widths"])  # as JSON gives it back
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
@@ -107,7 +111,8 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         return objectives.PixelObjective(objective)
     if objective == "gan":
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
-        d_preset = preset if cfg.discriminator == "auto" else cfg.discriminator
+        auto = "texture-aa" if preset in epresets.PRESETS else preset  # the efficient family: a small blur-pool D
+        d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in dpresets.PRESETS:
             raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)})")
         d = nets.MLPCritic() if vectors else nets.Discriminator(

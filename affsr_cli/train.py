@@ -58,7 +58,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.preset == "auto":
         cfg.preset = data.detect_preset(cfg.data)
     if cfg.generator == "auto":
-        cfg.generator = {"texture": "texture", "celeba": "celeba"}.get(cfg.preset, "imagenet")
+        cfg.generator = {"texture": "texture", "celeba": "celeba", "imagenet": "imagenet"}.get(cfg.preset, "small")
     if cfg.operator == "auto":  # the paper's experiments keep its Gaussian; photos are made by resizing
         cfg.operator = "gaussian" if cfg.preset in PAPER_PRESETS else "bicubic"
     try:

@@ -70,6 +70,14 @@ class RRDBNet(nn.Module):
         return self.last(F.leaky_relu(self.hr(feat), 0.2))
 
 
+PRESETS = ("tiny", "small", "base", "imagenet", "texture")
+
+
+def operator(preset: str) -> OperatorSpec:
+    """The efficient family is trained with the bicubic A by default, the paper's presets with the Gaussian."""
+    return OperatorSpec(4, family="bicubic") if preset in ("tiny", "small", "base") else OperatorSpec()
+
+
 def conv_flops(net: nn.Module, *inputs) -> int:
     """FLOPs (2 per multiply-add) of the convolutions of one forward pass."""
     total = [0]
@@ -131,6 +139,8 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     t["projection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     levels = consistency.round_shaped(y, 8)
+    if consistency.matches_pillow(up.spec, pic.pixels, 8):
+        consistency.match_pillow(levels, pic.pixels, up.spec)
     t["rounding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     X.write_levels(out, levels, overwrite=True)
@@ -154,12 +164,12 @@ def speed(args):
     img = Image.open(src)
     rows = [("PIL bicubic 256→1024", best(lambda: img.resize((1024, 1024), Image.BICUBIC), 20), None)]
     ups = {}
-    for preset in ("imagenet", "texture"):
-        model = methods.build_generator(preset, OperatorSpec(), "aff").eval()
+    for preset in PRESETS:
+        model = methods.build_generator(preset, operator(preset), "aff").eval()
         up = ups[preset] = infer.Upscaler(model, device, args.precision, tile=256)
         up.network(x[0])  # warm-up (and the Gram inverses)
         seconds = best(lambda: up.network(x[0]), args.repeat, sync)
-        rows.append((f"affsr f, {preset} preset (BN folded)", seconds, conv_flops(up.net.float().to(device), x.to(device))))
+        rows.append((f"affsr f, {preset} preset", seconds, conv_flops(up.net.float().to(device), x.to(device))))
         up.net.to(up.dtype)
     if not args.skip_rrdb:
         rrdb = RRDBNet().eval().to(device, infer.pick_dtype(args.precision, device)[0])
@@ -185,13 +195,13 @@ def speed(args):
     print(f"{'plain 3×3 conv 128→128 on 256×256':36s} {conv_s:8.3f} {'':8s} {'':10s} "
           f"{2 * 128 * 128 * 9 * 256 * 256 / 1e9:8.1f} {conv_gflops:8.1f} {100:8.0f}%")
 
-    for preset in ("imagenet", "texture"):
+    for preset in PRESETS:
         t = pipeline(ups[preset], src, Path(tempfile.mkdtemp()) / "out.png")
         total = sum(v for k, v in t.items() if k not in ("iterations", "lr_psnr", "pi"))
         io = t["read"] + t["write"] + t["read back"]
         proj = t["projection"] + t["measure"]
-        print(f"whole file, {preset}: {total:.2f} s = network {t['network']:.2f} + projection & box fit "
-              f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding "
+        print(f"whole file, {preset} ({ups[preset].spec.family} A): {total:.2f} s = network {t['network']:.2f} + projection & box fit "
+              f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding (and Pillow match) "
               f"{t['rounding']:.3f} + I/O {io:.3f} (read {t['read']:.3f}, write PNG {t['write']:.3f}, read back "
               f"{t['read back']:.3f}); projection {100 * proj / total:.1f}%, I/O {100 * io / total:.1f}%, "
               f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB; "

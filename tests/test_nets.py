@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from affsr_cli.nets import discriminator as D
+from affsr_cli.nets import efficient as E
 from affsr_cli.nets import generator as G
 
 
@@ -51,3 +52,37 @@ def test_antialiased_discriminator_has_a_smooth_input_gradient():
         shares[preset] = sum(s) / len(s)
     assert d(y).shape == (8,)
     assert shares["texture-aa"] < 0.2 * shares["texture"], shares
+
+
+@pytest.mark.parametrize("preset", E.PRESETS)
+@pytest.mark.parametrize("noise", [0, 2])
+def test_efficient_shapes_and_bilinear_start(preset, noise):
+    """Every efficient preset maps (B, C, h, w) to (B, C, s·h, s·w) and starts close to the bilinear
+    image (its residual branch begins near zero), free of a period-s pattern (ICNR)."""
+    torch.manual_seed(0)
+    net = E.EfficientGenerator(scale=4, noise_channels=noise, **E.PRESETS[preset]).eval()
+    x = torch.rand(2, 3, 9, 7)
+    y = net(x)
+    base = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    assert y.shape == (2, 3, 36, 28)
+    residual = (y - base).reshape(2, 3, 9, 4, 7, 4)
+    assert residual.abs().max() < 0.25 and (residual - residual[:, :, :, :1, :, :1]).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="LR grid only"):
+        E.EfficientGenerator(grid="hr")
+
+
+def test_efficient_cost_counts_every_convolution():
+    """cost() (the figures in --help and the README) against the convolutions a forward pass runs."""
+    for preset, kwargs in E.PRESETS.items():
+        net = E.EfficientGenerator(scale=4, **kwargs)
+        flops = []
+        hooks = [m.register_forward_hook(lambda m, i, o: flops.append(2 * o.numel() * m.in_channels * 9))
+                 for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        with torch.no_grad():
+            net(torch.rand(1, 3, 16, 16))
+        for h in hooks:
+            h.remove()
+        params, gflop_per_mp = E.cost(**kwargs)
+        assert params == sum(p.numel() for p in net.parameters())
+        assert gflop_per_mp == pytest.approx(sum(flops) / (64 * 64) / 1e3)
+    assert E.cost(**E.PRESETS["tiny"])[1] <= 10 and E.cost(**E.PRESETS["small"])[1] <= 40 and E.cost(**E.PRESETS["base"])[1] <= 150

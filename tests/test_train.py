@@ -75,6 +75,23 @@ def test_every_method_trains(images, tmp_path, method):
     assert json.loads((out / "config.json").read_text())["method"] == method
 
 
+@pytest.mark.parametrize("method", methods.METHODS)
+def test_every_method_trains_the_efficient_generator_with_noise(images, tmp_path, method):
+    """The efficient family (here `tiny`) with the stochastic input z works with every method; the
+    photo default is the bicubic A, and two draws of z give two different consistent samples."""
+    rec = Recorder()
+    out = engine.train(tiny(images, tmp_path / method, method=method, generator="tiny", noise_channels=2), rec)
+    assert all(np.isfinite(logs["loss"]) for _, logs in rec.steps)
+    model = checkpoint.load_generator(out / "generator.safetensors")
+    assert model.net_config["class"] == "EfficientGenerator" and model.spec.family == "bicubic"
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        a, b = model(x, torch.randn(1, 2, 6, 5)), model(x, torch.randn(1, 2, 6, 5))
+    assert a.shape == (1, 3, 24, 20) and not torch.equal(a, b)
+    if method.startswith("aff"):
+        assert max(float((model.A(v) - x).abs().max()) for v in (a, b)) < 1e-5
+
+
 def test_resume_continues_with_optimiser_state(images, tmp_path):
     cfg = tiny(images, tmp_path / "run", method="affgan")
     engine.train(cfg)

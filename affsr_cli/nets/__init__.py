@@ -1,12 +1,13 @@
-"""Networks of the paper's Appendix D. Every builder is keyword-only and registered in NETS,
+"""Networks of the paper's Appendix D and the efficient generator family. Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
 from .discriminator import Discriminator
 from .denoiser import ConvDenoiser, MLPDenoiser
+from .efficient import EfficientGenerator
 from .generator import Generator
 from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
 
-NETS = {"Generator": Generator, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
+NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
         "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
 
 
