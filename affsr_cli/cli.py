@@ -33,7 +33,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
-                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); README \"Operators\".")
+                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); README \"The operator A\".")
 BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
                  "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil].")
 

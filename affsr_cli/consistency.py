@@ -46,11 +46,11 @@ def _chunks(c: int, hw: int) -> list[slice]:
 
 @torch.no_grad()
 def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
-            max_iter: int | None = None, device: torch.device | str = "cpu") -> int:
+            max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> int:
     """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1] and clipping it would cost LR-PSNR
     beyond a bound of 20·log10(2^bits − 1) + 16 dB (64 dB for 8 bits, 112 for 16; shaped rounding alone
-    leaves ~80 and ~128) or move an LR pixel by more than MAX_FIT_ERROR (which Pillow's own 8-bit
-    resize of the saved file needs to give x back), accelerated POCS: FISTA on
+    leaves ~80 and ~128) or, with `max_error`, move an LR pixel further than that from x (MAX_FIT_ERROR:
+    what Pillow's own 8-bit resize of the saved file needs to give x back), accelerated POCS: FISTA on
     ½‖(AAᵀ)^-½(Ay − x)‖² over the box, whose projected gradient step is clip(y − A⁺(Ay − x)).
     Returns the POCS iterations used (0: Π_x y was good enough), at most `max_iter` (default 40 for
     8 bits, 100 for 16). bits=None: Π_x only, unclipped (float outputs keep exact consistency).
@@ -61,13 +61,14 @@ def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
             project(yc, xc, A, pinv, inplace=True)  # Π_x
             if bits is not None:
-                iterations = max(iterations, _pocs(yc, xc, A, pinv, bits, max_iter or (40 if bits <= 8 else 100)))
+                iterations = max(iterations, _pocs(yc, xc, A, pinv, bits, max_iter or (40 if bits <= 8 else 100), max_error))
         if yc.data_ptr() != y[ch].data_ptr():
             y[ch] = yc.cpu()
     return iterations
 
 
-def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int) -> int:
+def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int,
+          max_error: float | None = None) -> int:
     """FISTA from the consistent yc (in place); see fit_box."""
     levels = 2**bits - 1
     target = 10 ** -((20 * math.log10(levels) + 16) / 10)  # LR-MSE
@@ -80,7 +81,7 @@ def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
             return True
         clipped = w.clamp(0, 1)
         return (gain * float(torch.dist(clipped, w)) ** 2 <= target
-                and float((A(clipped) - xc).abs().max()) <= MAX_FIT_ERROR)
+                and (max_error is None or float((A(clipped) - xc).abs().max()) <= max_error))
 
     if good(yc):
         yc.clamp_(0, 1)

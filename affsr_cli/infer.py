@@ -235,11 +235,11 @@ class Upscaler:
         if bits not in (None, 8, 16):
             raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
-        iterations = consistency.fit_box(f, x, self.A, self.pinv, bits, device=self.device)  # in place: f becomes ŷ
+        pillow = rounding and consistency.matches_pillow(self.spec, x, bits)  # then Pillow's resize gives x back
+        iterations = consistency.fit_box(f, x, self.A, self.pinv, bits, device=self.device,  # in place: f becomes ŷ
+                                         max_error=consistency.MAX_FIT_ERROR if pillow else None)
         levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
-        passes = 0
-        if levels is not None and consistency.matches_pillow(self.spec, x, bits):  # Pillow's resize gives x back
-            passes = consistency.match_pillow(levels, x, self.spec)
+        passes = consistency.match_pillow(levels, x, self.spec) if pillow else 0
         return Output(f, levels, bits if levels is not None else None, iterations, passes)
 
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:

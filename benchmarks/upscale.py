@@ -134,12 +134,14 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     sync(up.device)
     t["pi"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    t["iterations"] = consistency.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device)
+    pillow = consistency.matches_pillow(up.spec, pic.pixels, 8)
+    t["iterations"] = consistency.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device,
+                                          max_error=consistency.MAX_FIT_ERROR if pillow else None)
     sync(up.device)
     t["projection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     levels = consistency.round_shaped(y, 8)
-    if consistency.matches_pillow(up.spec, pic.pixels, 8):
+    if pillow:
         consistency.match_pillow(levels, pic.pixels, up.spec)
     t["rounding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
