@@ -216,7 +216,7 @@ def _fail(message: str, code: int = 2):
     sys.exit(code)
 
 
-from . import cli_eval, cli_train  # noqa: E402,F401 (they add `eval` and `train` to the app)
+from . import cli_eval, cli_project, cli_train  # noqa: E402,F401 (they add `eval`, `project` and `train` to the app)
 
 
 def main():

@@ -153,6 +153,19 @@ class Output:
         return torch.from_numpy(self.levels.astype(np.float64)).permute(2, 0, 1) / (2**self.bits - 1)
 
 
+def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.Module, pinv: nn.Module,
+                    bits: int | None = 8, rounding: bool = True, device: torch.device | str = "cpu") -> Output:
+    """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
+    tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
+    the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match."""
+    pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
+    iterations = consistency.fit_box(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
+                                     max_error=consistency.MAX_FIT_ERROR if pillow else None)
+    levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
+    passes = consistency.match_pillow(levels, x, spec) if pillow else 0
+    return Output(f, levels, bits if levels is not None else None, iterations, passes)
+
+
 class Upscaler:
     """The network f of a checkpoint, prepared for inference (batch norm folded, on `device` in
     `precision`), run on overlapping tiles; `up(x, bits=8)` is the whole contract (Output),
@@ -235,12 +248,7 @@ class Upscaler:
         if bits not in (None, 8, 16):
             raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
-        pillow = rounding and consistency.matches_pillow(self.spec, x, bits)  # then Pillow's resize gives x back
-        iterations = consistency.fit_box(f, x, self.A, self.pinv, bits, device=self.device,  # in place: f becomes ŷ
-                                         max_error=consistency.MAX_FIT_ERROR if pillow else None)
-        levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
-        passes = consistency.match_pillow(levels, x, self.spec) if pillow else 0
-        return Output(f, levels, bits if levels is not None else None, iterations, passes)
+        return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device)
 
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
         """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""

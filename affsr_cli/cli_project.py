@@ -1,0 +1,61 @@
+"""`affsr project`: make the results of any upscaler consistent with their LR inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .cli import BOUNDARY_HELP, OPERATOR_HELP, UserError, _progress, app, err, out
+
+
+@app.command()
+def project(
+    lr: Path = typer.Argument(..., show_default=False, help="The LR input image, or a folder of them."),
+    sr: Path = typer.Argument(..., show_default=False, help="Its upscaled result (any tool), or a folder paired by file name."),
+    output: Path = typer.Option(..., "-o", "--output", show_default=False, help="Output file (one pair) or folder."),
+    operator: str = typer.Option(..., "--operator", show_default=False, help=OPERATOR_HELP + " Required: another tool's "
+                                 "files do not name it."),
+    boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
+    kernel_size: Optional[int] = typer.Option(None, help="Taps of a Gaussian A (default: 2s+1)."),
+    sigma: Optional[float] = typer.Option(None, help="σ of a Gaussian A in HR pixels (default: 0.375·s)."),
+    scale: Optional[int] = typer.Option(None, help="Scale s (default: SR size / LR size, which must be a whole number)."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG) (default: the SR file's)."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
+):
+    """Make an upscaled image downsample exactly to its LR input (Π over the whole image, the saved-file
+    box fit and rounding, as upscale does); prints LR-PSNR before and after."""
+    from . import project as engine
+    from .projection import OperatorSpec
+
+    if bit_depth not in (None, 8, 16):
+        raise UserError(f"--bit-depth must be 8 or 16, got {bit_depth}")
+    family = operator.lower()
+    OperatorSpec(scale or 4, kernel_size, sigma, boundary, family)  # check the options before any file is read
+    opts = engine.Options(output, lambda s: OperatorSpec(s, kernel_size, sigma, boundary, family), scale, bit_depth, overwrite)
+    failures = []
+
+    def on_error(name: str, message: str):
+        failures.append({"name": name, "error": message})
+        err.print(f"affsr: error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    with _progress(None, "projecting") as bar:
+        task = bar.add_task("projecting", total=None, info="")
+        results = engine.run(lr, sr, opts, on_error, lambda done, total, name: bar.update(task, completed=done, total=total, info=name))
+    if as_json:
+        print(json.dumps(results + failures))
+    elif results:
+        spec = opts.operator(results[0]["scale"])
+        table = Table(title=f"affsr project: A = {spec.describe()}")
+        for name in ("output", "LR-PSNR before (dB)", "after (dB)", "seconds"):
+            table.add_column(name, justify="left" if name == "output" else "right")
+        for r in results:
+            cell = lambda v: "∞" if v is None else f"{v:.2f}"  # noqa: E731
+            table.add_row(r["output"], cell(r["lr_psnr_before"]), cell(r["lr_psnr_after"]), f"{r['seconds']:.2f}")
+        out.print(table)
+    if failures:
+        err.print(f"affsr: error: {len(failures)} pair(s) failed, {len(results)} file(s) written", markup=False, highlight=False)
+        raise typer.Exit(1)

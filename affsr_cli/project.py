@@ -1,0 +1,104 @@
+"""The engine of `affsr project`: make any upscaled image consistent with its LR input.
+
+    LR x (C, h, w), SR f (C, s·h, s·w) ──infer.make_consistent (Π_x over the whole image, box fit,
+    shaped rounding, Pillow match)──▶ ŷ, saved atomically, read back, LR-PSNR before and after
+
+The SR image may come from any tool (another network, bicubic, an earlier affsr run); the operator A
+must be the one that made x (a mismatched A lowers PSNR). Files pair by name like `affsr eval`. The
+engine never prints: results are dicts, problems per pair go to `on_error(name, message)`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import imageio_extra as X
+from .evaluate import pair_by_name
+from .images import WRITE_FORMATS, read_image
+from .infer import make_consistent
+from .projection import OperatorSpec
+
+LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+@dataclass
+class Options:
+    output: Path  # a file (one pair) or a folder (one output per pair, named as the SR file)
+    operator: Callable[[int], OperatorSpec]  # the A that made x, for a scale
+    scale: int | None = None  # s; default: SR size / LR size
+    bits: int | None = None  # 8 or 16; default the SR file's
+    overwrite: bool = False
+
+
+def lr_psnr(y: torch.Tensor, x: torch.Tensor, A) -> float:
+    mse = float(((A(y.double()) - x.double()) ** 2).mean())
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+
+
+def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: str) -> int:
+    (h, w), (H, W) = lr, sr
+    s = H // h if h and H % h == 0 else 0
+    if not s or W != s * w or not 2 <= s <= 16 or (scale is not None and s != scale):
+        want = f"{scale} ×" if scale else "an integer multiple (2–16) of"
+        raise ValueError(f"{name}: SR {W}×{H} is not {want} LR {w}×{h}; a resized (--outscale'd) result cannot be "
+                         "made consistent")
+    return s
+
+
+def output_path(opts: Options, sr: Path, single: bool) -> Path:
+    if single and opts.output.suffix:
+        return opts.output
+    ext = sr.suffix.lower() if sr.suffix.lower() in LOSSLESS else ".png"  # lossy SR files are written as PNG
+    return opts.output / (sr.stem + ext)
+
+
+def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options) -> dict:
+    t0 = time.perf_counter()
+    x, f = read_image(lr), read_image(sr)
+    if out.resolve() in (lr.resolve(), sr.resolve()):
+        raise ValueError(f"{out}: the output would replace an input")
+    if out.exists() and not opts.overwrite:
+        raise FileExistsError(str(out))
+    if WRITE_FORMATS.get(out.suffix.lower()) is None:
+        raise ValueError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp")
+    if x.pixels.shape[0] != f.pixels.shape[0]:
+        raise ValueError(f"{name}: LR has {x.pixels.shape[0]} channel(s) and SR {f.pixels.shape[0]}")
+    s = scale_of(tuple(x.pixels.shape[1:]), tuple(f.pixels.shape[1:]), opts.scale, name)
+    spec = opts.operator(s)
+    A, pinv = spec.build()
+    bits = opts.bits or f.bits
+    if bits == 16 and WRITE_FORMATS[out.suffix.lower()] != "PNG":
+        raise ValueError(f"{out}: 16-bit output is written as PNG")
+    before = lr_psnr(f.pixels, x.pixels, A)
+    result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, bits)
+    X.write_levels(out, result.levels, overwrite=opts.overwrite)
+    after = lr_psnr(read_image(out, torch.float64).pixels, x.pixels, A)
+    return {"lr": str(lr), "sr": str(sr), "output": str(out), "scale": s, "bits": bits,
+            "lr_psnr_before": None if before == math.inf else round(before, 3),
+            "lr_psnr_after": None if after == math.inf else round(after, 3), "box_iterations": result.box_iterations,
+            "pillow_passes": result.pillow_passes, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None], on_file=lambda done, total, name: None) -> list[dict]:
+    """Every pair; returns the results (failed pairs are reported through on_error and skipped)."""
+    pairs = [(stem, a, b) for stem, a, b, _ in pair_by_name(lr, sr)]
+    single = len(pairs) == 1 and Path(lr).is_file()
+    if not single:
+        if opts.output.exists() and not opts.output.is_dir():
+            raise ValueError(f"{opts.output}: folders of images need an output folder")
+        opts.output.mkdir(parents=True, exist_ok=True)
+    results = []
+    for done, (stem, a, b) in enumerate(pairs):
+        try:
+            results.append(project_pair(stem, a, b, output_path(opts, b, single), opts))
+        except FileExistsError as e:
+            on_error(stem, f"{e} exists; pass --overwrite to replace it")
+        except (ValueError, OSError) as e:
+            on_error(stem, str(e))
+        on_file(done + 1, len(pairs), stem)
+    return results

@@ -1,0 +1,67 @@
+"""`affsr project`: another tool's upscaled files made consistent with their LR inputs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+
+
+def affsr(*args):
+    return subprocess.run([sys.executable, "-m", "affsr_cli", "project", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    """An LR photo made by Pillow's bicubic 4× reduction and its bicubic 4× upscale (another tool's result)."""
+    hr = Image.open(VAL / "coffee.png").convert("RGB").crop((100, 60, 260, 180))
+    lr = hr.resize((40, 30), Image.BICUBIC)
+    (tmp_path / "lr").mkdir()
+    (tmp_path / "sr").mkdir()
+    lr.save(tmp_path / "lr" / "a.png")
+    lr.resize((160, 120), Image.BICUBIC).save(tmp_path / "sr" / "a.png")
+    return tmp_path, lr
+
+
+def test_makes_a_foreign_result_consistent(pair):
+    d, lr = pair
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png", "--operator", "bicubic", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert row["scale"] == 4 and row["lr_psnr_before"] < 50 and row["lr_psnr_after"] >= 60
+    back = np.asarray(Image.open(d / "out.png").resize(lr.size, Image.BICUBIC))
+    assert (back == np.asarray(lr)).all()  # Pillow's own resize gives the input back
+    sr = np.asarray(Image.open(d / "sr" / "a.png")).astype(int)
+    assert np.abs(np.asarray(Image.open(d / "out.png")).astype(int) - sr).mean() < 3  # a correction, not a new image
+
+
+def test_folders_pair_by_name_and_nothing_is_lost(pair):
+    d, lr = pair
+    lr.save(d / "lr" / "b.png")
+    lr.resize((140, 105), Image.BICUBIC).save(d / "sr" / "b.png")  # 3.5×: an --outscale'd result
+    r = affsr(d / "lr", d / "sr", "-o", d / "out", "--operator", "bicubic")
+    assert r.returncode == 1 and (d / "out" / "a.png").exists() and not (d / "out" / "b.png").exists()
+    assert "b: SR 140×105 is not an integer multiple" in r.stderr and "Traceback" not in r.stderr
+    before = (d / "out" / "a.png").read_bytes()
+    r = affsr(d / "lr", d / "sr", "-o", d / "out", "--operator", "bicubic")
+    assert "exists; pass --overwrite" in r.stderr and (d / "out" / "a.png").read_bytes() == before
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "sr" / "a.png", "--operator", "bicubic", "--overwrite")
+    assert r.returncode == 1 and "would replace an input" in r.stderr
+    (d / "sr" / "b.png").unlink()
+    (d / "sr" / "c.png").write_bytes((d / "sr" / "a.png").read_bytes())
+    r = affsr(d / "lr", d / "sr", "-o", d / "out2", "--operator", "bicubic")
+    assert r.returncode == 2 and "do not pair by name" in r.stderr and not (d / "out2").exists()
+
+
+def test_the_operator_must_be_stated(pair):
+    d, _ = pair
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png")
+    assert r.returncode == 2 and "--operator" in r.stderr and not (d / "out.png").exists()
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png", "--operator", "bicubic", "--sigma", "1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "gaussian operator only" in r.stderr
