@@ -143,6 +143,10 @@ def upscale(
                                              "breaks exact consistency."),
     max_pixels: Optional[int] = typer.Option(None, help="Refuse inputs over this many pixels (default: Pillow's bomb limit, 89 Mpx)."),
     quality: int = typer.Option(95, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
+    shard: Optional[str] = typer.Option(None, help="K/N: only the K-th (0 … N−1) of N slices of the sorted inputs, "
+                                        "balanced by pixels; N processes with K = 0 … N−1 cover the inputs exactly once."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs exist (finish a batch "
+                                       "after a failure)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, seconds, ...) instead of a table."),
 ):
     """Upscale images with a checkpoint; every saved file downsamples (A) to its input as exactly as its bit depth allows."""
@@ -158,10 +162,13 @@ def upscale(
                             "pass --weights NAME|PATH|hf://owner/repo/file.safetensors")
         weights = str(default)
     note = lambda message: err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality,
+                          _shard(shard), skip_existing)
+    if skip_existing and overwrite:
+        raise UserError("--skip-existing and --overwrite contradict each other")
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note)
     if operator is not None or boundary is not None:
         _use_operator(up, operator, boundary, weights)
-    opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality)
     failures = []
 
     def on_error(source: str, message: str):
@@ -190,6 +197,15 @@ def upscale(
     if failed:
         err.print(f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise UserError(f"--shard must be K/N with 0 ≤ K < N (e.g. 0/4 … 3/4), got {text!r}")
+    return int(k), int(n)
 
 
 def _use_operator(up, family: str | None, boundary: str | None, weights: str, kernel_size: int | None = None,

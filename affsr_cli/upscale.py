@@ -36,6 +36,8 @@ class Options:
     outscale: float | None = None  # final size = outscale × input (bicubic resize; breaks exact consistency)
     max_pixels: int | None = None  # input pixels refused above this (default: Pillow's bomb limit)
     quality: int = 95  # JPEG quality
+    shard: tuple[int, int] | None = None  # (K, N): process only the K-th (0-based) of N balanced slices of the inputs
+    skip_existing: bool = False  # inputs whose outputs all exist are skipped (a re-run after a failure finishes the rest)
 
 
 @dataclass
@@ -127,6 +129,28 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
     return jobs
 
 
+def shards(sizes: list[int], n: int) -> list[int]:
+    """The shard (0 … n−1) of each item: largest first onto the least loaded shard (ties: the lower
+    shard, then the earlier item), so every process that sees the same sorted list makes the same
+    split, with no coordination, and the shards' pixel totals stay close."""
+    load, owner = [0] * n, [0] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        k = min(range(n), key=lambda k: (load[k], k))
+        owner[i], load[k] = k, load[k] + sizes[i]
+    return owner
+
+
+def pixels(path: Path) -> int:
+    """Pixels of an image from its header (0 when it cannot be read: it still belongs to one shard)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.width * im.height
+    except Exception:
+        return 0
+
+
 def sample_paths(dst: Path, seeds: list[int] | None) -> list[Path]:
     if not seeds or len(seeds) == 1:
         return [dst]
@@ -162,6 +186,9 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
                          f"and {free / 2**30:.1f} GB are available")
     seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
     paths = sample_paths(dst, seeds)
+    if opts.skip_existing and all(p.exists() for p in paths):
+        cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
+        return []
     for p in paths:
         if p.exists() and not opts.overwrite:
             raise FileExistsError(str(p))
@@ -231,6 +258,12 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
     if not inputs:
         return max(failed, 1)
     jobs = plan(inputs, opts, up.scale)
+    if opts.shard is not None:  # split the sorted list, whatever order the arguments came in
+        k, n = opts.shard
+        jobs = sorted(jobs, key=lambda job: str(job.src))
+        owner = shards([pixels(job.src) for job in jobs], n)
+        cb.note(f"shard {k}/{n}: {owner.count(k)} of {len(jobs)} inputs")
+        jobs = [job for job, o in zip(jobs, owner) if o == k]
     for i, job in enumerate(jobs):
         cb.file(i, len(jobs), str(job.src))
         try:

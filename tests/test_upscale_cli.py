@@ -257,3 +257,34 @@ def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
     assert json.loads(r.stdout)[0]["lr_psnr"] >= 60
     r = affsr(tmp_path / "a.png", "-w", "hf://someone/other/rgb.safetensors", "-o", tmp_path / "no.png", env=env)
     assert r.returncode == 2 and "not in the local Hugging Face cache" in r.stderr and not (tmp_path / "no.png").exists()
+
+
+def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
+    """N processes with --shard 0/N … N−1/N write every output once, the same files a single run
+    writes; --skip-existing finishes a batch after a failure. The split balances pixels, not files."""
+    from affsr_cli.upscale import shards
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        w, h = int(rng.integers(8, 30)), int(rng.integers(8, 30))
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(src / f"p{i}.png")
+    r = affsr(src, "-o", tmp_path / "one", "-w", ckpt / "rgb.safetensors")
+    assert r.returncode == 0, r.stderr
+    for k in range(3):
+        r = affsr(src, "-o", tmp_path / "many", "-w", ckpt / "rgb.safetensors", "--shard", f"{k}/3")
+        assert r.returncode == 0 and f"shard {k}/3" in r.stderr, r.stderr
+    one, many = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "many").iterdir())
+    assert [p.name for p in one] == [p.name for p in many] and all(a.read_bytes() == b.read_bytes() for a, b in zip(one, many))
+    (tmp_path / "many" / "p3.png").unlink()  # a shard that died
+    r = affsr(src, "-o", tmp_path / "many", "-w", ckpt / "rgb.safetensors", "--skip-existing", "--json")
+    assert r.returncode == 0 and [Path(x["output"]).name for x in json.loads(r.stdout)] == ["p3.png"]
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        r = affsr(src, "-o", tmp_path / "x", "-w", ckpt / "rgb.safetensors", "--shard", bad)
+        assert r.returncode == 2 and "--shard must be K/N" in r.stderr and not (tmp_path / "x").exists()
+    sizes = [int(a) * int(b) for a, b in rng.integers(64, 4000, (1000, 2))]
+    owner = shards(sizes, 7)
+    load = [sum(s for s, o in zip(sizes, owner) if o == k) for k in range(7)]
+    assert sorted(set(owner)) == list(range(7)) and max(load) / (sum(load) / 7) < 1.01
+    assert shards(sizes, 7) == owner  # the same list, the same split in every process
