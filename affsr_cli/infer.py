@@ -192,7 +192,8 @@ class Upscaler:
         self.A, self.pinv = model.A, model.pinv  # on the CPU: the whole-image work runs there
         self.noise_channels = model.noise_channels
         self.channels = getattr(model.net, "channels", 3)
-        self.net = fuse_batchnorm(model.net).to(self.device, self.dtype)
+        # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in, ~20% here
+        self.net = fuse_batchnorm(model.net).to(self.device, self.dtype, memory_format=torch.channels_last)
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
         self.radius = math.ceil(receptive_radius(self.net) / g)  # in LR pixels
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
@@ -229,8 +230,9 @@ class Upscaler:
 
     def _forward(self, inp: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """f on one tile of its input (B, C, ·, ·) (x, or A⁺x for HR-grid networks) with noise z; float32 on the CPU."""
-        z = z.to(self.device, self.dtype) if self.noise_channels else None
-        return self.net(inp.to(self.device, self.dtype), z).float().cpu()
+        last = torch.channels_last
+        z = z.to(self.device, self.dtype, memory_format=last) if self.noise_channels else None
+        return self.net(inp.to(self.device, self.dtype, memory_format=last), z).float().cpu().contiguous()
 
     def noise(self, batch: int, h: int, w: int, seed: int) -> torch.Tensor:
         """z ~ N(0, I) for the whole image, drawn on the CPU from `seed`: the same seed gives the
