@@ -237,6 +237,8 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
         raise ValueError(f"--samples must be at least 1, got {opts.samples}")
     if opts.samples > 1 and not up.noise_channels:
         raise ValueError("--samples needs a stochastic checkpoint (one trained with --noise-channels); this one is deterministic")
+    if opts.suffix and (any(c in opts.suffix for c in "/\\\0") or opts.suffix in (".", "..")):
+        raise ValueError(f"--suffix {opts.suffix!r} must not hold a path separator (it is added to each file's name)")
     if opts.bits not in (None, 8, 16, 32):
         raise ValueError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
     if opts.outscale is not None and not (0 < opts.outscale <= 64):

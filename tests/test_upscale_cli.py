@@ -288,3 +288,12 @@ def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
     load = [sum(s for s, o in zip(sizes, owner) if o == k) for k in range(7)]
     assert sorted(set(owner)) == list(range(7)) and max(load) / (sum(load) / 7) < 1.01
     assert shards(sizes, 7) == owner  # the same list, the same split in every process
+
+
+def test_suffix_with_a_path_separator_is_refused(ckpt, tmp_path):
+    """--suffix /../../x wrote outside the input's folder (issue 19 §5): refused, nothing written."""
+    natural().save(tmp_path / "p.png")
+    for bad in ("/../../x", "a\\b", "_x4/"):
+        r = affsr(tmp_path / "p.png", "-w", ckpt / "rgb.safetensors", "--suffix", bad)
+        assert r.returncode == 2 and "path separator" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"] and not (tmp_path.parent.parent / "x.png").exists()
