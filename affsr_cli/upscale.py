@@ -6,7 +6,6 @@ engine never prints. Results are plain dicts (the CLI's table and JSON).
 """
 from __future__ import annotations
 
-import glob
 import math
 import time
 from dataclasses import dataclass, field
@@ -75,13 +74,22 @@ def collect(args: list[str], exclude: Path | None = None) -> tuple[list[tuple[Pa
         elif is_glob(arg):
             parts = Path(arg).parts
             root = Path(*[q for q in parts[:next(i for i, q in enumerate(parts) if is_glob(q))]] or ["."])
-            files = sorted(Path(q) for q in glob.glob(arg, recursive=True) if Path(q).is_file() and not under_output(Path(q)))
+            rest = str(Path(*parts[len(root.parts) if str(root) != "." else 0:]))
+            # pathlib's glob does not follow links to folders (glob.glob's '**' followed `self -> .` links
+            # around and around); hidden files and folders are skipped as in folders
+            files = sorted(q for q in root.glob(rest) if q.is_file() and not under_output(q)
+                           and not any(part.startswith(".") for part in q.relative_to(root).parts))
             if not files:
                 problems.append((arg, f"{arg}: no files match"))
             found += [(q, q.relative_to(root)) for q in files]
         else:
             problems.append((arg, f"{arg}: no such file or folder"))
-    return found, problems
+    unique, seen = [], set()  # each real file once, however many arguments, links or globs reach it
+    for q, rel in found:
+        if q.resolve() not in seen:
+            seen.add(q.resolve())
+            unique.append((q, rel))
+    return unique, problems
 
 
 def default_ext(src: Path, bits: int) -> str:

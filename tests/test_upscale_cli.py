@@ -297,3 +297,15 @@ def test_suffix_with_a_path_separator_is_refused(ckpt, tmp_path):
         r = affsr(tmp_path / "p.png", "-w", ckpt / "rgb.safetensors", "--suffix", bad)
         assert r.returncode == 2 and "path separator" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"] and not (tmp_path.parent.parent / "x.png").exists()
+
+
+def test_glob_visits_each_real_file_once(ckpt, tmp_path):
+    """A `self -> .` link under a '**' glob gave 41 outputs from one image (issue 19 §5); the same file
+    named by a glob, a folder and its path is upscaled once."""
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    natural().save(tmp_path / "in" / "a" / "p.png")
+    (tmp_path / "in" / "a" / "self").symlink_to(".")
+    r = affsr(f"{tmp_path / 'in'}/**/*.png", tmp_path / "in" / "a", tmp_path / "in" / "a" / "p.png",
+              "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 1 and [p.name for p in (tmp_path / "out").rglob("*.png")] == ["p.png"]
