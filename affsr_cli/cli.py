@@ -235,7 +235,28 @@ def _fail(message: str, code: int = 2):
 from . import cli_eval, cli_project, cli_train  # noqa: E402,F401 (they add `eval`, `project` and `train` to the app)
 
 
+ASCII = {"→": "->", "←": "<-", "−": "-", "–": "-", "—": "-", "×": "x", "⁺": "+", "ᵀ": "^T", "σ": "sigma", "Π": "Pi",
+         "ŷ": "y^", "≤": "<=", "≥": ">=", "∞": "inf", "↑": "(up)", "↓": "(down)", "·": "*", "…": "...", "²": "^2",
+         "‖": "||", "ℓ": "l", "½": "1/2", "━": "-", "─": "-", "│": "|", "┃": "|"}
+
+
+def _ascii_fallback(e: UnicodeEncodeError):
+    """Terminals that cannot show a character (LANG=C, latin-1) get an ASCII stand-in, never a crash."""
+    text = e.object[e.start:e.end]
+    return "".join(ASCII.get(c, "?") for c in text), e.end
+
+
+def _tolerant_streams():
+    import codecs
+
+    codecs.register_error("affsr-ascii", _ascii_fallback)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and (stream.encoding or "").lower().replace("-", "") not in ("utf8", "utf16"):
+            stream.reconfigure(errors="affsr-ascii")
+
+
 def main():
+    _tolerant_streams()
     try:
         rv = app(standalone_mode=False)
     except ClickException as e:

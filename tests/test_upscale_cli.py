@@ -309,3 +309,13 @@ def test_glob_visits_each_real_file_once(ckpt, tmp_path):
               "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors", "--json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)) == 1 and [p.name for p in (tmp_path / "out").rglob("*.png")] == ["p.png"]
+
+
+def test_a_latin1_terminal_gets_ascii_not_a_crash(ckpt, tmp_path):
+    """LANG=C / latin-1 terminals: the table's → and × failed the run after the file was written (exit 2,
+    issue 19 §8); now they print as ASCII."""
+    natural().save(tmp_path / "p.png")
+    r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(tmp_path / "p.png"), "-w", str(ckpt / "rgb.safetensors")],
+                       capture_output=True, encoding="latin-1", env={**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "latin-1"})
+    assert r.returncode == 0 and (tmp_path / "p_x4.png").exists(), r.stderr
+    assert "->" in r.stdout and "→" not in r.stdout
