@@ -255,8 +255,20 @@ def _tolerant_streams():
             stream.reconfigure(errors="affsr-ascii")
 
 
+def _one_line_warnings():
+    """Library warnings (a JPEG's corrupt EXIF, ...) as one line of ours, without a site-packages path."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        first = (str(message).strip().splitlines() or [category.__name__])[0]
+        err.print(f"warning: {first}", markup=False, highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show
+
+
 def main():
     _tolerant_streams()
+    _one_line_warnings()
     try:
         rv = app(standalone_mode=False)
     except ClickException as e:

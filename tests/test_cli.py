@@ -93,3 +93,12 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_when_asked(monke
     monkeypatch.setenv("AFFSR_DEBUG", "1")
     with pytest.raises(type(error)):
         main()
+
+
+def test_library_warnings_are_one_line_of_ours(tmp_path):
+    """A Pillow UserWarning (e.g. a JPEG's corrupt EXIF) printed its raw text with a site-packages path
+    (issue 19 §8); under `affsr` it is one line, `warning: …`."""
+    code = ("import sys, warnings; from affsr_cli import cli; sys.argv = ['affsr', '--version']; cli._one_line_warnings(); "
+            "warnings.warn('Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\\n  more', UserWarning)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\n", r.stderr
