@@ -102,10 +102,17 @@ def fit_local_pinv(
     the m×m window (README: "Choosing σ").
     """
     t0 = time.perf_counter()
+    s, n = spec.scale, FIT_LR_SIZE
+    need = jacobian_bytes(s, size, probes)
+    from .infer import available_memory
+
+    free = available_memory(torch.device("cpu"))
+    if need > free:
+        raise ValueError(f"fitting a {size}×{size} A⁺ at scale {s} needs about {need / 2**30:.1f} GB for its Gauss–Newton "
+                         f"Jacobian and {free / 2**30:.1f} GB are free; use a smaller --size")
     periodic = dataclasses.replace(spec, boundary="circular")
     A = Downsample(periodic)
     B = LocalPinv(periodic, size)
-    s, n = spec.scale, FIT_LR_SIZE
     gen = torch.Generator().manual_seed(seed)
 
     def draw(count):
@@ -136,6 +143,12 @@ def fit_local_pinv(
     report = FitReport(float(r1.pow(2).mean()), float(r2.pow(2).mean()), float(r1.abs().max()),
                        float((w - start).abs().max()), it, time.perf_counter() - t0)
     return fitted, report
+
+
+def jacobian_bytes(scale: int, size: int, probes: int = 4) -> int:
+    """Memory of the fit's float64 Jacobian (residuals × weights), with room for jacfwd's copies."""
+    residuals = probes * (FIT_LR_SIZE**2 + (scale * FIT_LR_SIZE) ** 2)
+    return 3 * 8 * residuals * scale**2 * size**2
 
 
 def _penrose_residuals(A: Downsample, B: Callable, y: torch.Tensor, x: torch.Tensor):

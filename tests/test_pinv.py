@@ -138,3 +138,14 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
         assert stat.S_IMODE(st.stat().st_mode) == stat.S_IMODE(txt.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
+
+
+def test_absurd_sizes_are_refused_before_allocating(monkeypatch):
+    """`pinv` with a huge A⁺ support allocated ~30 GB and crashed (issue 19 §7): the Jacobian's size is
+    estimated first and refused in one line."""
+    from affsr_cli import infer
+
+    assert P.jacobian_bytes(16, 31) > 1000 * 2**30 > P.jacobian_bytes(4, 5)
+    monkeypatch.setattr(infer, "available_memory", lambda device: 2**30)
+    with pytest.raises(ValueError, match="needs about .* GB for its Gauss–Newton Jacobian and 1.0 GB are free"):
+        P.fit_local_pinv(OperatorSpec(scale=8), 15)
