@@ -266,9 +266,23 @@ def _one_line_warnings():
     warnings.showwarning = show
 
 
+def _terminate_as_interrupt():
+    """SIGTERM (timeout, docker stop, systemd, batch schedulers) stops every command as Ctrl-C does:
+    temporaries removed, one line, exit code 130 (train saves its state first)."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main():
     _tolerant_streams()
     _one_line_warnings()
+    _terminate_as_interrupt()
     try:
         rv = app(standalone_mode=False)
     except ClickException as e:
@@ -289,5 +303,7 @@ def main():
         # a bug or a cause not checked where it arises: still one line
         first = (str(e).strip().splitlines() or [""])[0][:300]
         _fail(f"unexpected {type(e).__name__}{': ' + first if first else ''} (AFFSR_DEBUG=1 shows the traceback)", 1)
+    if rv == 130:  # typer turns Ctrl-C (and SIGTERM, above) into a return code of its own, silently
+        _fail("interrupted", 130)
     if isinstance(rv, int) and rv:
         sys.exit(rv)

@@ -319,3 +319,27 @@ def test_a_latin1_terminal_gets_ascii_not_a_crash(ckpt, tmp_path):
                        capture_output=True, encoding="latin-1", env={**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "latin-1"})
     assert r.returncode == 0 and (tmp_path / "p_x4.png").exists(), r.stderr
     assert "->" in r.stdout and "→" not in r.stdout
+
+
+def test_sigterm_leaves_no_partial_file(ckpt, tmp_path):
+    """SIGTERM during upscale (timeout, docker stop, schedulers) left hidden .NAME.XXXX.tmp files
+    (issue 19 §6): it now stops like Ctrl-C, one line, exit 130, no temporaries."""
+    import signal
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    big = Image.open(VAL / "astronaut.png").convert("RGB")
+    for i in range(6):
+        big.save(src / f"p{i}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(tmp_path / "out"),
+                             "-w", str(ckpt / "rgb.safetensors")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not any((tmp_path / "out").glob("*.png")):  # the first file is written: work under way
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert all(Image.open(p).size == (4 * big.width, 4 * big.height) for p in (tmp_path / "out").glob("*.png"))  # whole files
