@@ -62,7 +62,7 @@ def _progress(total: int | None, description: str) -> Progress:
 
 @app.command()
 def pinv(
-    scale: int = typer.Option(4, help="Downsampling factor s of A (stride)."),
+    scale: int = typer.Option(4, min=2, max=16, help="Downsampling factor s of A (stride)."),
     operator: str = typer.Option("gaussian", "--operator", help=OPERATOR_HELP),
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis [default: 2s+1, the paper's 9 at 4×]."),
     sigma: Optional[float] = typer.Option(None, help="Standard deviation of A's Gaussian in HR pixels [default: 0.375·s, 1.5 at 4×]."),
@@ -136,13 +136,13 @@ def upscale(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
     tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
-    overlap: Optional[int] = typer.Option(None, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
-    samples: int = typer.Option(1, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
-    seed: int = typer.Option(0, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
+    overlap: Optional[int] = typer.Option(None, min=0, max=4096, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
+    samples: int = typer.Option(1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
+    seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
     outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "
                                              "breaks exact consistency."),
-    max_pixels: Optional[int] = typer.Option(None, help="Refuse inputs over this many pixels (default: Pillow's bomb limit, 89 Mpx)."),
-    quality: int = typer.Option(95, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
+    max_pixels: Optional[int] = typer.Option(None, min=1, help="Refuse inputs over this many pixels (default: Pillow's bomb limit, 89 Mpx)."),
+    quality: int = typer.Option(95, min=1, max=100, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
     shard: Optional[str] = typer.Option(None, help="K/N: only the K-th (0 … N−1) of N slices of the sorted inputs, "
                                         "balanced by pixels; N processes with K = 0 … N−1 cover the inputs exactly once."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs exist (finish a batch "

@@ -36,7 +36,7 @@ def eval_(
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of A's Gaussian in HR pixels (default: 0.375·s)."),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
-    crop_border: int = typer.Option(0, help="Pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR uses the scale)."),
+    crop_border: int = typer.Option(0, min=0, help="Pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR uses the scale)."),
     y_channel: bool = typer.Option(False, "--y-channel", help="Compare ITU-R BT.601 luma Y as BasicSR and MATLAB do, not RGB."),
     data_range: str = typer.Option("1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."),
     quantize_lr: bool = typer.Option(True, "--quantize-lr/--float-lr", help="Round x = A y to the HR bit depth, as a saved LR file would be."),
@@ -52,7 +52,7 @@ def eval_(
     data: Optional[str] = typer.Option(None, "--data", help="swissroll: the paper's 2-D toy; reports H[q, p] and ℓMSE(x, Aŷ) "
                                        "of --weights (run folders or files) and of --method map."),
     method: Optional[str] = typer.Option(None, "--method", help="With --data swissroll: map, the brute-force MAP estimate along each line Aŷ = x."),
-    samples: int = typer.Option(5000, "--samples", help="With --data swissroll: inputs x drawn from the data."),
+    samples: int = typer.Option(5000, "--samples", min=1, help="With --data swissroll: inputs x drawn from the data."),
     seed: int = typer.Option(0, "--seed", help="With --data swissroll: seed of the inputs and of the KDE's roll samples."),
     save_outputs: Optional[Path] = typer.Option(None, "--save-outputs", help="With --data swissroll: write arrays x (N) and "
                                                 "y_hat_<name> (N×2) to this .npz file (y_hat for a single model)."),
