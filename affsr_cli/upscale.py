@@ -104,13 +104,32 @@ def default_ext(src: Path, bits: int) -> str:
 @dataclass
 class Job:
     src: Path
-    dst: Path  # the output file; without its extension when `ext` is None (chosen once the input is read)
+    dst: Path  # the output file, extension included
     ext: str | None
-    problem: str | None = None
+    problem: str | None = None  # why it cannot be done (reported as an error)
+    skip: str | None = None  # why it is not done (a note): its name is the output of another input
+
+
+def header_bits(src: Path) -> int:
+    """Bits per sample from the file's header (16 for 16-bit PNG and TIFF, else 8), to name outputs
+    before any image is decoded."""
+    from PIL import Image
+
+    try:
+        with open(src, "rb") as fh:
+            head = fh.read(26)
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            return 16 if head[24] == 16 else 8
+        with Image.open(src) as im:
+            return 16 if im.mode.startswith("I;16") else 8
+    except Exception:  # unreadable: process() reports it
+        return 8
 
 
 def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job]:
-    """One job per input: its output path (the tree under -o DIR kept) or the problem that stops it."""
+    """One job per input: its output path, extension included (the tree under -o DIR kept), decided
+    for the whole batch before anything is written, so that no output replaces an input of the batch
+    and no input that is another's output is upscaled again."""
     many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
     if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
         if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -120,20 +139,26 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
             raise ValueError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")
         return [Job(inputs[0][0], opts.output, opts.output.suffix)]
     suffix = opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
-    sources = {src.resolve() for src, _ in inputs}
-    jobs, seen = [], {}
+    key = lambda p: p.parent.resolve() / p.name  # noqa: E731 (the file itself, not where a link points)
+    sources = {key(src): src for src, _ in inputs}
+    jobs = []
     for src, rel in inputs:
         folder = opts.output / rel.parent if opts.output is not None else src.parent
-        job = Job(src, folder / f"{src.stem}{suffix}{opts.ext or ''}", opts.ext)
-        key = job.dst.parent.resolve() / job.dst.name
-        if opts.ext is None and (folder.resolve() / (job.dst.name + src.suffix)) in sources and not suffix:
-            job.problem = f"{src}: its output would replace it; give -o DIR or --suffix"
-        elif key in sources:
-            job.problem = f"{src}: the output {job.dst} would replace an input; give -o DIR or --suffix"
-        elif key in seen:
-            job.problem = f"{src}: its output {job.dst} is also that of {seen[key]}; give --suffix or keep them apart"
-        seen.setdefault(key, src)
-        jobs.append(job)
+        ext = opts.ext or default_ext(src, opts.bits or header_bits(src))
+        jobs.append(Job(src, folder / f"{src.stem}{suffix}{ext}", ext))
+    outputs: dict[Path, Path] = {}
+    for job in jobs:
+        outputs.setdefault(key(job.dst), job.src)
+    for job in jobs:
+        k = key(job.dst)
+        if k in sources:
+            job.problem = (f"{job.src}: its output {job.dst} is an input of this batch and is kept; give -o DIR or "
+                           "--suffix" + ("" if sources[k] == job.src else ", or move it away"))
+        elif outputs[k] != job.src:
+            job.problem = f"{job.src}: its output {job.dst} is also that of {outputs[k]}; give --suffix or keep them apart"
+        owner = outputs.get(key(job.src))
+        if owner is not None and owner != job.src:
+            job.skip = f"{job.src}: not upscaled, its name is the output of {owner}"
     return jobs
 
 
@@ -174,7 +199,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     if frames > 1:
         cb.note(f"{src}: {frames} frames; only the first is upscaled")
     bits = opts.bits or (32 if (job.ext or "").lower() == ".npy" else pic.bits)
-    dst = job.dst if job.ext else job.dst.with_name(job.dst.name + default_ext(src, bits))
+    dst = job.dst
     if dst.resolve() == src.resolve():
         raise ValueError(f"{src}: the output would replace the input; give -o or --suffix")
     suffix = dst.suffix.lower()
@@ -276,6 +301,9 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
         jobs = [job for job, o in zip(jobs, owner) if o == k]
     for i, job in enumerate(jobs):
         cb.file(i, len(jobs), str(job.src))
+        if job.skip:
+            cb.note(job.skip)
+            continue
         try:
             if job.problem:
                 raise ValueError(job.problem)

@@ -218,18 +218,22 @@ def test_collect_and_plan(tmp_path):
     (tmp_path / "empty").mkdir()
     found, problems = U.collect([str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "*.jpg"), str(tmp_path / "empty"),
                                  str(tmp_path / "missing.png")])
-    assert [str(r) for _, r in found] == ["a.png", "sub/b.jpg", "b.jpg"]
+    assert [str(r) for _, r in found] == ["a.png", "sub/b.jpg"]  # sub/b.jpg once, though the glob names it too
     assert [p for _, p in problems] == [f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(U.SUFFIXES)})",
                                         f"{tmp_path / 'missing.png'}: no such file or folder"]
     jobs = U.plan(found[:2], U.Options(output=tmp_path / "out"), 4)
-    assert [j.dst for j in jobs] == [tmp_path / "out" / "a", tmp_path / "out" / "sub" / "b"] and jobs[0].ext is None
+    assert [j.dst for j in jobs] == [tmp_path / "out" / "a.png", tmp_path / "out" / "sub" / "b.png"]  # names final at planning
     jobs = U.plan(found[:2], U.Options(), 4)
-    assert jobs[1].dst == tmp_path / "in" / "sub" / "b_x4"
-    twice, _ = U.collect([str(tmp_path / "in" / "sub"), str(tmp_path / "in" / "sub" / "*.jpg")])
-    jobs = U.plan(twice, U.Options(output=tmp_path / "out", ext=".png"), 4)
-    assert jobs[1].problem and "also that of" in jobs[1].problem  # both would be out/b.png
+    assert jobs[1].dst == tmp_path / "in" / "sub" / "b_x4.png"
+    (tmp_path / "two").mkdir()
+    for name in ("x.png", "x.tif"):
+        (tmp_path / "two" / name).write_bytes(b"x")
+    two, _ = U.collect([str(tmp_path / "two")])
+    assert not any(j.problem for j in U.plan(two, U.Options(), 4))  # x_x4.png and x_x4.tif: no collision
+    jobs = U.plan(two, U.Options(output=tmp_path / "out", ext=".png"), 4)
+    assert jobs[1].problem and "also that of" in jobs[1].problem  # both would be out/x.png
     jobs = U.plan(found[:1], U.Options(suffix=""), 4)
-    assert "replace it" in jobs[0].problem  # in/a.png -> in/a.png
+    assert "is an input of this batch" in jobs[0].problem  # in/a.png -> in/a.png
     with pytest.raises(ValueError, match="names one file"):
         U.plan(found, U.Options(output=tmp_path / "one.png"), 4)
     assert U.default_ext(Path("a.jpg"), 8) == ".png" and U.default_ext(Path("a.webp"), 8) == ".webp"

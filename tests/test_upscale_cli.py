@@ -343,3 +343,26 @@ def test_sigterm_leaves_no_partial_file(ckpt, tmp_path):
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
     assert all(Image.open(p).size == (4 * big.width, 4 * big.height) for p in (tmp_path / "out").glob("*.png"))  # whole files
+
+
+def test_no_input_of_the_batch_is_replaced_or_upscaled_again(ckpt, tmp_path):
+    """p.png beside a user's own p_x4.png: with --overwrite p.png's output replaced p_x4.png and then
+    p_x4.png was upscaled again into p_x4_x4.png (issue 19 §1). Now p_x4.png is kept and not re-read
+    (it bears p.png's output name), p.png is refused with the reason, and what was skipped is said."""
+    d = tmp_path / "in"
+    d.mkdir()
+    natural().save(d / "p.png")
+    natural("coffee").save(d / "p_x4.png")
+    mine = (d / "p_x4.png").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        r = affsr(d, "-w", ckpt / "rgb.safetensors", *extra)
+        assert r.returncode == 1 and (d / "p_x4.png").read_bytes() == mine and not (d / "p_x4_x4.png").exists()
+        assert "is an input of this batch and is kept" in r.stderr and "not upscaled, its name is the output of" in r.stderr
+    (d / "p_x4.png").unlink()
+    natural().save(d / "x.tif")  # x.png and x.tif: different outputs, both done
+    natural().save(d / "x.png")
+    r = affsr(d, "-w", ckpt / "rgb.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in d.iterdir()} == {"p.png", "p_x4.png", "x.png", "x.tif", "x_x4.png", "x_x4.tif"}
+    r = affsr(d, "-w", ckpt / "rgb.safetensors")  # twice: the first run's outputs are not inputs now
+    assert "not upscaled" in r.stderr and not any("_x4_x4" in p.name for p in d.iterdir())
