@@ -121,7 +121,7 @@ def header_bits(src: Path) -> int:
         if head[:8] == b"\x89PNG\r\n\x1a\n":
             return 16 if head[24] == 16 else 8
         with Image.open(src) as im:
-            return 16 if im.mode.startswith("I;16") else 8
+            return 16 if im.mode.startswith("I;16") or im.mode == "I" else 8  # as images.read_image reads them
     except Exception:  # unreadable: process() reports it
         return 8
 
