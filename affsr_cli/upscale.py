@@ -194,6 +194,11 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     """One input file -> one output per sample; returns result rows. Raises ValueError/OSError."""
     t0 = time.perf_counter()
     src = job.src
+    seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
+    paths = sample_paths(job.dst, seeds)  # final names (planned): a rerun skips without decoding anything
+    if opts.skip_existing and all(p.exists() for p in paths):
+        cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
+        return []
     pic = read_image(src, max_pixels=opts.max_pixels)
     icc, frames = X.source_info(src)
     if frames > 1:
@@ -217,11 +222,6 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     if need > free:
         raise ValueError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
                          f"and {free / 2**30:.1f} GB are available")
-    seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
-    paths = sample_paths(dst, seeds)
-    if opts.skip_existing and all(p.exists() for p in paths):
-        cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
-        return []
     for p in paths:
         if p.exists() and not opts.overwrite:
             raise FileExistsError(str(p))
