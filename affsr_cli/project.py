@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
+from . import consistency
 from . import imageio_extra as X
 from .evaluate import pair_by_name
 from .images import WRITE_FORMATS, read_image
@@ -33,11 +32,6 @@ class Options:
     scale: int | None = None  # s; default: SR size / LR size
     bits: int | None = None  # 8 or 16; default the SR file's
     overwrite: bool = False
-
-
-def lr_psnr(y: torch.Tensor, x: torch.Tensor, A) -> float:
-    mse = float(((A(y.double()) - x.double()) ** 2).mean())
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: str) -> int:
@@ -74,10 +68,10 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options) -> dic
     bits = opts.bits or f.bits
     if bits == 16 and WRITE_FORMATS[out.suffix.lower()] != "PNG":
         raise ValueError(f"{out}: 16-bit output is written as PNG")
-    before = lr_psnr(f.pixels, x.pixels, A)
+    before, _ = consistency.lr_psnr(f.pixels.permute(1, 2, 0).numpy(), x.pixels, A)  # the SR file as given
     result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, bits)
     X.write_levels(out, result.levels, overwrite=opts.overwrite)
-    after = lr_psnr(read_image(out, torch.float64).pixels, x.pixels, A)
+    after, _ = consistency.lr_psnr(X.read_stored(out), x.pixels, A, 2**bits - 1)  # read back, as upscale reports it
     return {"lr": str(lr), "sr": str(sr), "output": str(out), "scale": s, "bits": bits,
             "lr_psnr_before": None if before == math.inf else round(before, 3),
             "lr_psnr_after": None if after == math.inf else round(after, 3), "box_iterations": result.box_iterations,

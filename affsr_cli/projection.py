@@ -7,7 +7,7 @@ https://arxiv.org/abs/1610.04490 — §3.1 (eq. 7) and Appendix B.
     A⁺ x     exact Moore-Penrose pseudo-inverse, Aᵀ (AAᵀ)⁻¹ x          (..., h, w) -> (..., s·h, s·w)
     Π_x f    (I − A⁺A) f + A⁺x = f − A⁺(A f − x), so that A Π_x f = x
 
-Kernel families (the operator must be the one that made the LR image; README "Operators"):
+Kernel families (the operator must be the one that made the LR image; README "The operator A"):
 - `gaussian`: the paper's blur, σ and taps k free (default 9 taps, σ = 0.375·s);
 - `bicubic` (Keys, a = −0.5), `bilinear` (triangle), `area` (box) and `lanczos3` (sinc·sinc/3): the
   kernels of Pillow's `Image.resize`, antialiased as resizing down does it (support scaled by s), so
