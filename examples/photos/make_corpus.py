@@ -3,17 +3,25 @@ photographs in Debian packages and in the sample data of scikit-image, scikit-le
 
     python examples/photos/make_corpus.py --out data/photos
 
-Debian packages are fetched with `apt-get download` (no root, nothing installed) and unpacked with
-`dpkg-deb -x` into `--cache`; where a package is already installed, its files under /usr/share are
-used as they are. Only photographs are taken (the packages also hold drawings and renders); each
-file's package, path, author and licence are recorded in `sources.csv`.
+    pip install 'affsr[corpus]'   # scikit-image, scikit-learn, matplotlib: their sample photos
+
+Sources and licences: `sources.py` beside this script (every photo listed by hand; renders and
+drawings left out). Debian packages are fetched with `apt-get download` (nothing installed) and
+unpacked with `dpkg-deb -x` into `--cache`; packages of other Debian suites (the photos of
+GNOME 3.38, Budgie, UKUI, newer Plasma) through a private apt list of those suites on the mirror
+this machine's apt already uses (the system's apt configuration is not changed). Where a package of
+the system's suite is installed, its files under /usr/share are used as they are. When a source
+cannot be fetched, the script stops with one line and builds nothing (`--allow-missing` builds a
+smaller corpus, saying what it left out). Near-duplicates (the same photo in two packages) are
+removed by comparing 32×32 thumbnails. Each photo's package version, path, author, licence, size and
+nearest other photo are recorded in `sources.csv`.
 
 Preprocessing: every photo is downscaled (PIL Lanczos, antialiased) so that its longer side is at
 most `--max-side` pixels, which also suppresses JPEG blocking and sensor noise, and converted to
 8-bit RGB (gray photos stay gray). Then the split:
-- `val/`: whole images (sides cut to multiples of 4), never seen in training — every fifth Debian
-  photo in name order, plus the scikit-image photos of `examples/val` (astronaut, chelsea, coffee,
-  rocket, hubble), which are excluded from training as well;
+- `val/`: whole images (sides cut to multiples of 4), never seen in training — the 7 Debian photos
+  of `sources.VAL` (the held-out photos of the first corpus, kept so that numbers stay comparable),
+  plus the scikit-image photos of `examples/val` (astronaut, chelsea, coffee, rocket, hubble);
 - `train/`: the remaining photos cut into `--tile`×`--tile` PNG tiles (stride tile − 32), so that
   a training step decodes small files; `affsr train --data data/photos/train --patch 128` crops
   random patches from them.
@@ -22,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,127 +43,175 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# package: {path under the package root: (author, licence)}; author/licence None = read from the
-# package (Plasma's metadata.json); licences as stated in each package's debian/copyright
-DEBIAN = {
-    "lomiri-wallpapers-16.04": {
-        f"usr/share/backgrounds/{n}.jpg": (a, l) for n, a, l in [
-            ("Bridge_by_Sander_Klootwijk", "Sander Klootwijk", "CC-BY-SA-4.0"),
-            ("Dragonfly_by_Bolly", "Bolly", "CC-BY-SA-4.0"),
-            ("Picture_0B_by_freespace", "Trevor Freespace", "CC-BY-4.0"),
-            ("Picture_1A_by_freespace", "Trevor Freespace", "CC-BY-4.0"),
-            ("Wine_by_Jakkub_Mede", "Jakub Mede", "CC-BY-4.0"),
-            ("aitzgorri_by_Aitzol_Berasategi", "Aitzol Berasategi", "CC-BY-4.0"),
-            ("analogpattern_by_Peter_Nerlich", "Peter Nerlich", "CC-BY-SA-4.0"),
-            ("free_by_Peter_Nerlich", "Peter Nerlich", "CC-BY-SA-4.0"),
-            ("friends_by_Aitzol_Berasategi", "Aitzol Berasategi", "CC-BY-4.0"),
-            ("life_by_Aitzol_Berasategi", "Aitzol Berasategi", "CC-BY-4.0"),
-            ("picosdeeuropa_by_Aitzol_Berasategi", "Aitzol Berasategi", "CC-BY-4.0"),
-            ("seeding_by_Clements_Engelhardt", "Clemens Engelhardt", "CC0-1.0"),
-            ("sunset_by_Aitzol_Berasategi", "Aitzol Berasategi", "CC-BY-4.0"),
-        ]},
-    "lomiri-wallpapers-20.04": {
-        "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg": ("Lukas Baubkus", "CC-BY-SA-3.0"),
-    },
-    "mate-backgrounds": {
-        f"usr/share/backgrounds/mate/nature/{n}.jpg": (a, "GPL-2+") for n, a in [
-            ("Aqua", "Charles Barbin"), ("Blinds", "Lennart Poettering, Andrea Cimitan"),
-            ("Dune", "Marco Cogoni, Hylke Bons"), ("FreshFlower", "Jens Ansorg"),
-            ("Garden", "Charles Barbin"), ("GreenMeadow", "Timothy Schellhase, Lapo Calamandrei"),
-            ("LadyBird", "Charles Barbin"), ("RainDrops", "blackcombwhistler07"),
-            ("Storm", "Sergey Nazarov"), ("TwoWings", "Charles Barbin, Hylke Bons"),
-            ("Wood", "Jean-François Fortin Tam"), ("YellowFlower", "Charles Barbin"),
-        ]},
-    "plasma-workspace-wallpapers": {
-        f"usr/share/wallpapers/{n}": (None, None) for n in [
-            "BytheWater", "ColorfulCups", "EveningGlow", "FallenLeaf", "Grey", "Kite", "MilkyWay",
-            "OneStandsOut", "Path", "summer_1am", "DarkestHour",
-        ]},
-}
+from sources import DEBIAN, SAMPLE_DATA, VAL  # noqa: E402  (beside this script)
 
-# (module, file under its data folder, author, licence, split)
-SAMPLE_DATA = [  # licences as stated in skimage.data's docstrings and sklearn's datasets/images/README.txt
-    ("skimage", "data/camera.png", "Lav Varshney", "CC0", "train"),
-    ("skimage", "data/ihc.png", "Yale Rosen (immunohistochemistry)", "no known copyright restrictions", "train"),
-    ("skimage", "data/coins.png", "Brooklyn Museum", "no known copyright restrictions", "train"),
-    ("skimage", "data/grass.png", "linolafett (DeviantArt)", "CC0", "train"),
-    ("skimage", "data/gravel.png", "CC0Textures", "CC0", "train"),
-    ("skimage", "data/brick.png", "CC0Textures", "CC0", "train"),
-    ("sklearn", "datasets/images/china.jpg", "danielbuechele (Flickr)", "CC-BY-2.0", "train"),
-    ("sklearn", "datasets/images/flower.jpg", "vultilion (Flickr)", "CC-BY-2.0", "train"),
-    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "US Navy", "public domain (US Navy photograph)", "train"),
-    # the photos of examples/val (examples/val/SOURCES.md): validation only
-    ("skimage", "data/astronaut.png", "NASA", "public domain", "val"),
-    ("skimage", "data/chelsea.png", "Stefan van der Walt", "CC0", "val"),
-    ("skimage", "data/coffee.png", "Rachel Michetti", "CC0", "val"),
-    ("skimage", "data/rocket.jpg", "SpaceX", "public domain", "val"),
-    ("skimage", "data/hubble_deep_field.jpg", "NASA", "public domain", "val"),
-]
-VAL_EVERY = 5  # every fifth Debian photo (name order) is held out
+MIN_PIXELS = 2_000_000  # the summary counts the training photos of at least this size (before downscaling)
+DUPLICATE_LEVELS = 4.0  # 32×32 thumbnails closer than this (mean absolute 8-bit difference): one photo
+CORPUS_EXTRA = "pip install 'affsr[corpus]'"
 
 
-def package_root(package: str, cache: Path) -> Path | None:
-    """/ when the package is installed, else its unpacked .deb under cache (downloaded once)."""
-    paths = DEBIAN[package]
-    if all((Path("/") / p).exists() for p in paths):
+class SourceError(Exception):
+    """A source of the corpus cannot be had: the corpus is not built (unless --allow-missing)."""
+
+
+def apt_mirror() -> tuple[str, str]:
+    """The Debian mirror and keyring this machine's apt is set up with (deb822 or one-line lists)."""
+    lists = sorted(Path("/etc/apt/sources.list.d").glob("*")) + [Path("/etc/apt/sources.list")]
+    for f in lists:
+        if not f.is_file():
+            continue
+        text = f.read_text(errors="replace")
+        for block in text.split("\n\n"):  # deb822 stanzas
+            fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line and not line.startswith("#"))
+            uri, suites = fields.get("URIs", "").split(), fields.get("Suites", "")
+            if uri and "-security" not in suites and "debian" in uri[0]:
+                key = fields.get("Signed-By", "").strip() or "/usr/share/keyrings/debian-archive-keyring.gpg"
+                return uri[0], key
+        for line in text.splitlines():  # one-line format
+            m = re.match(r"deb\s+(\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and "-security" not in m.group(3) and "debian" in m.group(2):
+                key = re.search(r"signed-by=(\S+?)[\s\]]", m.group(1) or "")
+                return m.group(2), key.group(1) if key else "/usr/share/keyrings/debian-archive-keyring.gpg"
+    raise SourceError("no Debian mirror found in /etc/apt/sources.list(.d): cannot fetch the named suites")
+
+
+class Apt:
+    """apt-get with a private list of suites under cache/apt: the system's configuration is untouched."""
+
+    def __init__(self, cache: Path, suites: set[str]):
+        self.root = cache / "apt"
+        self.suites = sorted(suites)
+        self.ready = False
+
+    def options(self) -> list[str]:
+        r = self.root
+        return ["-o", f"Dir::Etc::SourceList={r / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/nonexistent",
+                "-o", f"Dir::State::Lists={r / 'lists'}", "-o", f"Dir::Cache={r / 'cache'}",
+                "-o", "Debug::NoLocking=1", "-o", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"]
+
+    def update(self):
+        if self.ready or not self.suites:
+            return
+        uri, key = apt_mirror()
+        for d in ("lists/partial", "cache/archives/partial"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        (self.root / "sources.list").write_text(
+            "".join(f"deb [signed-by={key}] {uri} {s} main\n" for s in self.suites))
+        r = subprocess.run(["apt-get", *self.options(), "update"], capture_output=True, text=True)
+        if r.returncode:
+            raise SourceError(f"apt-get update for suites {', '.join(self.suites)} failed: {last_line(r.stderr)}")
+        self.ready = True
+
+    def download(self, package: str, suite: str | None, into: Path) -> Path:
+        if suite is None:
+            cmd = ["apt-get", "download", package]
+        else:
+            self.update()
+            cmd = ["apt-get", *self.options(), "download", f"{package}/{suite}"]
+        r = subprocess.run(cmd, cwd=into, capture_output=True, text=True)
+        debs = list(into.glob("*.deb"))
+        if r.returncode or not debs:
+            raise SourceError(f"apt-get download {package}{'/' + suite if suite else ''} failed: {last_line(r.stderr)}")
+        return debs[0]
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "(no message)"
+
+
+def package_root(package: str, suite: str | None, cache: Path, apt: Apt) -> Path:
+    """/ when the package is installed (system suites only), else its unpacked .deb under cache."""
+    paths = DEBIAN[package, suite]
+    if suite is None and all((Path("/") / p).exists() for p in paths):
         return Path("/")
-    root = cache / package
+    root = cache / (package if suite is None else f"{package}_{suite}")
     if root.exists():
         return root
+    if shutil.which("apt-get") is None:
+        raise SourceError(f"apt-get not found: cannot fetch the Debian package {package}")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        r = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
-        debs = list(Path(tmp).glob("*.deb"))
-        if r.returncode or not debs:
-            print(f"warning: apt-get download {package} failed, skipped: {r.stderr.strip()[:200]}", file=sys.stderr)
-            return None
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp) / "root")], check=True)
+        deb = apt.download(package, suite, Path(tmp))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "root")], check=True)
+        (Path(tmp) / "root" / ".deb").write_text(deb.name)  # the version fetched, for sources.csv
         os.replace(Path(tmp) / "root", root)
     return root
 
 
 def plasma_photo(folder: Path) -> tuple[Path, str, str]:
-    """The largest image of a Plasma wallpaper package, its author and licence (metadata.json)."""
+    """The largest landscape image of a Plasma wallpaper package, its author and licence (metadata.json)."""
     images = [p for p in (folder / "contents" / "images").iterdir() if p.suffix.lower() in (".jpg", ".png")]
-    best = max(images, key=lambda p: (lambda s: s[0] * s[1])(Image.open(p).size))
+    best = max(images, key=lambda p: (lambda s: (s[0] >= s[1], s[0] * s[1]))(Image.open(p).size))
     meta = json.loads((folder / "metadata.json").read_text())["KPlugin"]
     author = ", ".join(a.get("Name", "?") for a in meta.get("Authors", []))
     return best, author, meta.get("License", "see debian/copyright")
 
 
-def debian_photos(cache: Path) -> list[dict]:
-    rows = []
-    for package, files in DEBIAN.items():
-        root = package_root(package, cache)
-        if root is None:
+def debian_photos(cache: Path, allow_missing: bool) -> tuple[list[dict], list[str]]:
+    apt = Apt(cache, {suite for _, suite in DEBIAN if suite})
+    rows, missing = [], []
+    for (package, suite), files in DEBIAN.items():
+        try:
+            root = package_root(package, suite, cache, apt)
+        except SourceError as e:
+            if not allow_missing:
+                raise
+            missing.append(str(e))
             continue
+        deb = (root / ".deb").read_text() if (root / ".deb").exists() else f"{package} (installed)"
         for rel, (author, licence) in files.items():
             path = root / rel
+            if not path.exists():
+                raise SourceError(f"{deb} has no /{rel}: the package changed, update examples/photos/sources.py")
             if author is None:
                 path, author, licence = plasma_photo(path)
-            rows.append(dict(name=f"{package.split('-')[0]}-{Path(rel).stem}", path=path, source=f"Debian package {package}: /{rel}",
-                             author=author, licence=licence))
-    rows.sort(key=lambda r: r["name"].lower())
-    for i, r in enumerate(rows):
-        r["split"] = "val" if i % VAL_EVERY == VAL_EVERY - 1 else "train"
-    return rows
+            name = f"{package.split('-')[0]}-{Path(rel).stem}"
+            rows.append(dict(name=name, path=path, package=package, source=f"Debian {deb}: /{path.relative_to(root)}",
+                             author=author, licence=licence, split="val" if name in VAL else "train"))
+    return sorted(rows, key=lambda r: r["name"].lower()), missing
 
 
-def sample_photos() -> list[dict]:
-    rows = []
+def sample_photos(allow_missing: bool) -> tuple[list[dict], list[str]]:
+    rows, missing = [], []
     for module, rel, author, licence, split in SAMPLE_DATA:
         try:
-            base = Path(__import__(module).__file__).parent
+            base = Path(importlib.import_module(module).__file__).parent
         except ImportError:
-            print(f"warning: {module} is not installed: {rel} skipped", file=sys.stderr)
+            if not allow_missing:
+                raise SourceError(f"{module} is not installed ({CORPUS_EXTRA})") from None
+            missing.append(f"{module} is not installed: {rel}")
             continue
         if module == "matplotlib":
             import matplotlib
             base = Path(matplotlib.get_data_path()).parent
         path = base / rel
-        if path.exists():
-            rows.append(dict(name=f"{module}-{path.stem}", path=path, source=f"{module} sample data: {rel}",
-                             author=author, licence=licence, split=split))
-    return rows
+        if not path.exists():
+            raise SourceError(f"{module} has no {rel}: its sample data changed")
+        rows.append(dict(name=f"{module}-{path.stem}", path=path, package=module, source=f"{module} sample data: {rel}",
+                         author=author, licence=licence, split=split))
+    return rows, missing
+
+
+def thumbnail(im: Image.Image) -> np.ndarray:
+    """The gray 32×32 thumbnail (aspect ignored) two copies of one photo share, whatever their size."""
+    return np.asarray(im.convert("L").resize((32, 32), Image.BOX), dtype=np.float32)
+
+
+def drop_duplicates(rows: list[dict], thumbs: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
+    """Remove a photo whose thumbnail is within DUPLICATE_LEVELS (mean absolute difference, 8-bit
+    levels) of one kept before it; validation photos are kept first, so that no copy of a validation
+    photo is trained on. Returns (dropped, kept, difference) triples."""
+    kept, dropped = [], []
+    for r in sorted(rows, key=lambda r: (r["split"] != "val", r["name"].lower())):
+        diffs = [(float(np.abs(thumbs[k["name"]] - thumbs[r["name"]]).mean()), k["name"]) for k in kept]
+        nearest = min(diffs, default=(np.inf, ""))
+        r["nearest"] = f"{nearest[1]} ({nearest[0]:.1f})" if diffs else ""
+        if nearest[0] < DUPLICATE_LEVELS:
+            dropped.append((r["name"], nearest[1], nearest[0]))
+        else:
+            kept.append(r)
+    rows[:] = [r for r in rows if r in kept]
+    return dropped
 
 
 def prepare(path: Path, max_side: int) -> Image.Image:
@@ -172,23 +230,40 @@ def main(argv=None) -> int:
     p.add_argument("--max-side", type=int, default=1600, help="longer side after downscaling (px)")
     p.add_argument("--tile", type=int, default=256, help="side of the training tiles (px)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing corpus folder")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="build a smaller corpus when a source cannot be fetched (default: stop with an error)")
     args = p.parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         print(f"error: {args.out} exists and is not empty (use --overwrite)", file=sys.stderr)
         return 2
-    if shutil.which("apt-get") is None:
-        print("warning: apt-get not found: only the Python packages' sample photos are used", file=sys.stderr)
     args.cache.mkdir(parents=True, exist_ok=True)
-    rows = (debian_photos(args.cache) if shutil.which("apt-get") else []) + sample_photos()
-    shutil.rmtree(args.out, ignore_errors=True)
-    (args.out / "train").mkdir(parents=True)
-    (args.out / "val").mkdir()
+    try:
+        debian, missing = debian_photos(args.cache, args.allow_missing)
+        samples, missing_samples = sample_photos(args.allow_missing)
+    except SourceError as e:
+        print(f"error: {e}; the corpus was not built (--allow-missing builds it without that source)", file=sys.stderr)
+        return 1
+    for m in missing + missing_samples:
+        print(f"warning: {m}: left out (--allow-missing)", file=sys.stderr)
+    rows = debian + samples
+    images, thumbs = {}, {}
+    for r in rows:
+        w, h = Image.open(r["path"]).size
+        r["megapixels"] = round(w * h / 1e6, 2)
+        images[r["name"]] = im = prepare(r["path"], args.max_side)
+        thumbs[r["name"]] = thumbnail(im)
+    for dropped, kept, d in drop_duplicates(rows, thumbs):
+        print(f"note: {dropped} is a copy of {kept} (thumbnails {d:.1f} levels apart): left out", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))  # replaces --out only when done
+    (tmp / "train").mkdir()
+    (tmp / "val").mkdir()
     step = args.tile - 32
     for r in rows:
-        im = prepare(r["path"], args.max_side)
+        im = images[r["name"]]
         r["size"] = f"{im.width}x{im.height}"
         if r["split"] == "val":
-            im.save(args.out / "val" / f"{r['name']}.png")
+            im.save(tmp / "val" / f"{r['name']}.png")
             r["files"] = 1
             continue
         a = np.asarray(im)
@@ -198,17 +273,24 @@ def main(argv=None) -> int:
                 tile = a[top:top + args.tile, left:left + args.tile]
                 if tile.std() < 2:  # flat sky or black border: nothing to learn
                     continue
-                Image.fromarray(tile).save(args.out / "train" / f"{r['name']}_{top:04d}_{left:04d}.png")
+                Image.fromarray(tile).save(tmp / "train" / f"{r['name']}_{top:04d}_{left:04d}.png")
                 n += 1
         r["files"] = n
-    with open(args.out / "sources.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["name", "split", "size", "files", "author", "licence", "source"], extrasaction="ignore")
+    with open(tmp / "sources.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["name", "split", "megapixels", "size", "files", "author", "licence", "source", "nearest"],
+                           extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    os.replace(tmp, args.out)
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
-    print(f"{len(train)} training photos → {sum(r['files'] for r in train)} tiles in {args.out / 'train'}; "
-          f"{len(val)} validation photos in {args.out / 'val'}; sources in {args.out / 'sources.csv'}")
+    big = [r for r in train if r["megapixels"] * 1e6 >= MIN_PIXELS]
+    sources = {r["package"] for r in rows}
+    print(f"{len(train)} training photos ({len(big)} of ≥ {MIN_PIXELS / 1e6:g} MP) from {len(sources)} sources → "
+          f"{sum(r['files'] for r in train)} tiles in {args.out / 'train'}; {len(val)} validation photos in "
+          f"{args.out / 'val'}; sources in {args.out / 'sources.csv'}")
     return 0
 
 
