@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import weights
+from . import nets, weights
 from .methods import SRModel
 
 GENERATOR_FORMAT = "affsr.generator.v1"
@@ -54,20 +54,43 @@ def save_generator(path, model: SRModel, extra: dict[str, str] | None = None, ov
 
 
 def load_generator(path, device="cpu") -> SRModel:
+    """The generator a file describes, checked before anything is allocated for it: the metadata
+    against nets.check_config's bounds, the tensors' names and shapes against the network built on
+    the meta device (no memory), every value finite. A file someone else made can fail, not hurt."""
     tensors, meta = weights.load(path)
     if meta.get("format") != GENERATOR_FORMAT:
-        raise ValueError(f"{path}: not an affsr generator checkpoint (format {meta.get('format')!r})")
+        raise ValueError(f"{path}: not an affsr generator checkpoint (format {str(meta.get('format'))[:40]!r})")
     try:
         config = json.loads(meta["model"])
-    except (KeyError, json.JSONDecodeError):
+        name, kwargs = nets.check_config(config["net"])
+    except (KeyError, TypeError, json.JSONDecodeError, RecursionError):
         raise ValueError(f"{path}: the checkpoint's model description is missing or damaged") from None
-    model = SRModel.from_config(config)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    operator = SRModel.spec_of(config)
+    if kwargs.get("scale", operator.scale) != operator.scale:
+        raise ValueError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-    try:
-        model.net.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the described network ({str(e).splitlines()[0]})") from None
+    with torch.device("meta"):
+        expected = {k: v.shape for k, v in nets.build(name, kwargs).state_dict().items()}
+    if expected.keys() != state.keys() or any(state[k].shape != s for k, s in expected.items()):
+        raise ValueError(f"{path}: weights do not fit the described network ({_first_difference(expected, state)})")
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ValueError(f"{path}: the weights hold NaN or infinite values ({k}): the file is damaged")
+    model = SRModel.from_config(config)
+    model.net.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _first_difference(expected: dict, state: dict) -> str:
+    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing:
+        return f"{len(missing)} tensors missing, e.g. {missing[0]}"
+    if extra:
+        return f"{len(extra)} unexpected tensors, e.g. {extra[0][:60]}"
+    k = next(k for k in expected if state[k].shape != expected[k])
+    return f"{k}: {tuple(state[k].shape)} in the file, {tuple(expected[k])} described"
 
 
 def resolve_weights(name: str) -> Path:

@@ -37,7 +37,7 @@ class _TrainUI:
         self.bar = None
 
     def on_message(self, message):
-        err.print(f"warning: {message}", markup=False, highlight=False)
+        err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)  # one line, however long
 
     def on_start(self, config, info):
         table = Table(title="affsr train: resolved configuration", show_header=False)

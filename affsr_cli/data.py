@@ -24,6 +24,7 @@ PRESETS = {  # HR side, how it is taken
 }
 TEXTURE_PATCHES_PER_IMAGE = 256  # texture: a pass over the data is this many patches per image
 IMAGENET_MIN_BYTES = 20_000
+DECODE_CHECK = 16  # files decoded in full when a dataset opens (the rest: header only, then skipped on use)
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -124,19 +125,30 @@ class ImageFolder(Dataset):
                 self.files.append(f)
             except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 self.warnings.append(f"skipping {f}: not a readable image ({type(e).__name__})")
+        for f in self.files[:DECODE_CHECK]:  # a header can be fine and the pixels cut off: decode a few fully
+            try:
+                load_image(f, channels)
+            except (OSError, ValueError) as e:
+                why = (str(e).splitlines() or [type(e).__name__])[0].removeprefix(f"{f}: ")[:120]
+                self.warnings.append(f"skipping {f}: its pixels do not decode ({why})")
+                self.files.remove(f)
         if not self.files:
-            raise ValueError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else ""))
+            why = f": {len(self.warnings)} skipped, e.g. {self.warnings[0].removeprefix('skipping ')}" if self.warnings else ""
+            raise ValueError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why)
 
     def __len__(self) -> int:
         per = TEXTURE_PATCHES_PER_IMAGE if self.preset == "texture" else 1
         return len(self.files) * per
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        path = self.files[i % len(self.files)]
-        try:
-            y = load_image(path, self.channels)  # (C, H, W)
-        except (OSError, ValueError):  # truncated after the header: use another file
-            return self[i + 1] if len(self.files) > 1 else torch.zeros(self.channels, self.size, self.size)
+        for k in range(len(self.files)):  # a file truncated after its header: the next one instead
+            try:
+                y = load_image(self.files[(i + k) % len(self.files)], self.channels)  # (C, H, W)
+                break
+            except (OSError, ValueError):
+                continue
+        else:
+            raise ValueError(f"none of the {len(self.files)} training images decodes (truncated or damaged files)")
         g = sample_generator(self.seed, i)
         n = self.size
         if self.crop == "centre":

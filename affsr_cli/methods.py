@@ -77,6 +77,14 @@ class SRModel(nn.Module):
     def config(self) -> dict:
         return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint.name}
 
+    @staticmethod
+    def spec_of(config: dict):
+        """The operator a model description names (its metadata validated by the spec)."""
+        try:
+            return operator_spec(config["operator"])
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"incomplete operator description ({e})") from None
+
     @classmethod
     def from_config(cls, config: dict) -> "SRModel":
         try:

@@ -1,6 +1,7 @@
 """safetensors files: atomic writes and guarded reads. Nothing is ever unpickled."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import sysconfig
@@ -75,7 +76,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     try:
         umask = os.umask(0)
         os.umask(umask)
-        write(Path(tmp))
+        try:
+            write(Path(tmp))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"cannot write {path}: {write_error(e)}"
+                             + (" (the file there is unchanged)" if path.exists() else "")) from None
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors, which recreates the file) make 0600 files
         if not overwrite and path.exists():
             raise FileExistsError(str(path))
@@ -84,6 +89,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_error(e: Exception) -> str:
+    """Why a write failed, in words: a full disk (ENOSPC, which safetensors reports as StorageFull
+    inside its own error text), a quota, or the system's message."""
+    text = str(e)
+    if getattr(e, "errno", None) == errno.ENOSPC or "StorageFull" in text or "code: 28," in text:
+        return "the disk is full"
+    if getattr(e, "errno", None) == errno.EDQUOT or "QuotaExceeded" in text or "code: 122," in text:
+        return "the disk quota is exceeded"
+    return getattr(e, "strerror", None) or (text.splitlines() or [type(e).__name__])[0][:200]
 
 
 def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],

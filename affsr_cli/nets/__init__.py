@@ -11,6 +11,40 @@ NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "Discr
         "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
 
 
+GENERATORS = ("Generator", "EfficientGenerator", "MLPGenerator")  # what a generator file may name
+# bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
+# else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
+BOUNDS = {"channels": (1, 4), "scale": (2, 16), "noise_channels": (0, 64), "kernel_size": (1, 15),
+          "width": (1, 2048), "widths": (1, 2048), "hidden": (1, 2048), "blocks": (1, 256), "layers": (1, 256),
+          "skip_every": (1, 256), "d_in": (1, 64), "d_out": (1, 64)}
+MAX_DEPTH = 256  # entries of a list argument (widths)
+
+
+def check_config(net, allowed=GENERATORS) -> tuple[str, dict]:
+    """(class, kwargs) of a checkpoint's network description, refused with a ValueError that names
+    the field unless it is a known class and every argument is a bounded int or a short word."""
+    if not isinstance(net, dict) or not isinstance(net.get("class"), str) or not isinstance(net.get("kwargs"), dict):
+        raise ValueError("the network description is not {class, kwargs}")
+    name, kwargs = net["class"], net["kwargs"]
+    if name not in allowed:
+        raise ValueError(f"network class {name[:40]!r} is not one of {', '.join(allowed)}")
+    for key, value in kwargs.items():
+        if key not in BOUNDS and key != "grid":
+            raise ValueError(f"unknown argument {str(key)[:40]!r} of {name}")
+        if key == "grid":
+            if value not in ("lr", "hr"):
+                raise ValueError(f"grid must be 'lr' or 'hr', got {str(value)[:20]!r}")
+            continue
+        lo, hi = BOUNDS[key]
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_DEPTH:
+            raise ValueError(f"{name} {key}: {len(value)} entries (allowed 1–{MAX_DEPTH})")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} {key} = {str(v)[:20]} is outside {lo}–{hi}")
+    return name, kwargs
+
+
 def build(name: str, kwargs: dict):
     if name not in NETS:
         raise ValueError(f"unknown network class {name!r} (known: {', '.join(sorted(NETS))})")
