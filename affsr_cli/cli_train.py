@@ -18,15 +18,17 @@ def _config_options():
     import inspect
     import re
 
-    from .config import TrainConfig
+    from .config import RANGES, TrainConfig
 
     comments = dict(re.findall(r"^\s+(\w+): .*?  # (.*)$", inspect.getsource(TrainConfig), re.M))
     params = []
     for f in dataclasses.fields(TrainConfig):
         flag = f"--{f.name.replace('_', '-')}"
         decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if f.type in ("bool", bool) else [flag]
+        lo, hi = RANGES.get(f.name, (None, None))  # checked while parsing, shown in --help
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=type(f.default),
-                                        default=typer.Option(f.default, *decls, help=comments.get(f.name, ""))))
+                                        default=typer.Option(f.default, *decls, help=comments.get(f.name, ""),
+                                                             min=lo, max=hi)))
     return inspect.Signature(params)
 
 
@@ -65,7 +67,7 @@ class _TrainUI:
 def train(**kwargs):
     """Train a method (objective × constraint) on a folder of images; torchrun for several GPUs."""
     from . import train as engine
-    from .config import TrainConfig
+    from .config import RANGES, TrainConfig
 
     def stop(signum, frame):  # `kill` and batch schedulers (SIGTERM) stop a run like Ctrl-C: resumable
         raise KeyboardInterrupt

@@ -13,6 +13,20 @@ RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "che
              "bf16", "overwrite"}
 
 
+# the allowed values of each numeric field, inclusive (0 where 0 means automatic); `affsr train`
+# checks them while parsing (the ranges show in --help), check_ranges() for a config from Python
+RANGES = {
+    "patch": (0, 4096), "steps": (1, 10**9), "batch_size": (1, 4096), "lr": (1e-8, 1.0), "lr_critic": (1e-8, 1.0),
+    "beta1": (0.0, 0.999), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
+    "smooth": (0.0, 1.0), "noise_channels": (0, 64), "soft_weight": (0.0, 1e6), "pixel_weight": (0.0, 1e6),
+    "range_weight": (0.0, 1e6), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
+    "critic_steps": (1, 100), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
+    "dae_sigma_min": (0.0, 10.0), "prior_width": (0, 2048), "prior_layers": (0, 64), "mixture": (1, 100),
+    "ema": (0.0, 0.99999), "seed": (0, 2**63 - 1), "workers": (0, 256), "log_every": (1, 10**9),
+    "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9),
+}
+
+
 class TrainingError(ValueError):
     """A run that cannot start or had to stop (one line for the user)."""
 
@@ -79,6 +93,13 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
         return cls(**{"operator": "gaussian", **d})  # runs from before the operator families were Gaussian
+
+    def check_ranges(self):
+        """TrainingError naming the first field outside RANGES (and its allowed range)."""
+        for name, (lo, hi) in RANGES.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise TrainingError(f"--{name.replace('_', '-')} must be from {lo:g} to {hi:g}, got {v!r}")
 
     def operator_spec(self):
         """A of a resolved configuration (a projection.OperatorSpec)."""

@@ -53,6 +53,7 @@ class Callbacks:
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """Fill the 'auto' and 0 fields from the data and the scale, and check the rest."""
     cfg = dataclasses.replace(cfg)
+    cfg.check_ranges()
     if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
         cfg.preset, cfg.generator = "swissroll", "mlp"
     if cfg.preset == "auto":
@@ -73,11 +74,6 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
     if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
-    for name in ("steps", "batch_size", "critic_steps", "log_every", "sample_every", "checkpoint_every"):
-        if getattr(cfg, name) < 1:
-            raise TrainingError(f"{name.replace('_', '-')} must be at least 1")
-    if cfg.workers < 0:
-        raise TrainingError("workers must be 0 or more")
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg

@@ -355,3 +355,25 @@ def test_two_process_ddp_on_cpu(images, tmp_path):
     model = checkpoint.load_generator(tmp_path / "ddp" / "generator.safetensors")
     x = torch.rand(1, 3, 4, 4)
     assert (model.A(model(x)) - x).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--noise-channels", "-3", "greater than or equal to 0"), ("--lr", "1e9", "less than or equal to 1"),
+    ("--lr", "-1", "greater than or equal to"), ("--ema", "2", "less than or equal to"),
+    ("--ladder", "-1", "greater than or equal to 1"), ("--mixture", "0", "greater than or equal to 1"),
+    ("--prior-width", "-5", "greater than or equal to 0"), ("--workers", "-2", "greater than or equal to 0"),
+])
+def test_numeric_options_are_checked_while_parsing(images, tmp_path, option, value, words):
+    """Before: --noise-channels -3 or --ladder -1 wrote a run folder, then crashed with a traceback's last line;
+    --lr 1e9 trained to infinities. Now: one line naming the option, and no run folder."""
+    r = subprocess.run([sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(tmp_path / "run"),
+                        option, value], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert option in r.stderr and words in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ranges_hold_for_a_config_made_in_python(images, tmp_path):
+    with pytest.raises(engine.TrainingError, match=r"--prior-layers must be from 0 to 64, got -1"):
+        engine.train(TrainConfig(method="affdg", data=str(images), out=str(tmp_path / "run"), prior_layers=-1))
+    assert not (tmp_path / "run").exists()
