@@ -232,7 +232,7 @@ def _fail(message: str, code: int = 2):
     sys.exit(code)
 
 
-from . import cli_eval, cli_project, cli_train  # noqa: E402,F401 (they add `eval`, `project` and `train` to the app)
+from . import cli_eval, cli_export, cli_project, cli_train  # noqa: E402,F401 (they add `eval`, `export`, `project` and `train`)
 
 
 ASCII = {"→": "->", "←": "<-", "−": "-", "–": "-", "—": "-", "×": "x", "⁺": "+", "ᵀ": "^T", "σ": "sigma", "Π": "Pi",
