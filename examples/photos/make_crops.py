@@ -1,10 +1,12 @@
 """Before/after crops of the shipped 4× checkpoints on held-out photos: each row is one crop,
 LR (nearest-neighbour ×4) | bicubic | AffMSE | AffGAN | HR, written to examples/photos/crops.png.
 
-    python examples/photos/make_crops.py [--val data/photos/val]
+    python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic]
 
-Each HR photo y is downsampled with the checkpoints' A (Gaussian σ = 1.5, 9 taps, stride 4) and
-rounded to 8 bits: that LR file x is what every method gets. The AffMSE and AffGAN columns are the
+Each HR photo y is downsampled with the operator A of `--operator` (default bicubic, which equals
+Pillow's bicubic resize; `gaussian`: the paper's σ = 1.5) and rounded to 8 bits: that LR file x is
+what every method gets, and `affsr upscale --operator` makes each output consistent with it (a
+checkpoint trained for another A says so on stderr). The AffMSE and AffGAN columns are the
 8-bit PNG files `affsr upscale` writes (the real command, consistency box fit included), so what
 is shown is what a user gets. The script also prints the LR-PSNR of the saved files (A applied to
 the file against x) over all validation photos, for 8- and 16-bit output.
@@ -37,10 +39,10 @@ CROPS = [
 COLUMNS = ["LR (nearest)", "bicubic", "AffMSE", "AffGAN", "HR"]
 
 
-def upscale(lr: Path, weights: Path, out: Path, bits: int) -> dict[str, float]:
+def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dict[str, float]:
     """Runs `affsr upscale` on the folder `lr`; returns each saved file's LR-PSNR by file stem."""
     r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(lr), "-o", str(out), "-w", str(weights),
-                        "--bit-depth", str(bits), "--json"], capture_output=True, text=True)
+                        "--bit-depth", str(bits), "--operator", operator, "--json"], capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"affsr upscale failed: {r.stderr.strip()}")
     return {Path(row["input"]).stem: row["lr_psnr"] for row in json.loads(r.stdout)}
@@ -53,8 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=128, help="HR crop side (px)")
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
     p.add_argument("-o", "--out", type=Path, default=HERE / "crops.png")
+    p.add_argument("--operator", default="bicubic", help="the A that makes the LR inputs (bicubic | gaussian | …)")
     args = p.parse_args(argv)
-    A, _ = OperatorSpec().build()
+    A, _ = OperatorSpec(4, family=args.operator).build()
     n, z = args.size, args.zoom
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
         print(f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:")
         for w in ("affmse-x4", "affgan-x4"):
             for bits in (8, 16):
-                psnr = upscale(lr, args.weights / f"{w}.safetensors", Path(tmp) / f"{w}-{bits}", bits)
+                psnr = upscale(lr, args.weights / f"{w}.safetensors", Path(tmp) / f"{w}-{bits}", bits, args.operator)
                 v = sorted(psnr.values())
                 print(f"  {w} {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
         for name, left, top in CROPS:
