@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped 4× checkpoints, stage by stage as they were run (weights/README.md
+# The recipe of the v1 4× checkpoints (Gaussian A), stage by stage as they were run (weights/README.md
 # gives each stage's time and results): build the photo corpus; AffMSE in four stages, each
 # started from the previous one's EMA weights with --init (fresh optimiser); then AffGAN in two
 # stages from the third AffMSE stage (affmse-2). The stages are separate runs because the CPU sessions that
@@ -9,8 +9,9 @@
 #   bash examples/photos/train.sh [RUNS_DIR]
 set -euo pipefail
 runs=${1:-runs/photos}
+# (v1 used the 39-photo corpus of its time; make_corpus.py now builds the v2 corpus, a superset)
 [ -d data/photos/train ] || python examples/photos/make_corpus.py --out data/photos
-common=(--data data/photos/train --val data/photos/val --patch 96 --generator imagenet --batch-size 16
+common=(--data data/photos/train --val data/photos/val --patch 96 --generator imagenet --operator gaussian --batch-size 16
         --smooth 0.15 --workers 1 --sample-every 100 --checkpoint-every 50 --log-every 25)
 gan=(--lr 1e-4 --discriminator texture-aa --lr-critic 2e-3 --critic-steps 4 --instance-noise 0.01
      --noise-schedule adaptive --range-weight 0.1)
@@ -28,6 +29,6 @@ affsr train --method affgan --out "$runs/affgan" --steps 300 $(resume "$runs/aff
     --init "$runs/affmse-2/generator.safetensors" --pixel-weight 1000
 affsr train --method affgan --out "$runs/affgan-2" --steps 400 $(resume "$runs/affgan-2") "${common[@]}" "${gan[@]}" \
     --init "$runs/affgan/generator.safetensors" --pixel-weight 200
-cp "$runs/affmse-3/generator.safetensors" weights/affmse-x4.safetensors
+cp "$runs/affmse-3/generator.safetensors" weights/affmse-x4-gaussian.safetensors
 cp "$runs/affgan-2/generator.safetensors" weights/affgan-x4.safetensors
-affsr eval --hr data/photos/val -w affmse-x4 -w affgan-x4 --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
+affsr eval --hr data/photos/val -w affmse-x4-gaussian -w affgan-x4 --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
