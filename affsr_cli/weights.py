@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import sysconfig
 import tempfile
@@ -63,11 +64,24 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return path
 
 
+def remove_stale_temporaries(path: Path):
+    """Temporaries of `path` (`.NAME.XXXXXXXX.tmp`, our mkstemp naming) that a process killed mid-write
+    (kill -9, power loss) left behind: the next write of the same file removes them."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    try:
+        for p in path.parent.iterdir():
+            if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+    except OSError:
+        pass  # a folder we cannot list: the write below reports what matters
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
     """Call write(tmp) on a temporary file beside `path`, then rename it to `path`: a reader sees the
     old file or the complete new one, never part of one. FileExistsError if `path` exists, unless
     `overwrite`. On any error the temporary file is removed."""
     path = check_writable(path, overwrite)
+    remove_stale_temporaries(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
