@@ -19,9 +19,9 @@ def project(
     operator: str = typer.Option(..., "--operator", show_default=False, help=OPERATOR_HELP + " Required: another tool's "
                                  "files do not name it."),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
-    kernel_size: Optional[int] = typer.Option(None, help="Taps of a Gaussian A (default: 2s+1)."),
+    kernel_size: Optional[int] = typer.Option(None, min=1, max=129, help="Taps of a Gaussian A (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of a Gaussian A in HR pixels (default: 0.375·s)."),
-    scale: Optional[int] = typer.Option(None, help="Scale s (default: SR size / LR size, which must be a whole number)."),
+    scale: Optional[int] = typer.Option(None, min=2, max=16, help="Scale s (default: SR size / LR size, which must be a whole number)."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8 or 16 (PNG) (default: the SR file's)."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
