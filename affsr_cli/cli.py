@@ -129,7 +129,7 @@ def upscale(
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
-                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors)."),
+                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, the v2 AffMSE)."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
                                           "weights'; another gives a warning]"),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
@@ -156,7 +156,7 @@ def upscale(
     if tile != "auto" and not tile.isdigit():
         raise UserError(f"--tile must be a number of LR pixels or 'auto', got {tile!r}")
     if weights is None:
-        default = checkpoint.WEIGHTS_DIR / "affgan-x4.safetensors"
+        from .evaluate import DEFAULT_WEIGHTS as default
         if not default.is_file():
             raise UserError(f"the default weights ({default.parent.name}/{default.name}) are not shipped yet; "
                             "pass --weights NAME|PATH|hf://owner/repo/file.safetensors")

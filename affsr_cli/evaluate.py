@@ -30,7 +30,8 @@ from .projection import Downsample, ExactPinv, OperatorSpec
 from .weights import bundled
 
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
-DEFAULT_WEIGHTS = bundled("weights") / "affgan-x4.safetensors"  # the name affsr upscale uses too
+DEFAULT_NAME = "affmse-x4"  # the v2 AffMSE until a v2 AffGAN ships (the v1 AffGAN paints a 4-pixel lattice)
+DEFAULT_WEIGHTS = bundled("weights") / f"{DEFAULT_NAME}.safetensors"  # affsr upscale and affsr eval
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
 METRICS = {

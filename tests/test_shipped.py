@@ -49,7 +49,7 @@ def test_better_than_bicubic_on_a_held_out_photo(name):
     assert ours > bicubic + (0.5 if name.startswith("affmse") else 0.0), (ours, bicubic)
 
 
-def test_upscale_uses_the_shipped_affgan_by_default(tmp_path):
+def test_upscale_uses_the_shipped_default_weights(tmp_path):
     y = read_image(E.VALIDATION_SET / "coffee.png").pixels
     from affsr_cli.images import write_image
 
@@ -59,7 +59,8 @@ def test_upscale_uses_the_shipped_affgan_by_default(tmp_path):
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)[0]
     assert row["lr_psnr"] >= 60 and read_image(tmp_path / "out.png").pixels.shape == y.shape
-    r2 = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "gan.png", "-w", "affgan-x4")
+    assert E.DEFAULT_WEIGHTS == SHIPPED[E.DEFAULT_NAME]
+    r2 = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "gan.png", "-w", E.DEFAULT_NAME)
     assert r2.returncode == 0, r2.stderr
     assert (tmp_path / "out.png").read_bytes() == (tmp_path / "gan.png").read_bytes()
 
@@ -68,6 +69,6 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     r = affsr("eval", "--metrics", "psnr", "ssim", "lr-mse", "--json", tmp_path / "e.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())
-    means = res["means"]["affgan-x4"]
+    means = res["means"][E.DEFAULT_NAME]
     # eval judges the 8-bit file upscale would write: LR-PSNR above 64 dB (the box fit's bound), not float Π's ~1e-15
     assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageCms
 
 from affsr_cli import checkpoint, methods
+from affsr_cli import evaluate as E
 from affsr_cli.images import read_image, write_image
 from affsr_cli.projection import Downsample, OperatorSpec
 
@@ -242,7 +243,7 @@ def test_bad_weights_are_refused_without_unpickling(tmp_path):
 
 def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
     natural().save(tmp_path / "a.png")
-    if not (checkpoint.WEIGHTS_DIR / "affgan-x4.safetensors").exists():
+    if not E.DEFAULT_WEIGHTS.exists():
         r = affsr(tmp_path / "a.png")
         assert r.returncode == 2 and "not shipped yet" in r.stderr and "--weights" in r.stderr
     commit = "0123456789abcdef0123456789abcdef01234567"
