@@ -68,7 +68,7 @@ def load_generator(path, device="cpu") -> SRModel:
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     operator = SRModel.spec_of(config)
-    if kwargs.get("scale", operator.scale) != operator.scale:
+    if "scale" in kwargs and kwargs["scale"] != getattr(operator, "scale", kwargs["scale"]):  # the Swiss roll's has none
         raise ValueError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     with torch.device("meta"):

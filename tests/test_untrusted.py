@@ -162,3 +162,12 @@ def test_truncated_images_past_the_first_checked_are_replaced_or_refused(tmp_pat
     truncated_png(tmp_path / "b.png", seed=1)
     with pytest.raises(ValueError, match="none of the 2 training images decodes"):
         ds[0]
+
+
+def test_a_swiss_roll_generator_still_loads(tmp_path):
+    """Its operator (the coordinates' average) has no scale: the scale check must not need one."""
+    from affsr_cli import swissroll
+
+    path = checkpoint.save_generator(tmp_path / "mlp.safetensors", methods.build_generator("mlp", swissroll.AverageSpec(), "aff"))
+    model = checkpoint.load_generator(path)
+    assert model.net_config["class"] == "MLPGenerator" and model(torch.zeros(3, 1)).shape == (3, 2)
