@@ -150,7 +150,7 @@ def upscale(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, seconds, ...) instead of a table."),
 ):
     """Upscale images with a checkpoint; every saved file downsamples (A) to its input as exactly as its bit depth allows."""
-    from . import checkpoint, infer
+    from . import infer
     from . import upscale as engine
 
     if tile != "auto" and not tile.isdigit():

@@ -67,7 +67,7 @@ class _TrainUI:
 def train(**kwargs):
     """Train a method (objective × constraint) on a folder of images; torchrun for several GPUs."""
     from . import train as engine
-    from .config import RANGES, TrainConfig
+    from .config import TrainConfig
 
     def stop(signum, frame):  # `kill` and batch schedulers (SIGTERM) stop a run like Ctrl-C: resumable
         raise KeyboardInterrupt

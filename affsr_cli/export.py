@@ -9,6 +9,7 @@ a weights file) so that the consistency step can be told which A to use.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import math
@@ -57,7 +58,9 @@ def export(model: SRModel, path: str | os.PathLike, opset: int = 18, overwrite: 
         raise ValueError("only image generators can be exported (this one is the Swiss roll's MLP)")
     try:
         import onnx
-        import onnxscript  # noqa: F401
+
+        if importlib.util.find_spec("onnxscript") is None:  # torch.onnx's exporter needs it
+            raise ImportError
     except ImportError:
         raise ValueError("ONNX export needs the onnx and onnxscript packages: pip install 'affsr[onnx]'") from None
     f = _F(model.net.float().eval(), bool(model.noise_channels))
