@@ -8,7 +8,6 @@ torch runs as `affsr upscale` runs it: float32, channels_last, inference mode.
 """
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,7 @@ import torch
 
 from affsr_cli import checkpoint, export, methods
 from affsr_cli.projection import OperatorSpec
-
-
-def best(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from timing import best  # benchmarks/timing.py
 
 
 def main():
@@ -57,7 +47,7 @@ def main():
     def run_ort():
         out["ort"] = session.run(None, {"x": x.numpy()})[0]
 
-    t_torch, t_ort = best(run_torch, args.repeats), best(run_ort, args.repeats)
+    t_torch, t_ort = best(run_torch, args.repeats, warmup=True), best(run_ort, args.repeats, warmup=True)
     mp = (4 * args.size) ** 2 / 1e6
     name = args.weights or args.generator
     print(f"f = {name} ({sum(p.numel() for p in model.net.parameters()):,} parameters), "

@@ -11,7 +11,6 @@ Pillow reading the 8-bit file; their ratio. Each time is the best of --repeats, 
 import argparse
 import struct
 import tempfile
-import time
 import zlib
 from pathlib import Path
 from unittest import mock
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from affsr_cli import images as I
+from timing import best  # benchmarks/timing.py
 
 FILTERS = {"none": 0, "sub": 1, "up": 2, "average": 3, "paeth": 4, "mixed": None}
 
@@ -50,15 +50,6 @@ def photo(height: int, width: int, rng) -> np.ndarray:
     y, x, ch = np.meshgrid(np.arange(height) / height, np.arange(width) / width, np.arange(3), indexing="ij")
     smooth = 0.5 + 0.3 * np.sin(9 * x + 2 * ch) * np.cos(7 * y - ch) + 0.15 * (x - y)
     return np.clip(smooth * 65535 + rng.normal(0, 65535 / 2000, smooth.shape), 0, 65535).round().astype(np.uint16)
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():

@@ -8,7 +8,6 @@ the borders (64 LR pixels in) and over the whole image. cond(AAᵀ) of the 1-D 2
 (that of the 2-D A Aᵀ is its square).
 """
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -16,16 +15,13 @@ from PIL import Image
 
 from affsr_cli.pinv import fit_local_pinv
 from affsr_cli.projection import FAMILIES, Downsample, ExactPinv, OperatorSpec, Projection
+from timing import timings  # benchmarks/timing.py
 
 SPECS = [OperatorSpec(4, family=f) for f in FAMILIES] + [OperatorSpec(4, family="bicubic", boundary="matlab")]
 
 
 def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    times = timings(fn, repeat)
     return min(times), float(np.median(times))
 
 

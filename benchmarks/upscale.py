@@ -32,6 +32,7 @@ from affsr_cli import checkpoint, consistency, infer, methods
 from affsr_cli import imageio_extra as X
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
+from timing import best  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,17 +92,6 @@ def conv_flops(net: nn.Module, *inputs) -> int:
     for h in hooks:
         h.remove()
     return total[0]
-
-
-def best(fn, repeat=3, sync=lambda: None):
-    times = []
-    for _ in range(repeat):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def lr_input(size=256) -> Path:
