@@ -1,10 +1,11 @@
 """CPU training speed of the real loop (`affsr_cli.train.train`), batch 16: steps/s for affgan and
 affmse with each generator preset (the efficient tiny/small/base with their bicubic A and blur-pool
 discriminator, the paper's texture and imagenet with the Gaussian A; `--hr-grid` adds texture on the
-HR grid), and the share of a step spent in Π (its forward and backward timed alone on the same
+HR grid; `--discriminators` times affgan with each named D preset), and the share of a step spent in Π (its forward and backward timed alone on the same
 tensors, plus one forward for affgan's discriminator step, over the step time).
 
     python benchmarks/train_step.py [--steps 30] [--size 128] [--generators tiny small base imagenet]
+        [--discriminators auto small-aa texture-aa]
 """
 import argparse
 import json
@@ -39,8 +40,9 @@ def projection_ms(batch: int, channels: int, size: int, spec: OperatorSpec, back
     return best * 1e3
 
 
-def steps_per_s(root: Path, method: str, generator: str, grid: str, steps: int, size: int) -> float:
+def steps_per_s(root: Path, method: str, generator: str, grid: str, steps: int, size: int, discriminator: str = "auto") -> float:
     cfg = TrainConfig(method=method, data=str(root / "images"), out=str(root / f"{method}-{generator}-{grid}"), preset="patch",
+                      **({"discriminator": discriminator} if method == "affgan" else {}),
                       operator="bicubic" if generator in EFFICIENT else "gaussian",
                       patch=size, generator=generator, grid=grid, batch_size=16, steps=steps, workers=1, log_every=5,
                       sample_every=10**9, checkpoint_every=10**9, overwrite=True)
@@ -55,6 +57,7 @@ def main():
     ap.add_argument("--size", type=int, default=128, help="HR patch side")
     ap.add_argument("--generators", nargs="+", default=["tiny", "small", "base", "texture", "imagenet"])
     ap.add_argument("--hr-grid", action="store_true", help="also the texture generator on the HR grid")
+    ap.add_argument("--discriminators", nargs="+", default=["auto"], help="affgan's D presets to time (auto: the generator's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -65,15 +68,16 @@ def main():
         n = args.size
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch 16, {n}×{n} HR RGB "
               "(affgan runs Π once more, without gradient, for the discriminator step)")
-        print(f"{'method':8s} {'generator':9s} {'A':8s} {'grid':4s} {'steps/s':>8s} {'ms/step':>8s} {'Π share':>8s}")
+        print(f"{'method':8s} {'generator':9s} {'D':10s} {'A':8s} {'grid':4s} {'steps/s':>8s} {'ms/step':>8s} {'Π share':>8s}")
         runs = [(g, "lr") for g in args.generators] + ([("texture", "hr")] if args.hr_grid else [])
         for generator, grid in runs:
             spec = OperatorSpec(4, family="bicubic" if generator in EFFICIENT else "gaussian")
             pi, pi_fwd = projection_ms(16, 3, n, spec), projection_ms(16, 3, n, spec, backward=False)
-            for method in ("affgan", "affmse"):
-                sps = steps_per_s(root, method, generator, grid, args.steps, n)
+            for method, d in [("affgan", d) for d in args.discriminators] + [("affmse", "")]:
+                sps = steps_per_s(root, method, generator, grid, args.steps, n, d)
                 share = (pi + (pi_fwd if method == "affgan" else 0)) / (1e3 / sps)
-                print(f"{method:8s} {generator:9s} {spec.family:8s} {grid:4s} {sps:8.2f} {1e3 / sps:8.1f} {share:8.1%}", flush=True)
+                print(f"{method:8s} {generator:9s} {d or '-':10s} {spec.family:8s} {grid:4s} {sps:8.2f} {1e3 / sps:8.1f} {share:8.1%}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_antialiased_discriminator_has_a_smooth_input_gradient():
     torch.manual_seed(0)
     y = torch.nn.functional.interpolate(torch.rand(8, 3, 12, 12), size=48, mode="bilinear", align_corners=False)
     shares = {}
-    for preset in ("texture", "texture-aa"):
+    for preset in ("texture", "texture-aa", "small-aa"):
         s = []
         for seed in range(4):
             torch.manual_seed(seed)
@@ -52,6 +52,19 @@ def test_antialiased_discriminator_has_a_smooth_input_gradient():
         shares[preset] = sum(s) / len(s)
     assert d(y).shape == (8,)
     assert shares["texture-aa"] < 0.2 * shares["texture"], shares
+    assert shares["small-aa"] < 0.2 * shares["texture"], shares
+
+
+def test_blur_before_the_stride_is_blur_after_the_convolution():
+    """small-aa's blur -> stride-2 convolution equals texture-aa's convolution -> blur -> subsample
+    (the per-channel blur commutes with the convolution; away from the reflect-padded border)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 3, 1, 1, bias=False)
+    y = torch.rand(2, 4, 32, 32)
+    before = torch.nn.functional.conv2d(D.BlurPool(4, stride=1)(y), conv.weight, stride=2, padding=1)
+    after = D.BlurPool(6)(conv(y))
+    assert before.shape == after.shape == (2, 6, 16, 16)
+    assert (before - after)[..., 2:-2, 2:-2].abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("preset", E.PRESETS)
