@@ -20,7 +20,7 @@ RANGES = {
     "beta1": (0.0, 0.999), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
     "smooth": (0.0, 1.0), "noise_channels": (0, 64), "soft_weight": (0.0, 1e6), "pixel_weight": (0.0, 1e6),
     "range_weight": (0.0, 1e6), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
-    "critic_steps": (1, 100), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
+    "critic_steps": (1, 100), "critic_warmup": (0, 10**9), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
     "dae_sigma_min": (0.0, 10.0), "prior_width": (0, 2048), "prior_layers": (0, 64), "mixture": (1, 100),
     "ema": (0.0, 0.99999), "seed": (0, 2**63 - 1), "workers": (0, 256), "log_every": (1, 10**9),
     "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9),
@@ -65,6 +65,7 @@ class TrainConfig:
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
     discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | celeba | imagenet | auto (the generator's; texture-aa for tiny/small/base)
     critic_steps: int = 1  # gan: discriminator steps per generator step
+    critic_warmup: int = 0  # gan: the first steps train the discriminator alone (from --init weights: D learns what to look for before G follows it)
     prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)
     ladder: int = 8  # dg/ll: prior snapshots kept during pre-training (dg walks them by decreasing σ)
     dae_sigma_max: float = 0.5  # dg: denoiser noise σ at the start of pre-training

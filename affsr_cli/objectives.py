@@ -77,11 +77,14 @@ class GANObjective(Objective):
 
     critic_uses_output = True
     options = ("pixel_weight", "lr_critic", "instance_noise", "noise_schedule", "noise_steps", "noise_target",
-               "discriminator", "critic_steps")
+               "discriminator", "critic_steps", "critic_warmup")
 
-    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise):
+    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise, warmup: int = 0):
         super().__init__()
-        self.critic, self.noise = discriminator, noise
+        self.critic, self.noise, self.warmup = discriminator, noise, warmup
+
+    def trains_generator(self, step):
+        return step >= self.warmup  # steps 0 … warmup − 1 train D alone
 
     def critic_loss(self, yhat, y):
         logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # real and fake in one batch

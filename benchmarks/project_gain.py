@@ -51,7 +51,9 @@ def main():
     ap.add_argument("-w", "--weights", action="append", default=[])
     args = ap.parse_args()
     files = sorted(p for p in args.hr.iterdir() if p.suffix.lower() == ".png")
-    nets = {Path(w).stem: Upscaler.load(w, tile=512) for w in args.weights}
+    # a run folder's generator.safetensors is named after its run
+    nets = {(Path(w).parent.name if Path(w).stem == "generator" else Path(w).stem): Upscaler.load(w, tile=512)
+            for w in args.weights}
     rows: dict = {}  # (degradation, upscaler, projected with) -> [(ypsnr, lrpsnr)]
     t_project, t_bicubic, mp, mp_bicubic = 0.0, 0.0, 0.0, 0.0
     for path in files:
@@ -78,11 +80,11 @@ def main():
                     rows.setdefault((deg, name, with_), []).append((ypsnr(y, result), lrpsnr(result, x, OPS[deg])))
     print(f"{len(files)} photos from {args.hr}; Y-PSNR with a 4-pixel crop; LR-PSNR of the 8-bit file against x, "
           "measured with the degradation's operator\n")
-    print(f"{'degradation':12s} {'upscaler':14s} {'projected with':15s} {'Y-PSNR':>8s} {'gain':>7s} {'LR-PSNR':>8s}")
+    print(f"{'degradation':12s} {'upscaler':24s} {'projected with':15s} {'Y-PSNR':>8s} {'gain':>7s} {'LR-PSNR':>8s}")
     for (deg, name, with_), v in rows.items():
         ps, lr = np.mean([a for a, _ in v]), np.mean([b for _, b in v])
         base = np.mean([a for a, _ in rows[(deg, name, "—")]])
-        print(f"{deg:12s} {name:14s} {with_:15s} {ps:8.3f} {ps - base:+7.3f} {lr:8.2f}")
+        print(f"{deg:12s} {name:24s} {with_:15s} {ps:8.3f} {ps - base:+7.3f} {lr:8.2f}")
     print(f"\nproject: {t_project / mp:.3f} s per output MP (Π, box fit, rounding, Pillow match); "
           f"PIL bicubic 4× of the same inputs: {t_bicubic / mp_bicubic:.3f} s per output MP")
 

@@ -285,6 +285,26 @@ def test_discriminator_preset_is_independent_of_the_generator(images, tmp_path):
     assert max(v.shape[0] for v in critic.values()) == 1024  # imagenet's widths, not texture's 256
 
 
+def test_critic_warmup_trains_the_discriminator_alone_first(images, tmp_path):
+    """--critic-warmup N: steps 1 … N change D and leave the generator (from --init) as it was."""
+    small = dict(generator="small", operator="bicubic", sample_every=100)
+    engine.train(tiny(images, tmp_path / "m", method="affmse", steps=1, **small))
+    init = checkpoint.load_generator(tmp_path / "m" / "generator.safetensors").net.state_dict()
+    rec = Recorder()
+    gan = dict(method="affgan", discriminator="small-aa", critic_warmup=2, init=str(tmp_path / "m" / "generator.safetensors"))
+    engine.train(tiny(images, tmp_path / "w", steps=2, **small, **gan), rec)
+    state, _ = checkpoint.load_state(tmp_path / "w" / "state.safetensors")
+    assert all(torch.equal(state["modules"]["net"][k], v) for k, v in init.items()), "G changed during the warm-up"
+    assert all("g_loss" not in logs and "d_loss" in logs for _, logs in rec.steps)
+    critic = [k for k in state["modules"]["objective"] if k.startswith("critic.")]
+    assert critic
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "w", steps=3, resume=True, **small, **gan), rec)
+    assert "g_loss" in rec.steps[-1][1]  # after the warm-up both train
+    state, _ = checkpoint.load_state(tmp_path / "w" / "state.safetensors")
+    assert not all(torch.equal(state["modules"]["net"][k], v) for k, v in init.items())
+
+
 def test_auto_preset(tmp_path):
     faces, photos = tmp_path / "faces", tmp_path / "photos"
     faces.mkdir(), photos.mkdir()

@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
 # The AffGAN lattice A/B of README "Why AffGAN paints a lattice": short AffGAN runs from the shipped
 # v2 AffMSE (the `small` generator, Pillow's bicubic A), the same steps, data and seed each, that
-# differ in one thing: the discriminator (strided / blur-pool after the convolution / the cheaper
-# blur-before-the-stride small-aa), the content term (--pixel-weight) and the range anchor
-# (--range-weight). Then one `affsr eval` prints Y-PSNR, SSIM, HF ratio and lattice of each on the
-# 12 held-out photos. Resumable: run it again after an interruption.
-#   bash examples/photos/lattice_ab.sh [RUNS_DIR] [STEPS]
+# differ in one thing: the discriminator (strided, or small-aa: a full-resolution layer, then blur
+# before each stride), the content term (--pixel-weight) and the range anchor (--range-weight).
+# D trains alone for the first 150 steps (--critic-warmup): from AffMSE weights it needs that long
+# to tell ŷ from y at all. `eval` prints Y-PSNR, SSIM, HF ratio and lattice of each run on the 12
+# held-out photos. Resumable: run it again after an interruption. Rows can run side by side:
+#   bash examples/photos/lattice_ab.sh RUNS_DIR STEPS [ROW ...] [eval]
+#   (rows: strided small-aa small-aa-norange small-aa-nopixel; none given: all, then eval)
 set -euo pipefail
 runs=${1:-runs/lattice-ab}
-steps=${2:-300}
+steps=${2:-750}
+shift $(( $# < 2 ? $# : 2 ))
+all=(strided small-aa small-aa-norange small-aa-nopixel)
+[ $# -gt 0 ] || set -- "${all[@]}" eval
 [ -d data/photos/train ] || python examples/photos/make_corpus.py --out data/photos
 common=(--method affgan --data data/photos/train --val data/photos/val --generator small --operator bicubic
-        --init weights/affmse-x4.safetensors --steps "$steps" --lr 1e-4 --lr-critic 1e-3 --instance-noise 0.01
-        --noise-schedule adaptive --workers 1 --checkpoint-every 50 --sample-every 100)
+        --init weights/affmse-x4.safetensors --steps "$steps" --critic-warmup 150 --lr 1e-4 --lr-critic 1e-3
+        --instance-noise 0 --workers 1 --checkpoint-every 50 --sample-every 150)
 resume() { [ -f "$1/state.safetensors" ] && echo --resume || true; }
-gan() {  # gan NAME [flags]
-    local name=$1; shift
-    affsr train "${common[@]}" --out "$runs/$name" $(resume "$runs/$name") "$@"
-}
-gan strided --discriminator texture --pixel-weight 200
-gan blurpool --discriminator texture-aa --pixel-weight 200
-gan small-aa --discriminator small-aa --pixel-weight 200
-gan small-aa-range --discriminator small-aa --pixel-weight 200 --range-weight 0.1
-gan small-aa-nopixel --discriminator small-aa
-affsr eval --hr data/photos/val -w affmse-x4 $(for r in strided blurpool small-aa small-aa-range small-aa-nopixel; do
-    echo -w "$runs/$r"; done) --baseline bicubic --operator bicubic --y-channel --crop-border 4 \
-    -m psnr ssim hf-ratio lattice
+for row in "$@"; do
+    case $row in
+        strided) flags=(--discriminator texture --pixel-weight 200 --range-weight 0.1) ;;
+        small-aa) flags=(--discriminator small-aa --pixel-weight 200 --range-weight 0.1) ;;
+        small-aa-norange) flags=(--discriminator small-aa --pixel-weight 200) ;;
+        small-aa-nopixel) flags=(--discriminator small-aa --range-weight 0.1) ;;
+        eval)
+            affsr eval --hr data/photos/val -w affmse-x4 $(for r in "${all[@]}"; do [ -d "$runs/$r" ] && echo -w "$runs/$r"; done) \
+                --baseline bicubic --operator bicubic --y-channel --crop-border 4 -m psnr ssim hf-ratio lattice
+            continue ;;
+        *) echo "unknown row $row (rows: ${all[*]} eval)" >&2; exit 2 ;;
+    esac
+    affsr train "${common[@]}" "${flags[@]}" --out "$runs/$row" $(resume "$runs/$row")
+done
