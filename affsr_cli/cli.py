@@ -129,9 +129,11 @@ def upscale(
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
-                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, the v2 AffMSE)."),
+                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
+                                          "the v2 AffMSE); also another tool's .safetensors network that spandrel "
+                                          "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
-                                          "weights'; another gives a warning]"),
+                                          "weights'; another gives a warning; required for another tool's network]"),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
@@ -166,8 +168,9 @@ def upscale(
                           _shard(shard), skip_existing)
     if skip_existing and overwrite:
         raise UserError("--skip-existing and --overwrite contradict each other")
-    up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note)
-    if operator is not None or boundary is not None:
+    up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note,
+                             operator=operator, boundary=boundary)
+    if not up.foreign and (operator is not None or boundary is not None):
         _use_operator(up, operator, boundary, weights)
     failures = []
 

@@ -164,13 +164,16 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
         scale, operator, boundary, kernel_size, sigma = a_options
         if scale is not None and scale != up.scale:
             raise UserError(f"--scale {scale} is not the scale of {w} ({up.scale})")
-        _use_operator(up, operator, boundary, w, kernel_size, sigma)
+        if not up.foreign:  # another tool's network got its A from --operator while loading
+            _use_operator(up, operator, boundary, w, kernel_size, sigma)
 
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
     for w, stem in zip(weights, stems):
         fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
-                                          configure=None if a_options is None else lambda up, w=w: configure(up, w))
+                                          configure=None if a_options is None else lambda up, w=w: configure(up, w),
+                                          operator=a_options[1] if a_options else None,
+                                          boundary=a_options[2] if a_options else None)
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec or OperatorSpec()

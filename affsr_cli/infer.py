@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import checkpoint, consistency
+from . import checkpoint, consistency, foreign
+from . import weights as weights_io
 from .methods import SRModel
 from .projection import OperatorSpec
 
@@ -70,7 +71,10 @@ def pick_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, str |
 
 def receptive_radius(net: nn.Module) -> int:
     """Pixels of context one output pixel sees on each side, on the network's input grid: the sum
-    over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips."""
+    over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips (a
+    network may state its own as `receptive_radius`: foreign.ForeignNet)."""
+    if isinstance(getattr(net, "receptive_radius", None), int):
+        return net.receptive_radius
     return sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
 
 
@@ -98,14 +102,16 @@ def available_memory(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, end) of tiles of length ≤ `tile` covering 0 … n−1, neighbours overlapping by ≥ `overlap`."""
+def tile_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """[start, end) of tiles of length ≤ `tile` covering 0 … n−1, neighbours overlapping by ≥ `overlap`.
+    `align` > 1: every start is a multiple of it (a window-attention network then partitions each tile
+    into the same windows as the whole image); the last tile may be up to align − 1 longer."""
     if n <= tile:
         return [(0, n)]
     overlap = min(overlap, tile // 2)
     k = math.ceil((n - overlap) / (tile - overlap))
-    starts = [round(i * (n - tile) / (k - 1)) for i in range(k)]
-    return [(a, a + tile) for a in starts]
+    starts = [round(i * (n - tile) / (k - 1)) // align * align for i in range(k)]
+    return [(a, n if i == k - 1 else a + tile) for i, a in enumerate(starts)]
 
 
 def blend_weights(spans: list[tuple[int, int]], s: int, margin: int) -> list[torch.Tensor]:
@@ -173,10 +179,19 @@ class Upscaler:
 
     @classmethod
     def load(cls, weights: str, device: str | torch.device = "cpu", precision: str = "fp32", tile: int | None = None,
-             overlap: int | None = None, on_note: Note | None = None) -> "Upscaler":
-        """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights)."""
-        return cls(checkpoint.load_generator(checkpoint.resolve_weights(weights), "cpu"), device, precision, tile,
-                   overlap, on_note)
+             overlap: int | None = None, on_note: Note | None = None, operator: str | None = None,
+             boundary: str | None = None) -> "Upscaler":
+        """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
+        an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
+        `operator` (the family of A; `boundary` optional): its file does not name the degradation."""
+        path = checkpoint.resolve_weights(weights)
+        tensors, meta = weights_io.load(path)
+        if foreign.is_foreign(meta):
+            model = foreign.load(path, tensors, operator, boundary)
+        else:
+            del tensors
+            model = checkpoint.load_generator(path, "cpu")
+        return cls(model, device, precision, tile, overlap, on_note)
 
     def __init__(self, model: SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
                  tile: int | None = None, overlap: int | None = None, on_note: Note | None = None):
@@ -202,7 +217,11 @@ class Upscaler:
         if tile is not None and tile < 8:
             raise ValueError(f"tile size must be at least 8 LR pixels, got {tile}")
         self.tile = tile or self._auto_tile()
-        if model.constraint.name != "aff":
+        self.foreign = getattr(model, "architecture", None)  # the spandrel architecture's name, or None (ours)
+        if self.foreign:
+            self.note(f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
+                      f"with {self.spec.describe()}")
+        elif model.constraint.name != "aff":
             self.note(f"checkpoint trained without the projection layer ({model.constraint.name}); its outputs are projected here")
 
     def set_operator(self, spec: OperatorSpec):
@@ -293,7 +312,8 @@ class Upscaler:
     def _tiled(self, inp: torch.Tensor, z: torch.Tensor, on_tile) -> torch.Tensor:
         s, g = self.scale, self.scale if self.grid == "hr" else 1
         B, h, w = inp.shape[0], inp.shape[2] // g, inp.shape[3] // g  # LR size
-        rows, cols = tile_spans(h, self.tile, self.overlap), tile_spans(w, self.tile, self.overlap)
+        align = getattr(self.net, "align", 1)
+        rows, cols = tile_spans(h, self.tile, self.overlap, align), tile_spans(w, self.tile, self.overlap, align)
         if len(rows) == len(cols) == 1:
             out = self._forward(inp, z)
             if on_tile:

@@ -38,6 +38,16 @@ def lr_psnr_of(levels: np.ndarray, x: torch.Tensor, A, L: int) -> float:
     return consistency.lr_psnr(levels, x, A, L)[0]
 
 
+@pytest.mark.parametrize("n, tile, overlap, align", [(50, 16, 8, 4), (161, 100, 50, 8), (100, 32, 20, 7), (30, 32, 4, 8)])
+def test_aligned_tiles(n, tile, overlap, align):
+    """tile_spans(align=a): every start a multiple of a, the image covered, overlaps within a − 1 of the asked."""
+    spans = infer.tile_spans(n, tile, overlap, align)
+    assert spans[0][0] == 0 and spans[-1][1] == n and all(a % align == 0 for a, _ in spans)
+    assert all(b - a <= tile + align - 1 for a, b in spans)
+    for (_, b0), (a1, _) in zip(spans, spans[1:]):
+        assert b0 - a1 >= min(overlap, tile // 2) - (align - 1) and a1 > 0
+
+
 @pytest.fixture(scope="module")
 def up():
     return infer.Upscaler(model(), "cpu")
@@ -45,6 +55,7 @@ def up():
 
 @pytest.mark.parametrize("n, tile, overlap, margin", [(50, 16, 8, 3), (100, 32, 20, 6), (33, 32, 4, 6), (17, 8, 6, 2)])
 def test_tiles_cover_and_weights_sum_to_one(n, tile, overlap, margin):
+    """(Aligned spans, for window-attention networks, are checked in test_aligned_tiles.)"""
     spans = infer.tile_spans(n, tile, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == n and all(b - a <= tile for a, b in spans)
     for (_, b0), (a1, _) in zip(spans, spans[1:]):
