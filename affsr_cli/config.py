@@ -19,7 +19,7 @@ RANGES = {
     "patch": (0, 4096), "steps": (1, 10**9), "batch_size": (1, 4096), "lr": (1e-8, 1.0), "lr_critic": (1e-8, 1.0),
     "beta1": (0.0, 0.999), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
     "smooth": (0.0, 1.0), "noise_channels": (0, 64), "soft_weight": (0.0, 1e6), "pixel_weight": (0.0, 1e6),
-    "range_weight": (0.0, 1e6), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
+    "range_weight": (0.0, 1e6), "lattice_weight": (0.0, 1e9), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
     "critic_steps": (1, 100), "critic_warmup": (0, 10**9), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
     "dae_sigma_min": (0.0, 10.0), "prior_width": (0, 2048), "prior_layers": (0, 64), "mixture": (1, 100),
     "ema": (0.0, 0.99999), "seed": (0, 2**63 - 1), "workers": (0, 256), "log_every": (1, 10**9),
@@ -58,6 +58,7 @@ class TrainConfig:
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
     soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
     pixel_weight: float = 0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone)
+    lattice_weight: float = 0.0  # weight of MSE between the period-s patterns of ŷ and y in each 8s×8s block (removes the s-pixel grid a gan paints; any method)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)

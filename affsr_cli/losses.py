@@ -15,6 +15,25 @@ def mae(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (yhat - y).abs().mean()
 
 
+def phase_pattern(img: torch.Tensor, scale: int, block: int) -> torch.Tensor:
+    """The period-s pattern of each block×block block of img (B, C, H, W): the mean over the block's
+    cells of each of the s×s pixel phases, less their mean, (B, C, H/block, s, W/block, s). An s-pixel
+    lattice is exactly what this keeps; content averages out over the (block/s)² cells. H and W are
+    cut to multiples of `block` (a multiple of s)."""
+    B, C, H, W = img.shape
+    n = block // scale
+    img = img[..., : H // block * block, : W // block * block]
+    p = img.reshape(B, C, H // block, n, scale, W // block, n, scale).mean((3, 6))
+    return p - p.mean((3, 5), keepdim=True)
+
+
+def lattice(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> torch.Tensor:
+    """Mean squared difference of the blockwise period-s patterns of ŷ and y (block 8·s by default):
+    zero unless ŷ has more (or another) s-pixel grid than the real image in some block."""
+    block = block or 8 * scale
+    return (phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)).pow(2).mean()
+
+
 def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
     """Logistic regression of real (label 1) against generated (label 0): −log D(y) − log(1 − D(ŷ))."""
     return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()

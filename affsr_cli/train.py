@@ -74,6 +74,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
     if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
+    if cfg.lattice_weight and (cfg.preset == "swissroll" or cfg.patch < 8 * cfg.scale):
+        raise TrainingError(f"--lattice-weight needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg
@@ -353,6 +355,10 @@ def train_step(run: Run, x, y, z):
         pixel = losses.mse(yhat.float(), y)
         loss_g = loss_g + cfg.pixel_weight * pixel
         logs["pixel_mse"] = float(pixel.detach())
+    if cfg.lattice_weight:  # the blockwise s-pixel pattern of ŷ held to y's (the grid a GAN otherwise paints)
+        grid = losses.lattice(yhat.float(), y, cfg.scale)
+        loss_g = loss_g + cfg.lattice_weight * grid
+        logs["lattice_mse"] = float(grid.detach())
     loss = float(loss_g.detach())
     if math.isfinite(loss):
         opt_g = run.optimizers["g"]

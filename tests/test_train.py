@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, data, methods, objectives
+from affsr_cli import checkpoint, data, losses, methods, objectives
 from affsr_cli import train as engine
 from affsr_cli.config import TrainConfig
 
@@ -239,6 +239,36 @@ def test_pixel_weight_adds_a_content_term(images, tmp_path):
     engine.train(tiny(images, tmp_path / "p", method="affgan", pixel_weight=100.0), rec)
     logs = rec.steps[-1][1]
     assert logs["pixel_mse"] > 0 and logs["loss"] == pytest.approx(logs["g_loss"] + 100.0 * logs["pixel_mse"], rel=1e-5)
+
+
+def test_lattice_loss_sees_a_grid_and_nothing_else():
+    """losses.lattice: 0 for ŷ = y, little for a smooth change (a ramp of 0.2 across the image), a
+    4-pixel grid of ±0.05 added to ŷ its pattern's energy, and a grid in a quarter of the image a
+    quarter of that (blockwise: it is not averaged away by the rest)."""
+    torch.manual_seed(0)
+    y = torch.rand(2, 3, 64, 64)
+    assert losses.lattice(y, y, 4) == 0
+    ramp = torch.linspace(0, 0.2, 64).view(1, 1, 1, 64)
+    smooth = losses.lattice(y + ramp, y, 4)
+    grid = torch.zeros(4, 4)
+    grid[0, 0], grid[2, 1] = 0.05, -0.05
+    lattice = grid.repeat(16, 16)  # (64, 64), period 4
+    full = losses.lattice(y + lattice, y, 4)
+    quarter = torch.zeros(64, 64)
+    quarter[:32, :32] = lattice[:32, :32]
+    part = losses.lattice(y + quarter, y, 4)
+    want = (grid - grid.mean()).pow(2).mean()  # the pattern's energy per phase
+    assert full == pytest.approx(float(want), rel=1e-4) and part == pytest.approx(float(want) / 4, rel=1e-4)
+    assert smooth < 0.05 * full  # a ramp's only period-4 part is its slope within each 4-pixel cell
+
+
+def test_lattice_weight_adds_its_term(images, tmp_path):
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "l", method="affmse", lattice_weight=10.0, patch=32), rec)
+    logs = rec.steps[-1][1]
+    assert logs["lattice_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 10.0 * logs["lattice_mse"], rel=1e-5)
+    with pytest.raises(engine.TrainingError, match="lattice-weight needs image patches"):
+        engine.train(tiny(images, tmp_path / "l2", method="affmse", lattice_weight=1.0, patch=16))
 
 
 def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
