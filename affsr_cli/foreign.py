@@ -60,6 +60,9 @@ def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: s
     except ImportError as e:
         raise ValueError(f"{path} is another tool's network: running it needs spandrel ({e}); pip install "
                          "'affsr[foreign]' (with a CPU-only torch, torchvision from the PyTorch CPU index)") from None
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ValueError(f"{path}: tensor {bad!r} holds NaN or infinite values; the weights are damaged")
     try:
         descriptor = spandrel.ModelLoader("cpu").load_from_state_dict(tensors)
     except spandrel.UnsupportedModelError:

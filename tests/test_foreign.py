@@ -97,6 +97,11 @@ def test_the_operator_is_required_and_bad_files_are_refused(tmp_path):
     save_file({"weight": torch.zeros(3, 3)}, str(junk))
     with pytest.raises(ValueError, match="no architecture spandrel|neither an affsr checkpoint"):
         infer.Upscaler.load(str(junk), operator="bicubic")
+    broken = ARCHS["SPAN"](4).state_dict()
+    broken[next(iter(broken))] = broken[next(iter(broken))].clone().fill_(float("nan"))
+    save_file({k: v.contiguous() for k, v in broken.items()}, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        infer.Upscaler.load(str(tmp_path / "nan.safetensors"), operator="bicubic")
     pickle = tmp_path / "net.pth"
     torch.save(ARCHS["SPAN"](4).state_dict(), pickle)
     with pytest.raises(ValueError, match="pickle"):
