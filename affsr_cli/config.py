@@ -64,7 +64,7 @@ class TrainConfig:
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps; longer than --steps: σ ends above 0)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
-    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | celeba | imagenet | auto (the generator's; texture-aa for tiny/small/base)
+    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | celeba | imagenet | auto (the generator's; texture for tiny/small/base)
     critic_steps: int = 1  # gan: discriminator steps per generator step
     critic_warmup: int = 0  # gan: the first steps train the discriminator alone (from --init weights: D learns what to look for before G follows it)
     prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)

@@ -119,7 +119,9 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         return objectives.PixelObjective(objective)
     if objective == "gan":
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
-        auto = "texture-aa" if preset in epresets.PRESETS else preset  # the efficient family: a small blur-pool D
+        # the efficient family: the small strided D (README "Why AffGAN paints a lattice": with blur pooling a
+        # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
+        auto = "texture" if preset in epresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in dpresets.PRESETS:
             raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)})")
