@@ -13,7 +13,8 @@ from affsr_cli.metrics import psnr
 from affsr_cli.projection import OperatorSpec
 
 # name: (operator family, taps at 4×) it was trained for
-TRAINED_FOR = {"affmse-x4": ("bicubic", 16), "affgan-x4": ("gaussian", 9), "affmse-x4-gaussian": ("gaussian", 9)}
+TRAINED_FOR = {"affmse-x4": ("bicubic", 16), "affgan-x4": ("bicubic", 16), "affmse-x4-gaussian": ("gaussian", 9),
+               "affgan-x4-gaussian": ("gaussian", 9)}
 SHIPPED = {name: checkpoint.WEIGHTS_DIR / f"{name}.safetensors" for name in TRAINED_FOR}
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
 

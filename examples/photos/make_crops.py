@@ -1,5 +1,6 @@
 """Before/after crops of the shipped 4× checkpoints on held-out photos: each row is one crop,
-LR (nearest-neighbour ×4) | bicubic | AffMSE | AffGAN | HR, written to examples/photos/crops.png.
+LR (nearest-neighbour ×4) | bicubic | v2 AffMSE | v2 AffGAN | v1 AffGAN | HR, written to
+examples/photos/crops.png.
 
     python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic]
 
@@ -36,7 +37,8 @@ CROPS = [
     ("plasma-OneStandsOut.png", 600, 400),
     ("lomiri-Picture_0B_by_freespace.png", 700, 500),
 ]
-COLUMNS = ["LR (nearest)", "bicubic", "AffMSE", "AffGAN", "HR"]
+COLUMNS = ["LR (nearest)", "bicubic", "v2 AffMSE", "v2 AffGAN", "v1 AffGAN", "HR"]
+WEIGHTS = {"v2 AffMSE": "affmse-x4", "v2 AffGAN": "affgan-x4", "v1 AffGAN": "affgan-x4-gaussian"}
 
 
 def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dict[str, float]:
@@ -51,7 +53,7 @@ def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dic
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--val", type=Path, default=ROOT / "data" / "photos" / "val", help="validation photos (make_corpus.py)")
-    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder with affmse-x4 and affgan-x4")
+    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder with the shipped files")
     p.add_argument("--size", type=int, default=128, help="HR crop side (px)")
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
     p.add_argument("-o", "--out", type=Path, default=HERE / "crops.png")
@@ -68,8 +70,8 @@ def main(argv=None) -> int:
             y = read_image(path).pixels  # (C, H, W) in [0, 1]
             write_image(lr / path.name, A(y[None].double())[0].float(), bits=8)
         print(f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:")
-        for w in ("affmse-x4", "affgan-x4"):
-            for bits in (8, 16):
+        for w in WEIGHTS.values():
+            for bits in (8, 16) if w != "affgan-x4-gaussian" else (8,):
                 psnr = upscale(lr, args.weights / f"{w}.safetensors", Path(tmp) / f"{w}-{bits}", bits, args.operator)
                 v = sorted(psnr.values())
                 print(f"  {w} {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
@@ -81,8 +83,7 @@ def main(argv=None) -> int:
             panels = {"HR": Image.open(args.val / name).convert("RGB"),
                       "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
                       "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
-                      "AffMSE": Image.open(Path(tmp) / "affmse-x4-8" / name),
-                      "AffGAN": Image.open(Path(tmp) / "affgan-x4-8" / name)}
+                      **{c: Image.open(Path(tmp) / f"{w}-8" / name) for c, w in WEIGHTS.items()}}
             box = (left, top, left + n, top + n)
             rows.append([panels[c].convert("RGB").crop(box).resize((n * z, n * z), Image.NEAREST) for c in COLUMNS])
     if not rows:

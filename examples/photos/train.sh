@@ -30,5 +30,5 @@ affsr train --method affgan --out "$runs/affgan" --steps 300 $(resume "$runs/aff
 affsr train --method affgan --out "$runs/affgan-2" --steps 400 $(resume "$runs/affgan-2") "${common[@]}" "${gan[@]}" \
     --init "$runs/affgan/generator.safetensors" --pixel-weight 200
 cp "$runs/affmse-3/generator.safetensors" weights/affmse-x4-gaussian.safetensors
-cp "$runs/affgan-2/generator.safetensors" weights/affgan-x4.safetensors
-affsr eval --hr data/photos/val -w affmse-x4-gaussian -w affgan-x4 --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
+cp "$runs/affgan-2/generator.safetensors" weights/affgan-x4-gaussian.safetensors  # shipped as affgan-x4 in v1
+affsr eval --hr data/photos/val -w affmse-x4-gaussian -w affgan-x4-gaussian --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
