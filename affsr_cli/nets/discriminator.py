@@ -11,9 +11,10 @@ PRESETS = {
     "imagenet": dict(widths=(128, 128, 256, 256, 512, 512, 1024, 1024), stride_every=2),
     # texture's widths with anti-aliased downsampling: no period-2^k pattern in its input gradient
     "texture-aa": dict(widths=(32, 64, 128, 256), stride_every=1, antialias="after"),
-    # the efficient generators' D: one full-resolution layer (it sees every frequency, the period-s ones
+    # a cheaper anti-aliased D: one full-resolution layer (it sees every frequency, the period-s ones
     # included), then blur -> stride-2 convolutions, the same anti-aliasing as texture-aa's
-    # conv -> blur -> subsample (the blur commutes with the convolution) at a quarter of the cost per layer
+    # conv -> blur -> subsample (the blur commutes with the convolution) at a quarter of the cost per
+    # layer. Not the efficient generators' default: in the AffGAN A/B (README) its GAN painted stripes
     "small-aa": dict(widths=(16, 32, 64, 128, 256), stride_every=1, antialias="before", first_stride=1),
 }
 
