@@ -210,7 +210,7 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     project = Projection(Downsample(spec))
     calls = []
 
-    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None):
+    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None, operator=None, boundary=None):
         calls.append((name, device))
         return (lambda x, bits: project(E.bicubic(x, 2).double(), x.double())), spec
 
