@@ -57,7 +57,11 @@ def load_generator(path, device="cpu") -> SRModel:
     """The generator a file describes, checked before anything is allocated for it: the metadata
     against nets.check_config's bounds, the tensors' names and shapes against the network built on
     the meta device (no memory), every value finite. A file someone else made can fail, not hurt."""
-    tensors, meta = weights.load(path)
+    return generator_from(path, *weights.load(path), device)
+
+
+def generator_from(path, tensors: dict[str, torch.Tensor], meta: dict[str, str], device="cpu") -> SRModel:
+    """load_generator for the tensors and metadata already read (weights.load) from `path`."""
     if meta.get("format") != GENERATOR_FORMAT:
         raise ValueError(f"{path}: not an affsr generator checkpoint (format {str(meta.get('format'))[:40]!r})")
     try:
@@ -75,9 +79,9 @@ def load_generator(path, device="cpu") -> SRModel:
         expected = {k: v.shape for k, v in nets.build(name, kwargs).state_dict().items()}
     if expected.keys() != state.keys() or any(state[k].shape != s for k, s in expected.items()):
         raise ValueError(f"{path}: weights do not fit the described network ({_first_difference(expected, state)})")
-    for k, v in state.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ValueError(f"{path}: the weights hold NaN or infinite values ({k}): the file is damaged")
+    bad = weights.first_non_finite(state)
+    if bad is not None:
+        raise ValueError(f"{path}: the weights hold NaN or infinite values ({bad}): the file is damaged")
     model = SRModel.from_config(config)
     model.net.load_state_dict(state)
     return model.to(device).eval()

@@ -170,7 +170,7 @@ def upscale(
         raise UserError("--skip-existing and --overwrite contradict each other")
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note,
                              operator=operator, boundary=boundary)
-    if not up.foreign and (operator is not None or boundary is not None):
+    if operator is not None or boundary is not None:
         _use_operator(up, operator, boundary, weights)
     failures = []
 
@@ -214,9 +214,12 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def _use_operator(up, family: str | None, boundary: str | None, weights: str, kernel_size: int | None = None,
                   sigma: float | None = None):
     """`--operator` and the other A options of upscale and eval: outputs consistent with that A, and a
-    warning when the network was trained for another."""
+    warning when the network was trained for another. Another tool's network got its A from these
+    options while loading (infer.Upscaler.load), so there is nothing to change."""
     from .projection import OperatorSpec
 
+    if up.foreign:
+        return
     trained = up.trained_for
     if family is None or family.lower() == trained.family:  # the same family: what is not given stays the weights'
         keep = trained.family == "gaussian"

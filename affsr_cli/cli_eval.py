@@ -164,8 +164,7 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
         scale, operator, boundary, kernel_size, sigma = a_options
         if scale is not None and scale != up.scale:
             raise UserError(f"--scale {scale} is not the scale of {w} ({up.scale})")
-        if not up.foreign:  # another tool's network got its A from --operator while loading
-            _use_operator(up, operator, boundary, w, kernel_size, sigma)
+        _use_operator(up, operator, boundary, w, kernel_size, sigma)
 
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]

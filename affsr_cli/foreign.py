@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from . import weights
 from .projection import OperatorSpec
 
 # LR pixels of context per side that tiles must overlap for: the convolutional radius, at least
@@ -37,8 +38,7 @@ class ForeignNet(nn.Module):
         self.model = descriptor.model
         self.descriptor = descriptor
         self.channels = descriptor.input_channels
-        convs = sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in self.modules() if isinstance(m, nn.Conv2d))
-        self.receptive_radius = min(max(convs, RADIUS_MIN), RADIUS_CAP)  # tiles overlap by 2·radius + 8, cross-faded
+        self.radius_bounds = (RADIUS_MIN, RADIUS_CAP)  # infer.receptive_radius clamps its convolutions' sum to these
         # tiles start on the grid of its attention windows (SwinIR, HAT, Swin2SR pad internally, so spandrel's
         # size requirement does not show them) and of its size requirement
         window = getattr(descriptor.model, "window_size", 1)
@@ -60,7 +60,7 @@ def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: s
     except ImportError as e:
         raise ValueError(f"{path} is another tool's network: running it needs spandrel ({e}); pip install "
                          "'affsr[foreign]' (with a CPU-only torch, torchvision from the PyTorch CPU index)") from None
-    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    bad = weights.first_non_finite(tensors)
     if bad is not None:
         raise ValueError(f"{path}: tensor {bad!r} holds NaN or infinite values; the weights are damaged")
     try:

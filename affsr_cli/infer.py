@@ -71,11 +71,11 @@ def pick_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, str |
 
 def receptive_radius(net: nn.Module) -> int:
     """Pixels of context one output pixel sees on each side, on the network's input grid: the sum
-    over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips (a
-    network may state its own as `receptive_radius`: foreign.ForeignNet)."""
-    if isinstance(getattr(net, "receptive_radius", None), int):
-        return net.receptive_radius
-    return sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips,
+    clamped to the network's `radius_bounds` (lo, hi) when it has them (foreign.ForeignNet)."""
+    radius = sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    lo, hi = getattr(net, "radius_bounds", (0, radius))
+    return min(max(radius, lo), hi)
 
 
 def fuse_batchnorm(net: nn.Module) -> nn.Module:
@@ -185,12 +185,11 @@ class Upscaler:
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
         `operator` (the family of A; `boundary` optional): its file does not name the degradation."""
         path = checkpoint.resolve_weights(weights)
-        tensors, meta = weights_io.load(path)
+        tensors, meta = weights_io.load(path)  # read once, for either kind
         if foreign.is_foreign(meta):
             model = foreign.load(path, tensors, operator, boundary)
         else:
-            del tensors
-            model = checkpoint.load_generator(path, "cpu")
+            model = checkpoint.generator_from(path, tensors, meta, "cpu")
         return cls(model, device, precision, tile, overlap, on_note)
 
     def __init__(self, model: SRModel, device: str | torch.device = "cpu", precision: str = "fp32",

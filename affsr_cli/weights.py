@@ -105,6 +105,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     return path
 
 
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating tensor holding NaN or ±inf (damaged weights), or None."""
+    return next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+
+
 def write_error(e: Exception) -> str:
     """Why a write failed, in words: a full disk (ENOSPC, which safetensors reports as StorageFull
     inside its own error text), a quota, or the system's message."""

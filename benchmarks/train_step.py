@@ -1,8 +1,9 @@
 """CPU training speed of the real loop (`affsr_cli.train.train`), batch 16: steps/s for affgan and
-affmse with each generator preset (the efficient tiny/small/base with their bicubic A and blur-pool
-discriminator, the paper's texture and imagenet with the Gaussian A; `--hr-grid` adds texture on the
-HR grid; `--discriminators` times affgan with each named D preset), and the share of a step spent in Π (its forward and backward timed alone on the same
-tensors, plus one forward for affgan's discriminator step, over the step time).
+affmse with each generator preset (the efficient tiny/small/base with their bicubic A and default
+strided discriminator, the paper's texture and imagenet with the Gaussian A; `--hr-grid` adds
+texture on the HR grid; `--discriminators` times affgan with each named D preset), and the share of
+a step spent in Π (its forward and backward timed alone on the same tensors, plus one forward for
+affgan's discriminator step, over the step time).
 
     python benchmarks/train_step.py [--steps 30] [--size 128] [--generators tiny small base imagenet]
         [--discriminators auto small-aa texture-aa]
@@ -10,7 +11,6 @@ tensors, plus one forward for affgan's discriminator step, over the step time).
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from PIL import Image
 from affsr_cli.config import TrainConfig
 from affsr_cli.projection import Downsample, OperatorSpec, Projection
 from affsr_cli.train import train
+from timing import best  # benchmarks/timing.py
 
 EFFICIENT = ("tiny", "small", "base")
 
@@ -30,14 +31,13 @@ def projection_ms(batch: int, channels: int, size: int, spec: OperatorSpec, back
     P = Projection(A)
     x = torch.rand(batch, channels, size // 4, size // 4)
     f = torch.rand(batch, channels, size, size, requires_grad=True)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+
+    def step():
         out = P(f, x)
         if backward:
             out.sum().backward()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1e3
+
+    return best(step, repeat) * 1e3
 
 
 def steps_per_s(root: Path, method: str, generator: str, grid: str, steps: int, size: int, discriminator: str = "auto") -> float:

@@ -7,6 +7,7 @@ wheels are CUDA builds that do not load beside the CPU torch used here. spandrel
 from torchvision at module level for architectures tested nowhere here (LaMa, RestoreFormer), so
 this module stands in a stub for them when torchvision is missing; the stub raises if ever called."""
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -116,19 +117,11 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     save("SPAN", 4, path)
     torch.manual_seed(0)
     Image.fromarray((smooth_image(20, 24) * 255).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
-    stub = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import tvstub"
-    (tmp_path / "tvstub.py").write_text(
-        "import importlib.util, sys, types\n"
-        "if importlib.util.find_spec('torchvision') is None:\n"
-        "    f = types.ModuleType('torchvision.transforms.functional')\n"
-        "    f.InterpolationMode = types.SimpleNamespace(BILINEAR='bilinear', NEAREST='nearest')\n"
-        "    f.rotate = f.normalize = None\n"
-        "    t = types.ModuleType('torchvision.transforms'); t.functional = f\n"
-        "    v = types.ModuleType('torchvision'); v.transforms = t\n"
-        "    sys.modules.update({'torchvision': v, 'torchvision.transforms': t, 'torchvision.transforms.functional': f})\n")
+    # the subprocess gets the same stub, from this module's own definition
+    stub = f"import importlib.util, sys, types\n{inspect.getsource(_stub_torchvision)}\n_stub_torchvision()\n"
 
     def affsr(*args, env=None):
-        code = f"{stub}; from affsr_cli.cli import main; sys.argv = ['affsr', *sys.argv[1:]]; main()"
+        code = f"{stub}from affsr_cli.cli import main; sys.argv = ['affsr', *sys.argv[1:]]; main()"
         return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
 
     r = affsr("upscale", tmp_path / "a.png", "-w", path, "-o", tmp_path / "no.png")
