@@ -10,7 +10,7 @@ AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "operator": "auto", "
         "prior_steps": 0, "dae_sigma_min": 0.0}
 # fields that may differ between a run and its --resume (everything else must match)
 RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
-             "bf16", "overwrite"}
+             "bf16", "overwrite", "time_limit"}
 
 
 # the allowed values of each numeric field, inclusive (0 where 0 means automatic); `affsr train`
@@ -23,7 +23,7 @@ RANGES = {
     "critic_steps": (1, 100), "critic_warmup": (0, 10**9), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
     "dae_sigma_min": (0.0, 10.0), "prior_width": (0, 2048), "prior_layers": (0, 64), "mixture": (1, 100),
     "ema": (0.0, 0.99999), "seed": (0, 2**63 - 1), "workers": (0, 256), "log_every": (1, 10**9),
-    "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9),
+    "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9), "time_limit": (0.0, 1e7),
 }
 
 
@@ -82,6 +82,7 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids (LR | output | HR) in samples/
     checkpoint_every: int = 1000  # steps between checkpoints
+    time_limit: float = 0.0  # minutes this process trains before it checkpoints and stops (0: no limit; --resume continues; the lr schedule still spans --steps)
     resume: bool = False  # continue the run in `out` from its last checkpoint
     overwrite: bool = False  # start afresh in an `out` that already holds a run
 

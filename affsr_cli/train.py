@@ -289,7 +289,7 @@ def loop(run: Run, batches, callbacks: Callbacks):
     writer = trainlog.tensorboard(out) if run.rank == 0 else None
     bf16 = cfg.bf16 and run.device.type == "cuda"
     run.model.train()
-    clock = {"t": time.perf_counter(), "seen": 0}
+    clock = {"t": time.perf_counter(), "seen": 0, "start": time.monotonic()}
     it = iter(batches)
     try:
         while run.step < cfg.steps:
@@ -313,14 +313,30 @@ def loop(run: Run, batches, callbacks: Callbacks):
             if run.rank == 0:
                 trainlog.report(run, logs, loss, x, y, z, yhat, val, writer, clock)
                 callbacks.on_step(run.step, logs)
-            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+            out_of_time = cfg.time_limit > 0 and time_up(run, clock["start"], cfg.time_limit)
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps or out_of_time:
                 save(run)
+            if out_of_time and run.step < cfg.steps:
+                if run.rank == 0:
+                    callbacks.on_message(f"time limit of {cfg.time_limit:g} min reached at step {run.step} of "
+                                         f"{cfg.steps}: checkpoint saved, --resume continues")
+                break
     except KeyboardInterrupt:
         save(run, gather=False)  # the other processes may be anywhere: no collective call
         raise Interrupted(run.step, out) from None
     finally:
         if writer is not None:
             writer.close()
+
+
+def time_up(run: Run, start: float, minutes: float) -> bool:
+    """Whether `minutes` of training have passed; under torchrun rank 0's clock decides for all."""
+    up = time.monotonic() - start >= 60 * minutes
+    if run.world > 1:
+        flag = torch.tensor([float(up)], device=run.device)
+        dist.broadcast(flag, 0)
+        up = bool(flag.item())
+    return up
 
 
 def train_step(run: Run, x, y, z):

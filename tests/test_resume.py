@@ -50,6 +50,29 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path
     assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_continues(images, tmp_path, monkeypatch):
+    """--time-limit: the run stops after the step that crosses the limit, saves state there, says so, and
+    --resume (limit lifted) ends bit-identical to a run that never stopped."""
+    clock = iter(range(0, 10**6, 50))  # each reading of the clock is 50 s later: 60 s pass between steps 1 and 2
+    monkeypatch.setattr(engine.time, "monotonic", lambda: float(next(clock)))
+    messages = []
+
+    class Record(engine.Callbacks):
+        def on_message(self, message):
+            messages.append(message)
+
+    kw = dict(steps=5, checkpoint_every=100, sample_every=100)
+    run = engine.train(tiny(images, tmp_path / "split", time_limit=1.0, **kw), Record())
+    log = rundir.read_log(run / "metrics.jsonl")
+    assert log[-1]["step"] == 2 and len(messages) == 1 and "step 2 of 5" in messages[0], (log[-1], messages)
+    assert checkpoint.load_state(run / "state.safetensors")[0]["step"] == 2
+    monkeypatch.undo()
+    engine.train(tiny(images, tmp_path / "split", resume=True, **kw))
+    whole = engine.train(tiny(images, tmp_path / "whole", **kw))
+    a, b = tensors(whole / "generator.safetensors"), tensors(tmp_path / "split" / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_data_stream_is_a_function_of_seed_and_step(images):
     ds = data.ImageFolder(images, "patch", 16, seed=5)
     batches = list(zip(range(5), data.StepBatches(len(ds), 2, seed=5)))
