@@ -156,6 +156,47 @@ def test_match_pillow_fixes_what_rounding_leaves():
     assert not consistency.matches_pillow(spec, x + 0.3 / 255, 8)  # x not on the 8-bit grid
 
 
+@pytest.mark.parametrize("family,scale,size", [("bicubic", 4, (37, 45)), ("lanczos3", 3, (40, 33)), ("area", 2, (50, 42)),
+                                               ("bilinear", 4, (21, 70))])
+def test_match_pillow_redoes_only_changed_tiles_with_the_same_result(family, scale, size, monkeypatch):
+    """Pillow's resize redone on the changed tiles (box=) gives the same passes and levels as redoing
+    it on the whole image (a tile larger than the image), here on sizes that are not multiples of the
+    tile, with black and white regions (where Pillow's intermediate clipping moves pixels), gray and RGB;
+    and the tiled `got` is Pillow's whole resize of the final levels."""
+    h, w = size
+    spec = OperatorSpec(scale, family=family)
+    A, pinv = spec.build()
+    rng = np.random.default_rng(3)
+    hr = np.asarray(Image.open(VAL / "astronaut.png").convert("RGB").resize((scale * w, scale * h))).copy()
+    hr[: scale * 6] = 255
+    hr[:, -scale * 5:] = 0
+    salt = rng.random(hr.shape[:2])
+    hr[salt < 0.03], hr[salt > 0.97] = 255, 0
+    for channels in (slice(0, 1), slice(0, 3)):
+        lr = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(hr[..., c])).resize((w, h), PILLOW[family]))
+                       for c in range(3)], 2)[..., channels]
+        x = torch.from_numpy(lr.copy()).permute(2, 0, 1).double() / 255
+        f = torch.nn.functional.interpolate(x[None], scale_factor=scale, mode="bicubic")[0]
+        consistency.fit_box(f, x, A, pinv, 8, max_error=consistency.MAX_FIT_ERROR)
+        base = consistency.round_shaped(f, 8)
+        tiled, whole = base.copy(), base.copy()
+        passes = consistency.match_pillow(tiled, x, spec)
+        monkeypatch.setattr(consistency, "PILLOW_TILE", 10**6)
+        assert consistency.match_pillow(whole, x, spec) == passes > 0
+        monkeypatch.undo()
+        assert np.array_equal(tiled, whole) and not np.array_equal(tiled, base)
+        back = consistency.pillow_resize(tiled, (h, w), family)
+        assert (back != lr).mean() <= 0.001 if passes < consistency.PILLOW_PASSES else (back == lr).all()
+        # should a redone tile ever differ from Pillow's whole resize, the whole resize before stopping
+        # catches it and the passes go on with whole resizes: here tiles that claim every pixel matches
+        redo = consistency._redo_tiles
+        monkeypatch.setattr(consistency, "_redo_tiles", lambda got, *a: (redo(got, *a), got.__setitem__(..., lr)))
+        lying = base.copy()
+        assert consistency.match_pillow(lying, x, spec) == passes
+        monkeypatch.undo()
+        assert np.array_equal(lying, whole)
+
+
 def test_spec_metadata_and_validation():
     for family in FAMILIES:
         spec = OperatorSpec(3, family=family)
