@@ -79,7 +79,7 @@ class Apt:
     """apt-get with a private list of suites under cache/apt: the system's configuration is untouched."""
 
     def __init__(self, cache: Path, suites: set[str]):
-        self.root = cache / "apt"
+        self.root = cache.resolve() / "apt"  # apt reads a relative Dir::Etc path under /etc/apt
         self.suites = sorted(suites)
         self.ready = False
 
