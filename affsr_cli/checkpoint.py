@@ -98,7 +98,8 @@ def _first_difference(expected: dict, state: dict) -> str:
 
 
 def resolve_weights(name: str) -> Path:
-    """A path, a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors."""
+    """A path, a run folder (its generator.safetensors), a shipped name (weights/NAME.safetensors) or
+    hf://owner/repo/file.safetensors."""
     if name.startswith("hf://"):
         parts = name[5:].split("/")
         if len(parts) < 3:
@@ -111,6 +112,10 @@ def resolve_weights(name: str) -> Path:
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__})") from None
     path = Path(name)
+    if path.is_dir():
+        if not (path / "generator.safetensors").is_file():
+            raise ValueError(f"{name}: a folder without generator.safetensors (not a run folder of affsr train)")
+        return path / "generator.safetensors"
     if path.exists() or os.sep in name or path.suffix:
         return path
     shipped = WEIGHTS_DIR / f"{name}.safetensors"

@@ -128,8 +128,8 @@ def upscale(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a shipped name (weights/NAME."
-                                          "safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
+                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
                                           "the v2 AffMSE; -w affgan-x4 for the v2 AffGAN); also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "

@@ -25,7 +25,7 @@ def eval_(
     sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name."),
     lr: Optional[Path] = typer.Option(None, "--lr", help="With --sr: their LR inputs x, paired by name, for LR metrics against x."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", show_default=False,
-                                                help="Checkpoint(s) to evaluate: a path, a shipped name or hf://owner/repo/file "
+                                                help="Checkpoint(s) to evaluate: a path, a run folder, a shipped name or hf://owner/repo/file "
                                                      "(default: the shipped default weights); measured as affsr upscale saves them."),
     baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", show_default=False,
                                                  help="bicubic (PIL, float), pinv (A⁺x) or all; several allowed."),

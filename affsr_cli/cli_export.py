@@ -26,8 +26,6 @@ def export(
     from . import export as engine
 
     path = checkpoint.resolve_weights(weights)
-    if path.is_dir():
-        path = path / "generator.safetensors"
     model = checkpoint.load_generator(path)
     written, diff = engine.export(model, output, opset, overwrite, check)
     params = sum(p.numel() for p in model.net.parameters())

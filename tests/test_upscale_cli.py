@@ -367,3 +367,19 @@ def test_no_input_of_the_batch_is_replaced_or_upscaled_again(ckpt, tmp_path):
     assert {p.name for p in d.iterdir()} == {"p.png", "p_x4.png", "x.png", "x.tif", "x_x4.png", "x_x4.tif"}
     r = affsr(d, "-w", ckpt / "rgb.safetensors")  # twice: the first run's outputs are not inputs now
     assert "not upscaled" in r.stderr and not any("_x4_x4" in p.name for p in d.iterdir())
+
+
+def test_a_run_folder_stands_for_its_generator(ckpt, tmp_path):
+    """-w RUN (what `affsr train --out` made) upscales with RUN/generator.safetensors; a folder without one is one line."""
+    natural().save(tmp_path / "a.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "generator.safetensors").write_bytes((ckpt / "rgb.safetensors").read_bytes())
+    for w, out in ((run, "folder.png"), (ckpt / "rgb.safetensors", "file.png")):
+        r = affsr(tmp_path / "a.png", "-w", w, "-o", tmp_path / out)
+        assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "folder.png")), np.asarray(Image.open(tmp_path / "file.png")))
+    (tmp_path / "empty").mkdir()
+    r = affsr(tmp_path / "a.png", "-w", tmp_path / "empty", "-o", tmp_path / "no.png")
+    assert r.returncode == 2 and "without generator.safetensors" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "no.png").exists()
