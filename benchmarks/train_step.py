@@ -44,7 +44,8 @@ def steps_per_s(root: Path, method: str, generator: str, grid: str, steps: int, 
     cfg = TrainConfig(method=method, data=str(root / "images"), out=str(root / f"{method}-{generator}-{grid}"), preset="patch",
                       **({"discriminator": discriminator} if method == "affgan" else {}),
                       operator="bicubic" if generator in EFFICIENT else "gaussian",
-                      patch=size, generator=generator, grid=grid, batch_size=16, steps=steps, workers=1, log_every=5,
+                      patch=size, generator=generator, grid=grid, batch_size=16, steps=steps, workers=1,
+                      log_every=min(5, steps // 2),  # ≥ 2 lines: the first, the warm-up, is not counted
                       sample_every=10**9, checkpoint_every=10**9, overwrite=True)
     out = train(cfg)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -59,6 +60,8 @@ def main():
     ap.add_argument("--hr-grid", action="store_true", help="also the texture generator on the HR grid")
     ap.add_argument("--discriminators", nargs="+", default=["auto"], help="affgan's D presets to time (auto: the generator's)")
     args = ap.parse_args()
+    if args.steps < 2:
+        ap.error("--steps must be at least 2 (the first logged interval is the warm-up)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "images").mkdir()
