@@ -7,6 +7,12 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
     python benchmarks/upscale.py [--device cpu|cuda] [--precision fp32|bf16] [--skip-rrdb]
     python benchmarks/upscale.py --large [--large-preset texture|imagenet]
     python benchmarks/upscale.py --compare-with DIR [--rounds N]   # DIR: another checkout (e.g. `git worktree add`)
+    python benchmarks/upscale.py --tiles [--size 600]
+
+`--tiles` times f of the shipped default weights on a SIZE×SIZE LR image cut into tiles (the
+automatic size, 256, 128): seconds, the pixels the tiles compute over the image's, and the share of
+the time spent outside the network (slicing, blending); beside it, in the same run, the same tiles
+at their full length (how `infer.tile_spans` cut before it shortened them).
 
 `--compare-with` times whole files (`affsr upscale --json`'s per-file seconds: read, f, Π, box fit,
 rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
@@ -225,6 +231,53 @@ def _large(args, d: Path):
           f"{3 * 8192 * 8192 * 4 / 2**30:.2f} GiB")
 
 
+def full_length_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """The reference: infer.tile_spans as it was, k tiles of the full `tile` length evenly spread."""
+    if n <= tile:
+        return [(0, n)]
+    overlap = min(overlap, tile // 2)
+    k = -(-(n - overlap) // (tile - overlap))
+    starts = [round(i * (n - tile) / (k - 1)) // align * align for i in range(k)]
+    return [(a, n if i == k - 1 else a + tile) for i, a in enumerate(starts)]
+
+
+def tiles(args):
+    """f on tiles: time, pixels computed, time outside the network; shortened vs full-length tiles."""
+    torch.manual_seed(0)
+    model = checkpoint.load_generator(checkpoint.resolve_weights("affmse-x4")).eval()
+    x = torch.rand(3, args.size, args.size)
+    auto = infer.Upscaler(model, args.device).tile
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; f of affmse-x4 on a {args.size}² LR image "
+          f"→ {4 * args.size}² (best of {args.repeat})")
+    print(f"{'tile':>10s} {'spans':>13s} {'tiles':>6s} {'computed/image':>15s} {'seconds':>8s} {'outside f':>10s}")
+    for tile in dict.fromkeys([auto, 256, 128]):
+        up = infer.Upscaler(model, args.device, tile=tile)
+        inner, forward = [0.0], up._forward
+
+        def timed(inp, z):
+            t0 = time.perf_counter()
+            out = forward(inp, z)
+            inner[0] += time.perf_counter() - t0
+            return out
+
+        up._forward = timed
+        up.network(x[:, :32, :32])  # warm-up
+        for name, spans in (("shortened", infer.tile_spans), ("full-length", full_length_spans)):
+            original, infer.tile_spans = infer.tile_spans, spans
+            try:
+                runs = []
+                for _ in range(args.repeat):
+                    inner[0], t0 = 0.0, time.perf_counter()
+                    up.network(x)
+                    runs.append((time.perf_counter() - t0, inner[0]))
+            finally:
+                infer.tile_spans = original
+            total, in_f = min(runs)
+            cut = spans(args.size, tile, up.overlap)
+            area = sum(b - a for a, b in cut) ** 2 / args.size**2
+            print(f"{tile:10d} {name:>13s} {len(cut)**2:6d} {area:15.2f} {total:8.2f} {100 * (total - in_f) / total:9.1f}%")
+
+
 def compare(args):
     """Interleaved whole-file upscales through the CLI of this tree and of args.compare_with."""
     trees = {"this tree": ROOT, "other": Path(args.compare_with).resolve()}
@@ -253,11 +306,13 @@ def main():
     ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
     ap.add_argument("--compare-with", metavar="DIR", help="another checkout to time against, interleaved (see above)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with")
+    ap.add_argument("--tiles", action="store_true", help="time f on tiles, shortened vs full-length (see above)")
+    ap.add_argument("--size", type=int, default=600, help="LR side for --tiles")
     ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
     ap.add_argument("--large-preset", default="texture", choices=["texture", "imagenet"],
                     help="generator for --large (the tile budget bounds its activations either way)")
     args = ap.parse_args()
-    compare(args) if args.compare_with else large(args) if args.large else speed(args)
+    compare(args) if args.compare_with else large(args) if args.large else tiles(args) if args.tiles else speed(args)
 
 
 if __name__ == "__main__":

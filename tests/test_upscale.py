@@ -48,6 +48,29 @@ def test_aligned_tiles(n, tile, overlap, align):
         assert b0 - a1 >= min(overlap, tile // 2) - (align - 1) and a1 > 0
 
 
+def test_tiles_are_the_fewest_and_shortest():
+    """Over a grid of sides, tile sizes, overlaps and alignments: the fewest tiles the overlap allows
+    (fewer when aligned starts coincide),
+    each no longer than needed (total length within k·align of n + (k − 1)·overlap), the side covered
+    and every overlap kept (within align − 1 when the tile size leaves no room)."""
+    for n in range(9, 140, 7):
+        for tile in (8, 13, 32, 64, 100):
+            for overlap in (0, 3, 12, 38):
+                for align in (1, 4, 8):
+                    spans = infer.tile_spans(n, tile, overlap, align)
+                    ov = min(overlap, tile // 2)
+                    k = 1 if n <= tile else math.ceil((n - ov) / (tile - ov))
+                    assert (len(spans) == k or align > 1 and len(spans) < k) and spans[0][0] == 0 and spans[-1][1] == n, (n, tile, overlap, align, spans)
+                    assert all(a % align == 0 and b - a <= tile + align - 1 for a, b in spans)
+                    if len(spans) > 1:
+                        assert all(b - a <= tile for a, b in spans[:-1])
+                        assert sum(b - a for a, b in spans) <= n + (k - 1) * ov + k * (align + 1) + align
+                    for (_, b0), (a1, _) in zip(spans, spans[1:]):
+                        assert b0 - a1 >= ov - (align - 1) and a1 > 0, (n, tile, overlap, align, spans)
+                        if b0 - a1 < ov:  # only where the tile size itself is the limit
+                            assert spans[0][1] - spans[0][0] == tile
+
+
 @pytest.fixture(scope="module")
 def up():
     return infer.Upscaler(model(), "cpu")
