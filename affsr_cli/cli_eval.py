@@ -219,7 +219,7 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
     import numpy as np
 
     from . import swissroll
-    from .checkpoint import load_generator
+    from .checkpoint import load_generator, resolve_weights
     from .images import atomic_write
     from .weights import check_writable
 
@@ -238,8 +238,7 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
             check_writable(p, overwrite)
     models = {}
     for w in weights:
-        path = Path(w) / "generator.safetensors" if Path(w).is_dir() else Path(w)
-        model = load_generator(path)
+        model = load_generator(resolve_weights(w))
         if not isinstance(model.spec, swissroll.AverageSpec):
             raise UserError(f"{w}: not a Swiss-roll model (it upscales images)")
         name = Path(w).name if Path(w).is_dir() else Path(w).stem

@@ -5,8 +5,8 @@ image, never a sum of stride-s kernels). README "Why AffGAN paints a lattice" qu
 
     python examples/photos/right_inverse.py [--hr data/photos/val] [--crop 384]
 
-For each held-out photo y (a centre crop), x = A y, and four kinds of f: 0 (an untrained generator
-without a skip from x, as the paper's are: ŷ = R x), the bicubic interpolation U x, y plus white
+For each held-out photo y (a centre crop), x = A y, and four kinds of f: 0 (ŷ = R x: near where a
+generator without a skip from x, as the paper's, starts), the bicubic interpolation U x, y plus white
 noise (σ = 0.05), and the network output f (before Π) of the shipped v2 AffGAN
 (`affgan-x4`, bicubic A only; it was trained for that A). Prints the lattice ratio (metrics.lattice:
 the period-s share of ŷ's energy over y's) and PSNR of f, Π_A⁺ f and Π_B f, means over the photos.
