@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,27 +50,18 @@ def write_levels(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = 
         raise ValueError(f"{path}: {fmt} files have no alpha channel; write PNG, TIFF or WebP")
 
     def write(tmp: Path):
-        if fmt == "PNG" and bits == 16:  # Pillow cannot write 16-bit colour
-            png = png_bytes(a, level=3)
-            if icc:  # iCCP right after IHDR (8-byte signature + 25-byte IHDR chunk)
-                png = png[:33] + _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)) + png[33:]
-            tmp.write_bytes(png)
+        if fmt == "PNG":  # ours: 16-bit colour (Pillow cannot), and 8-bit in a quarter of Pillow's time
+            tmp.write_bytes(png_bytes(a, level=3 if bits == 16 else 1, icc=icc))
             return
         im = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
         extra = {"icc_profile": icc} if icc else {}
-        if fmt == "PNG":  # zlib level 1 with Pillow's per-row filters: 5× faster than level 6, ~17% larger
-            extra.update(compress_level=1)
-        elif fmt == "WEBP":
+        if fmt == "WEBP":
             extra.update(lossless=True, exact=True, quality=100)
         elif fmt == "JPEG":
             extra.update(quality=quality)
         im.save(tmp, format=fmt, **extra)
 
     return atomic_write(path, write, overwrite)
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def write_float(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = None, overwrite: bool = False) -> Path:

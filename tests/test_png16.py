@@ -1,6 +1,7 @@
 """affsr_cli.images.read_png: 16-bit PNGs of every colour type, row filter and interlacing, decoded exactly
 (against an encoder written here from the PNG spec, section 9); both routes (Pillow's C unfilter, and
 numpy where that is unavailable or wrong); bad files; speed."""
+import io
 import struct
 import time
 import zlib
@@ -212,3 +213,32 @@ def test_a_malformed_header_is_one_clear_error(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
     with pytest.raises(I.ImageFileError, match="IHDR chunk is 12 bytes"):
         I.read_png(path, 10**8)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (3, np.uint8), (4, np.uint8), (2, np.uint16), (3, np.uint16)])
+def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads, channels, dtype):
+    """png_bytes deflates bands of rows on threads and joins them: the stream must inflate with zlib
+    alone (header, Adler-32), unfilter to the pixels, and Pillow must read the 8-bit files as written."""
+    monkeypatch.setattr(I, "BAND_BYTES", 1000)  # many bands even for a small image
+    a = image("random", 67, 45, channels, seed=threads, dtype=dtype)
+    a[10:30] = a[10]  # runs of equal rows: Up filter zeros
+    png = I.png_bytes(a, 1, threads=threads, icc=b"x" * 40)
+    chunks, pos = {}, len(I.PNG_SIGNATURE)
+    while pos < len(png):
+        (n,), kind = struct.unpack(">I", png[pos:pos + 4]), png[pos + 4:pos + 8]
+        body = png[pos + 8:pos + 8 + n]
+        assert struct.unpack(">I", png[pos + 8 + n:pos + 12 + n])[0] == zlib.crc32(kind + body)
+        chunks.setdefault(kind, []).append(body)
+        pos += 12 + n
+    assert list(chunks) == [b"IHDR", b"iCCP", b"IDAT", b"IEND"]
+    assert zlib.decompress(chunks[b"iCCP"][0].split(b"\0\0", 1)[1]) == b"x" * 40
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks[b"IDAT"])), np.uint8).reshape(67, -1)  # checks the Adler-32
+    assert (raw[:, 0] == 2).all()
+    rows = np.cumsum(raw[:, 1:].astype(np.int64), axis=0) % 256  # undo Up
+    want = np.ascontiguousarray(a, ">u2" if dtype == np.uint16 else np.uint8).view(np.uint8).reshape(67, -1)
+    assert (rows == want).all()
+    (tmp_path / "b.png").write_bytes(png)
+    decoded = I.read_png(tmp_path / "b.png", 10**8) if dtype == np.uint16 else np.asarray(Image.open(io.BytesIO(png)))
+    assert (decoded.reshape(a.shape) == a).all()
+
