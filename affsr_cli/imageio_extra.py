@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import WRITE_FORMATS, png_bytes, read_png
+from .images import WRITE_FORMATS, read_png, write_png
 from .weights import atomic_write
 
 FLOAT_FORMATS = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY"}  # float32 outputs
@@ -51,7 +51,7 @@ def write_levels(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = 
 
     def write(tmp: Path):
         if fmt == "PNG":  # ours: 16-bit colour (Pillow cannot), and 8-bit in a quarter of Pillow's time
-            tmp.write_bytes(png_bytes(a, level=3 if bits == 16 else 1, icc=icc))
+            write_png(tmp, a, level=3 if bits == 16 else 1, icc=icc)
             return
         im = Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
         extra = {"icc_profile": icc} if icc else {}
