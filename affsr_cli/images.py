@@ -314,7 +314,7 @@ def png_pieces(a: np.ndarray, level: int = 6, *, threads: int | None = None, icc
     threads = threads or min(8, os.cpu_count() or 1)
     bands = max(1, min(threads, len(data) // BAND_BYTES))
     step = -(-height // bands) * lines.shape[1]
-    parts = [data[i:i + step] for i in range(0, len(data), step)] or [data]  # views, no copies
+    parts = [data[i:i + step] for i in range(0, len(data), step)]  # views, no copies
 
     def deflate(i: int) -> bytes:
         z = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: the zlib header and trailer are ours
