@@ -5,7 +5,7 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
 2048×2048 → 8192×8192 RGB upscale through the CLI in a child process.
 
     python benchmarks/upscale.py [--device cpu|cuda] [--precision fp32|bf16] [--skip-rrdb]
-    python benchmarks/upscale.py --large [--large-preset texture|imagenet]
+    python benchmarks/upscale.py --large [--large-preset texture|small|imagenet|…]
     python benchmarks/upscale.py --compare-with DIR [--rounds N]   # DIR: another checkout (e.g. `git worktree add`)
     python benchmarks/upscale.py --tiles [--size 600]
 
@@ -310,7 +310,7 @@ def main():
     ap.add_argument("--tiles", action="store_true", help="time f on tiles, shortened vs full-length (see above)")
     ap.add_argument("--size", type=int, default=600, help="LR side for --tiles")
     ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
-    ap.add_argument("--large-preset", default="texture", choices=["texture", "imagenet"],
+    ap.add_argument("--large-preset", default="texture", choices=PRESETS,
                     help="generator for --large (the tile budget bounds its activations either way)")
     args = ap.parse_args()
     compare(args) if args.compare_with else large(args) if args.large else tiles(args) if args.tiles else speed(args)

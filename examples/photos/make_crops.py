@@ -1,13 +1,13 @@
 """Before/after crops of the shipped 4× checkpoints on held-out photos: each row is one crop,
-LR (nearest-neighbour ×4) | bicubic | v2 AffMSE | v2 AffGAN | v1 AffGAN | HR, written to
-examples/photos/crops.png.
+LR (nearest-neighbour ×4) | bicubic | AffMSE | AffGAN | HR, the pair trained for the operator:
+`affmse-x4`/`affgan-x4` written to examples/photos/crops.png (bicubic), `affmse-x4-gaussian`/
+`affgan-x4-gaussian` to examples/photos/crops-gaussian.png (gaussian).
 
-    python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic]
+    python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic|gaussian]
 
 Each HR photo y is downsampled with the operator A of `--operator` (default bicubic, which equals
 Pillow's bicubic resize; `gaussian`: the paper's σ = 1.5) and rounded to 8 bits: that LR file x is
-what every method gets, and `affsr upscale --operator` makes each output consistent with it (a
-checkpoint trained for another A says so on stderr). The AffMSE and AffGAN columns are the
+what every method gets, and `affsr upscale --operator` makes each output consistent with it. The AffMSE and AffGAN columns are the
 8-bit PNG files `affsr upscale` writes (the real command, consistency box fit included), so what
 is shown is what a user gets. The script also prints the LR-PSNR of the saved files (A applied to
 the file against x) over all validation photos, for 8- and 16-bit output.
@@ -37,8 +37,8 @@ CROPS = [
     ("plasma-OneStandsOut.png", 600, 400),
     ("lomiri-Picture_0B_by_freespace.png", 700, 500),
 ]
-COLUMNS = ["LR (nearest)", "bicubic", "v2 AffMSE", "v2 AffGAN", "v1 AffGAN", "HR"]
-WEIGHTS = {"v2 AffMSE": "affmse-x4", "v2 AffGAN": "affgan-x4", "v1 AffGAN": "affgan-x4-gaussian"}
+COLUMNS = ["LR (nearest)", "bicubic", "AffMSE", "AffGAN", "HR"]
+SUFFIX = {"bicubic": "", "gaussian": "-gaussian"}  # the shipped pair trained for each operator
 
 
 def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dict[str, float]:
@@ -56,9 +56,12 @@ def main(argv=None) -> int:
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder with the shipped files")
     p.add_argument("--size", type=int, default=128, help="HR crop side (px)")
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
-    p.add_argument("-o", "--out", type=Path, default=HERE / "crops.png")
-    p.add_argument("--operator", default="bicubic", help="the A that makes the LR inputs (bicubic | gaussian | …)")
+    p.add_argument("-o", "--out", type=Path, help="the sheet (default: crops.png, crops-gaussian.png beside this script)")
+    p.add_argument("--operator", default="bicubic", choices=list(SUFFIX), help="the A that makes the LR inputs")
     args = p.parse_args(argv)
+    suffix = SUFFIX[args.operator]
+    weights = {"AffMSE": f"affmse-x4{suffix}", "AffGAN": f"affgan-x4{suffix}"}
+    out = args.out or HERE / f"crops{suffix}.png"
     A, _ = OperatorSpec(4, family=args.operator).build()
     n, z = args.size, args.zoom
     rows = []
@@ -70,8 +73,8 @@ def main(argv=None) -> int:
             y = read_image(path).pixels  # (C, H, W) in [0, 1]
             write_image(lr / path.name, A(y[None].double())[0].float(), bits=8)
         print(f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:")
-        for w in WEIGHTS.values():
-            for bits in (8, 16) if w != "affgan-x4-gaussian" else (8,):
+        for w in weights.values():
+            for bits in (8, 16):
                 psnr = upscale(lr, args.weights / f"{w}.safetensors", Path(tmp) / f"{w}-{bits}", bits, args.operator)
                 v = sorted(psnr.values())
                 print(f"  {w} {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
             panels = {"HR": Image.open(args.val / name).convert("RGB"),
                       "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
                       "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
-                      **{c: Image.open(Path(tmp) / f"{w}-8" / name) for c, w in WEIGHTS.items()}}
+                      **{c: Image.open(Path(tmp) / f"{w}-8" / name) for c, w in weights.items()}}
             box = (left, top, left + n, top + n)
             rows.append([panels[c].convert("RGB").crop(box).resize((n * z, n * z), Image.NEAREST) for c in COLUMNS])
     if not rows:
@@ -94,12 +97,12 @@ def main(argv=None) -> int:
     sheet = Image.new("RGB", (len(COLUMNS) * (side + gap) - gap, label + len(rows) * (side + gap) - gap), "white")
     draw = ImageDraw.Draw(sheet)
     for j, col in enumerate(COLUMNS):
-        draw.text((j * (side + gap) + 4, 3), col, fill="black")
+        draw.text((j * (side + gap) + 4, 3), f"{col} ({weights[col]})" if col in weights else col, fill="black")
     for i, row in enumerate(rows):
         for j, im in enumerate(row):
             sheet.paste(im, (j * (side + gap), label + i * (side + gap)))
-    sheet.save(args.out, optimize=True)
-    print(f"wrote {args.out}")
+    sheet.save(out, optimize=True)
+    print(f"wrote {out}")
     return 0
 
 
