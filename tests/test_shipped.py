@@ -73,3 +73,20 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     means = res["means"][E.DEFAULT_NAME]
     # eval judges the 8-bit file upscale would write: LR-PSNR above 64 dB (the box fit's bound), not float Π's ~1e-15
     assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60
+
+
+def test_a_retired_v1_file_still_upscales_from_its_path(tmp_path):
+    """The v1 files (the `imagenet` preset with batch norm, Gaussian A) left the wheel; one a user kept
+    still loads with `-w PATH` and its output is consistent with the input under the A in its metadata."""
+    from affsr_cli import methods
+    from affsr_cli.images import write_image
+
+    path = checkpoint.save_generator(tmp_path / "affgan-x4-v1.safetensors",
+                                     methods.build_generator("imagenet", OperatorSpec(), "aff").eval())
+    A, _ = OperatorSpec().build()
+    x = quantize(A(read_image(E.VALIDATION_SET / "coffee.png").pixels[None, :, :64, :64].double())[0].float())
+    write_image(tmp_path / "lr.png", x)
+    r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "-w", path, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["lr_psnr"] >= 60
+    assert read_image(tmp_path / "out.png").pixels.shape == (3, 64, 64)
