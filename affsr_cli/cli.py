@@ -129,8 +129,8 @@ def upscale(
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
-                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
-                                          "the AffMSE for Pillow's bicubic; -w affgan-x4 for the AffGAN; -w affmse-x4-gaussian, "
+                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors, "
+                                          "the AffGAN for Pillow's bicubic; -w affmse-x4 for the AffMSE; -w affmse-x4-gaussian, "
                                           "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
