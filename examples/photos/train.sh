@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the v1 4× checkpoints (Gaussian A), stage by stage as they were run (weights/README.md
+# The recipe of the retired v1 4× checkpoints (Gaussian A), stage by stage as they were run (weights/README.md
 # gives each stage's time and results): build the photo corpus; AffMSE in four stages, each
 # started from the previous one's EMA weights with --init (fresh optimiser); then AffGAN in two
 # stages from the third AffMSE stage (affmse-2). The stages are separate runs because the CPU sessions that
@@ -29,6 +29,6 @@ affsr train --method affgan --out "$runs/affgan" --steps 300 $(resume "$runs/aff
     --init "$runs/affmse-2/generator.safetensors" --pixel-weight 1000
 affsr train --method affgan --out "$runs/affgan-2" --steps 400 $(resume "$runs/affgan-2") "${common[@]}" "${gan[@]}" \
     --init "$runs/affgan/generator.safetensors" --pixel-weight 200
-cp "$runs/affmse-3/generator.safetensors" weights/affmse-x4-gaussian.safetensors
-cp "$runs/affgan-2/generator.safetensors" weights/affgan-x4-gaussian.safetensors  # shipped as affgan-x4 in v1
-affsr eval --hr data/photos/val -w affmse-x4-gaussian -w affgan-x4-gaussian --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
+# The v1 files (retired) were copies of affmse-3 and affgan-2; they are evaluated from the run folders so
+# that the shipped v2 files of the same names in weights/ are left alone.
+affsr eval --hr data/photos/val -w "$runs/affmse-3" -w "$runs/affgan-2" --baseline bicubic pinv -m psnr ssim lr-psnr hf-ratio
