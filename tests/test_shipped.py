@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from affsr_cli import checkpoint, evaluate as E
-from affsr_cli.images import quantize, read_image
+from affsr_cli import checkpoint, evaluate as E, methods
+from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.metrics import psnr
 from affsr_cli.projection import OperatorSpec
 
@@ -52,8 +52,6 @@ def test_better_than_bicubic_on_a_held_out_photo(name):
 
 def test_upscale_uses_the_shipped_default_weights(tmp_path):
     y = read_image(E.VALIDATION_SET / "coffee.png").pixels
-    from affsr_cli.images import write_image
-
     x = quantize(OperatorSpec().build()[0](y[None].double())[0].float())
     write_image(tmp_path / "lr.png", x)
     r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "--json")
@@ -78,9 +76,6 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
 def test_a_retired_v1_file_still_upscales_from_its_path(tmp_path):
     """The v1 files (the `imagenet` preset with batch norm, Gaussian A) left the wheel; one a user kept
     still loads with `-w PATH` and its output is consistent with the input under the A in its metadata."""
-    from affsr_cli import methods
-    from affsr_cli.images import write_image
-
     path = checkpoint.save_generator(tmp_path / "affgan-x4-v1.safetensors",
                                      methods.build_generator("imagenet", OperatorSpec(), "aff").eval())
     A, _ = OperatorSpec().build()

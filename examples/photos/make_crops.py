@@ -8,9 +8,10 @@ LR (nearest-neighbour ×4) | bicubic | AffMSE | AffGAN | HR, the pair trained fo
 Each HR photo y is downsampled with the operator A of `--operator` (default bicubic, which equals
 Pillow's bicubic resize; `gaussian`: the paper's σ = 1.5) and rounded to 8 bits: that LR file x is
 what every method gets, and `affsr upscale --operator` makes each output consistent with it. The
-AffMSE and AffGAN columns are the 8-bit PNG files `affsr upscale` writes (the real command, consistency box fit included), so what
-is shown is what a user gets. The script also prints the LR-PSNR of the saved files (A applied to
-the file against x) over all validation photos, for 8- and 16-bit output.
+AffMSE and AffGAN columns are the 8-bit PNG files `affsr upscale` writes (the real command,
+consistency box fit included), so what is shown is what a user gets. The script also prints the
+LR-PSNR of the saved files (A applied to the file against x) over all validation photos, for 8-
+and 16-bit output.
 """
 from __future__ import annotations
 

@@ -14,30 +14,30 @@
 set -euo pipefail
 runs=${1:-runs/photos-v2}
 [ -d data/photos/train ] || python examples/photos/make_corpus.py --out data/photos
-common=(--method affmse --data data/photos/train --val data/photos/val --generator small --operator bicubic
-        --workers 1 --checkpoint-every 200)
+photos=(--data data/photos/train --val data/photos/val --generator small --workers 1)
+common=(--method affmse "${photos[@]}" --operator bicubic --checkpoint-every 200)
+# the AffGAN stages (3 and 5); --operator and --init per stage
+gan=(--method affgan "${photos[@]}" --checkpoint-every 50 --sample-every 150 --steps 1050 --critic-warmup 150
+     --lr 1e-4 --lr-critic 1e-3 --instance-noise 0 --discriminator texture --pixel-weight 500 --range-weight 0.1
+     --lattice-weight 1000000)
+# the Gaussian AffMSE stages (4 and 4b)
+gauss=(--method affmse "${photos[@]}" --operator gaussian --beta1 0.9 --lr-schedule cosine --ema 0.999
+       --range-weight 0.1 --checkpoint-every 200)
 resume() { [ -f "$1/state.safetensors" ] && echo --resume || true; }
 affsr train "${common[@]}" --out "$runs/stage1" --steps 2430 --sample-every 200 $(resume "$runs/stage1")
 affsr train "${common[@]}" --out "$runs/stage2" --steps 12000 --lr-schedule cosine --ema 0.999 --sample-every 1000 \
     --init "$runs/stage1/generator.safetensors" $(resume "$runs/stage2")
 cp "$runs/stage2/generator.safetensors" weights/affmse-x4.safetensors
-affsr train --method affgan --data data/photos/train --val data/photos/val --generator small --operator bicubic \
-    --workers 1 --checkpoint-every 50 --sample-every 150 --init weights/affmse-x4.safetensors --steps 1050 \
-    --critic-warmup 150 --lr 1e-4 --lr-critic 1e-3 --instance-noise 0 --discriminator texture --pixel-weight 500 \
-    --range-weight 0.1 --lattice-weight 1000000 --out "$runs/stage3-affgan" $(resume "$runs/stage3-affgan")
+affsr train "${gan[@]}" --operator bicubic --init weights/affmse-x4.safetensors \
+    --out "$runs/stage3-affgan" $(resume "$runs/stage3-affgan")
 cp "$runs/stage3-affgan/generator.safetensors" weights/affgan-x4.safetensors
-affsr train --method affmse --data data/photos/train --val data/photos/val --generator small --operator gaussian \
-    --workers 1 --checkpoint-every 200 --sample-every 1000 --init weights/affmse-x4.safetensors --steps 7000 --beta1 0.9 \
-    --lr 2e-4 --lr-schedule cosine --ema 0.999 --range-weight 0.1 --out "$runs/stage4-gaussian-affmse" $(resume "$runs/stage4-gaussian-affmse")
-affsr train --method affmse --data data/photos/train --val data/photos/val --generator small --operator gaussian \
-    --workers 1 --checkpoint-every 200 --sample-every 500 --init "$runs/stage4-gaussian-affmse/generator.safetensors" \
-    --steps 1500 --beta1 0.9 --lr 1e-4 --lr-schedule cosine --ema 0.999 --range-weight 0.1 --lattice-weight 2000 \
-    --out "$runs/stage4b-gaussian-affmse" $(resume "$runs/stage4b-gaussian-affmse")
+affsr train "${gauss[@]}" --init weights/affmse-x4.safetensors --steps 7000 --lr 2e-4 --sample-every 1000 \
+    --out "$runs/stage4-gaussian-affmse" $(resume "$runs/stage4-gaussian-affmse")
+affsr train "${gauss[@]}" --init "$runs/stage4-gaussian-affmse/generator.safetensors" --steps 1500 --lr 1e-4 \
+    --lattice-weight 2000 --sample-every 500 --out "$runs/stage4b-gaussian-affmse" $(resume "$runs/stage4b-gaussian-affmse")
 cp "$runs/stage4b-gaussian-affmse/generator.safetensors" weights/affmse-x4-gaussian.safetensors
-affsr train --method affgan --data data/photos/train --val data/photos/val --generator small --operator gaussian \
-    --workers 1 --checkpoint-every 50 --sample-every 150 --init "$runs/stage4-gaussian-affmse/generator.safetensors" --steps 1050 \
-    --critic-warmup 150 --lr 1e-4 --lr-critic 1e-3 --instance-noise 0 --discriminator texture --pixel-weight 500 \
-    --range-weight 0.1 --lattice-weight 1000000 --out "$runs/stage5-gaussian-affgan" $(resume "$runs/stage5-gaussian-affgan")
+affsr train "${gan[@]}" --operator gaussian --init "$runs/stage4-gaussian-affmse/generator.safetensors" \
+    --out "$runs/stage5-gaussian-affgan" $(resume "$runs/stage5-gaussian-affgan")
 cp "$runs/stage5-gaussian-affgan/generator.safetensors" weights/affgan-x4-gaussian.safetensors
 for op in bicubic gaussian; do
     affsr eval --hr data/photos/val -w affmse-x4 -w affgan-x4 -w affmse-x4-gaussian -w affgan-x4-gaussian --baseline bicubic pinv \
