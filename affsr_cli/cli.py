@@ -140,6 +140,8 @@ def upscale(
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
     tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
     overlap: Optional[int] = typer.Option(None, min=0, max=4096, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Average the network over the 8 flips and transposes of each "
+                                  "input (×8 self-ensemble: +0.07 dB for affmse-x4, 8× the time; softens an AffGAN's texture)."),
     samples: int = typer.Option(1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
     seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
     outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "
@@ -170,7 +172,7 @@ def upscale(
     if skip_existing and overwrite:
         raise UserError("--skip-existing and --overwrite contradict each other")
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note,
-                             operator=operator, boundary=boundary)
+                             operator=operator, boundary=boundary, ensemble=ensemble)
     if operator is not None or boundary is not None:
         _use_operator(up, operator, boundary, weights)
     failures = []
@@ -190,7 +192,7 @@ def upscale(
         print(json.dumps(cb.results + failures))
     elif cb.results:
         table = Table(title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
-                            f"tiles of {up.tile} LR px")
+                            f"tiles of {up.tile} LR px" + (", ×8 self-ensemble" if ensemble else ""))
         for name in ("file", "size in → out", "LR-PSNR (dB)", "seconds"):
             table.add_column(name, justify="left" if name == "file" else "right")
         for r in cb.results:

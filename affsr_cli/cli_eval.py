@@ -49,6 +49,8 @@ def eval_(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and means to this CSV file."),
     overwrite: bool = typer.Option(False, help="Replace existing --json/--csv files."),
     device: str = typer.Option("cpu", help="Device for checkpoints (cpu, cuda, ...)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Also evaluate each checkpoint with the ×8 self-ensemble "
+                                  "(upscale --ensemble), in a column NAME ×8."),
     data: Optional[str] = typer.Option(None, "--data", help="swissroll: the paper's 2-D toy; reports H[q, p] and ℓMSE(x, Aŷ) "
                                        "of --weights (run folders or files) and of --method map."),
     method: Optional[str] = typer.Option(None, "--method", help="With --data swissroll: map, the brute-force MAP estimate along each line Aŷ = x."),
@@ -114,7 +116,7 @@ def eval_(
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        upscalers = _upscalers(weights, baselines, spec, a_options, device)
+        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
     _eval_tables(res, hr, per_image)
@@ -153,10 +155,10 @@ def _data_range(text: str) -> float | None:
     return value
 
 
-def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str) -> dict:
+def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str, ensemble: bool = False) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
-    where stems repeat), projected with the A options when given, then the baselines with `spec` or
-    the first checkpoint's A."""
+    where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
+    given, then the baselines with `spec` or the first checkpoint's A."""
     from . import evaluate as E
     from .projection import OperatorSpec
 
@@ -169,12 +171,13 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
     for w, stem in zip(weights, stems):
-        fn, wspec = E.checkpoint_upscaler(w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
-                                          configure=None if a_options is None else lambda up, w=w: configure(up, w),
-                                          operator=a_options[1] if a_options else None,
-                                          boundary=a_options[2] if a_options else None)
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
-        upscalers[name if name not in upscalers else f"{name}#{len(upscalers) + 1}"] = (fn, wspec)
+        name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
+        for ens in (False, True) if ensemble else (False,):
+            upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
+                w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
+                configure=None if a_options is None else lambda up, w=w: configure(up, w),
+                operator=a_options[1] if a_options else None, boundary=a_options[2] if a_options else None, ensemble=ens)
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec or OperatorSpec()
     for b in baselines:
         upscalers[b] = (E.baseline(b, bspec), bspec)

@@ -122,14 +122,15 @@ def baseline(name: str, spec: OperatorSpec) -> Upscale:
 
 def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None,
                         configure: Callable | None = None, operator: str | None = None,
-                        boundary: str | None = None) -> tuple[Upscale, OperatorSpec]:
+                        boundary: str | None = None, ensemble: bool = False) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     `configure(upscaler)` may change it first (e.g. `set_operator`, as `--operator` does); another
-    tool's network gets A from `operator` and `boundary` (required: its file does not name one)."""
+    tool's network gets A from `operator` and `boundary` (required: its file does not name one);
+    `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler)."""
     from .infer import Upscaler
 
-    up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary)
+    up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble)
     if configure is not None:
         configure(up)
     return (lambda x, bits=8: up(x[0], bits=bits).saved()[None]), up.spec

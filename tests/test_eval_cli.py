@@ -210,18 +210,27 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     project = Projection(Downsample(spec))
     calls = []
 
-    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None, operator=None, boundary=None):
-        calls.append((name, device))
-        return (lambda x, bits: project(E.bicubic(x, 2).double(), x.double())), spec
+    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None, operator=None, boundary=None,
+                            ensemble=False):
+        calls.append((name, device, ensemble))
+        return (lambda x, bits: project(E.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
 
     monkeypatch.setattr(E, "checkpoint_upscaler", checkpoint_upscaler)
     js = tmp_path / "r.json"
     monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "-b", "bicubic",
                                       "-m", "psnr,lr-mse", "--json", str(js)])
     main()
-    assert calls == [("runs/a/ckpt.safetensors", "cpu")]
+    assert calls == [("runs/a/ckpt.safetensors", "cpu", False)]
     doc = json.loads(js.read_text())
     assert doc["methods"] == ["ckpt", "bicubic"] and "stride 2" in doc["conventions"]["A"]
     means = doc["means"]
     assert means["ckpt"]["lr-mse-x"] < 1e-12 < means["bicubic"]["lr-mse-x"]  # Π makes bicubic consistent
     assert "ckpt" in capsys.readouterr().out
+    # --ensemble: each checkpoint once more through the ×8 self-ensemble, a column of its own
+    calls.clear()
+    monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "--ensemble",
+                                      "-m", "psnr", "--json", str(js), "--overwrite"])
+    main()
+    assert calls == [("runs/a/ckpt.safetensors", "cpu", False), ("runs/a/ckpt.safetensors", "cpu", True)]
+    doc = json.loads(js.read_text())
+    assert doc["methods"] == ["ckpt", "ckpt ×8"] and doc["means"]["ckpt"]["psnr"] != doc["means"]["ckpt ×8"]["psnr"]

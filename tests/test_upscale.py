@@ -284,3 +284,28 @@ def test_lr_psnr_reads_what_was_saved(up, tmp_path):
     assert psnr >= 60 and math.isclose(psnr, lr_psnr_of(levels, x, up.A, 255))
     levels[::2, ::2] ^= 0x10  # a damaged file scores far lower
     assert lr_psnr_of(levels, x, up.A, 255) < psnr - 20
+
+
+def test_ensemble_is_the_mean_over_flips_and_transposes():
+    """--ensemble: f(x) averaged over the 8 flips and transposes, each mapped back (a non-square x, so
+    a transposed output put back the wrong way would not even fit), tiled as well; Π after it keeps
+    the output consistent."""
+    m = model()
+    x = photo(box=(90, 60, 134, 90))  # LR 44×30
+    plain = infer.Upscaler(m, "cpu")
+    by_hand = []
+    for k in range(4):  # the rotations of x and of its transpose
+        for t in (x, x.transpose(1, 2)):
+            f = plain.network(torch.rot90(t, k, (1, 2)).contiguous())
+            f = torch.rot90(f, -k, (1, 2))
+            by_hand.append(f.transpose(1, 2) if t is not x else f)
+    expected = torch.stack(by_hand).mean(0)
+    seen = []
+    for tile in (64, 32):
+        up = infer.Upscaler(m, "cpu", tile=tile, ensemble=True)
+        f = up.network(x, on_tile=lambda done, total: seen.append((done, total)))
+        assert f.shape == (3, 4 * 30, 4 * 44) and (f - expected).abs().max() <= 1e-5
+    assert seen[-1][0] == seen[-1][1] == 8 * 2  # 32-pixel tiles: 2 per transform (44×30 or 30×44), counted across the 8
+    assert (f - plain.network(x)).abs().max() > 1e-3  # a random network is not equivariant: the mean differs
+    y = up(x, bits=None).y_hat
+    assert (up.A(y) - x).abs().max() <= 1e-5

@@ -383,3 +383,16 @@ def test_a_run_folder_stands_for_its_generator(ckpt, tmp_path):
     r = affsr(tmp_path / "a.png", "-w", tmp_path / "empty", "-o", tmp_path / "no.png")
     assert r.returncode == 2 and "without generator.safetensors" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "no.png").exists()
+
+
+def test_ensemble_output_differs_and_stays_consistent(ckpt, tmp_path):
+    """--ensemble changes the picture (a random network is not flip-equivariant), not the contract."""
+    natural().save(tmp_path / "x.png")
+    outs = {}
+    for flag in ((), ("--ensemble",)):
+        out = tmp_path / f"y{len(flag)}.png"
+        r = affsr(tmp_path / "x.png", "-o", out, "-w", ckpt / "rgb.safetensors", *flag)
+        assert r.returncode == 0, r.stderr
+        assert lr_psnr(out, tmp_path / "x.png") >= 60
+        outs[flag] = np.asarray(Image.open(out), dtype=np.float64)
+    assert "×8 self-ensemble" in " ".join(r.stdout.split()) and np.abs(outs[()] - outs[("--ensemble",)]).max() >= 2
