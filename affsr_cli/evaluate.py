@@ -30,7 +30,7 @@ from .projection import Downsample, ExactPinv, OperatorSpec
 from .weights import bundled
 
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
-DEFAULT_NAME = "affgan-x4"  # the AffGAN for Pillow's bicubic (lattice 1.33, HF 0.30 vs the AffMSE's 0.21; clean at 400%)
+DEFAULT_NAME = "affgan-x4"  # the AffGAN for Pillow's bicubic (lattice 1.27, HF 0.31 vs the AffMSE's 0.21; clean at 400%)
 DEFAULT_WEIGHTS = bundled("weights") / f"{DEFAULT_NAME}.safetensors"  # affsr upscale and affsr eval
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
