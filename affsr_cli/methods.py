@@ -14,6 +14,7 @@ from . import constraints, losses, nets, objectives, swissroll
 from .nets import discriminator as dpresets
 from .nets import efficient as epresets
 from .nets import generator as gpresets
+from .nets import span as spresets
 from .projection import OperatorSpec, Projection
 
 OBJECTIVE_KINDS = {"mse": objectives.PixelObjective, "mae": objectives.PixelObjective, "gan": objectives.GANObjective,
@@ -102,11 +103,13 @@ def build_generator(preset: str, spec: OperatorSpec, constraint: str | constrain
                     noise_channels: int = 0, grid: str = "lr") -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
-    if preset in epresets.PRESETS:
-        kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **epresets.PRESETS[preset])
-        return SRModel({"class": "EfficientGenerator", "kwargs": kwargs}, spec, constraint)
+    for cls, family in (("EfficientGenerator", epresets.PRESETS), ("SPAN", spresets.PRESETS)):
+        if preset in family:
+            kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **family[preset])
+            return SRModel({"class": cls, "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
-        raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join([*epresets.PRESETS, *gpresets.PRESETS])})")
+        known = [*epresets.PRESETS, *spresets.PRESETS, *gpresets.PRESETS]
+        raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
     kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset])
     kwargs["widths"] = list(kwargs["widths"])  # as JSON gives it back
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
@@ -121,7 +124,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
         # the efficient family: the small strided D (README "Why AffGAN paints a lattice": with blur pooling a
         # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
-        auto = "texture" if preset in epresets.PRESETS else preset
+        auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in dpresets.PRESETS:
             raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)})")

@@ -1,4 +1,4 @@
-"""Networks of the paper's Appendix D and the efficient generator family. Every builder is keyword-only and registered in NETS,
+"""Networks of the paper's Appendix D, the efficient generator family and SPAN. Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
 from .discriminator import Discriminator
 from .denoiser import ConvDenoiser, MLPDenoiser
@@ -6,12 +6,13 @@ from .efficient import EfficientGenerator
 from .generator import Generator
 from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
+from .span import SPAN
 
-NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
+NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "SPAN": SPAN, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
         "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
 
 
-GENERATORS = ("Generator", "EfficientGenerator", "MLPGenerator")  # what a generator file may name
+GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "MLPGenerator")  # what a generator file may name
 # bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
 # else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
 BOUNDS = {"channels": (1, 4), "scale": (2, 16), "noise_channels": (0, 64), "kernel_size": (1, 15),
