@@ -52,7 +52,7 @@ class TrainConfig:
     boundary: str = "auto"  # A: border convention symmetric | reflect | replicate | circular | pil | matlab | auto (gaussian: symmetric, else pil)
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
-    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, else small)
+    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; --init weights/import/spanx4-ch52.safetensors for the official pretrain) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, else small)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
     init: str = ""  # generator.safetensors to start from (e.g. affgan from affmse weights); same network
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
@@ -64,7 +64,8 @@ class TrainConfig:
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps; longer than --steps: σ ends above 0)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
-    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | celeba | imagenet | auto (the generator's; texture for tiny/small/base)
+    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | celeba | imagenet | unet (Real-ESRGAN's U-Net with spectral norm, a logit per pixel) | auto (the generator's; texture for tiny/small/base/span*)
+    gan_loss: str = "kl"  # gan: kl (eq. 10, the paper's: −logit, an estimate of KL[q‖p]) | relativistic (ESRGAN's relativistic average)
     critic_steps: int = 1  # gan: discriminator steps per generator step
     critic_warmup: int = 0  # gan: the first steps train the discriminator alone (from --init weights: D learns what to look for before G follows it)
     prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)

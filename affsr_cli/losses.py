@@ -44,6 +44,14 @@ def generator_loss(logit_fake: torch.Tensor) -> torch.Tensor:
     return -logit_fake.mean()
 
 
+def relativistic_loss(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:
+    """The relativistic average GAN loss (Jolicoeur-Martineau, 2018; ESRGAN, Wang et al., 2018) for the
+    side that wants `a` judged more real than the average `b` and `b` less real than the average `a`:
+    −log σ(C(a) − E C(b)) − log(1 − σ(C(b) − E C(a))). D takes (real, fake), G takes (fake, real) with
+    the real logits detached. Means over the batch and, for a per-pixel D, over the pixels."""
+    return F.softplus(-(logit_a - logit_b.mean())).mean() + F.softplus(logit_b - logit_a.mean()).mean()
+
+
 class InstanceNoise:
     """σ of the Gaussian instance noise added to real and generated samples (App. C).
 

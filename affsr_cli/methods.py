@@ -126,11 +126,16 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
         auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
-        if not vectors and d_preset not in dpresets.PRESETS:
-            raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)})")
-        d = nets.MLPCritic() if vectors else nets.Discriminator(
-            channels=cfg.channels, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()})
-        return objectives.GANObjective(d, noise, cfg.critic_warmup)
+        if not vectors and d_preset not in (*dpresets.PRESETS, "unet"):
+            raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)}, unet)")
+        if vectors:
+            d = nets.MLPCritic()
+        elif d_preset == "unet":
+            d = nets.UNetDiscriminator(channels=cfg.channels)
+        else:
+            d = nets.Discriminator(channels=cfg.channels,
+                                   **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()})
+        return objectives.GANObjective(d, noise, cfg.critic_warmup, cfg.gan_loss)
     width = cfg.prior_width or (256 if vectors and objective == "dg" else 128 if objective == "dg" else 64)
     layers = cfg.prior_layers or (2 if vectors else 4)
     if objective == "dg":

@@ -77,11 +77,14 @@ class GANObjective(Objective):
 
     critic_uses_output = True
     options = ("pixel_weight", "lr_critic", "instance_noise", "noise_schedule", "noise_steps", "noise_target",
-               "discriminator", "critic_steps", "critic_warmup")
+               "discriminator", "critic_steps", "critic_warmup", "gan_loss")
 
-    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise, warmup: int = 0):
+    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise, warmup: int = 0, loss: str = "kl"):
+        """loss: "kl" (eq. 10, the paper's) or "relativistic" (ESRGAN's relativistic average)."""
         super().__init__()
-        self.critic, self.noise, self.warmup = discriminator, noise, warmup
+        if loss not in ("kl", "relativistic"):
+            raise ValueError(f"gan loss must be 'kl' or 'relativistic', got {loss!r}")
+        self.critic, self.noise, self.warmup, self.loss = discriminator, noise, warmup, loss
 
     def trains_generator(self, step):
         return step >= self.warmup  # steps 0 … warmup − 1 train D alone
@@ -89,14 +92,14 @@ class GANObjective(Objective):
     def critic_loss(self, yhat, y):
         logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # real and fake in one batch
         real, fake = logits.chunk(2)
-        loss = losses.discriminator_loss(real, fake)
+        loss = losses.relativistic_loss(real, fake) if self.loss == "relativistic" else losses.discriminator_loss(real, fake)
         return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
                       "d_fake": float(torch.sigmoid(fake.detach()).mean())}
 
     def generator_loss(self, yhat, y):
         # D sees the same mixed batch as when it was trained, so batch norm normalises alike
-        fake = self.trained_critic(self.noise(torch.cat([y, yhat])))[len(y):]
-        loss = losses.generator_loss(fake)
+        real, fake = self.trained_critic(self.noise(torch.cat([y, yhat]))).split(len(y))
+        loss = losses.relativistic_loss(fake, real.detach()) if self.loss == "relativistic" else losses.generator_loss(fake)
         return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
 
     def after_step(self, step, logs):

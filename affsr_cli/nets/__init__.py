@@ -1,6 +1,6 @@
 """Networks of the paper's Appendix D, the efficient generator family and SPAN. Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
-from .discriminator import Discriminator
+from .discriminator import Discriminator, UNetDiscriminator
 from .denoiser import ConvDenoiser, MLPDenoiser
 from .efficient import EfficientGenerator
 from .generator import Generator
@@ -8,7 +8,7 @@ from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
 from .span import SPAN
 
-NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "SPAN": SPAN, "Discriminator": Discriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
+NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "SPAN": SPAN, "Discriminator": Discriminator, "UNetDiscriminator": UNetDiscriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
         "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
 
 

@@ -1,5 +1,6 @@
-"""Discriminators of the paper's App. D: strided conv nets ending in one logit per image.
-(The paper's final sigmoid is folded into the losses, which take logits for stability.)"""
+"""Discriminators: the paper's App. D (strided conv nets ending in one logit per image) and a U-Net
+with spectral norm (one logit per pixel). The paper's final sigmoid is folded into the losses, which
+take logits for stability."""
 from __future__ import annotations
 
 import torch
@@ -58,3 +59,36 @@ class Discriminator(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.logit(self.features(y).mean((-2, -1))).squeeze(-1)  # (B,)
+
+
+class UNetDiscriminator(nn.Module):
+    """D: y (B, C, H, W) -> a logit per pixel (B, 1, H, W): the U-Net discriminator with spectral norm
+    of Real-ESRGAN (Wang et al., 2021, https://arxiv.org/abs/2107.10833), narrower (`width` 32 where
+    Real-ESRGAN has 64). Three stride-2 4×4 convolutions down, bilinear upsampling with skip additions
+    back up: each pixel is judged in the context of the whole patch, so the generator gets a gradient
+    for local texture as well as for global structure. Spectral norm on every inner convolution
+    (Miyato et al., 2018) bounds D's Lipschitz constant without batch norm."""
+
+    def __init__(self, *, channels: int = 3, width: int = 32):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        w = width
+        self.conv0 = nn.Conv2d(channels, w, 3, 1, 1)
+        self.down = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1, bias=False)) for a, b in ((w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)))
+        self.up = nn.ModuleList(sn(nn.Conv2d(a, b, 3, 1, 1, bias=False)) for a, b in ((8 * w, 4 * w), (4 * w, 2 * w), (2 * w, w)))
+        self.extra = nn.ModuleList(sn(nn.Conv2d(w, w, 3, 1, 1, bias=False)) for _ in range(2))
+        self.out = nn.Conv2d(w, 1, 3, 1, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        act = lambda t: nn.functional.leaky_relu(t, 0.2)  # noqa: E731
+        skips = [act(self.conv0(y))]  # (B, w, H, W)
+        for conv in self.down:  # (B, 2w, H/2, W/2) … (B, 8w, H/8, W/8)
+            skips.append(act(conv(skips[-1])))
+        h = skips.pop()
+        for conv in self.up:  # back to (B, w, H, W), adding the skip of each size
+            skip = skips.pop()
+            h = nn.functional.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = act(conv(h)) + skip
+        for conv in self.extra:
+            h = act(conv(h))
+        return self.out(h)  # (B, 1, H, W)
