@@ -73,12 +73,14 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60
 
 
-def test_a_retired_v1_file_still_upscales_from_its_path(tmp_path):
-    """The v1 files (the `imagenet` preset with batch norm, Gaussian A) left the wheel; one a user kept
-    still loads with `-w PATH` and its output is consistent with the input under the A in its metadata."""
-    path = checkpoint.save_generator(tmp_path / "affgan-x4-v1.safetensors",
-                                     methods.build_generator("imagenet", OperatorSpec(), "aff").eval())
-    A, _ = OperatorSpec().build()
+@pytest.mark.parametrize("preset, family", [("imagenet", "gaussian"), ("small", "bicubic")])
+def test_a_retired_file_still_upscales_from_its_path(tmp_path, preset, family):
+    """The v1 files (the `imagenet` preset with batch norm, Gaussian A) and the v2 AffMSEs (`small`,
+    replaced by SPAN in v3) left the wheel; one a user kept still loads with `-w PATH` and its output
+    is consistent with the input under the A in its metadata."""
+    spec = OperatorSpec(4, family=family)
+    path = checkpoint.save_generator(tmp_path / "retired.safetensors", methods.build_generator(preset, spec, "aff").eval())
+    A, _ = spec.build()
     x = quantize(A(read_image(E.VALIDATION_SET / "coffee.png").pixels[None, :, :64, :64].double())[0].float())
     write_image(tmp_path / "lr.png", x)
     r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "-w", path, "--json")

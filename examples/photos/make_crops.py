@@ -1,9 +1,12 @@
-"""Before/after crops of the shipped 4× checkpoints on held-out photos: each row is one crop,
-LR (nearest-neighbour ×4) | bicubic | AffMSE | AffGAN | HR, the pair trained for the operator:
-`affmse-x4`/`affgan-x4` written to examples/photos/crops.png (bicubic), `affmse-x4-gaussian`/
-`affgan-x4-gaussian` to examples/photos/crops-gaussian.png (gaussian).
+"""Before/after crops of 4× checkpoints on held-out photos: each row is one crop,
+LR (nearest-neighbour ×4) | bicubic | one column per checkpoint | HR. By default the shipped pair
+trained for the operator: `affmse-x4`/`affgan-x4` written to examples/photos/crops.png (bicubic),
+`affmse-x4-gaussian`/`affgan-x4-gaussian` to examples/photos/crops-gaussian.png (gaussian);
+`--column LABEL=WEIGHTS` (repeated) names the columns instead (a shipped name or a path).
 
     python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic|gaussian]
+    python examples/photos/make_crops.py --column SPAN=weights/import/spanx4-ch52.safetensors \
+        --column "AffMSE v3=affmse-x4" -o /tmp/sheet.png
 
 Each HR photo y is downsampled with the operator A of `--operator` (default bicubic, which equals
 Pillow's bicubic resize; `gaussian`: the paper's σ = 1.5) and rounded to 8 bits: that LR file x is
@@ -38,7 +41,6 @@ CROPS = [
     ("plasma-OneStandsOut.png", 600, 400),
     ("lomiri-Picture_0B_by_freespace.png", 700, 500),
 ]
-COLUMNS = ["LR (nearest)", "bicubic", "AffMSE", "AffGAN", "HR"]
 SUFFIX = {"bicubic": "", "gaussian": "-gaussian"}  # the shipped pair trained for each operator
 
 
@@ -59,9 +61,19 @@ def main(argv=None) -> int:
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
     p.add_argument("-o", "--out", type=Path, help="the sheet (default: crops.png, crops-gaussian.png beside this script)")
     p.add_argument("--operator", default="bicubic", choices=list(SUFFIX), help="the A that makes the LR inputs")
+    p.add_argument("--column", action="append", metavar="LABEL=WEIGHTS", help="a checkpoint column (default: the shipped pair)")
     args = p.parse_args(argv)
     suffix = SUFFIX[args.operator]
-    weights = {"AffMSE": f"affmse-x4{suffix}", "AffGAN": f"affgan-x4{suffix}"}
+    if not args.val.is_dir():
+        print(f"{args.val}: no validation photos (run examples/photos/make_corpus.py first, or pass --val)", file=sys.stderr)
+        return 2
+    pairs = [c.split("=", 1) for c in args.column or [f"AffMSE=affmse-x4{suffix}", f"AffGAN=affgan-x4{suffix}"]]
+    if any(len(c) != 2 for c in pairs):
+        print("--column takes LABEL=WEIGHTS", file=sys.stderr)
+        return 2
+    weights = {label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
+               for label, w in pairs}
+    columns = ["LR (nearest)", "bicubic", *weights, "HR"]
     out = args.out or HERE / f"crops{suffix}.png"
     A, _ = OperatorSpec(4, family=args.operator).build()
     n, z = args.size, args.zoom
@@ -74,11 +86,11 @@ def main(argv=None) -> int:
             y = read_image(path).pixels  # (C, H, W) in [0, 1]
             write_image(lr / path.name, A(y[None].double())[0].float(), bits=8)
         print(f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:")
-        for w in weights.values():
+        for i, (label, w) in enumerate(weights.items()):
             for bits in (8, 16):
-                psnr = upscale(lr, args.weights / f"{w}.safetensors", Path(tmp) / f"{w}-{bits}", bits, args.operator)
+                psnr = upscale(lr, w, Path(tmp) / f"{i}-{bits}", bits, args.operator)
                 v = sorted(psnr.values())
-                print(f"  {w} {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
+                print(f"  {label} ({w.stem}) {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
         for name, left, top in CROPS:
             if not (lr / name).exists():
                 print(f"skipping {name}: not in {args.val}", file=sys.stderr)
@@ -87,18 +99,18 @@ def main(argv=None) -> int:
             panels = {"HR": Image.open(args.val / name).convert("RGB"),
                       "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
                       "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
-                      **{c: Image.open(Path(tmp) / f"{w}-8" / name) for c, w in weights.items()}}
+                      **{c: Image.open(Path(tmp) / f"{i}-8" / name) for i, c in enumerate(weights)}}
             box = (left, top, left + n, top + n)
-            rows.append([panels[c].convert("RGB").crop(box).resize((n * z, n * z), Image.NEAREST) for c in COLUMNS])
+            rows.append([panels[c].convert("RGB").crop(box).resize((n * z, n * z), Image.NEAREST) for c in columns])
     if not rows:
         print("no validation photos found: run examples/photos/make_corpus.py first", file=sys.stderr)
         return 2
     gap, label = 4, 18
     side = n * z
-    sheet = Image.new("RGB", (len(COLUMNS) * (side + gap) - gap, label + len(rows) * (side + gap) - gap), "white")
+    sheet = Image.new("RGB", (len(columns) * (side + gap) - gap, label + len(rows) * (side + gap) - gap), "white")
     draw = ImageDraw.Draw(sheet)
-    for j, col in enumerate(COLUMNS):
-        draw.text((j * (side + gap) + 4, 3), f"{col} ({weights[col]})" if col in weights else col, fill="black")
+    for j, col in enumerate(columns):
+        draw.text((j * (side + gap) + 4, 3), f"{col} ({weights[col].stem})" if col in weights else col, fill="black")
     for i, row in enumerate(rows):
         for j, im in enumerate(row):
             sheet.paste(im, (j * (side + gap), label + i * (side + gap)))
