@@ -19,10 +19,12 @@ def eval_(
     metrics: Optional[list[str]] = typer.Option(
         None, "--metrics", "-m", show_default=False,
         help="psnr, ssim, lr-mse, lr-psnr (both definitions: Aŷ vs the input x and vs A y; or one of lr-mse-x, lr-mse-ay, "
-             "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), all; several or a comma list "
+             "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), niqe (no reference; "
+             "column HR: y's own; the only metric of --sr without --hr), all; several or a comma list "
              "(default: psnr ssim lr-psnr hf-ratio)."),
     hr: Optional[Path] = typer.Option(None, "--hr", help="Folder (or file) of ground-truth HR images (default: the bundled examples/val)."),
-    sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name."),
+    sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name "
+                                      "(without --hr: measured by niqe alone)."),
     lr: Optional[Path] = typer.Option(None, "--lr", help="With --sr: their LR inputs x, paired by name, for LR metrics against x."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", show_default=False,
                                                 help="Checkpoint(s) to evaluate: a path, a run folder, a shipped name or hf://owner/repo/file "
@@ -99,12 +101,18 @@ def eval_(
     task = bar.add_task("evaluating", total=None, info="")
     on_image = lambda done, total, name: bar.update(task, completed=done, total=total, info=name)  # noqa: E731
     if sr is not None:
-        if hr is None:
-            raise UserError("--sr needs --hr, the ground truth to compare with")
         if weights or baselines:
             raise UserError("--sr evaluates finished results; --weights and --baseline make their own from --hr")
-        with bar:
-            res = E.evaluate_pairs(hr, sr, lr, chosen, spec or OperatorSpec(), conv, on_image, method=sr.name or "sr", lpips=lpips)
+        if hr is None:  # mode (c): no ground truth, no-reference metrics only
+            others = [m for m in chosen if m not in E.NO_REFERENCE]
+            if others or lr is not None:
+                raise UserError(f"--sr needs --hr, the ground truth to compare with, for {', '.join(others) or '--lr'} "
+                                f"(without --hr only {', '.join(E.NO_REFERENCE)} can be measured: -m niqe)")
+            with bar:
+                res = E.evaluate_outputs(sr, chosen, conv, on_image, method=sr.name or "sr")
+        else:
+            with bar:
+                res = E.evaluate_pairs(hr, sr, lr, chosen, spec or OperatorSpec(), conv, on_image, method=sr.name or "sr", lpips=lpips)
     else:
         if hr is None:
             hr = E.VALIDATION_SET
@@ -119,7 +127,7 @@ def eval_(
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
-    _eval_tables(res, hr, per_image)
+    _eval_tables(res, hr or sr, per_image)
     for p, text in ((json_path, E.to_json), (csv_path, E.to_csv)):
         if p is not None:
             E.write_text(p, text(res), overwrite)
@@ -185,7 +193,7 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
 
 
 def _eval_tables(res, hr: Path, per_image: bool):
-    from .evaluate import METRICS
+    from .evaluate import METRICS, REFERENCE
 
     def cell(metric: str, value: float) -> str:
         return "—" if value != value else "∞" if value == float("inf") else METRICS[metric][2].format(value)
@@ -199,8 +207,9 @@ def _eval_tables(res, hr: Path, per_image: bool):
     for k in res.metrics:
         label, higher, _ = METRICS[k]
         values = [means[m][k] for m in res.methods]
-        finite = [v for v in values if v == v]
-        best = (max(finite) if higher else min(finite)) if finite and higher is not None and len(values) > 1 else None
+        contenders = [v for m, v in zip(res.methods, values) if m != REFERENCE]  # HR: y's own NIQE, not a contender
+        finite = [v for v in contenders if v == v]
+        best = (max(finite) if higher else min(finite)) if finite and higher is not None and len(contenders) > 1 else None
         table.add_row(label + {True: " ↑", False: " ↓", None: ""}[higher],
                       *(f"[bold]{cell(k, v)}[/bold]" if v == best else cell(k, v) for v in values))
     out.print(table)

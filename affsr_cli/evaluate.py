@@ -5,7 +5,9 @@ input x = A y (rounded to y's bit depth, as a saved LR file would be); each upsc
 which is compared with y. Upscalers are plain callables (x (1, C, h, w), bits) -> ŷ (1, C, s·h, s·w),
 so baselines and trained checkpoints sit side by side. A checkpoint runs through infer.Upscaler, the
 contract `affsr upscale` uses: its ŷ is the saved file's values (Π, box fit, rounding to `bits`).
-Mode (b), `evaluate_pairs`: SR (and LR) images made elsewhere, paired with the HR images by file name. The engine never prints; progress
+Mode (b), `evaluate_pairs`: SR (and LR) images made elsewhere, paired with the HR images by file name.
+Mode (c), `evaluate_outputs`: SR images alone, no HR: only the no-reference metrics (NIQE).
+Where NIQE is measured in modes (a) and (b), the method `HR` holds the NIQE of y itself. The engine never prints; progress
 reaches the caller through `on_image(done, total, name)`.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from PIL import Image
 
 from . import metrics as M
+from . import niqe as NQ
 from .images import SUFFIXES, atomic_write, quantize, read_image
 from .lpips import LPIPS, NEEDS
 from .projection import Downsample, ExactPinv, OperatorSpec
@@ -40,7 +43,10 @@ METRICS = {
     "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"), "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
     "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"), "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
     "lattice": ("s-pixel lattice ŷ / y (1 = y's)", None, "{:.2f}"), "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
+    "niqe": ("NIQE (no reference)", False, "{:.3f}"),
 }
+NO_REFERENCE = ("niqe",)  # metrics of ŷ alone: mode (c) measures only these
+REFERENCE = "HR"  # the method whose rows hold the no-reference metrics of y itself
 GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
           "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(m for m in METRICS if m != "lpips")}
 DEFAULT_METRICS = ("psnr", "ssim", "lr-psnr-x", "lr-psnr-ay", "hf-ratio")
@@ -81,6 +87,10 @@ class Conventions:
             "LR metrics": "Aŷ vs A y only" if lr == "none" else "Aŷ vs the input x, and Aŷ vs A y; whole LR image",
             "means": "average of the per-image values",
         }
+        if "niqe" in metrics:
+            d["NIQE"] = ("no reference; BT.601 luma on 0–255, rounded; 96×96 patches at 2 scales, after the crop; "
+                         f"pristine model: {NQ.load_pristine().metadata.get('patches', '?')} patches of the HR training photos "
+                         "of the affsr corpus (not MATLAB's parameters); column HR: y's own")
         if "lpips" in metrics:
             d["LPIPS"] = "v0.1, AlexNet trunk, on RGB (gray repeated) after the crop; --y-channel does not apply"
         if spec is not None:
@@ -196,7 +206,8 @@ class _Reference:
     and crop, its data range, its spectrum, A y."""
 
     @single_threaded
-    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...], lpips: LPIPS | None = None):
+    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...], lpips: LPIPS | None = None,
+                 name: str = "the HR image"):
         if "lpips" in metrics and lpips is None:
             raise ValueError(NEEDS)
         self.bits, self.conv, self.metrics, self.lpips = bits, conv, metrics, lpips
@@ -204,6 +215,7 @@ class _Reference:
         self.yc = self.colour_crop(y)
         self.R = conv.data_range if conv.data_range is not None else float(self.yc.max() - self.yc.min()) or 1.0
         self.spec = M.spectrum(self.yc) if {"hf-ratio", "spectrum-db"} & set(metrics) else None
+        self.niqe = _niqe(self.yc, name) if "niqe" in metrics else None  # y's own, the HR column
 
     def colour(self, img: torch.Tensor) -> torch.Tensor:
         return M.to_y(img) if self.conv.y_channel else img
@@ -236,6 +248,8 @@ class _Reference:
                     out[name] = fn(self.spec, q, A.scale)
         if "lattice" in self.metrics:
             out["lattice"] = M.lattice(self.yc, yh, A.scale)
+        if "niqe" in self.metrics:
+            out["niqe"] = _niqe(yh, "ŷ")
         lr = [m for m in self.metrics if m.startswith("lr-")]
         if lr:
             A_yhat = self.colour(A(y_hat))
@@ -246,6 +260,23 @@ class _Reference:
                     e = M.mse(ref, A_yhat)
                     out[name] = e if name.startswith("lr-mse") else M.psnr_from_mse(e, self.R)
         return out
+
+
+def _niqe(img: torch.Tensor, who: str) -> float:
+    """NIQE of a (C, H, W) image on [0, 1]; an image it cannot measure is a ValueError that names it."""
+    try:
+        return NQ.niqe(img)
+    except ValueError as e:
+        raise ValueError(f"{who}: {e}") from None
+
+
+def _with_reference(methods: list[str], metrics: tuple[str, ...]) -> list[str]:
+    """The methods, and REFERENCE (y's own NIQE) after them when NIQE is measured."""
+    if "niqe" not in metrics:
+        return methods
+    if REFERENCE in methods:
+        raise ValueError(f"a method is named {REFERENCE!r}, the name of the HR images' own NIQE; rename it")
+    return [*methods, REFERENCE]
 
 
 def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
@@ -265,7 +296,8 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
         raise ValueError("nothing to evaluate: give at least one upscaler")
     files = list_images(hr)
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
-    res = Results(metrics, list(upscalers), conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics))
+    res = Results(metrics, _with_reference(list(upscalers), metrics),
+                  conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics))
     if len(ops) > 1:  # upscalers with different A see different x
         res.conventions.update({f"A of {name}": spec.describe() for name, (_, spec) in upscalers.items()})
     for done, (stem, path) in enumerate(files.items()):
@@ -278,7 +310,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
                 H, W = pic.pixels.shape[1:]
                 if min(H, W) < s:
                     raise ValueError(f"{path}: {W}×{H} is smaller than the scale {s}")
-                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips)
+                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips, path.name)
             ref = refs[s]
             if spec not in inputs:
                 Ay = A(ref.y)
@@ -291,6 +323,8 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
                 raise ValueError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
             y_hat = _checked(y_hat, (1, *ref.y.shape), f"{name} on {path.name}")[0]
             res.rows.append({"image": stem, "method": name, **ref.measure(y_hat, A, x, Ay)})
+        if "niqe" in metrics:  # y at the first scale's crop
+            res.rows.append({"image": stem, "method": REFERENCE, "niqe": next(iter(refs.values())).niqe})
         if on_image:
             on_image(done + 1, len(files), stem)
     return res
@@ -308,7 +342,8 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
             raise ValueError("LR metrics against the input x need the LR images: pass --lr DIR")
     pairs = pair_by_name(hr, sr, lr)
     A, s = Downsample(spec), spec.scale
-    res = Results(metrics, [method], conventions=conv.describe(spec, "none" if lr is None else "files", metrics))
+    res = Results(metrics, _with_reference([method], metrics),
+                  conventions=conv.describe(spec, "none" if lr is None else "files", metrics))
     for done, (stem, hp, sp, lp) in enumerate(pairs):
         y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
         y, y_hat = y_pic.pixels, sr_pic.pixels
@@ -329,11 +364,32 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
                                  f"(pass --scale if the scale is not {s})")
         if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
             raise ValueError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
-        ref = _Reference(y, y_pic.bits, conv, metrics, lpips)
+        ref = _Reference(y, y_pic.bits, conv, metrics, lpips, hp.name)
         Ay = A(y) if any(m.startswith("lr-") for m in metrics) else None
         res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x, Ay)})
+        if "niqe" in metrics:
+            res.rows.append({"image": stem, "method": REFERENCE, "niqe": ref.niqe})
         if on_image:
             on_image(done + 1, len(pairs), stem)
+    return res
+
+
+def evaluate_outputs(sr: Path, metrics: tuple[str, ...], conv: Conventions = Conventions(),
+                     on_image: Callable[[int, int, str], None] | None = None, method: str = "sr") -> Results:
+    """Mode (c): images without HR (a folder or one file), measured by the no-reference metrics only."""
+    others = [m for m in metrics if m not in NO_REFERENCE]
+    if others:
+        raise ValueError(f"without HR images only {', '.join(NO_REFERENCE)} can be measured; {', '.join(others)} "
+                         "need the ground truth (pass --hr DIR)")
+    files = list_images(sr)
+    conventions = {k: v for k, v in conv.describe(None, "none", metrics).items() if k in ("colour", "crop border", "NIQE", "means")}
+    conventions["NIQE"] = conventions["NIQE"].replace("; column HR: y's own", "")
+    res = Results(metrics, [method], conventions=conventions)
+    for done, (stem, path) in enumerate(files.items()):
+        img = M.crop_border(read_image(path, torch.float64).pixels, conv.crop_border)
+        res.rows.append({"image": stem, "method": method, "niqe": _niqe(img, path.name)})
+        if on_image:
+            on_image(done + 1, len(files), stem)
     return res
 
 

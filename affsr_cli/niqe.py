@@ -33,7 +33,8 @@ Conventions (which change the absolute numbers; the shipped pristine model was f
                interpolation in a table of the ratio over α = 0.2 … 10 in steps of 0.001 (the
                reference's grid, which takes the nearest grid point instead), clamped to that range
     patches    whose MSCN has no negative (or no positive) product have no AGGD fit: they are left
-               out (NaN rows are dropped, as `nanmean`/`nancov` would drop them); the MVG needs ≥ 1
+               out (NaN rows are dropped, as `nanmean`/`nancov` would drop them); an image none of
+               whose patches has a fit (a flat one) has NIQE NaN
     Σ          sample covariance (N − 1); with a single patch Σ₂ = 0
     pristine   `niqe_pristine.safetensors` beside this module, fitted by examples/photos/fit_niqe.py
                on the HR training photos of the corpus (its metadata says which and how many);
@@ -263,11 +264,15 @@ def distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.nd
 def niqe_luma(y: np.ndarray, model: Pristine | None = None) -> float:
     """NIQE of an (H, W) luma image on 0–255 (any rounding is the caller's)."""
     model = model or load_pristine()
-    mean, cov = mvg(features(np.asarray(y, dtype=np.float64))[0])
+    feats = features(np.asarray(y, dtype=np.float64))[0]
+    if not np.isfinite(feats).all(axis=1).any():
+        return math.nan  # no patch has statistics (a flat image): nothing to measure
+    mean, cov = mvg(feats)
     return distance(model.mean, model.cov, mean, cov)
 
 
 def niqe(img: torch.Tensor | np.ndarray, model: Pristine | None = None) -> float:
     """NIQE of a (C, H, W) image on [0, 1] (C = 1 gray or 3 RGB): lower is more natural. At least
-    96×96 pixels; the image is cut from the top left to multiples of 96."""
+    96×96 pixels (else a ValueError); the image is cut from the top left to multiples of 96. NaN when
+    no patch has statistics to fit (a flat image)."""
     return niqe_luma(luma255(img), model)

@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "affsr_cli"
 DATA = {"weights": ["*.safetensors", "README.md"], "examples/val": ["*.png", "SOURCES.md"]}  # pyproject data-files
+PACKAGE_DATA = ["affsr_cli/niqe_pristine.safetensors"]  # pyproject package-data: inside the package
 SKIP_TOP = {".git", ".venv", "venv", "data", "runs", "build", "dist", ".tox", ".nox"}  # never part of a build
 SKIP_ANY = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
@@ -120,8 +121,9 @@ for name in ["affsr_cli"] + sorted(set(sys.argv[1:]) | set(walked)):
             files[name] = importlib.import_module(name).__file__
     except Exception as e:
         errors[name] = f"{type(e).__name__}: {e}"
-from affsr_cli import evaluate, weights
-print(json.dumps({"walked": walked, "files": files, "errors": errors,
+from affsr_cli import evaluate, niqe, weights
+print(json.dumps({"walked": walked, "files": files, "errors": errors, "niqe": str(niqe.PRISTINE),
+                  "niqe_patches": niqe.load_pristine().metadata["patches"],
                   "weights": str(weights.bundled("weights")), "val": str(weights.bundled("examples/val")),
                   "default_weights": str(evaluate.DEFAULT_WEIGHTS)}))
 """
@@ -143,6 +145,8 @@ def test_every_module_is_in_the_wheel(wheel):
     missing = [p.relative_to(ROOT).as_posix() for p in _source_modules().values() if p.relative_to(ROOT).as_posix() not in names]
     assert not missing, f"modules missing from {wheel.name}: {missing}"
     assert any(n.startswith("affsr_cli/nets/") for n in names)
+    for path in PACKAGE_DATA:
+        assert path in names, f"{path} is not in {wheel.name}"
 
 
 def test_every_data_file_is_in_the_wheel(wheel):
@@ -170,6 +174,7 @@ def test_installed_wheel_imports_every_module_and_finds_its_data(target, tmp_pat
     assert Path(got["weights"]) == target / "share" / "affsr" / "weights"
     assert Path(got["val"]) == target / "share" / "affsr" / "examples" / "val"
     assert Path(got["default_weights"]).is_file()
+    assert Path(got["niqe"]).resolve().is_relative_to(target.resolve()) and int(got["niqe_patches"]) > 0
     assert sorted(p.name for p in Path(got["val"]).iterdir()) == sorted(p.name for p in _data_files() if p.parent.name == "val")
 
 
