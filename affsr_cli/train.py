@@ -380,5 +380,7 @@ def train_step(run: Run, x, y, z):
         opt_g = run.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        if cfg.grad_clip:  # SPAN's gates multiply features: one bad batch can throw a fine-tune off
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip))
         opt_g.step()
     return loss, logs, yhat
