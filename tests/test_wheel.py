@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "affsr_cli"
-DATA = {"weights": ["*.safetensors", "README.md"], "examples/val": ["*.png", "SOURCES.md"]}  # pyproject data-files
+DATA = {"weights": ["*.safetensors", "README.md", "LICENSE-SPAN.txt"], "examples/val": ["*.png", "SOURCES.md"]}  # pyproject data-files
 PACKAGE_DATA = ["affsr_cli/niqe_pristine.safetensors"]  # pyproject package-data: inside the package
 SKIP_TOP = {".git", ".venv", "venv", "data", "runs", "build", "dist", ".tox", ".nox"}  # never part of a build
 SKIP_ANY = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache")
