@@ -34,6 +34,7 @@ DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), R
                     *sorted((ROOT / "examples").glob("*/results.md"))] if p.is_file()]  # the sdist has README.md only
 # link targets that another change of this round writes; a warning, not a failure, while they are missing
 PENDING = {"docs/promise.md"}
+CHECKOUT = (ROOT / "docs").is_dir()  # the sdist carries README.md and tests/ but not docs/, examples' scripts, benchmarks/
 HELP_ENV = {**os.environ, "COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
 SEPARATORS = {"&&", "||", ";", "|", "&", ";;"}
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")  # W, DIR, FILE: a value the reader fills in
@@ -218,6 +219,8 @@ def check_affsr(args: list[str], where: str) -> list[str]:
 def check_other(cmd: list[str], where: str) -> list[str]:
     """`python SCRIPT.py`, `bash SCRIPT.sh` and `pip install '.[EXTRA]'` lines."""
     problems = []
+    if not CHECKOUT:
+        return problems
     if cmd[0] in ("python", "python3") and len(cmd) > 1 and cmd[1].endswith(".py"):
         script = ROOT / cmd[1]
         if not script.is_file():
@@ -304,6 +307,8 @@ def anchors(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("doc", DOCS, ids=rel)
 def test_links_resolve(doc):
+    if not CHECKOUT:
+        pytest.skip("docs/ is not in this tree (an sdist): the README's links point into it")
     text = re.sub(r"^\s*```.*?^\s*```", "", doc.read_text(), flags=re.S | re.M)  # not inside code blocks
     problems = []
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
