@@ -4,27 +4,35 @@ photographs in Debian packages and in the sample data of scikit-image, scikit-le
     python examples/photos/make_corpus.py --out data/photos
 
     pip install 'affsr[corpus]'   # scikit-image, scikit-learn, matplotlib: their sample photos
+    pip install pillow-jxl-plugin  # decodes the JPEG XL photos of budgie-backgrounds 4.2
 
 Sources and licences: `sources.py` beside this script (every photo listed by hand; renders and
 drawings left out). Debian packages are fetched with `apt-get download` (nothing installed) and
 unpacked with `dpkg-deb -x` into `--cache`; packages of other Debian suites (the photos of
-GNOME 3.38, Budgie, UKUI, newer Plasma) through a private apt list of those suites on the mirror
-this machine's apt already uses (the system's apt configuration is not changed). Where a package of
-the system's suite is installed, its files under /usr/share are used as they are. When a source
-cannot be fetched, the script stops with one line and builds nothing (`--allow-missing` builds a
-smaller corpus, saying what it left out). Near-duplicates (the same photo in two packages) are
-removed by comparing 32×32 thumbnails. Each photo's package version, path, author, licence, size and
-nearest other photo are recorded in `sources.csv`.
+GNOME 3.38, Budgie, UKUI, newer Plasma, LXQt 2.4, GRUB splash images, Tux Paint 0.9.34) through a
+private apt list of those suites on the mirror this machine's apt already uses (the system's apt
+configuration is not changed). Where a package of the system's suite is installed, its files under
+/usr/share are used as they are. When a source cannot be fetched, the script stops with one line and
+builds nothing (`--allow-missing` builds a smaller corpus, saying what it left out). Near-duplicates
+(the same photo in two packages) are removed by comparing 32×32 thumbnails. Each photo's package
+version, path, author, licence, size and nearest other photo are recorded in `sources.csv`.
 
-Preprocessing: every photo is downscaled (PIL Lanczos, antialiased) so that its longer side is at
-most `--max-side` pixels, which also suppresses JPEG blocking and sensor noise, and converted to
-8-bit RGB (gray photos stay gray). Then the split:
+JPEG XL files are read with the Pillow plugin of PyPI's pillow-jxl-plugin (GPL-3.0-or-later; a tool
+of this script only, never imported by affsr); without it the script stops with one line.
+
+Preprocessing: every photo is turned upright (EXIF orientation), downscaled (PIL Lanczos,
+antialiased) so that its longer side is at most `--max-side` pixels, which also suppresses JPEG
+blocking and sensor noise, and converted to 8-bit RGB (gray photos stay gray). A photo already
+within `--max-side` (the small ones, e.g. 512×512 avatars or 800×600 demo photos) is used at its own
+size, never upscaled. Then the split:
 - `val/`: whole images (sides cut to multiples of 4), never seen in training — the 7 Debian photos
   of `sources.VAL` (the held-out photos of the first corpus, kept so that numbers stay comparable),
   plus the scikit-image photos of `examples/val` (astronaut, chelsea, coffee, rocket, hubble);
-- `train/`: the remaining photos cut into `--tile`×`--tile` PNG tiles (stride tile − 32), so that
+- `train/`: the remaining photos cut into `--tile`×`--tile` PNG tiles that cover the whole photo,
+  edges included (spaced evenly, at most tile − 32 apart, so neighbours overlap by ≥ 32 px), so that
   a training step decodes small files; `affsr train --data data/photos/train --patch 128` crops
-  random patches from them.
+  random patches from them. A training photo with a side shorter than one tile is left out (with a
+  note): the trainer would have to upscale it.
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ import argparse
 import csv
 import importlib
 import json
+import math
 import os
 import re
 import shutil
@@ -41,13 +50,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from sources import DEBIAN, SAMPLE_DATA, VAL  # noqa: E402  (beside this script)
 
 MIN_PIXELS = 2_000_000  # the summary counts the training photos of at least this size (before downscaling)
 DUPLICATE_LEVELS = 4.0  # 32×32 thumbnails closer than this (mean absolute 8-bit difference): one photo
 CORPUS_EXTRA = "pip install 'affsr[corpus]'"
+JXL_PLUGIN = "pip install pillow-jxl-plugin"
 
 
 class SourceError(Exception):
@@ -147,9 +157,36 @@ def plasma_photo(folder: Path) -> tuple[Path, str, str]:
     return best, author, meta.get("License", "see debian/copyright")
 
 
+def jxl_decoder() -> bool:
+    """Register the JPEG XL plugin with Pillow (pillow-jxl-plugin); False when it is not installed."""
+    try:
+        importlib.import_module("pillow_jxl")  # registers .jxl with Image.open
+    except ImportError:
+        return False
+    return True
+
+
+def photo_name(package: str, rel: str) -> str:
+    """`lomiri-Dragonfly_by_Bolly`: the package's first word and the file's stem, spaces as _."""
+    return f"{package.split('-')[0]}-{Path(rel).stem}".replace(" ", "_")
+
+
 def debian_photos(cache: Path, allow_missing: bool) -> tuple[list[dict], list[str]]:
     apt = Apt(cache, {suite for _, suite in DEBIAN if suite})
     rows, missing = [], []
+    names = {}
+    for (package, suite), files in DEBIAN.items():
+        for rel in files:
+            name = photo_name(package, rel)
+            if name in names:
+                raise SourceError(f"two photos named {name} ({names[name]} and {package}:/{rel}): "
+                                  "rename one in examples/photos/sources.py")
+            names[name] = f"{package}:/{rel}"
+    jxl = [f"{package}:/{rel}" for (package, _), files in DEBIAN.items() for rel in files if rel.endswith(".jxl")]
+    has_jxl = not jxl or jxl_decoder()
+    if not has_jxl and not allow_missing:
+        raise SourceError(f"{len(jxl)} photos are JPEG XL ({jxl[0]}, ...) and no decoder is installed "
+                          f"({JXL_PLUGIN})")
     for (package, suite), files in DEBIAN.items():
         try:
             root = package_root(package, suite, cache, apt)
@@ -163,9 +200,12 @@ def debian_photos(cache: Path, allow_missing: bool) -> tuple[list[dict], list[st
             path = root / rel
             if not path.exists():
                 raise SourceError(f"{deb} has no /{rel}: the package changed, update examples/photos/sources.py")
+            if rel.endswith(".jxl") and not has_jxl:
+                missing.append(f"{package}:/{rel} is JPEG XL and no decoder is installed ({JXL_PLUGIN})")
+                continue
             if author is None:
                 path, author, licence = plasma_photo(path)
-            name = f"{package.split('-')[0]}-{Path(rel).stem}"
+            name = photo_name(package, rel)
             rows.append(dict(name=name, path=path, package=package, source=f"Debian {deb}: /{path.relative_to(root)}",
                              author=author, licence=licence, split="val" if name in VAL else "train"))
     return sorted(rows, key=lambda r: r["name"].lower()), missing
@@ -215,12 +255,32 @@ def drop_duplicates(rows: list[dict], thumbs: dict[str, np.ndarray]) -> list[tup
 
 
 def prepare(path: Path, max_side: int) -> Image.Image:
-    im = Image.open(path)
+    """The photo upright, 8-bit, its longer side at most max_side (never upscaled), sides cut to ×4."""
+    im = ImageOps.exif_transpose(Image.open(path))
     im = im.convert("L" if im.mode in ("L", "I;16", "I") else "RGB")
     scale = max_side / max(im.size)
     if scale < 1:
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     return im.crop((0, 0, im.width // 4 * 4, im.height // 4 * 4))
+
+
+def tile_starts(length: int, tile: int, step: int) -> list[int]:
+    """Offsets of the tiles along one side: the first at 0, the last flush with the far edge, spaced
+    evenly and at most `step` apart; [] when the side is shorter than one tile."""
+    if length < tile:
+        return []
+    n = math.ceil((length - tile) / step) + 1
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)] if n > 1 else [0]
+
+
+def cut_tiles(a: np.ndarray, tile: int, step: int):
+    """(top, left, tile×tile view) covering every pixel of the image a; flat tiles (std < 2: clear sky,
+    black border) are skipped: nothing to learn."""
+    for top in tile_starts(a.shape[0], tile, step):
+        for left in tile_starts(a.shape[1], tile, step):
+            t = a[top:top + tile, left:left + tile]
+            if t.std() >= 2:
+                yield top, left, t
 
 
 def main(argv=None) -> int:
@@ -254,6 +314,10 @@ def main(argv=None) -> int:
         thumbs[r["name"]] = thumbnail(im)
     for dropped, kept, d in drop_duplicates(rows, thumbs):
         print(f"note: {dropped} is a copy of {kept} (thumbnails {d:.1f} levels apart): left out", file=sys.stderr)
+    for r in [r for r in rows if r["split"] == "train" and min(images[r["name"]].size) < args.tile]:
+        print(f"note: {r['name']} ({images[r['name']].width}x{images[r['name']].height}) is smaller than one "
+              f"{args.tile}x{args.tile} tile: left out", file=sys.stderr)
+        rows.remove(r)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))  # replaces --out only when done
     (tmp / "train").mkdir()
@@ -266,15 +330,10 @@ def main(argv=None) -> int:
             im.save(tmp / "val" / f"{r['name']}.png")
             r["files"] = 1
             continue
-        a = np.asarray(im)
         n = 0
-        for top in range(0, max(a.shape[0] - args.tile, 0) + 1, step):
-            for left in range(0, max(a.shape[1] - args.tile, 0) + 1, step):
-                tile = a[top:top + args.tile, left:left + args.tile]
-                if tile.std() < 2:  # flat sky or black border: nothing to learn
-                    continue
-                Image.fromarray(tile).save(tmp / "train" / f"{r['name']}_{top:04d}_{left:04d}.png")
-                n += 1
+        for top, left, tile in cut_tiles(np.asarray(im), args.tile, step):
+            Image.fromarray(tile).save(tmp / "train" / f"{r['name']}_{top:04d}_{left:04d}.png")
+            n += 1
         r["files"] = n
     with open(tmp / "sources.csv", "w", newline="") as f:
         w = csv.DictWriter(f, ["name", "split", "megapixels", "size", "files", "author", "licence", "source", "nearest"],
@@ -288,9 +347,11 @@ def main(argv=None) -> int:
     val = [r for r in rows if r["split"] == "val"]
     big = [r for r in train if r["megapixels"] * 1e6 >= MIN_PIXELS]
     sources = {r["package"] for r in rows}
-    print(f"{len(train)} training photos ({len(big)} of ≥ {MIN_PIXELS / 1e6:g} MP) from {len(sources)} sources → "
-          f"{sum(r['files'] for r in train)} tiles in {args.out / 'train'}; {len(val)} validation photos in "
-          f"{args.out / 'val'}; sources in {args.out / 'sources.csv'}")
+    mp = sum(images[r["name"]].width * images[r["name"]].height for r in train) / 1e6
+    print(f"{len(train)} training photos ({len(big)} of ≥ {MIN_PIXELS / 1e6:g} MP before downscaling; "
+          f"{mp:.1f} MP as used) from {len(sources)} sources → {sum(r['files'] for r in train)} tiles in "
+          f"{args.out / 'train'}; {len(val)} validation photos in {args.out / 'val'}; sources in "
+          f"{args.out / 'sources.csv'}")
     return 0
 
 
