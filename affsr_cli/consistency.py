@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +23,12 @@ from .projection import project
 
 MAX_FIT_ERROR = 0.5 / 255  # fit_box: no LR pixel of the clipped ŷ half an 8-bit level or more from x (a quarter: 30 % more iterations, no fewer Pillow passes)
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
+MAX_ITER = {8: 24, 16: 60}  # FISTA iterations of the box fit at most, both stages (24 ≈ the shipped network's own time on the CPU)
+STALL = 0.97  # a stage stops when 3 iterations cut the LR-MSE by less than 3 % (0.13 dB)
+RING_RESIDUAL = 1 / 255  # stage 2 guards the HR pixels near LR pixels left further than this from x by stage 1 …
+FLAT_WIDE = 0.3  # … or whose 4×4 nearest LR pixels differ by at most this (low-contrast surroundings)
+MIN_GUARD = 0.02  # … when it would hold at least this share of the HR samples; else stage 1 goes on
+FLAT = 1 / 8  # … in the cells whose 2×2 nearest LR pixels differ by at most this (flat background beside an edge)
 
 
 @contextmanager
@@ -44,63 +51,193 @@ def _chunks(c: int, hw: int) -> list[slice]:
     return [slice(i, i + step) for i in range(0, c, step)]
 
 
+@dataclass
+class BoxFit:
+    """What `fit` did to one image (its channel groups together); docs/promise.md explains each field."""
+
+    iterations: int = 0  # FISTA iterations, both stages (the most over channel groups); 0: Π_x y was in range
+    reached: bool = True  # the clipped ŷ met the LR-MSE target of `bits` (and max_error) in every channel group
+    infeasible: bool = False  # proven by the fit's own dual certificate: no image in [0, 1] has A y = x
+    guarded: float = 0.0  # share of HR samples held to their LR neighbourhood's range in stage 2 (no ringing)
+
+    def add(self, other: "BoxFit", share: float):
+        self.iterations = max(self.iterations, other.iterations)
+        self.reached &= other.reached
+        self.infeasible |= other.infeasible
+        self.guarded += other.guarded * share
+
+
 @torch.no_grad()
-def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
-            max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> int:
-    """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1] and its clipped image would have an
-    LR-PSNR (A of it against x) below 20·log10(2^bits − 1) + 16 dB (64 dB for 8 bits, 112 for 16; shaped
-    rounding alone leaves ~80 and ~128) or, with `max_error`, an LR pixel further than that from x (MAX_FIT_ERROR:
-    what Pillow's own 8-bit resize of the saved file needs to give x back), accelerated POCS: FISTA on
-    ½‖(AAᵀ)^-½(Ay − x)‖² over the box, whose projected gradient step is clip(y − A⁺(Ay − x)).
-    Returns the POCS iterations used (0: Π_x y was good enough), at most `max_iter` (default 40 for
-    8 bits, 100 for 16). bits=None: Π_x only, unclipped (float outputs keep exact consistency).
-    Runs on `device` channel group by channel group; y stays where it is."""
-    iterations = 0
+def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
+        max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> BoxFit:
+    """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1], the image in [0, 1] whose A is
+    closest to x (docs/promise.md):
+
+    1. FISTA on ½‖(AAᵀ)^-½(Ay − x)‖² over the box [0, 1] (its projected gradient step is the alternating
+       projection clip(y − A⁺(Ay − x))), until the clipped image's LR-PSNR reaches 20·log10(2^bits − 1)
+       + 16 dB (64 dB for 8 bits, 112 for 16; shaped rounding alone leaves ~80 and ~128) and, with
+       `max_error`, no LR pixel is further than that from x (MAX_FIT_ERROR: what Pillow's own 8-bit
+       resize of the saved file needs to give x back); or until it stalls (STALL). Each step also
+       yields a dual certificate: c = (AAᵀ)⁻¹(x − Az) with ⟨c, x⟩ > Σ max(Aᵀc, 0) proves that no image
+       in [0, 1] has A y = x (`infeasible`), since ⟨c, Ay⟩ ≤ Σ max(Aᵀc, 0) for every such y. Once that is
+       proven, stage 1 stops at half of `max_iter` at most.
+    2. When the target was not reached: the same FISTA over tighter bounds near the LR pixels still
+       off by more than RING_RESIDUAL. There, an HR sample whose two nearest LR pixels in each
+       direction agree within FLAT (the flat background beside a thin line or a glyph) is held within
+       their range: the LR-optimal image would put dark or bright dots there (A's negative lobes and
+       overlapping footprints reward them), which bicubic upscaling never shows.
+
+    At most `max_iter` iterations in all (MAX_ITER: 24 for 8 bits, 60 for 16). bits=None: Π_x only,
+    unclipped (float outputs keep exact consistency). Runs on `device` channel group by channel group;
+    y stays where it is."""
+    result = BoxFit()
     for ch in _chunks(y.shape[0], y.shape[1] * y.shape[2]):
         yc, xc = y[ch].to(device), x[ch].to(device)
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
             project(yc, xc, A, pinv, inplace=True)  # Π_x
             if bits is not None:
-                iterations = max(iterations, _pocs(yc, xc, A, pinv, bits, max_iter or (40 if bits <= 8 else 100), max_error))
+                cap = max_iter or MAX_ITER[8 if bits <= 8 else 16]
+                result.add(_fit_box(yc, xc, A, pinv, bits, cap, max_error), yc.shape[0] / y.shape[0])
         if yc.data_ptr() != y[ch].data_ptr():
             y[ch] = yc.cpu()
-    return iterations
+    return result
 
 
-def _pocs(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int,
-          max_error: float | None = None) -> int:
-    """FISTA from the consistent yc (in place); see fit_box. Each iteration is one A⁺ and one A over
-    the image: A of the clipped iterate serves the test and, A being linear, the next residual
-    A z − x = (1 + β)·A(cur) − β·A(prev) − x."""
-    levels = 2**bits - 1
-    target = 10 ** -((20 * math.log10(levels) + 16) / 10)  # LR-MSE
+def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
+            max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> int:
+    """`fit`, returning only the iterations it used (0: Π_x y was already in range)."""
+    return fit(y, x, A, pinv, bits, max_iter, device, max_error).iterations
 
-    def good(a: torch.Tensor) -> bool:  # a = A(clipped iterate): LR-MSE and, with max_error, the worst LR pixel
-        r = (a - xc).abs_()
-        return float(r.square().mean()) <= target and (max_error is None or float(r.max()) <= max_error)
 
+def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int,
+             max_error: float | None) -> BoxFit:
+    """The two stages of `fit` on one channel group yc (C, H, W), consistent with xc, in place."""
     lo, hi = torch.aminmax(yc)
     if lo >= 0 and hi <= 1:
-        return 0
-    cur = yc.clamp(0, 1)
-    a_cur = A(cur)
-    if good(a_cur):
-        yc.copy_(cur)
-        return 0
-    prev, a_prev, t = yc, a_cur, 1.0  # β = 0 at first: prev's values do not count, its memory is reused
-    for k in range(max_iter):
-        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-        beta = (t - 1) / t_next
-        z = prev.lerp_(cur, 1 + beta)  # momentum point (1 + β)·cur − β·prev, in prev's memory
-        z.sub_(pinv(torch.lerp(a_prev, a_cur, 1 + beta).sub_(xc)))  # Π_x z: A z = x
-        z.clamp_(0, 1)
-        a_z = A(z)
-        prev, a_prev, cur, a_cur, t = cur, a_cur, z, a_z, t_next
-        if good(a_z):
-            break
-    if cur.data_ptr() != yc.data_ptr():
-        yc.copy_(cur)
-    return k + 1
+        return BoxFit()
+    target = 10 ** -((20 * math.log10(2**bits - 1) + 16) / 10)  # LR-MSE
+    stage1 = _Fista(yc, xc, A, pinv, target, max_error, certify=True)
+    # once infeasibility is proven, stage 1 hands over at half the iterations, unless stage 2 would guard
+    # almost nothing (noise): then going on without a restart of the momentum gains more
+    stage1.run(max_iter, lambda z: z.clamp_(0, 1), max_iter // 2,
+               lambda a: _Guard(xc, a, A.spec).share >= MIN_GUARD)
+    out = BoxFit(stage1.iterations, stage1.reached, stage1.proven)
+    left = max_iter - stage1.iterations
+    if stage1.reached or left <= 0:
+        return out
+    guard = _Guard(xc, stage1.a_cur, A.spec)
+    if guard.share:
+        stage2 = _Fista(yc, xc, A, pinv, target, max_error)
+        stage2.run(left, guard)
+        out.iterations += stage2.iterations
+        out.reached = stage2.reached
+        out.guarded = guard.share
+    return out
+
+
+class _Fista:
+    """FISTA from the clipped yc (in place): each iteration is one A⁺ and one A over the image. A of the
+    clipped iterate serves the test and, A being linear, the next residual A z − x = (1 + β)·A(cur) −
+    β·A(prev) − x. With `certify`, each gradient step also checks the dual certificate of `fit`: with
+    z the momentum point and v = A⁺(x − Az) (minus the gradient), c = (AAᵀ)⁻¹(x − Az) has Aᵀc = v and
+    ⟨c, x⟩ = ⟨v, z⟩ + ‖v‖², so the gap ⟨c, x⟩ − Σ max(v, 0) costs three sums."""
+
+    def __init__(self, yc, xc, A, pinv, target: float, max_error: float | None, certify: bool = False):
+        self.yc, self.xc, self.A, self.pinv = yc, xc, A, pinv
+        self.target, self.max_error, self.certify = target, max_error, certify
+        self.iterations, self.reached, self.proven, self.a_cur = 0, False, False, None
+
+    def good(self, a: torch.Tensor) -> tuple[bool, float]:
+        """(target met, LR-MSE) for a = A(clipped iterate)."""
+        r = (a - self.xc).abs_()
+        mse = float(r.square().mean())
+        return mse <= self.target and (self.max_error is None or float(r.max()) <= self.max_error), mse
+
+    def _certify(self, z: torch.Tensor, g: torch.Tensor):
+        """g = A⁺(Az − x) = −v at the momentum point z; proven when the gap beats float32 rounding (bounded
+        by 1e-4 of ‖g‖₁·(max |z| + max |g| + 1)). Sums without temporaries: Σ max(v, 0) = (‖g‖₁ − Σ g)/2."""
+        gf, zf = g.reshape(-1), z.reshape(-1)  # A⁺ may return a strided view: then a copy
+        l1 = float(gf.abs().sum())
+        relu = (l1 - float(gf.sum())) / 2
+        gap = float(torch.dot(gf, gf)) - float(torch.dot(gf, zf)) - relu
+        bound = max(abs(float(v)) for v in (*torch.aminmax(zf), *torch.aminmax(gf)))
+        self.proven = gap > 1e-4 * l1 * (bound + 1)
+
+    def run(self, max_iter: int, clip, hand_over: int | None = None, ready=lambda a: True):
+        """Up to max_iter iterations with clip(z) (in place) as the projection onto the bounds; stops when
+        the target is met, when 3 iterations gain less than STALL, or once infeasibility is proven and
+        `hand_over` iterations are done, if ready(A of the iterate) (asked once)."""
+        yc, xc, A = self.yc, self.xc, self.A
+        cur = clip(yc.clone())
+        a_cur = A(cur)
+        self.reached, mse = self.good(a_cur)
+        history, asked = [mse], False
+        if self.reached:
+            yc.copy_(cur)
+            self.a_cur = a_cur
+            return
+        prev, a_prev, t = yc, a_cur, 1.0  # β = 0 at first: prev's values do not count, its memory is reused
+        for k in range(max_iter):
+            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+            beta = (t - 1) / t_next
+            z = prev.lerp_(cur, 1 + beta)  # momentum point (1 + β)·cur − β·prev, in prev's memory
+            g = self.pinv(torch.lerp(a_prev, a_cur, 1 + beta).sub_(xc))  # A⁺(Az − x)
+            if self.certify and not self.proven:
+                self._certify(z, g)
+            clip(z.sub_(g))  # Π_x z (A z = x), then into the bounds
+            a_z = A(z)
+            prev, a_prev, cur, a_cur, t = cur, a_cur, z, a_z, t_next
+            self.iterations = k + 1
+            self.reached, mse = self.good(a_z)
+            history.append(mse)
+            if self.reached or (len(history) > 3 and mse > STALL * history[-4]):
+                break
+            if hand_over is not None and self.proven and self.iterations >= hand_over and not asked:
+                asked = True
+                if ready(a_cur):
+                    break
+        if cur.data_ptr() != yc.data_ptr():
+            yc.copy_(cur)
+        self.a_cur = a_cur
+
+
+class _Guard:
+    """The bounds of stage 2 of `fit`, applied in place to z (C, s·h, s·w) as a view (C, h, s, w, s):
+    HR sample (s·i + u, s·j + v) has as nearest LR pixels i−1, i (u < s/2) or i, i+1 (u ≥ s/2) in each
+    direction. Where those 2×2 LR pixels lie within FLAT of each other and within reach of an LR pixel
+    that stage 1 left further than RING_RESIDUAL from x, the sample is held in [their min, their max];
+    elsewhere in [0, 1]. The bounds are LR-sized, one pair per quadrant (u, v halves)."""
+
+    def __init__(self, x: torch.Tensor, a: torch.Tensor, spec):
+        C, h, w = x.shape
+        s = spec.scale
+        reach = -(-spec.kernel_size // (2 * s)) + 1  # LR pixels whose footprint (and negative lobes) overlap
+        off = ((a - x).abs() > RING_RESIDUAL).to(x.dtype)[None]
+        region = F.max_pool2d(off, 2 * reach + 1, 1, reach)[0] > 0  # (C, h, w)
+        padded = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
+        top = F.max_pool2d(padded, 2, 1)[0]  # (C, h+1, w+1): max over LR rows i−1, i and columns j−1, j
+        bottom = -F.max_pool2d(-padded, 2, 1)[0]
+        wide = F.pad(x[None], (2, 2, 2, 2), mode="replicate")  # the 4×4 LR pixels around each 2×2 cell
+        span = (F.max_pool2d(wide, 4, 1) + F.max_pool2d(-wide, 4, 1))[0]  # (C, h+1, w+1)
+        flat = ((top - bottom) <= FLAT) | (span <= FLAT_WIDE)
+        m = s // 2
+        self.s, self.parts, guarded = s, [], 0
+        for a_, rows in ((0, slice(0, m)), (1, slice(m, s))):
+            for b_, cols in ((0, slice(0, m)), (1, slice(m, s))):
+                lo, hi = bottom[:, a_:a_ + h, b_:b_ + w], top[:, a_:a_ + h, b_:b_ + w]
+                on = region & flat[:, a_:a_ + h, b_:b_ + w]
+                guarded += int(on.sum()) * (rows.stop - rows.start) * (cols.stop - cols.start)
+                self.parts.append((rows, cols, torch.where(on, lo, 0)[:, :, None, :, None],
+                                   torch.where(on, hi, 1)[:, :, None, :, None]))
+        self.share = guarded / (C * h * w * s * s)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        C, H, W = z.shape
+        s = self.s
+        view = z.view(C, H // s, s, W // s, s)
+        for rows, cols, lo, hi in self.parts:
+            view[:, :, rows, :, cols].clamp_(lo, hi)  # a view of z: z itself is clamped
+        return z
 
 
 def round_shaped(y: torch.Tensor, bits: int = 8) -> np.ndarray:
@@ -128,6 +265,7 @@ PILLOW_FILTERS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "area": "BOX", "
 PILLOW_PASSES = 64  # most passes of match_pillow
 PILLOW_MOVES = 4  # HR pixels moved by one level per differing LR pixel and pass
 PILLOW_TILE = 16  # LR pixels: after its first pass, match_pillow redoes Pillow's resize only on the tiles it changed
+PILLOW_BULK = 4096  # HR pixels changed in one pass above which the Pillow images are rebuilt, not updated pixel by pixel
 
 
 def pillow_images(levels: np.ndarray) -> list:
@@ -190,7 +328,9 @@ def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PI
     down where it is negative, or the reverse): those with the largest weight that have room and have
     been moved least. Pillow's resize runs on the whole image first and last, in between only on the
     tiles a pass changed (should a tile ever differ from the whole, the passes go on with whole resizes).
-    Returns the passes used (max_passes: some pixels may still differ)."""
+    Returns the passes used (max_passes: some pixels may still differ). Run it only where the box fit
+    reached its target (infer.make_consistent): elsewhere x is out of reach and every pass is wasted
+    (a stubborn pixel can take 20 passes of no visible progress, so no stall test can tell the two apart)."""
     s, o = spec.scale, spec.offset
     taps = spec.taps().numpy()
     k = len(taps)
@@ -202,7 +342,7 @@ def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PI
     moves = np.zeros(levels.shape, np.int32)
     want = (x.double() * 255).round().permute(1, 2, 0).numpy().astype(np.int16)  # (h, w, C)
 
-    images = pillow_images(levels)  # kept in step with levels pixel by pixel
+    images = pillow_images(levels)  # kept in step with levels (pixel by pixel, or rebuilt after a pass of many)
 
     def whole() -> np.ndarray:
         return pillow_resize(images, want.shape[:2], spec.family).astype(np.int16)
@@ -234,18 +374,26 @@ def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PI
             return max_passes  # no pixel has room to move: some stay different
         np.add.at(moves, (r, q, cc), 1)
         levels[r, q, cc] = (levels[r, q, cc].astype(np.int16) + dl).clip(0, 255)
-        for a, b in set(zip(r.tolist(), q.tolist())):
-            if len(images) == 1:
-                images[0].putpixel((b, a), tuple(levels[a, b].tolist()) if levels.shape[2] > 1 else int(levels[a, b, 0]))
-            else:
-                for c, im in enumerate(images):
-                    im.putpixel((b, a), int(levels[a, b, c]))
+        if len(r) > PILLOW_BULK:
+            images = pillow_images(levels)
+        else:
+            _put(images, levels, r, q)
         if tiled:
             _redo_tiles(got, images, r, q, spec, k)
             stale = True
         else:
             got = whole()
     return max_passes
+
+
+def _put(images: list, levels: np.ndarray, r: np.ndarray, q: np.ndarray):
+    """Copy the levels at HR pixels (r, q) into their Pillow images."""
+    for a, b in set(zip(r.tolist(), q.tolist())):
+        if len(images) == 1:
+            images[0].putpixel((b, a), tuple(levels[a, b].tolist()) if levels.shape[2] > 1 else int(levels[a, b, 0]))
+        else:
+            for c, im in enumerate(images):
+                im.putpixel((b, a), int(levels[a, b, c]))
 
 
 def lr_psnr(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int = 1) -> tuple[float, float]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -154,8 +154,9 @@ class Output:
     y_hat: torch.Tensor  # (C, H, W) float32: Π_x f(x), fitted into [0, 1] (unclipped when bits is None)
     levels: np.ndarray | None  # (H, W, C) uint8 / uint16: the saved samples (None: not rounded)
     bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
-    box_iterations: int  # POCS iterations of the box fit (0: Π_x f was already in range)
+    box_iterations: int  # FISTA iterations of the box fit (0: Π_x f was already in range)
     pillow_passes: int = 0  # passes of consistency.match_pillow (8-bit files under a Pillow operator)
+    fit: consistency.BoxFit = field(default_factory=consistency.BoxFit)  # what the box fit reached (docs/promise.md)
 
     def saved(self) -> torch.Tensor:
         """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
@@ -168,13 +169,15 @@ def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.
                     bits: int | None = 8, rounding: bool = True, device: torch.device | str = "cpu") -> Output:
     """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
     tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
-    the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match."""
+    the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
+    only when the box fit reached its target: where no image in [0, 1] downsamples to x, Pillow's
+    resize cannot give x back either, and the match would only spend its passes."""
     pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
-    iterations = consistency.fit_box(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
-                                     max_error=consistency.MAX_FIT_ERROR if pillow else None)
+    fitted = consistency.fit(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
+                             max_error=consistency.MAX_FIT_ERROR if pillow else None)
     levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
-    passes = consistency.match_pillow(levels, x, spec) if pillow else 0
-    return Output(f, levels, bits if levels is not None else None, iterations, passes)
+    passes = consistency.match_pillow(levels, x, spec) if pillow and fitted.reached else 0
+    return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)
 
 
 class Upscaler:
