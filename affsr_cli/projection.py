@@ -26,13 +26,16 @@ imresize) mirrors about the outer pixel edge, the edge pixel repeated; "reflect"
 pixel; "replicate" clamps; "circular" wraps around (used to fit the local A⁺ of App. B). Each is linear
 (an index map, or zero padding and a per-row scale), so Aᵀ and A⁺ are exact at the borders too.
 
-The exact A⁺ is separable: A = A_h ⊗ A_w, so (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹ ⊗ (A_wA_wᵀ)⁻¹, two small dense
-n×n matrices on the LR grid (inverted once in float64 per size and cached).
+The exact A⁺ is separable: A = A_h ⊗ A_w, so (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹ ⊗ (A_wA_wᵀ)⁻¹. Each 1-D Gram is banded
+(a circulant for circular borders): it is factored once per length in float64 and cached, as a dense
+inverse for short sides and as a block Cholesky factor (or its FFT) for long ones, so that time and memory
+grow with the pixel count whatever the aspect ratio (a 1 × 20000 image as a 140 × 143 one).
 """
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -245,12 +248,13 @@ class Downsample(nn.Module):
     def _row_scale(self, n: int) -> list[tuple[int, float]]:
         """"pil": (LR row, 1 / the sum of its taps inside the image) for the rows that lose taps."""
         def make():
-            s, o = self.spec.scale, self.spec.offset
+            s, o, k = self.spec.scale, self.spec.offset, len(self.weights)
+            low = min(n, -(-(-o) // s))  # rows i < low read HR samples below 0 (o ≤ 0)
+            high = max(low, (s * n - o - k) // s + 1)  # rows i ≥ high read beyond s·n − 1
             rows = []
-            for i in range(n):
+            for i in (*range(low), *range(high, n)):
                 inside = sum(w for t, w in enumerate(self.weights) if 0 <= s * i + o + t < s * n)
-                if any(not 0 <= s * i + o + t < s * n for t in range(len(self.weights))):
-                    rows.append((i, 1.0 / inside))
+                rows.append((i, 1.0 / inside))
             return rows
 
         return self._index_cache.get_or_make((n, "scale"), make)
@@ -314,10 +318,11 @@ class Downsample(nn.Module):
             out.select(dim, source[j]).add_(padded.select(dim, j))
         return out
 
-    def matrix(self, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
-        """The 1-D operator as a dense (n, s·n) matrix (A = A_h ⊗ A_w)."""
+    def entries(self, n: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1-D operator's nonzeros: (cols, weights), each (n, k): row i reads HR sample cols[i, t] with weight
+        weights[i, t] (float64; a column may repeat in a row where the boundary map folds taps onto one sample)."""
         s, k = self.spec.scale, self.spec.kernel_size
-        weights = self.taps.to(device=device, dtype=dtype).expand(n, k).clone()  # (n, k)
+        weights = self.taps.to(device=device).expand(n, k).clone()  # (n, k)
         if self.truncate:
             cols = (torch.arange(s * (n - 1) + k, device=device) + self.spec.offset).unfold(0, k, s)
             inside = (cols >= 0) & (cols < s * n)
@@ -327,38 +332,210 @@ class Downsample(nn.Module):
             cols = cols.clamp(0, s * n - 1)  # the dropped taps weigh 0
         else:
             cols = self._index(n, device).unfold(0, k, s)  # (n, k) HR index read by tap t of sample i
-        rows = torch.arange(n, device=device).unsqueeze(1).expand(n, k)
-        M = torch.zeros(n, s * n, dtype=dtype, device=device)
-        return M.index_put_((rows, cols), weights, accumulate=True)
+        return cols, weights
+
+    def matrix(self, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
+        """The 1-D operator as a dense (n, s·n) matrix (A = A_h ⊗ A_w); for tests and small n only."""
+        cols, weights = self.entries(n, device)
+        rows = torch.arange(n, device=device).unsqueeze(1).expand_as(cols)
+        M = torch.zeros(n, self.spec.scale * n, dtype=dtype, device=device)
+        return M.index_put_((rows, cols), weights.to(dtype), accumulate=True)
+
+    def gram_band(self, n: int) -> tuple[torch.Tensor, int]:
+        """The 1-D Gram G = A₁A₁ᵀ (n × n) as (band, B), float64 on the CPU: G[i, i + d] = band[B + d, i] for
+        |d| ≤ B, and 0 beyond (circular borders: i + d taken mod n, d the shorter way round). O(n) time and
+        memory: G[i, j] = Σ_p A₁[i, p]·A₁[j, p] over the HR samples p, and each p is read by a few LR rows only,
+        so every pair of rows that read one sample adds one term to one diagonal."""
+        s = self.spec.scale
+        cols, weights = self.entries(n, "cpu")
+        rows = torch.arange(n).unsqueeze(1).expand_as(cols)
+        key, inverse = torch.unique((cols * n + rows).reshape(-1), return_inverse=True)  # (column, row) pairs
+        value = torch.zeros(len(key), dtype=torch.float64).index_add_(0, inverse, weights.reshape(-1))
+        col, row = key // n, key % n  # sorted by column, then row
+        count = torch.bincount(col, minlength=s * n)
+        width = int(count.max())  # the most rows that read one HR sample
+        slot = torch.arange(len(key)) - (torch.cumsum(count, 0) - count)[col]
+        R = torch.full((width, s * n), -1, dtype=torch.long)  # R[a, p]: the a-th row reading sample p (−1: none)
+        V = torch.zeros(width, s * n, dtype=torch.float64)
+        R[slot, col], V[slot, col] = row, value
+        pairs = [(a, b) for a in range(width) for b in range(width)]
+
+        def offset(a: int, b: int) -> torch.Tensor:  # j − i of each pair; 0 where a slot is empty (weight 0)
+            d = torch.where((R[a] >= 0) & (R[b] >= 0), R[b] - R[a], 0)
+            return (d + n // 2) % n - n // 2 if self.spec.boundary == "circular" else d
+
+        B = max(int(offset(a, b).abs().max()) for a, b in pairs)
+        band = torch.zeros(2 * B + 1, n, dtype=torch.float64)
+        for a, b in pairs:
+            band.view(-1).index_add_(0, (offset(a, b) + B) * n + R[a].clamp(min=0), V[a] * V[b])
+        return band, B
+
+
+DENSE_MAX = 256  # LR lengths up to this get a dense (A₁A₁ᵀ)⁻¹ (n² numbers); longer ones the banded solver below
+BLOCK = 64  # rows per block of the banded solver (at least the Gram's bandwidth)
+SMALL_SOLVE = 1 << 16  # block × columns: below this the banded solver runs on one CPU thread
+
+
+@contextmanager
+def _one_thread(on: bool = True):
+    """Run the block on one torch CPU thread: operations of microseconds (the m × m pieces of the banded
+    solver) wait far longer for a second core that is busy elsewhere than they gain from it."""
+    before = torch.get_num_threads()
+    if on and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if on and before > 1:
+            torch.set_num_threads(before)
+
+
+class _DenseGram:
+    """(A₁A₁ᵀ)⁻¹ as a dense n × n matrix: short sides."""
+
+    def __init__(self, band: torch.Tensor, B: int, n: int, circular: bool):
+        i = torch.arange(n).expand(2 * B + 1, n)
+        j = i + torch.arange(-B, B + 1).unsqueeze(1)
+        j = j % n if circular else j
+        inside = (j >= 0) & (j < n)
+        G = torch.zeros(n, n, dtype=torch.float64).index_put_((i[inside], j[inside]), band[inside], accumulate=True)
+        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(G))  # (n, n)
+
+    def to(self, dtype, device) -> "_DenseGram":
+        self.inverse = self.inverse.to(device=device, dtype=dtype)
+        return self
+
+    def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
+        return self.inverse @ r if dim == -2 else r @ self.inverse  # G⁻¹ is symmetric
+
+
+class _CirculantGram:
+    """(A₁A₁ᵀ)⁻¹ for circular borders: A₁ commutes with a shift by s HR / 1 LR sample, so G is circulant and
+    G⁻¹r = irfft(rfft(r) / rfft(c)), c its first row. O(n) memory, O(n log n) time."""
+
+    def __init__(self, band: torch.Tensor, B: int, n: int):
+        c = torch.zeros(n, dtype=torch.float64).index_add_(0, torch.arange(-B, B + 1) % n, band.mean(1))  # first row
+        self.eigenvalues = torch.fft.rfft(c).real  # (n//2 + 1,) c is symmetric: real and positive
+
+    def to(self, dtype, device) -> "_CirculantGram":
+        self.eigenvalues = self.eigenvalues.to(device=device, dtype=dtype)
+        return self
+
+    def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
+        n = r.shape[dim]
+        shape = [-1, 1] if dim == -2 else [-1]
+        return torch.fft.irfft(torch.fft.rfft(r, dim=dim) / self.eigenvalues.view(shape), n=n, dim=dim)
+
+
+class _BandedGram:
+    """(A₁A₁ᵀ)⁻¹ for long sides, by a block Cholesky factor of the banded Gram: O(n·m) numbers and O(n·m) work
+    per column, m = the block size, instead of the n² of a dense inverse (a 1×20000 image needed 12.8 GB).
+
+    G (n × n, G[i, j] = 0 for |i − j| > B, and m > B) is cut into blocks of m rows, padded with identity rows
+    to nb·m. It is block tridiagonal: diagonal blocks D_k, below them E_k = G[block k+1, block k], whose
+    nonzeros are in its first b = B + 1 rows. Block Cholesky G = L Lᵀ: L_0 = chol(D_0), C_k = E_k L_k⁻ᵀ,
+    L_{k+1} = chol(D_{k+1} − C_k C_kᵀ); C_k, like E_k, is nonzero in its first b rows only.
+    Solve G u = r: L z = r (z_0 = L_0⁻¹r_0, z_{k+1} = L_{k+1}⁻¹(r_{k+1} − C_k z_k)), then Lᵀ u = z
+    (u_last = L_last⁻ᵀ z_last, u_k = L_k⁻ᵀ(z_k − C_kᵀ u_{k+1})). Kept: every L_k⁻¹, and the rank-b pieces
+    P_k = L_{k+1}⁻¹[:, :b], Q_k = C_k[:b] and H_k = L_k⁻ᵀ C_k[:b]ᵀ, so that each step costs O(m·b) a column."""
+
+    def __init__(self, band: torch.Tensor, B: int, n: int):
+        m = max(BLOCK, B + 1)
+        nb = -(-n // m)
+        b = self.b = B + 1  # rows of E_k (and C_k) that can be nonzero
+        self.n, self.m = n, m
+        padded = torch.zeros(2 * B + 1, (nb + 1) * m, dtype=torch.float64)
+        padded[:, :n] = band
+        padded[B, n:] = 1.0  # identity rows beyond n: decoupled, never read back
+        p, q = torch.arange(m).unsqueeze(1), torch.arange(m).unsqueeze(0)
+        near = (q - p).abs() <= B  # D_k[p, q] = G[km + p, km + q] = padded[B + q − p, km + p]
+        diagonal = (B + (q - p)).clamp(0, 2 * B)
+        low = (q - m - p).abs() <= B  # E_k[p, q] = G[(k+1)m + p, km + q] = padded[B + q − m − p, (k+1)m + p], p < b
+        lower = (B + (q - m - p)).clamp(0, 2 * B)[:b]
+        eye = torch.eye(m, dtype=torch.float64)
+        inverses, P, Q, H = [], [], [], []
+        C = None
+        with _one_thread():  # m × m pieces: waiting for a busy second core costs more than it gives
+            for k in range(nb):
+                S = padded[diagonal, k * m + p] * near  # D_k
+                if C is not None:
+                    S[:b, :b] -= C @ C.T  # D_k − C_{k−1} C_{k−1}ᵀ
+                Linv = torch.linalg.solve_triangular(torch.linalg.cholesky(S), eye, upper=False)  # L_k⁻¹
+                inverses.append(Linv)
+                if k:
+                    P.append(Linv[:, :b])  # (m, b)
+                if k + 1 < nb:
+                    E = padded[lower, (k + 1) * m + p[:b]] * low[:b]  # the first b rows of E_k
+                    C = E @ Linv.T  # the nonzero rows of C_k = E_k L_k⁻ᵀ, (b, m)
+                    Q.append(C)
+                    H.append(Linv.T @ C.T)  # (m, b)
+        self.Linv = torch.stack(inverses)  # (nb, m, m)
+        empty = torch.zeros(0, m, b, dtype=torch.float64)
+        self.P = torch.stack(P) if P else empty  # (nb − 1, m, b)
+        self.Q = torch.stack(Q) if Q else empty.transpose(1, 2)  # (nb − 1, b, m)
+        self.H = torch.stack(H) if H else empty  # (nb − 1, m, b)
+
+    def to(self, dtype, device) -> "_BandedGram":
+        for name in ("Linv", "P", "Q", "H"):
+            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+        return self
+
+    def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
+        n, m, b, nb = self.n, self.m, self.b, self.Linv.shape[0]
+        moved = r.movedim(dim, 0)
+        rest = moved.shape[1:]
+        t = moved.reshape(n, -1)  # (n, R)
+        t = torch.cat([t, t.new_zeros(nb * m - n, t.shape[1])]) if nb * m > n else t
+        with _one_thread(t.shape[1] * m <= SMALL_SOLVE and t.device.type == "cpu"):
+            w = self.Linv @ t.view(nb, m, -1)  # (nb, m, R): L_k⁻¹ r_k
+            z = [w[0]]
+            for k in range(nb - 1):  # z_{k+1} = L_{k+1}⁻¹ r_{k+1} − P_k (Q_k z_k)
+                z.append(w[k + 1] - self.P[k] @ (self.Q[k] @ z[k]))
+            v = self.Linv.transpose(1, 2) @ torch.stack(z)  # L_k⁻ᵀ z_k
+            u = [v[-1]]
+            for k in range(nb - 2, -1, -1):  # u_k = L_k⁻ᵀ z_k − H_k u_{k+1}[:b]
+                u.append(v[k] - self.H[k] @ u[-1][:b])
+            out = torch.cat(u[::-1])[:n]  # (n, R)
+        return out.reshape(n, *rest).movedim(0, dim)
 
 
 class ExactPinv(nn.Module):
-    """A⁺ = Aᵀ(AAᵀ)⁻¹, exact at any size, borders included."""
+    """A⁺ = Aᵀ(AAᵀ)⁻¹, exact at any size, borders included. (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹ ⊗ (A_wA_wᵀ)⁻¹, each factor
+    applied along its axis by a solver whose time and memory grow with the length: a dense inverse up to
+    DENSE_MAX, beyond it an FFT (circular borders) or a block Cholesky of the banded Gram."""
 
     def __init__(self, A: Downsample):
         super().__init__()
         self.A = A
         self._gram_inv = LRU()
 
-    def gram_inverse(self, n: int, dtype, device) -> torch.Tensor:
-        """(A_1d A_1dᵀ)⁻¹ for LR length n, inverted in float64 and cached (LRU)."""
+    def gram_solver(self, n: int, dtype, device):
+        """The solver of A₁A₁ᵀ u = r for LR length n, factored in float64 and cached (LRU) per size, dtype, device."""
         def make():
-            M = self.A.matrix(n, torch.float64, device)
-            return torch.cholesky_inverse(torch.linalg.cholesky(M @ M.T)).to(dtype)
+            band, B = self.A.gram_band(n)
+            circular = self.A.spec.boundary == "circular"
+            if n <= DENSE_MAX or 2 * B + 1 >= n:
+                solver = _DenseGram(band, B, n, circular)
+            elif circular:
+                solver = _CirculantGram(band, B, n)
+            else:
+                solver = _BandedGram(band, B, n)
+            return solver.to(dtype, device)
 
         return self._gram_inv.get_or_make((n, dtype, str(device)), make)
 
+    def gram_solve(self, r: torch.Tensor) -> torch.Tensor:
+        """(AAᵀ)⁻¹ r: (..., h, w) -> (..., h, w)."""
+        h, w = r.shape[-2:]
+        r = self.gram_solver(h, r.dtype, r.device).solve(r, -2)
+        return self.gram_solver(w, r.dtype, r.device).solve(r, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        Gh = self.gram_inverse(h, x.dtype, x.device)  # (h, h)
-        Gw = self.gram_inverse(w, x.dtype, x.device)  # (w, w)
-        return self.A.adjoint(Gh @ x @ Gw)  # Gw is symmetric, so Gw = Gwᵀ
+        return self.A.adjoint(self.gram_solve(x))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """(A⁺)ᵀ = (AAᵀ)⁻¹A: (..., s·h, s·w) -> (..., h, w)."""
-        r = self.A(y)
-        h, w = r.shape[-2:]
-        return self.gram_inverse(h, r.dtype, r.device) @ r @ self.gram_inverse(w, r.dtype, r.device)
+        return self.gram_solve(self.A(y))
 
 
 def project(f: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, inplace: bool = False) -> torch.Tensor:

@@ -175,3 +175,43 @@ def test_bad_operator_arguments():
             OperatorSpec.for_scale(**kwargs)
     with pytest.raises(ValueError, match="multiple of the scale"):
         Downsample(OperatorSpec())(torch.zeros(1, 1, 10, 12))
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bicubic", "lanczos3", "area"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("scale", [2, 3, 8])
+def test_banded_and_circulant_solvers_equal_the_dense_inverse(monkeypatch, family, boundary, scale):
+    """The long-side solvers (block Cholesky of the banded Gram, FFT of the circulant one) give (A₁A₁ᵀ)⁻¹r as
+    the dense inverse does, borders (folded, truncated, wrapped) included; forced here onto short sides."""
+    import affsr_cli.projection as P
+
+    monkeypatch.setattr(P, "DENSE_MAX", 4)
+    monkeypatch.setattr(P, "BLOCK", 8)
+    A = Downsample(OperatorSpec(scale, boundary=boundary, family=family))
+    Ap = ExactPinv(A)
+    for n in (9, 17, 40, 61):
+        M = A.matrix(n)
+        exact = torch.linalg.inv(M @ M.T)
+        solver = Ap.gram_solver(n, torch.float64, "cpu")
+        assert not isinstance(solver, P._DenseGram) or 2 * A.gram_band(n)[1] + 1 >= n
+        r = rand(n, 3, seed=n)
+        assert (solver.solve(r, -2) - exact @ r).abs().max() <= 1e-11
+        assert (solver.solve(r.T.contiguous(), -1) - r.T @ exact).abs().max() <= 1e-11
+        x, f = rand(2, n, 5, seed=n + 1), rand(2, scale * n, 5 * scale, seed=n + 2)
+        assert (A(Projection(A)(f, x)) - x).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("boundary", ["pil", "symmetric", "circular"])
+def test_a_long_thin_image_costs_what_its_pixels_cost(boundary):
+    """A 1 × n image is projected exactly with O(n) numbers kept for its long side (a dense (A₁A₁ᵀ)⁻¹ held n²:
+    a 1 × 20000 PNG asked for 12.8 GB). Here n = 3000: n² would be 9 M numbers, the bound is 100·n."""
+    A = Downsample(OperatorSpec(4, family="bicubic", boundary=boundary))
+    P = Projection(A)
+    n = 3000
+    x, f = rand(3, 1, n, dtype=torch.float32, seed=1), rand(3, 4, 4 * n, dtype=torch.float32, seed=2)
+    assert (A(P(f, x)) - x).abs().max() <= 1e-5
+    solver = P.pinv.gram_solver(n, torch.float32, "cpu")
+    held = sum(v.numel() for v in vars(solver).values() if isinstance(v, torch.Tensor))
+    assert held <= 100 * n
+    x64, f64 = x.double(), f.double()
+    assert (A(P(f64, x64)) - x64).abs().max() <= 1e-12
