@@ -17,7 +17,7 @@ RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "che
 # checks them while parsing (the ranges show in --help), check_ranges() for a config from Python
 RANGES = {
     "patch": (0, 4096), "steps": (1, 10**9), "batch_size": (1, 4096), "lr": (1e-8, 1.0), "lr_critic": (1e-8, 1.0),
-    "beta1": (0.0, 0.999), "grad_clip": (0.0, 1e6), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
+    "beta1": (0.0, 0.999), "grad_clip": (0.0, 1e6), "lr_bits": (0, 16), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
     "smooth": (0.0, 1.0), "noise_channels": (0, 64), "soft_weight": (0.0, 1e6), "pixel_weight": (0.0, 1e6),
     "range_weight": (0.0, 1e6), "lattice_weight": (0.0, 1e9), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
     "critic_steps": (1, 100), "critic_warmup": (0, 10**9), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
@@ -45,6 +45,7 @@ class TrainConfig:
     lr_critic: float = 2e-4  # Adam learning rate of the discriminator (gan)
     beta1: float = 0.5  # Adam β1 for both
     grad_clip: float = 0.0  # clip the generator's gradient to this global L2 norm before each step (0: no clipping)
+    lr_bits: int = 0  # round each training LR x = A y to this many bits after clipping to [0, 1], as a saved image holds it (8, 16; 0: keep it float)
     lr_schedule: str = "constant"  # constant | cosine (each optimiser's lr decays to 0 over the steps it trains in)
     scale: int = 4  # A: downsampling factor
     operator: str = "auto"  # A: gaussian | bicubic | area | bilinear | lanczos3 | auto (gaussian for swissroll and the paper's texture/celeba/imagenet presets, else bicubic)

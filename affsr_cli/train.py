@@ -297,6 +297,9 @@ def loop(run: Run, batches, callbacks: Callbacks):
             if y.dim() == 4:
                 y = y.contiguous(memory_format=torch.channels_last)
             x = run.model.A(y)  # (B, C, H/s, W/s) LR, always made with A
+            if cfg.lr_bits and x.dim() == 4:  # as an image file holds x: clipped to [0, 1], rounded to 2^bits − 1 levels
+                levels = 2**cfg.lr_bits - 1
+                x = torch.round(x.clamp(0, 1) * levels) / levels
             z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=run.device) if cfg.noise_channels else None
             run.set_lrs()
             with torch.autocast(run.device.type, torch.bfloat16, enabled=bf16):

@@ -89,3 +89,18 @@ def test_grad_clip_bounds_the_generator_gradient_at_each_step(tmp_path, monkeypa
     engine.train(cfg, Log())
     assert len(seen) == 3 and max(seen) <= 1e-4 * (1 + 1e-4), seen
     assert all(entry["grad_norm"] > 1e-4 for entry in logs)  # the raw norm: larger, so clipping acted
+
+
+@pytest.mark.parametrize("bits", [0, 8])
+def test_lr_bits_rounds_the_training_input_as_a_file_holds_it(tmp_path, monkeypatch, bits):
+    Image.fromarray((np.random.default_rng(2).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "img.png")
+    inputs = []
+    step = engine.train_step
+    monkeypatch.setattr(engine, "train_step", lambda run, x, y, z: (inputs.append(x.detach().clone()), step(run, x, y, z))[1])
+    cfg = TrainConfig(method="affmse", data=str(tmp_path), out=str(tmp_path / "run"), preset="patch", patch=32,
+                      batch_size=2, steps=2, generator="tiny", lr_bits=bits, operator="bicubic", workers=0,
+                      log_every=1, sample_every=10, checkpoint_every=10, seed=0)
+    engine.train(cfg, engine.Callbacks())
+    x = torch.cat(inputs)
+    on_grid = torch.equal(x * 255, (x * 255).round()) and x.min() >= 0 and x.max() <= 1
+    assert on_grid == (bits == 8)  # bicubic's negative lobes put float x off the grid (and outside [0, 1])
