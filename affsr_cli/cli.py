@@ -126,7 +126,7 @@ def upscale(
     ext: Optional[str] = typer.Option(None, help="Output type: png, tif, webp, bmp, jpg (lossy) or npy (float32) "
                                       "(default: the input's when lossless, else png)."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", "--bits", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
                                           "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors, "
@@ -152,7 +152,10 @@ def upscale(
                                         "balanced by pixels; N processes with K = 0 … N−1 cover the inputs exactly once."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose outputs exist (finish a batch "
                                        "after a failure)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, seconds, ...) instead of a table."),
+    strict: bool = typer.Option(False, "--strict", help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
+                                "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
+                                "without it: one warning line per such file (docs/promise.md)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, consistent, seconds, ...) instead of a table."),
 ):
     """Upscale images with a checkpoint; every saved file downsamples (A) to its input as exactly as its bit depth allows."""
     from . import infer
@@ -168,7 +171,7 @@ def upscale(
         weights = str(default)
     note = lambda message: err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality,
-                          _shard(shard), skip_existing)
+                          _shard(shard), skip_existing, strict)
     if skip_existing and overwrite:
         raise UserError("--skip-existing and --overwrite contradict each other")
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note,
@@ -184,7 +187,7 @@ def upscale(
     with _progress(None, "upscaling") as bar:
         files = bar.add_task("files", total=None, info="")
         tiles = bar.add_task("tiles", total=None, info="")
-        cb = engine.Callbacks(note=note, error=on_error,
+        cb = engine.Callbacks(note=note, error=on_error, warn=lambda source, message: _warn(message),
                               file=lambda done, total, name: bar.update(files, completed=done, total=total, info=name),
                               tile=lambda done, total: bar.update(tiles, completed=done, total=total, info=""))
         failed = engine.run(up, inputs, opts, cb)
@@ -193,16 +196,25 @@ def upscale(
     elif cb.results:
         table = Table(title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
                             f"tiles of {up.tile} LR px" + (", ×8 self-ensemble" if ensemble else ""))
-        for name in ("file", "size in → out", "LR-PSNR (dB)", "seconds"):
+        for name in ("file", "size in → out", "LR-PSNR (dB)", "exact", "seconds"):
             table.add_column(name, justify="left" if name == "file" else "right")
         for r in cb.results:
             (w, h), (W, H) = r["size_in"], r["size_out"]
             psnr = "—" if r["lr_psnr"] is None else "∞" if r["lr_mse"] == 0 else f"{r['lr_psnr']:.2f}"
-            table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, f"{r['seconds']:.2f}")
+            table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, _exact(r["consistent"]), f"{r['seconds']:.2f}")
         out.print(table)
     if failed:
         err.print(f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _warn(message: str):
+    err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _exact(consistent: bool | None) -> str:
+    """The table's cell for a file's verdict (docs/promise.md): yes, no (a warning said why), — (no promise)."""
+    return "—" if consistent is None else "yes" if consistent else "no"
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

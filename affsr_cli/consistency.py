@@ -399,16 +399,85 @@ def _put(images: list, levels: np.ndarray, r: np.ndarray, q: np.ndarray):
 def lr_psnr(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int = 1) -> tuple[float, float]:
     """(LR-PSNR in dB, LR-MSE) of A(saved image) against x: stored (H, W, C) as read back from the
     file (C ≥ x's channels; a gray image saved as RGB is read from its first channel), values/levels."""
+    psnr, mse, _, _ = _measure(stored, x, A, levels, 0.5)
+    return psnr, mse
+
+
+def _measure(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int, near: float) -> tuple[float, float, float, float]:
+    """(LR-PSNR, LR-MSE, max |A(saved) − x|, share of LR values further than `near` from x) of a saved image."""
     c = x.shape[0]
     if stored.shape[2] < c:
         raise ValueError(f"the saved image has {stored.shape[2]} channel(s), expected {c}")
-    sse = 0.0
+    sse, worst, off = 0.0, 0.0, 0
     with threads(1 if stored.shape[0] * stored.shape[1] <= SMALL else None):
         for k in range(c):
             band = torch.from_numpy(np.ascontiguousarray(stored[..., k]).astype(np.float32)) / levels
-            sse += float(((A(band[None]) - x[k:k + 1]).double() ** 2).sum())
+            r = (A(band[None]) - x[k:k + 1]).double().abs_()
+            sse += float(r.square().sum())
+            worst = max(worst, float(r.max()))
+            off += int((r > near).sum())
     mse = sse / x.numel()
-    return (10 * math.log10(1 / mse) if mse > 0 else math.inf), mse
+    return (10 * math.log10(1 / mse) if mse > 0 else math.inf), mse, worst, off / x.numel()
+
+
+FLOOR_DB = {8: 60.0, 16: 80.0}  # the promise of a saved 8- or 16-bit file: LR-PSNR at least this (docs/promise.md)
+FLOAT_TOLERANCE = 1e-5  # … and of a float32 file: max |A(saved) − x| at most this
+
+
+@dataclass
+class Verdict:
+    """Whether a saved file keeps the promise A(saved) = x as far as its bit depth allows (docs/promise.md)."""
+
+    consistent: bool
+    lr_psnr: float  # dB of A(saved) against x (inf: equal)
+    lr_mse: float
+    max_error: float  # max |A(saved) − x|
+    off: float  # share of LR values further than half a level (float files: FLOAT_TOLERANCE) from x
+    pillow: float | None  # share of LR values that Pillow's own resize of the file gives back (8 bits, Pillow's A)
+    warning: str | None  # None when consistent; else one line: what was reached, why, what gives exactness
+
+
+def verdict(stored: np.ndarray, x: torch.Tensor, A: nn.Module, spec, bits: int, fit: BoxFit | None = None,
+            lossy: str | None = None) -> Verdict:
+    """Judge a saved image, stored (H, W, C ≥ x's C) as read back (levels, or float32 values for bits=32),
+    against x (C, h, w): consistent when its LR-PSNR reaches FLOOR_DB[bits] (8 and 16 bits) or its
+    largest LR error is at most FLOAT_TOLERANCE (float32), and, for 8-bit files under one of Pillow's
+    operators with x on the 8-bit grid, when Pillow's own resize gives every LR value back. `fit` (the
+    box fit's report) and `lossy` (the name of a lossy format) say why a file is not."""
+    levels = 1 if bits == 32 else 2**bits - 1
+    psnr, mse, worst, off = _measure(stored, x, A, levels, FLOAT_TOLERANCE if bits == 32 else 0.5 / levels)
+    ok = worst <= FLOAT_TOLERANCE if bits == 32 else psnr >= FLOOR_DB[bits]
+    pillow = None
+    if matches_pillow(spec, x, bits):
+        c = x.shape[0]
+        got = pillow_resize(np.ascontiguousarray(stored[..., :c]), tuple(x.shape[1:]), spec.family)
+        want = (x.double() * 255).round().permute(1, 2, 0).numpy()
+        pillow = float((got == want).mean())
+        ok = ok and pillow == 1.0
+    if ok:
+        return Verdict(True, psnr, mse, worst, off, pillow, None)
+    depth = "float32" if bits == 32 else f"{bits}-bit"
+    reached = (f"max |A(saved) − x| {worst:.1e}, over {FLOAT_TOLERANCE:g}" if bits == 32 else
+               f"LR-PSNR {psnr:.1f} dB, under the {FLOOR_DB[bits]:g} dB of an exact {depth} file")
+    if pillow is not None:
+        reached += f"; Pillow's {spec.family} resize gives back {100 * pillow:.1f} % of the input's values"
+    family = f"{spec.family} A"
+    exact = "--bits 32 (a float32 TIFF keeps the values outside [0, 1])"
+    if spec.family != "area":
+        exact += ", or --operator area if the input was made by box averaging (that A reaches every input)"
+    if lossy:
+        why, exact = f"{lossy} is lossy", "a lossless format (png, tif, webp)"
+    elif fit is not None and fit.infeasible:
+        why = (f"under {family} no image with values in [0, 1] downsamples to this input ({100 * off:.1f} % of its "
+               "LR values stay more than half a level off), so the values were clipped to the range")
+    elif fit is not None and not fit.reached:
+        why = (f"the values were clipped to [0, 1] and the fit back towards x stopped after {fit.iterations} "
+               f"iterations ({100 * off:.1f} % of the LR values more than half a level off)")
+    elif bits == 32:
+        why, exact = "float32 rounding in A", "none beyond float32"
+    else:
+        why = "Pillow rounds and clips between its two passes, and some values stay a level off"
+    return Verdict(False, psnr, mse, worst, off, pillow, f"not exact: {reached}. Why: {why}. Exact: {exact}")
 
 
 def resize(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

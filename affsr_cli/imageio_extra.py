@@ -8,12 +8,12 @@ weights.atomic_write (temporary file, then rename; nothing is overwritten withou
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from . import floattiff
 from .images import WRITE_FORMATS, read_png, write_png
 from .weights import atomic_write
 
@@ -65,7 +65,8 @@ def write_levels(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = 
 
 
 def write_float(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = None, overwrite: bool = False) -> Path:
-    """Write float32 samples (H, W, C) as .npy (the array as is) or as an uncompressed float32 TIFF."""
+    """Write float32 samples (H, W, C) as .npy (the array as is) or as an uncompressed float32 TIFF
+    (floattiff.py: which readers open it; Pillow only one-channel ones)."""
     path = Path(path)
     fmt = FLOAT_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -78,39 +79,9 @@ def write_float(path: str | os.PathLike, a: np.ndarray, *, icc: bytes | None = N
     else:
         def write(tmp: Path):
             with open(tmp, "wb") as fh:
-                fh.write(_tiff_header(a.shape, icc))
+                fh.write(floattiff.header(a.shape, icc))
                 fh.write(a.data)
     return atomic_write(path, write, overwrite)
-
-
-def _tiff_header(shape: tuple[int, int, int], icc: bytes | None) -> bytes:
-    """Header + IFD of a little-endian baseline TIFF: float32 chunky samples in one strip, data right after."""
-    H, W, C = shape
-    nbytes = H * W * C * 4
-    if nbytes > 0xFFFF_0000:
-        raise ValueError(f"a {W}×{H}×{C} float32 image is over the 4 GB of a classic TIFF; write .npy")
-    # (tag, type, values): type 3 SHORT, 4 LONG, 7 UNDEFINED (bytes); 273 StripOffsets is filled in below
-    entries = [(256, 4, [W]), (257, 4, [H]), (258, 3, [32] * C), (259, 3, [1]), (262, 3, [2 if C >= 3 else 1]),
-               (273, 4, [0]), (277, 3, [C]), (278, 4, [H]), (279, 4, [nbytes]), (284, 3, [1])]
-    if C in (2, 4):
-        entries.append((338, 3, [2]))  # ExtraSamples: unassociated alpha
-    entries.append((339, 3, [3] * C))  # SampleFormat: IEEE float
-    if icc:
-        entries.append((34675, 7, icc))
-    bodies = [bytes(v) if t == 7 else struct.pack(f"<{len(v)}{'H' if t == 3 else 'I'}", *v) for _, t, v in entries]
-    extra_at = 8 + 2 + 12 * len(entries) + 4  # values over 4 bytes follow the IFD, word-aligned
-    data_at = extra_at + sum(len(b) + len(b) % 2 for b in bodies if len(b) > 4)
-    ifd, extra = b"", b""
-    for (tag, kind, values), body in zip(entries, bodies):
-        if tag == 273:
-            body = struct.pack("<I", data_at)
-        if len(body) > 4:
-            field = struct.pack("<I", extra_at + len(extra))
-            extra += body + b"\0" * (len(body) % 2)
-        else:
-            field = body.ljust(4, b"\0")
-        ifd += struct.pack("<HHI", tag, kind, len(values)) + field
-    return b"II*\0" + struct.pack("<IH", 8, len(entries)) + ifd + b"\0\0\0\0" + extra
 
 
 def read_stored(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -121,8 +92,8 @@ def read_stored(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
         return np.load(path, mmap_mode="r", allow_pickle=False)
     with open(path, "rb") as fh:
         head = fh.read(33)
-    if suffix in (".tif", ".tiff") and head[:4] == b"II*\0":
-        float_tiff = _read_float_tiff(path)
+    if suffix in (".tif", ".tiff") and head[:4] == floattiff.TIFF_LE:
+        float_tiff = floattiff.read(path)
         if float_tiff is not None:
             return float_tiff
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16:
@@ -130,28 +101,3 @@ def read_stored(path: str | os.PathLike, max_pixels: int | None = None) -> np.nd
     with Image.open(path) as im:
         a = np.asarray(im)
     return a[..., None] if a.ndim == 2 else a
-
-
-def _read_float_tiff(path: Path) -> np.ndarray | None:
-    """Read back a float32 TIFF written by write_float (None when the file is not one)."""
-    with open(path, "rb") as fh:
-        data = fh.read(8)
-        (offset,) = struct.unpack("<I", data[4:8])
-        fh.seek(offset)
-        (n,) = struct.unpack("<H", fh.read(2))
-        tags = {}
-        for _ in range(n):
-            tag, kind, count, field = struct.unpack("<HHI4s", fh.read(12))
-            if kind in (3, 4):  # the first value is all we need (per-sample tags repeat it)
-                if count * (2 if kind == 3 else 4) > 4:
-                    here = fh.tell()
-                    fh.seek(struct.unpack("<I", field)[0])
-                    field = fh.read(4)
-                    fh.seek(here)
-                tags[tag] = (count, struct.unpack("<H" if kind == 3 else "<I", field[:2 if kind == 3 else 4])[0])
-        value = lambda tag, default=None: tags.get(tag, (1, default))[1]  # noqa: E731
-        if value(339) != 3 or value(259) != 1 or value(258) != 32 or tags.get(273, (0,))[0] != 1:
-            return None  # not one float32 strip as write_float makes it: let Pillow read it
-        H, W, C = value(257), value(256), value(277, 1)
-        fh.seek(value(273))
-        return np.frombuffer(fh.read(H * W * C * 4), "<f4").reshape(H, W, C)

@@ -4,6 +4,8 @@ Reading: gray stays one channel; RGB, palette, CMYK, YCbCr, LAB and HSV become t
 conversions; embedded ICC profiles are not applied); alpha (RGBA, LA, palette transparency) is
 returned apart; the EXIF orientation is applied. 8-bit samples map k -> k/255, 16-bit k -> k/65535.
 Pillow reads 16-bit colour PNGs as 8-bit, so those (and 16-bit gray + alpha) are decoded here.
+Float32 samples (affsr's `--bits 32` TIFF, floattiff.py; one-band float TIFFs) keep their values,
+outside [0, 1] too (Picture.bits 32).
 
 Writing: PNG (8 or 16 bits, gray, gray + alpha, RGB, RGBA), JPEG, TIFF, BMP, WebP (8 bits), to a
 temporary name beside the target, then renamed; an existing file is kept unless `overwrite`.
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import floattiff
 from .weights import atomic_write  # re-exported: images.atomic_write
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".pnm", ".gif", ".tga")
@@ -39,13 +42,13 @@ class ImageFileError(ValueError):
 
 @dataclass
 class Picture:
-    pixels: torch.Tensor  # (C, H, W) in [0, 1]; C = 1 (gray) or 3 (RGB)
+    pixels: torch.Tensor  # (C, H, W) in [0, 1] (float files: as stored, may leave it); C = 1 (gray) or 3 (RGB)
     alpha: torch.Tensor | None  # (1, H, W) in [0, 1], or None when the file has no transparency
-    bits: int  # 8 or 16: bits per sample in the file
+    bits: int  # 8 or 16: bits per sample in the file; 32: float32 samples (floattiff.py, Pillow's mode F)
 
     @property
     def levels(self) -> int:
-        return 2**self.bits - 1
+        return 1 if self.bits == 32 else 2**self.bits - 1
 
 
 def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_pixels: int | None = None) -> Picture:
@@ -59,7 +62,11 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
     if not head:
         raise ImageFileError(f"{path}: the file is empty")
     try:
-        if head.startswith(PNG_SIGNATURE) and len(head) == 33 and head[24] == 16 and head[25] in (2, 4, 6):
+        floats = floattiff.info(path) if head.startswith(floattiff.TIFF_LE) else None  # affsr's --bits 32 TIFF
+        if floats is not None:
+            _check_size(path, floats[1], floats[0], limit)
+            array, orientation = floattiff.load(path, floats), 1
+        elif head.startswith(PNG_SIGNATURE) and len(head) == 33 and head[24] == 16 and head[25] in (2, 4, 6):
             array, orientation = read_png(path, limit), _orientation(path)  # 16-bit colour or gray + alpha
         else:
             array, orientation = _read_pil(path, limit)
@@ -69,10 +76,13 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
         raise ImageFileError(f"{path}: not enough memory to decode the image") from None
     except Exception as e:  # Pillow reports corrupt data as OSError, SyntaxError, struct.error, ...
         raise ImageFileError(f"{path}: corrupt or truncated image ({e or type(e).__name__})") from None
-    array = _orient(array, orientation)  # (H, W, C) uint8 or uint16
-    bits = 16 if array.dtype == np.uint16 else 8
+    array = _orient(array, orientation)  # (H, W, C) uint8, uint16 or float32
+    bits = 32 if array.dtype == np.float32 else 16 if array.dtype == np.uint16 else 8
+    if bits == 32 and not np.isfinite(array).all():
+        raise ImageFileError(f"{path}: the image holds NaN or infinite samples")
     planes = array.transpose(2, 0, 1).astype(np.float64 if dtype == torch.float64 else np.float32)  # (C, H, W)
-    planes /= 2**bits - 1
+    if bits != 32:  # float samples are values already
+        planes /= 2**bits - 1
     t = torch.from_numpy(planes).to(dtype)
     colour, alpha = (t[:-1], t[-1:]) if t.shape[0] in (2, 4) else (t, None)
     return Picture(colour, alpha, bits)
@@ -102,8 +112,8 @@ def _pil_array(path: Path, im: Image.Image) -> np.ndarray:
         return a.astype(np.uint16)[..., None]
     if mode in ("RGB", "RGBA") and im.format == "TIFF" and 16 in tuple(im.tag_v2.get(258, (8,))):
         raise ImageFileError(f"{path}: 16-bit colour TIFF, which Pillow reads only as 8 bits; save it as a 16-bit PNG")
-    if mode == "F":
-        raise ImageFileError(f"{path}: floating-point samples are not supported (save as 8- or 16-bit PNG)")
+    if mode == "F":  # one float32 band (Pillow has no float mode of more bands)
+        return np.asarray(im, np.float32)[..., None]
     if mode in ("P", "PA"):
         im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
     elif mode in ("1", "La"):

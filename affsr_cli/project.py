@@ -1,11 +1,14 @@
 """The engine of `affsr project`: make any upscaled image consistent with its LR input.
 
     LR x (C, h, w), SR f (C, s·h, s·w) ──infer.make_consistent (Π_x over the whole image, box fit,
-    shaped rounding, Pillow match)──▶ ŷ, saved atomically, read back, LR-PSNR before and after
+    shaped rounding, Pillow match)──▶ ŷ, saved atomically, read back, LR-PSNR before and after,
+    consistency.verdict (does the file keep the promise?)
 
 The SR image may come from any tool (another network, bicubic, an earlier affsr run); the operator A
-must be the one that made x (a mismatched A lowers PSNR). Files pair by name like `affsr eval`. The
-engine never prints: results are dicts, problems per pair go to `on_error(name, message)`.
+must be the one that made x (a mismatched A lowers PSNR). Files pair by name like `affsr eval`.
+Float32 outputs (bits 32: a .tif or .npy) keep Π's values unclipped, exact for every input. The
+engine never prints: results are dicts, problems per pair go to `on_error(name, message)`, files
+written that miss the promise to `on_warn(name, message)` (with `strict`: an error, and no file).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from .infer import make_consistent
 from .projection import OperatorSpec
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
+FLOAT = (".tif", ".tiff", ".npy")  # float32 outputs (bits 32)
 
 
 @dataclass
@@ -30,8 +34,9 @@ class Options:
     output: Path  # a file (one pair) or a folder (one output per pair, named as the SR file)
     operator: Callable[[int], OperatorSpec]  # the A that made x, for a scale
     scale: int | None = None  # s; default: SR size / LR size
-    bits: int | None = None  # 8 or 16; default the SR file's
+    bits: int | None = None  # 8, 16 or 32 (float32: .tif or .npy, exact); default the SR file's
     overwrite: bool = False
+    strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
 
 
 def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: str) -> int:
@@ -47,39 +52,65 @@ def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: 
 def output_path(opts: Options, sr: Path, single: bool) -> Path:
     if single and opts.output.suffix:
         return opts.output
-    ext = sr.suffix.lower() if sr.suffix.lower() in LOSSLESS else ".png"  # lossy SR files are written as PNG
+    if opts.bits == 32:
+        ext = sr.suffix.lower() if sr.suffix.lower() in FLOAT else ".tif"
+    else:
+        ext = sr.suffix.lower() if sr.suffix.lower() in LOSSLESS else ".png"  # lossy SR files are written as PNG
     return opts.output / (sr.stem + ext)
 
 
-def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options) -> dict:
+def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_warn=lambda name, message: None) -> dict:
     t0 = time.perf_counter()
     x, f = read_image(lr), read_image(sr)
     if out.resolve() in (lr.resolve(), sr.resolve()):
         raise ValueError(f"{out}: the output would replace an input")
     if out.exists() and not opts.overwrite:
         raise FileExistsError(str(out))
-    if WRITE_FORMATS.get(out.suffix.lower()) is None:
-        raise ValueError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp")
     if x.pixels.shape[0] != f.pixels.shape[0]:
         raise ValueError(f"{name}: LR has {x.pixels.shape[0]} channel(s) and SR {f.pixels.shape[0]}")
     s = scale_of(tuple(x.pixels.shape[1:]), tuple(f.pixels.shape[1:]), opts.scale, name)
     spec = opts.operator(s)
     A, pinv = spec.build()
     bits = opts.bits or f.bits
-    if bits == 16 and WRITE_FORMATS[out.suffix.lower()] != "PNG":
+    suffix = out.suffix.lower()
+    if bits == 32 and suffix not in FLOAT:
+        raise ValueError(f"{out}: float32 output (--bits 32) is written as .tif or .npy")
+    if bits != 32 and WRITE_FORMATS.get(suffix) is None:
+        raise ValueError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp (float32: .tif, .npy)")
+    if bits == 16 and WRITE_FORMATS[suffix] != "PNG":
         raise ValueError(f"{out}: 16-bit output is written as PNG")
+    lossy = WRITE_FORMATS.get(suffix) if WRITE_FORMATS.get(suffix) in X.LOSSY and bits != 32 else None
+    if opts.strict and lossy:
+        raise ValueError(f"{out}: --strict: {lossy} is lossy, so its files are never exact; write png, tif or webp")
     before, _ = consistency.lr_psnr(f.pixels.permute(1, 2, 0).numpy(), x.pixels, A)  # the SR file as given
-    result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, bits)
-    X.write_levels(out, result.levels, overwrite=opts.overwrite)
-    after, _ = consistency.lr_psnr(X.read_stored(out), x.pixels, A, 2**bits - 1)  # read back, as upscale reports it
+    result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, None if bits == 32 else bits)
+    saved = result.y_hat.permute(1, 2, 0).numpy() if bits == 32 else result.levels
+    fit = None if bits == 32 else result.fit
+    if opts.strict:  # judged before anything is written: an inexact file never reaches its name
+        ahead = consistency.verdict(saved, x.pixels, A, spec, bits, fit)
+        if not ahead.consistent:
+            raise ValueError(f"{name}: --strict, so {out} is not written: it is {ahead.warning}")
+    if bits == 32:
+        X.write_float(out, saved, overwrite=opts.overwrite)
+    else:
+        X.write_levels(out, saved, overwrite=opts.overwrite)
+    judged = consistency.verdict(X.read_stored(out), x.pixels, A, spec, bits, fit, lossy)  # read back, as upscale does
+    if judged.warning:
+        on_warn(name, f"{out}: {judged.warning}")
+    after = judged.lr_psnr
     return {"lr": str(lr), "sr": str(sr), "output": str(out), "scale": s, "bits": bits,
             "lr_psnr_before": None if before == math.inf else round(before, 3),
-            "lr_psnr_after": None if after == math.inf else round(after, 3), "box_iterations": result.box_iterations,
-            "pillow_passes": result.pillow_passes, "seconds": round(time.perf_counter() - t0, 3)}
+            "lr_psnr_after": None if after == math.inf else round(after, 3), "lr_max_error": judged.max_error,
+            "consistent": judged.consistent, "pillow_exact": None if judged.pillow is None else round(judged.pillow, 6),
+            "warning": judged.warning, "infeasible": None if fit is None else fit.infeasible,
+            "box_iterations": result.box_iterations, "pillow_passes": result.pillow_passes,
+            "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None], on_file=lambda done, total, name: None) -> list[dict]:
-    """Every pair; returns the results (failed pairs are reported through on_error and skipped)."""
+def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None], on_file=lambda done, total, name: None,
+        on_warn: Callable[[str, str], None] = lambda name, message: None) -> list[dict]:
+    """Every pair; returns the results (failed pairs are reported through on_error and skipped, files
+    that miss the promise through on_warn)."""
     pairs = [(stem, a, b) for stem, a, b, _ in pair_by_name(lr, sr)]
     single = len(pairs) == 1 and Path(lr).is_file()
     if not single:
@@ -89,7 +120,7 @@ def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None],
     results = []
     for done, (stem, a, b) in enumerate(pairs):
         try:
-            results.append(project_pair(stem, a, b, output_path(opts, b, single), opts))
+            results.append(project_pair(stem, a, b, output_path(opts, b, single), opts, on_warn))
         except FileExistsError as e:
             on_error(stem, f"{e} exists; pass --overwrite to replace it")
         except (ValueError, OSError) as e:

@@ -1,8 +1,10 @@
 """The engine of `affsr upscale`: inputs (files, folders, globs) to output paths, and one file
-through read → infer.Upscaler (f on tiles → Π → box fit → rounding) → atomic write → read back → LR-PSNR.
+through read → infer.Upscaler (f on tiles → Π → box fit → rounding) → atomic write → read back →
+consistency.verdict (LR-PSNR, Pillow's round trip: does the file keep the promise?).
 
-Each file's problem is reported through `on_error(input, message)` and the batch goes on; the
-engine never prints. Results are plain dicts (the CLI's table and JSON).
+Each file's problem is reported through `cb.error(input, message)` and the batch goes on; a file
+written that misses the promise through `cb.warn(input, message)` (with `strict`: an error, and no
+file). The engine never prints. Results are plain dicts (the CLI's table and JSON).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from . import imageio_extra as X
-from . import consistency, infer
+from . import consistency, floattiff, infer
 from .images import SUFFIXES, WRITE_FORMATS, read_image
 
 OUTPUT_SUFFIXES = (*WRITE_FORMATS, ".npy")
@@ -37,6 +39,7 @@ class Options:
     quality: int = 95  # JPEG quality
     shard: tuple[int, int] | None = None  # (K, N): process only the K-th (0-based) of N balanced slices of the inputs
     skip_existing: bool = False  # inputs whose outputs all exist are skipped (a re-run after a failure finishes the rest)
+    strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Callbacks:
     file: Callable[[int, int, str], None] = lambda done, total, name: None
     tile: Callable[[int, int], None] = lambda done, total: None
     error: Callable[[str, str], None] = lambda source, message: None
+    warn: Callable[[str, str], None] = lambda source, message: None  # a file written that misses the promise
     results: list = field(default_factory=list)
 
 
@@ -93,10 +97,11 @@ def collect(args: list[str], exclude: Path | None = None) -> tuple[list[tuple[Pa
 
 
 def default_ext(src: Path, bits: int) -> str:
-    """The input's extension when it can be written losslessly at `bits`, else .png."""
+    """The input's extension when it can be written losslessly at `bits`, else .png; float32 (bits 32):
+    a TIFF, which image editors open (.npy only when asked for)."""
     ext = src.suffix.lower()
     if bits == 32:
-        return ".tif" if ext in (".tif", ".tiff") else ".npy"
+        return ".tiff" if ext == ".tiff" else ".tif"
     fmt = WRITE_FORMATS.get(ext)
     return ext if fmt and fmt not in X.LOSSY and bits in X.LEVEL_BITS[fmt] else ".png"
 
@@ -111,8 +116,8 @@ class Job:
 
 
 def header_bits(src: Path) -> int:
-    """Bits per sample from the file's header (16 for 16-bit PNG and TIFF, else 8), to name outputs
-    before any image is decoded."""
+    """Bits per sample from the file's header (16 for 16-bit PNG and TIFF, 32 for float32 TIFF, else 8),
+    to name outputs before any image is decoded."""
     from PIL import Image
 
     try:
@@ -120,8 +125,10 @@ def header_bits(src: Path) -> int:
             head = fh.read(26)
         if head[:8] == b"\x89PNG\r\n\x1a\n":
             return 16 if head[24] == 16 else 8
+        if floattiff.info(src) is not None:
+            return 32
         with Image.open(src) as im:
-            return 16 if im.mode.startswith("I;16") or im.mode == "I" else 8  # as images.read_image reads them
+            return 32 if im.mode == "F" else 16 if im.mode.startswith("I;16") or im.mode == "I" else 8  # as read_image reads them
     except Exception:  # unreadable: process() reports it
         return 8
 
@@ -214,6 +221,8 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
                          "(8 bits: png, tif, webp, bmp, jpg; 16 bits: png; --bit-depth 32 (float32): tif or npy)")
     if pic.alpha is not None and fmt in ("JPEG", "BMP"):
         raise ValueError(f"{src}: has transparency, which {fmt} cannot store; use --ext png, webp or tif")
+    if opts.strict and fmt in X.LOSSY:
+        raise ValueError(f"{dst}: --strict: {fmt} is lossy, so its files are never exact; write png, tif or webp")
     c, h, w = pic.pixels.shape
     s = up.scale
     H, W = (s * h, s * w) if opts.outscale is None else (round(opts.outscale * h), round(opts.outscale * w))
@@ -236,32 +245,47 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     for path, seed in zip(paths, seeds or [None]):
         result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile)
         if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
-            levels = result.levels if alpha is None else np.concatenate([result.levels, consistency.round_shaped(alpha, bits)], 2)
-            X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
-            del levels
+            saved = result.levels if alpha is None else np.concatenate([result.levels, consistency.round_shaped(alpha, bits)], 2)
         else:
             planes = result.y_hat if alpha is None else torch.cat([result.y_hat, alpha])
             if not consistent:
                 planes = consistency.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
             if bits == 32:
-                X.write_float(path, planes.permute(1, 2, 0).numpy(), icc=fits, overwrite=opts.overwrite)
+                saved = planes.permute(1, 2, 0).numpy()
             else:
-                levels = (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
-                X.write_levels(path, levels, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
-                del levels
-            del planes
-        iterations = result.box_iterations
+                saved = (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
+        boxfit = result.fit
         del result
-        psnr = mse = None
-        if consistent:
-            stored = X.read_stored(path)
-            psnr, mse = consistency.lr_psnr(stored, pic.pixels, up.A, 1 if bits == 32 else 2**bits - 1)
-            del stored
-        rows.append({"input": str(src), "output": str(path), "lr_psnr": None if psnr in (None, math.inf) else round(psnr, 3),
-                     "lr_mse": mse, "seconds": round(time.perf_counter() - t0, 3), "size_in": [w, h], "size_out": [W, H],
-                     "bits": bits, "seed": seed, "box_iterations": iterations, "format": fmt})
+        if opts.strict:  # judged before anything is written: an inexact file never reaches its name
+            before = consistency.verdict(saved, pic.pixels, up.A, up.spec, bits, boxfit)
+            if not before.consistent:
+                raise ValueError(f"{src}: --strict, so {path} is not written: it is {before.warning}")
+        if bits == 32:
+            X.write_float(path, saved, icc=fits, overwrite=opts.overwrite)
+        else:
+            X.write_levels(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
+        del saved
+        judged = None
+        if consistent:  # the file as stored, read back
+            judged = consistency.verdict(X.read_stored(path), pic.pixels, up.A, up.spec, bits, boxfit,
+                                         fmt if fmt in X.LOSSY else None)
+            if judged.warning:
+                cb.warn(str(src), f"{path}: {judged.warning}")
+        rows.append({"input": str(src), "output": str(path), **report(judged), "seconds": round(time.perf_counter() - t0, 3),
+                     "size_in": [w, h], "size_out": [W, H], "bits": bits, "seed": seed,
+                     "box_iterations": boxfit.iterations, "infeasible": boxfit.infeasible if fit else None, "format": fmt})
         t0 = time.perf_counter()
     return rows
+
+
+def report(v: consistency.Verdict | None) -> dict:
+    """The JSON fields of a verdict (all None for a resized, --outscale'd file, which makes no promise)."""
+    if v is None:
+        return {"lr_psnr": None, "lr_mse": None, "lr_max_error": None, "consistent": None, "pillow_exact": None,
+                "warning": None}
+    return {"lr_psnr": None if v.lr_psnr == math.inf else round(v.lr_psnr, 3), "lr_mse": v.lr_mse,
+            "lr_max_error": v.max_error, "consistent": v.consistent,
+            "pillow_exact": None if v.pillow is None else round(v.pillow, 6), "warning": v.warning}
 
 
 def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> int:
@@ -276,6 +300,8 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
         raise ValueError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
     if opts.outscale is not None and not (0 < opts.outscale <= 64):
         raise ValueError(f"--outscale must be a positive factor up to 64, got {opts.outscale}")
+    if opts.strict and opts.outscale is not None and opts.outscale != up.scale:
+        raise ValueError("--strict and --outscale contradict each other: a resized file does not downsample to its input")
     if opts.ext is not None:
         opts.ext = opts.ext if opts.ext.startswith(".") else f".{opts.ext}"
         if opts.ext.lower() not in OUTPUT_SUFFIXES:
