@@ -68,18 +68,24 @@ def train(**kwargs):
     """Train a method (objective × constraint) on a folder of images; torchrun for several GPUs."""
     from . import train as engine
     from .config import TrainConfig
+    from .rundir import FolderInUse
 
-    def stop(signum, frame):  # `kill` and batch schedulers (SIGTERM) stop a run like Ctrl-C: resumable
+    def stop(signum, frame):  # `kill`, batch schedulers (SIGTERM) and a closed terminal (SIGHUP) stop a run like Ctrl-C: resumable
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), stop)
     ui = _TrainUI()
     try:
         run = engine.train(TrainConfig(**kwargs), ui)
     except engine.Interrupted as e:
         ui.close()
         _fail(str(e), 130)
+    except FolderInUse as e:  # not a usage error: the same command works once the other run ends
+        ui.close()
+        _fail(str(e), 1)
     finally:
         ui.close()
     out.print(f"done: {run}/generator.safetensors")

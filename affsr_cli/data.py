@@ -12,7 +12,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
-from . import images
+from . import images, rundir
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
@@ -27,13 +27,23 @@ IMAGENET_MIN_BYTES = 20_000
 DECODE_CHECK = 16  # files decoded in full when a dataset opens (the rest: header only, then skipped on use)
 
 
-def find_images(root: str | Path) -> list[Path]:
+def find_images(root: str | Path, what: str = "--data", exclude: tuple = (), problems: list[str] | None = None) -> list[Path]:
+    """The image files under the folder `root` (option `what`, for messages), links to folders not followed.
+    Run folders of `affsr train` (rundir.is_run_folder) and the folders in `exclude` (this run's own) are left
+    out with all under them: a run folder inside the data folder must not become training data on --resume.
+    A subfolder that cannot be read is a line in `problems` (the caller warns), or without it an error."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"data folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        raise ValueError(f"{what} folder {root} does not exist" if not root.exists() else f"{what} {root} is not a folder")
+    skip = {Path(p).resolve() for p in exclude}
+    files, unreadable = images.walk_images(root, EXTENSIONS,
+                                           skip_folder=lambda d: d.resolve() in skip or rundir.is_run_folder(d))
+    if unreadable and problems is None:
+        raise ValueError(f"{what} {root}: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
+    if problems is not None:
+        problems += [f"skipping {u}" for u in unreadable]
     if not files:
-        raise ValueError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+        raise ValueError(f"{what}: no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
     return files
 
 
@@ -42,7 +52,7 @@ def detect_preset(root: str | Path) -> str:
     root = Path(root)
     if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file() or root.name == "img_align_celeba":
         return "celeba"
-    files = find_images(root)[:8]
+    files = find_images(root, problems=[])[:8]
     sizes = set()
     for f in files:
         try:
@@ -100,11 +110,12 @@ class StepBatches(Sampler[list[int]]):
 
 
 class ImageFolder(Dataset):
-    """HR crops (C, N, N) in [0, 1] from every readable image under `root`. Item i is file
-    i mod len(files); its crop and flips are drawn from (seed, i) (see sample_generator)."""
+    """HR crops (C, N, N) in [0, 1] from every readable image under `root` (run folders and `exclude` left out,
+    see find_images). Item i is file i mod len(files); its crop and flips are drawn from (seed, i) (see
+    sample_generator)."""
 
     def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True,
-                 smooth: float = 0.0, seed: int = 0):
+                 smooth: float = 0.0, seed: int = 0, exclude: tuple = ()):
         if preset not in PRESETS:
             raise ValueError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
         if channels not in (1, 3):
@@ -116,7 +127,7 @@ class ImageFolder(Dataset):
         self.crop = PRESETS[preset]["crop"]
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
         self.files = []
-        for f in find_images(root):
+        for f in find_images(root, exclude=exclude, problems=self.warnings):
             if preset == "imagenet" and f.stat().st_size < IMAGENET_MIN_BYTES:
                 continue
             try:

@@ -40,6 +40,26 @@ class ImageFileError(ValueError):
     """A file that cannot be read as an image; the message names the file."""
 
 
+def walk_images(root: str | os.PathLike, suffixes=SUFFIXES, *, hidden: bool = True,
+                skip_folder=None) -> tuple[list[Path], list[str]]:
+    """(image files under the folder `root`, sorted; the folders that could not be read, as "FOLDER: why").
+    Links to folders are not followed (a `self -> .` link would go round forever); `hidden` False leaves out
+    names starting with "."; `skip_folder(path)` True leaves a folder and all under it out (run folders)."""
+    root = Path(root)
+    found, unreadable = [], []
+
+    def failed(e: OSError):
+        unreadable.append(f"{e.filename}: cannot read this folder ({e.strerror})")
+
+    for folder, subfolders, files in os.walk(root, onerror=failed):
+        here = Path(folder)
+        subfolders[:] = sorted(d for d in subfolders if (hidden or not d.startswith("."))
+                               and not (skip_folder is not None and skip_folder(here / d)))
+        found += [here / f for f in files if (hidden or not f.startswith(".")) and Path(f).suffix.lower() in suffixes
+                  and (here / f).is_file()]
+    return sorted(found), unreadable
+
+
 @dataclass
 class Picture:
     pixels: torch.Tensor  # (C, H, W) in [0, 1] (float files: as stored, may leave it); C = 1 (gray) or 3 (RGB)
@@ -69,7 +89,7 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
         elif head.startswith(PNG_SIGNATURE) and len(head) == 33 and head[24] == 16 and head[25] in (2, 4, 6):
             array, orientation = read_png(path, limit), _orientation(path)  # 16-bit colour or gray + alpha
         else:
-            array, orientation = _read_pil(path, limit)
+            array, orientation = (read_pnm16(path, limit), 1) if _pnm16(head) else _read_pil(path, limit)
     except ImageFileError:
         raise
     except MemoryError:
@@ -86,6 +106,59 @@ def read_image(path: str | os.PathLike, dtype: torch.dtype = torch.float32, max_
     t = torch.from_numpy(planes).to(dtype)
     colour, alpha = (t[:-1], t[-1:]) if t.shape[0] in (2, 4) else (t, None)
     return Picture(colour, alpha, bits)
+
+
+def _pnm_header(data: bytes) -> tuple[list[int], int]:
+    """([width, height, maxval], offset of the first sample) of a binary or plain PPM/PGM (P2, P3, P5, P6)."""
+    fields, pos = [], 2
+    while len(fields) < 3:
+        while pos < len(data) and (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
+            if data[pos:pos + 1] == b"#":
+                end = data.find(b"\n", pos)
+                pos = len(data) if end < 0 else end
+            pos += 1
+        end = pos
+        while end < len(data) and data[end:end + 1].isdigit():
+            end += 1
+        if end == pos:
+            raise ImageFileError("corrupt PNM header")
+        fields.append(int(data[pos:end]))
+        pos = end
+    return fields, pos + 1  # one whitespace byte ends the header
+
+
+def _pnm16(head: bytes) -> bool:
+    """A colour PPM (P3, P6) of more than 8 bits a sample, which Pillow reads as 8 bits (its gray PGMs it reads
+    in 16): decoded here, as 16-bit colour PNG is."""
+    if head[:2] not in (b"P3", b"P6"):
+        return False
+    try:
+        return _pnm_header(head + b" ")[0][2] > 255
+    except ImageFileError:
+        return False  # a header longer than the head (comments): Pillow decides
+
+
+def read_pnm16(path: Path, limit: int) -> np.ndarray:
+    """(H, W, 3) uint16 of a colour PPM with maxval 256 … 65535; samples k/maxval scaled to 16 bits as Pillow
+    scales PGMs (k·65535/maxval, rounded)."""
+    data = path.read_bytes()
+    (width, height, maxval), start = _pnm_header(data)
+    _check_size(path, width, height, limit)
+    if not 0 < maxval <= 65535:
+        raise ImageFileError(f"{path}: unsupported PPM (maxval {maxval})")
+    count = width * height * 3
+    if data[:2] == b"P6":
+        if len(data) < start + 2 * count:
+            raise ImageFileError(f"{path}: truncated PPM (image data ends early)")
+        k = np.frombuffer(data, ">u2", count, start)
+    else:
+        k = np.array(data[start - 1:].split()[:count], dtype=np.int64)
+        if k.size < count:
+            raise ImageFileError(f"{path}: truncated PPM (image data ends early)")
+    if k.max() > maxval:
+        raise ImageFileError(f"{path}: corrupt PPM (a sample over its maxval {maxval})")
+    scaled = k.astype(np.uint32) if maxval == 65535 else (k.astype(np.uint64) * 65535 * 2 + maxval) // (2 * maxval)
+    return scaled.astype(np.uint16).reshape(height, width, 3)
 
 
 def _read_pil(path: Path, limit: int) -> tuple[np.ndarray, int]:

@@ -9,11 +9,17 @@
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None
 
 import torch.distributed as dist
 
@@ -23,7 +29,18 @@ from .config import TrainConfig, TrainingError
 FILES = ("config.json", "state.safetensors", "generator.safetensors", "metrics.jsonl")
 SAMPLES, EVENTS = "samples", "tensorboard"
 SAMPLE_NAME = re.compile(r"step-\d{7}\.png")
-TEMPORARY = re.compile(r"\.(config\.json|state\.safetensors|generator\.safetensors|metrics\.jsonl|step-\d{7}\.png)\.\w+\.tmp")
+TEMPORARY = re.compile(r"\.(config\.json|state\.safetensors|generator\.safetensors|metrics\.jsonl|step-\d{7}\.png)"
+                       r"\.(?:(\d+)\.[a-z0-9_]{8}|\w+)\.tmp")  # weights.atomic_write's .NAME.PID.XXXXXXXX.tmp; old: no PID
+_held: dict[Path, int] = {}  # run folders this process has locked: their open descriptors (the lock lives with them)
+
+
+class FolderInUse(TrainingError):
+    """Another process trains in this run folder (exit code 1, not a usage error)."""
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds a run of `affsr train` (its config.json beside a checkpoint or its log)."""
+    return (folder / "config.json").is_file() and any((folder / name).exists() for name in FILES[1:])
 
 
 def _ours(out: Path) -> list[Path]:
@@ -37,9 +54,55 @@ def _ours(out: Path) -> list[Path]:
 
 
 def _stale_temporaries(out: Path) -> list[Path]:
-    """Temporary files of our own naming left by a run killed mid-write (kill -9)."""
-    folders = [out, out / SAMPLES]
-    return [p for d in folders if d.is_dir() for p in d.iterdir() if TEMPORARY.fullmatch(p.name)]
+    """Temporary files of our own naming left by a writer killed mid-write (kill -9), and only those. Called
+    with the folder locked, so no other training writes here: a temporary without a writer's pid (the old
+    naming) is stale; one with a pid is stale when that writer is dead (weights.stale)."""
+    found = []
+    for d in (out, out / SAMPLES):
+        for p in d.iterdir() if d.is_dir() else ():
+            m = TEMPORARY.fullmatch(p.name)
+            if m and (m.group(2) is None or weights.stale(p, int(m.group(2)))):
+                found.append(p)
+    return found
+
+
+def lock(out: Path):
+    """Hold an exclusive OS lock (flock) on the run folder for as long as this process lives: a second training
+    in the same folder (a `train --resume` beside a running one) would overwrite its checkpoints and log. The
+    lock dies with the process, so a run whose process was killed resumes at once."""
+    key = out.resolve()
+    if key in _held or fcntl is None:
+        return
+    try:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        raise TrainingError(f"cannot open run folder {out}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise FolderInUse(f"run folder {out} is in use by another affsr train; wait for it to end, or give "
+                              "another --out") from None
+        return  # a file system without locks: nothing to hold
+    _held[key] = fd
+
+
+def unlock(out: Path):
+    fd = _held.pop(out.resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def forget_locks():
+    """In a forked child (a DataLoader worker): close the inherited descriptors without unlocking, so that the
+    lock ends with the training process itself, not with the last of its workers."""
+    for fd in _held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
 
 
 def clear(out: Path):
@@ -56,11 +119,55 @@ def clear(out: Path):
 
 
 def take(cfg: TrainConfig, rank: int) -> Path:
-    """Check that `cfg.out` can hold this run (fresh folder, --resume of the same config, or --overwrite),
-    then (rank 0) clear it if asked, remove stale temporaries and write config.json."""
+    """Lock `cfg.out` (rank 0; creating it if needed), check that it can hold this run (fresh folder, --resume
+    of the same config, or --overwrite), then (rank 0) clear it if asked, remove stale temporaries and write
+    config.json. The lock is held until the process ends."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise TrainingError(f"run folder {out} is a file")
+    created = [p for p in (out, *out.parents) if not p.exists()] if rank == 0 else []  # deepest first
+
+    def give_back():  # a run that does not start leaves no lock and no empty folder behind
+        unlock(out)
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+    if rank == 0:
+        try:
+            weights.make_folder(out)
+        except ValueError as e:
+            raise TrainingError(str(e).replace("cannot create folder", "cannot create run folder", 1)) from None
+    try:
+        if rank == 0:
+            lock(out)
+        _check(cfg, out)
+    except TrainingError:
+        give_back()
+        raise
+    if dist.is_initialized():
+        dist.barrier()  # every process has checked the folder before rank 0 changes it
+    if rank == 0:
+        if cfg.overwrite and not cfg.resume:
+            clear(out)
+        for p in _stale_temporaries(out):
+            p.unlink(missing_ok=True)
+        try:
+            (out / SAMPLES).mkdir(exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create {out / SAMPLES}: {e.strerror}") from None
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise TrainingError(f"run folder {out} is not writable")
+        text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+        weights.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
+    if dist.is_initialized():
+        dist.barrier()
+    return out
+
+
+def _check(cfg: TrainConfig, out: Path):
     present = _ours(out) if out.is_dir() else []
     if cfg.resume:
         if not (out / "state.safetensors").exists():
@@ -71,24 +178,6 @@ def take(cfg: TrainConfig, rank: int) -> Path:
     elif present and not cfg.overwrite:
         raise TrainingError(f"{out} already holds a run ({present[0].name}): pass --resume to continue it "
                              "or --overwrite to start afresh")
-    if dist.is_initialized():
-        dist.barrier()  # every process has checked the folder before rank 0 changes it
-    if rank == 0:
-        if cfg.overwrite and not cfg.resume:
-            clear(out)
-        for p in _stale_temporaries(out):
-            p.unlink(missing_ok=True)
-        try:
-            (out / SAMPLES).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create run folder {out}: {e.strerror}") from None
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise TrainingError(f"run folder {out} is not writable")
-        text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-        weights.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
-    if dist.is_initialized():
-        dist.barrier()
-    return out
 
 
 def saved_config(out: Path) -> TrainConfig:

@@ -202,6 +202,9 @@ def _worker_init(worker_id: int):
     resource sharer would print that as a traceback: the worker keeps quiet about it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    rundir.forget_locks()  # the run folder's lock is the training process's, not its workers'
     sys.excepthook = _quiet_on_lost_connection(sys.excepthook)
 
 
@@ -215,7 +218,8 @@ def _quiet_on_lost_connection(hook):
 def dataset(cfg: TrainConfig):
     if cfg.preset == "swissroll":
         return swissroll.SwissRoll(seed=cfg.seed)
-    return data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed)
+    return data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed,
+                            exclude=(cfg.out,))
 
 
 def loader(run: Run, source) -> torch.utils.data.DataLoader:
@@ -258,6 +262,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         torch.cuda.set_device(device)
     try:
         source = dataset(cfg)  # before the folder is taken: bad data leaves no run behind
+        val = trainlog.validation_set(cfg) if rank == 0 and cfg.val else None  # and a bad --val neither
         out = rundir.take(cfg, rank)
         torch.manual_seed(cfg.seed + rank)
         run = build(cfg, out, device, rank, world)
@@ -276,16 +281,16 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
             params = sum(p.numel() for p in run.modules["net"].parameters())
             callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(source.files),
                                                "generator_parameters": params, "start_step": run.step})
-        loop(run, loader(run, source), callbacks)
+        loop(run, loader(run, source), callbacks, val)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out
 
 
-def loop(run: Run, batches, callbacks: Callbacks):
+def loop(run: Run, batches, callbacks: Callbacks, val=None):
+    """Train from run.step to cfg.steps; `val`: trainlog.validation_set's crops (rank 0), or None."""
     cfg, out = run.cfg, run.out
-    val = trainlog.validation_set(cfg) if run.rank == 0 and cfg.val else None
     writer = trainlog.tensorboard(out) if run.rank == 0 else None
     bf16 = cfg.bf16 and run.device.type == "cuda"
     run.model.train()

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from . import data, rundir, weights
-from .config import TrainConfig
+from .config import TrainConfig, TrainingError
 
 
 def report(run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict):
@@ -50,13 +50,15 @@ def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, 
 def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to 16 centre crops (patch×patch) of the images in cfg.val and their LR versions."""
     spec = cfg.operator_spec()
-    files = data.find_images(cfg.val)[:16]
-    crops = []
-    for f in files:
-        y = data.load_image(f, cfg.channels)
+    try:
+        files = data.find_images(cfg.val, "--val", exclude=(cfg.out,))[:16]
+        crops = [data.load_image(f, cfg.channels) for f in files]
+    except ValueError as e:  # before the run folder is taken: the corrected command starts afresh
+        raise TrainingError(str(e) if str(e).startswith("--val") else f"--val: {e}") from None
+    for i, y in enumerate(crops):
         h, w = y.shape[-2:]
         n = min(cfg.patch, h - h % cfg.scale, w - w % cfg.scale)
-        crops.append(y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n])
+        crops[i] = y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n]
     n = min(c.shape[-1] for c in crops)
     y = torch.stack([c[:, :n, :n] for c in crops])
     return y, spec.build()[0](y)

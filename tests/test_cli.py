@@ -56,7 +56,8 @@ def test_pinv_table():
     (["--scale", "four"], "--scale"),
     (["--boundary", "wrap"], "boundary"),
     (["--bogus"], "--bogus"),
-    (["-o", "{tmp}/a_file/out.safetensors"], "does not exist"),
+    (["-o", "{tmp}/a_file/out.safetensors"], "a_file is a file, not a folder"),
+    (["-o", "{tmp}/no_folder/out.safetensors"], "does not exist"),
     (["-o", "{tmp}"], ".safetensors"),
     (["-o", "{tmp}/existing.safetensors"], "--overwrite"),
 ])
