@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
+from .terminal import SafeConsole, SafeTextColumn
 
 try:  # typer ≥ 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException
@@ -30,8 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = SafeConsole()  # strings are shown as text: never markup, control characters escaped (terminal.py)
+err = SafeConsole(stderr=True)
 OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
                  "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); README \"The operator A\".")
 BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
@@ -56,7 +56,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _progress(total: int | None, description: str) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True,
+                    SafeTextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True,
                     disable=not err.is_terminal)
 
 
@@ -288,8 +288,8 @@ def _one_line_warnings():
 
 
 def _terminate_as_interrupt():
-    """SIGTERM (timeout, docker stop, systemd, batch schedulers) stops every command as Ctrl-C does:
-    temporaries removed, one line, exit code 130 (train saves its state first)."""
+    """SIGTERM (timeout, docker stop, systemd, batch schedulers) and SIGHUP (the terminal closed) stop every
+    command as Ctrl-C does: temporaries removed, one line, exit code 130 (train saves its state first)."""
     import signal
     import threading
 
@@ -297,11 +297,34 @@ def _terminate_as_interrupt():
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), stop)
+
+
+def _interrupted():
+    """One line and exit code 130, at once: the cleanup (temporaries, train's state) has run on the way up, and
+    the interpreter's own teardown of torch takes seconds more on a busy machine, so it is skipped."""
+    err.print("affsr: error: interrupted", markup=False, highlight=False)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(130)
+
+
+def _check_working_folder():
+    """A deleted current folder makes torch's import die in oneMKL with a fatal error: say so first."""
+    try:
+        os.getcwd()
+    except OSError:
+        _fail("the current folder no longer exists (deleted or moved away); cd to an existing folder and run again")
 
 
 def main():
     _tolerant_streams()
+    _check_working_folder()
     _one_line_warnings()
     _terminate_as_interrupt()
     try:
@@ -313,9 +336,11 @@ def main():
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _fail(e.format_message().replace("\n", " ") + hint, e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+        _interrupted()
     except FileExistsError as e:
-        _fail(f"{e} exists; pass --overwrite to replace it")
+        if e.errno is None:  # ours (weights.OutputExists, ...): an output that is there already
+            _fail(f"{e} exists; pass --overwrite to replace it")
+        _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))  # the system's: --overwrite would not help
     except Exception as e:
         if os.environ.get("AFFSR_DEBUG"):
             raise
@@ -325,6 +350,6 @@ def main():
         first = (str(e).strip().splitlines() or [""])[0][:300]
         _fail(f"unexpected {type(e).__name__}{': ' + first if first else ''} (AFFSR_DEBUG=1 shows the traceback)", 1)
     if rv == 130:  # typer turns Ctrl-C (and SIGTERM, above) into a return code of its own, silently
-        _fail("interrupted", 130)
+        _interrupted()
     if isinstance(rv, int) and rv:
         sys.exit(rv)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .cli import BOUNDARY_HELP, OPERATOR_HELP, UserError, _progress, _use_operator, app, err, out
 
@@ -211,7 +212,7 @@ def _eval_tables(res, hr: Path, per_image: bool):
         finite = [v for v in contenders if v == v]
         best = (max(finite) if higher else min(finite)) if finite and higher is not None and len(contenders) > 1 else None
         table.add_row(label + {True: " ↑", False: " ↓", None: ""}[higher],
-                      *(f"[bold]{cell(k, v)}[/bold]" if v == best else cell(k, v) for v in values))
+                      *(Text(cell(k, v), style="bold") if v == best else cell(k, v) for v in values))
     out.print(table)
     conventions = Table(title="conventions", show_header=False)
     for k, v in {"images": f"{n} from {hr}", **res.conventions}.items():
@@ -259,9 +260,9 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
     if method == "map":
         models["MAP"] = lambda x: swissroll.map_estimate(x, centres)
     results = {name: swissroll.evaluate(fn, samples, seed, centres) for name, fn in models.items()}
-    table = Table(title=f"Swiss roll: H\\[q, p] by a Gaussian KDE (bandwidth {swissroll.KDE_BANDWIDTH}, "
+    table = Table(title=f"Swiss roll: H[q, p] by a Gaussian KDE (bandwidth {swissroll.KDE_BANDWIDTH}, "
                         f"{swissroll.KDE_SAMPLES} noiseless roll samples), {samples} inputs x, seed {seed}")
-    for col in ("model", "H\\[q, p] (nats)", "ℓMSE(x, Aŷ)"):
+    for col in ("model", "H[q, p] (nats)", "ℓMSE(x, Aŷ)"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in results.items():
         table.add_row(name, f"{r['cross_entropy']:.3f}", f"{r['lr_mse']:.3e}")

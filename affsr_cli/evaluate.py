@@ -30,6 +30,7 @@ from . import niqe as NQ
 from .images import SUFFIXES, atomic_write, quantize, read_image
 from .lpips import LPIPS, NEEDS
 from .projection import Downsample, ExactPinv, OperatorSpec
+from .text import UNDECODABLE, csv_cell
 from .weights import bundled
 
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
@@ -406,7 +407,10 @@ def to_json(res: Results) -> str:
     doc = {"conventions": res.conventions, "metrics": list(res.metrics), "methods": res.methods,
            "means": {m: {k: _plain(v) for k, v in d.items()} for m, d in res.means().items()},
            "images": [{k: _plain(v) for k, v in r.items()} for r in res.rows]}
-    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    # a file name that is not UTF-8 holds surrogate escapes, which no UTF-8 file can: as JSON escapes
+    # ("\udce9"), which a JSON reader turns back into the same name (lossless, and valid UTF-8)
+    return UNDECODABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def to_csv(res: Results) -> str:
@@ -414,12 +418,13 @@ def to_csv(res: Results) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["image", "method", *res.metrics])
     for r in res.rows:
-        w.writerow([r["image"], r["method"], *(repr(r.get(k, math.nan)) for k in res.metrics)])
+        w.writerow([csv_cell(r["image"]), csv_cell(r["method"]), *(repr(r.get(k, math.nan)) for k in res.metrics)])
     for m, d in res.means().items():
-        w.writerow(["mean", m, *(repr(d[k]) for k in res.metrics)])
+        w.writerow(["mean", csv_cell(m), *(repr(d[k]) for k in res.metrics)])
     return buf.getvalue()
 
 
 def write_text(path: Path, text: str, overwrite: bool = False) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+    """UTF-8; a name that is not UTF-8 (CSV) keeps its own bytes (surrogateescape), so nothing measured is lost."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(text.encode("utf-8", "surrogateescape")), overwrite)
 
