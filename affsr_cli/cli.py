@@ -129,8 +129,8 @@ def upscale(
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", "--bits", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
-                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affgan-x4.safetensors, "
-                                          "the AffGAN for Pillow's bicubic; -w affmse-x4 for the AffMSE; -w affmse-x4-gaussian, "
+                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
+                                          "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic; -w affgan-x4 for the v2 AffGAN; -w affmse-x4-gaussian, "
                                           "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
@@ -141,7 +141,7 @@ def upscale(
     tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
     overlap: Optional[int] = typer.Option(None, min=0, max=4096, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Average the network over the 8 flips and transposes of each "
-                                  "input (×8 self-ensemble: +0.07 dB for affmse-x4, +0.2 for affgan-x4 with 13% less fine detail; 8× the time)."),
+                                  "input (×8 self-ensemble, 8× the time; gains in weights/README.md)."),
     samples: int = typer.Option(1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
     seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
     outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "

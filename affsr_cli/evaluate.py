@@ -34,7 +34,7 @@ from .text import UNDECODABLE, csv_cell
 from .weights import bundled
 
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
-DEFAULT_NAME = "affgan-x4"  # the AffGAN for Pillow's bicubic (lattice 1.27, HF 0.31 vs the AffMSE's 0.21; clean at 400%)
+DEFAULT_NAME = "affmse-x4"  # v3: SPAN x4 fine-tuned with AffMSE under Pillow's bicubic (weights/README.md); an AffGAN again once one is preferred at 400%
 DEFAULT_WEIGHTS = bundled("weights") / f"{DEFAULT_NAME}.safetensors"  # affsr upscale and affsr eval
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
