@@ -25,10 +25,11 @@ MAX_FIT_ERROR = 0.5 / 255  # fit_box: no LR pixel of the clipped ŷ half an 8-bi
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
 MAX_ITER = {8: 24, 16: 60}  # FISTA iterations of the box fit at most, both stages (24 ≈ the shipped network's own time on the CPU)
 STALL = 0.97  # a stage stops when 3 iterations cut the LR-MSE by less than 3 % (0.13 dB)
-RING_RESIDUAL = 1 / 255  # stage 2 guards the HR pixels near LR pixels left further than this from x by stage 1 …
-FLAT_WIDE = 0.3  # … or whose 4×4 nearest LR pixels differ by at most this (low-contrast surroundings)
-MIN_GUARD = 0.02  # … when it would hold at least this share of the HR samples; else stage 1 goes on
-FLAT = 1 / 8  # … in the cells whose 2×2 nearest LR pixels differ by at most this (flat background beside an edge)
+RING_RESIDUAL = 1 / 255  # stage 2 guards the HR samples within reach of LR pixels left further than this from x by stage 1 …
+FLAT = 1 / 8  # … whose touched LR pixels (see _Guard) differ by at most this (flat background beside an edge) …
+FLAT_WIDE = 0.3  # … or whose LR pixel's 3×3 neighbourhood does (low-contrast surroundings, as red text's red channel) …
+MIN_GUARD = 0.02  # … when that holds at least this share of the HR samples; else (noise) stage 1 goes on
+TOUCH = 1  # HR pixels: a sample touches a diagonal LR neighbour only this close to it (an axis neighbour: s/2)
 
 
 @contextmanager
@@ -202,11 +203,16 @@ class _Fista:
 
 
 class _Guard:
-    """The bounds of stage 2 of `fit`, applied in place to z (C, s·h, s·w) as a view (C, h, s, w, s):
-    HR sample (s·i + u, s·j + v) has as nearest LR pixels i−1, i (u < s/2) or i, i+1 (u ≥ s/2) in each
-    direction. Where those 2×2 LR pixels lie within FLAT of each other and within reach of an LR pixel
-    that stage 1 left further than RING_RESIDUAL from x, the sample is held in [their min, their max];
-    elsewhere in [0, 1]. The bounds are LR-sized, one pair per quadrant (u, v halves)."""
+    """The bounds of stage 2 of `fit`, applied in place to z (C, s·h, s·w) as a view (C, h, s, w, s).
+    HR sample (s·i + u, s·j + v) touches its own LR pixel, the nearer neighbour along the rows (i−1
+    when u < s/2, else i+1), the nearer one along the columns, and the diagonal between them only when
+    it lies within TOUCH HR pixels of that pixel's corner. Where the LR pixels it touches differ by at
+    most FLAT (or the 3×3 around its own by at most FLAT_WIDE), and within reach of an LR pixel that
+    stage 1 left further than RING_RESIDUAL from x, the sample is held in [their min, their max];
+    elsewhere in [0, 1]. So away from an edge a sample keeps its LR pixel's value, and only samples
+    next to a darker or brighter LR pixel may move towards it: lines keep smooth edges, and no dot can
+    float beside them (nor between two diagonal lines, where the 2×2 nearest pixels are never flat).
+    The bounds are LR-sized, one pair per group of (u, v)."""
 
     def __init__(self, x: torch.Tensor, a: torch.Tensor, spec):
         C, h, w = x.shape
@@ -214,18 +220,17 @@ class _Guard:
         reach = -(-spec.kernel_size // (2 * s)) + 1  # LR pixels whose footprint (and negative lobes) overlap
         off = ((a - x).abs() > RING_RESIDUAL).to(x.dtype)[None]
         region = F.max_pool2d(off, 2 * reach + 1, 1, reach)[0] > 0  # (C, h, w)
-        padded = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
-        top = F.max_pool2d(padded, 2, 1)[0]  # (C, h+1, w+1): max over LR rows i−1, i and columns j−1, j
-        bottom = -F.max_pool2d(-padded, 2, 1)[0]
-        wide = F.pad(x[None], (2, 2, 2, 2), mode="replicate")  # the 4×4 LR pixels around each 2×2 cell
-        span = (F.max_pool2d(wide, 4, 1) + F.max_pool2d(-wide, 4, 1))[0]  # (C, h+1, w+1)
-        flat = ((top - bottom) <= FLAT) | (span <= FLAT_WIDE)
-        m = s // 2
+        wide = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
+        calm = (F.max_pool2d(wide, 3, 1) + F.max_pool2d(-wide, 3, 1))[0] <= FLAT_WIDE  # (C, h, w)
+        t, m = min(TOUCH, s // 2), s // 2
+        # per axis: (neighbour −1/0/+1, near: within TOUCH) for the sample groups of u
+        groups = [(g, near, k) for g, near, k in ((-1, True, slice(0, t)), (-1, False, slice(t, m)), (1, False, slice(m, s - t)),
+                                                  (1, True, slice(s - t, s))) if k.stop > k.start]
         self.s, self.parts, guarded = s, [], 0
-        for a_, rows in ((0, slice(0, m)), (1, slice(m, s))):
-            for b_, cols in ((0, slice(0, m)), (1, slice(m, s))):
-                lo, hi = bottom[:, a_:a_ + h, b_:b_ + w], top[:, a_:a_ + h, b_:b_ + w]
-                on = region & flat[:, a_:a_ + h, b_:b_ + w]
+        for gi, ni, rows in groups:
+            for gj, nj, cols in groups:
+                lo, hi = _touched(x, gi, gj, ni and nj, torch.minimum), _touched(x, gi, gj, ni and nj, torch.maximum)
+                on = region & (((hi - lo) <= FLAT) | calm)
                 guarded += int(on.sum()) * (rows.stop - rows.start) * (cols.stop - cols.start)
                 self.parts.append((rows, cols, torch.where(on, lo, 0)[:, :, None, :, None],
                                    torch.where(on, hi, 1)[:, :, None, :, None]))
@@ -238,6 +243,18 @@ class _Guard:
         for rows, cols, lo, hi in self.parts:
             view[:, :, rows, :, cols].clamp_(lo, hi)  # a view of z: z itself is clamped
         return z
+
+
+def _touched(x: torch.Tensor, gi: int, gj: int, diagonal: bool, op) -> torch.Tensor:
+    """op (elementwise min or max) over LR pixel (i, j), (i+gi, j), (i, j+gj) and, with `diagonal`,
+    (i+gi, j+gj) (the edge pixel repeated at the borders): (C, h, w)."""
+    def shift(t, g, dim):
+        n = t.shape[dim]
+        return t.index_select(dim, (torch.arange(n, device=t.device) + g).clamp_(0, n - 1))
+
+    rows, cols = shift(x, gi, 1), shift(x, gj, 2)
+    out = op(op(x, rows), cols)
+    return op(out, shift(rows, gj, 2)) if diagonal else out
 
 
 def round_shaped(y: torch.Tensor, bits: int = 8) -> np.ndarray:

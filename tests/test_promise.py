@@ -196,11 +196,11 @@ def test_the_certificate_agrees_with_a_linear_program(family):
 
 
 def test_no_ringing_dots_beside_thin_lines():
-    """Black 1-px lines on white, made consistent under bicubic A from a bicubic upscale: the fit must
-    not put dots or ghost lines into the white background. Every HR pixel whose nearest 2×2 LR pixels
-    are all white stays white in the saved 8-bit file (254 or 255: the rounding's error feedback may
-    carry a fraction of a level), as in bicubic's own upscale; the fit of before issue 33 left 1,813
-    of these 13,856 pixels darker than 254, some black."""
+    """Black 1-px lines on white (straight, diagonal, a rectangle), made consistent under bicubic A from a
+    bicubic upscale: the fit must not put dots or ghost lines into the white background. Every HR pixel
+    further than 2 HR pixels from the area of any black LR pixel stays white in the saved 8-bit file
+    (254 or 255: the rounding's error feedback may carry a fraction of a level), as in bicubic's own
+    upscale; the fit of before issue 33 left 1,813 of these pixels darker than 254, some black."""
     spec = OperatorSpec(4, family="bicubic")
     A, pinv = spec.build()
     im = line_art()
@@ -208,12 +208,11 @@ def test_no_ringing_dots_beside_thin_lines():
     f = tensor(im.resize((4 * W, 4 * H), Image.Resampling.BICUBIC))
     out = infer.make_consistent(f, x, spec, A, pinv, 8)
     assert out.fit.infeasible and out.fit.guarded > 0
-    white = np.pad(np.asarray(im) == 255, 1, mode="edge")
-    cell = white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & white[1:, 1:]  # (H+1, W+1): LR rows i−1, i; cols j−1, j
-    near = np.arange(4 * H) // 4 + (np.arange(4 * H) % 4 >= 2)  # HR row -> its cell (nearest LR centres)
-    flat = cell[near][:, np.arange(4 * W) // 4 + (np.arange(4 * W) % 4 >= 2)]
-    assert flat.mean() > 0.4  # most of the image is such background
-    assert (out.levels[..., 0][flat] >= 254).all(), np.unique(out.levels[..., 0][flat], return_counts=True)
+    dark = torch.from_numpy(np.asarray(im) < 255).float().repeat_interleave(4, 0).repeat_interleave(4, 1)
+    near = torch.nn.functional.max_pool2d(dark[None, None], 5, 1, 2)[0, 0].numpy() > 0  # within 2 HR px
+    background = out.levels[..., 0][~near]
+    assert (~near).mean() > 0.4  # most of the image is such background
+    assert (background >= 254).all(), np.unique(background, return_counts=True)
     # the LR error is no worse than clipping Π_x f into [0, 1] and rounding, the fit's starting point
     naive = (infer.make_consistent(f.clone(), x, spec, A, pinv, None).y_hat.clamp(0, 1) * 255).round()
     naive_psnr = consistency.lr_psnr(naive.permute(1, 2, 0).numpy(), x, A, 255)[0]
