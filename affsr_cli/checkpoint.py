@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from . import nets, weights
+from . import nets, swissroll, weights
 from .methods import SRModel
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"
 WEIGHTS_DIR = weights.bundled("weights")  # the shipped weights (named by stem)
+POINT_NETS = ("MLPGenerator",)  # generators of 2-D points (the Swiss roll's AverageSpec); the rest upscale images
 
 
 def flatten(obj, prefix: str, tensors: dict[str, torch.Tensor]):
@@ -71,7 +72,14 @@ def generator_from(path, tensors: dict[str, torch.Tensor], meta: dict[str, str],
         raise ValueError(f"{path}: the checkpoint's model description is missing or damaged") from None
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-    operator = SRModel.spec_of(config)
+    try:
+        operator = SRModel.spec_of(config)
+    except ValueError as e:  # the field and its value, in the file's name
+        raise ValueError(f"{path}: {e}") from None
+    points = name in POINT_NETS  # the Swiss roll's nets map 2-D points; every other generator maps images
+    if points != isinstance(operator, swissroll.AverageSpec):
+        raise ValueError(f"{path}: a {name} network (for {'2-D points' if points else 'images'}) with "
+                         f"{'an image operator A' if points else 'the Swiss roll operator'}: the file is inconsistent")
     if "scale" in kwargs and kwargs["scale"] != getattr(operator, "scale", kwargs["scale"]):  # the Swiss roll's has none
         raise ValueError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
@@ -104,13 +112,7 @@ def resolve_weights(name: str) -> Path:
         parts = name[5:].split("/")
         if len(parts) < 3:
             raise ValueError(f"{name}: expected hf://owner/repo/path/to/file.safetensors")
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-        try:
-            return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:])))
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-            raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__})") from None
+        return _from_hub(name, "/".join(parts[:2]), "/".join(parts[2:]))
     path = Path(name)
     if path.is_dir():
         if not (path / "generator.safetensors").is_file():
@@ -123,6 +125,48 @@ def resolve_weights(name: str) -> Path:
         have = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
         raise ValueError(f"no shipped weights named {name!r} (shipped: {', '.join(have) or 'none yet'})")
     return shipped
+
+
+HUB_PROBE_SECONDS = 3.0  # one quick connection attempt before a download (huggingface_hub retried for 28-41 s)
+
+
+def _from_hub(name: str, repo: str, file: str) -> Path:
+    """hf://owner/repo/file: the local cache first (no network), then, after one quick check that the Hub can be
+    reached, a download; without a network that is one line within seconds, saying how to stay offline."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.utils import logging as hub_logging
+
+    try:
+        return Path(hf_hub_download(repo, file, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError):
+        pass
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError(f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE "
+                         "is set")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if not proxied:  # through a proxy the Hub is not ours to reach directly: its own request decides
+        import socket
+
+        try:
+            socket.create_connection((host, urlparse(constants.ENDPOINT).port or 443), HUB_PROBE_SECONDS).close()
+        except OSError as e:
+            why = f"no answer in {HUB_PROBE_SECONDS:g} s" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
+            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
+                             "download it where there is a network (the cache is HF_HOME), or set HF_HUB_OFFLINE=1 "
+                             "to use the cache only") from None
+    before = hub_logging.get_verbosity()
+    hub_logging.set_verbosity_error()  # its retry lines: ours is the one line
+    try:
+        return Path(hf_hub_download(repo, file))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:120]})") from None
+    finally:
+        hub_logging.set_verbosity(before)
 
 
 def save_state(path, step: int, modules: dict, optimizers: dict, extra: dict, config: dict):

@@ -31,6 +31,8 @@ from .weights import atomic_write  # re-exported: images.atomic_write
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".pnm", ".gif", ".tga")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                  ".bmp": "BMP", ".webp": "WEBP"}
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65535, "PNG": 2**31 - 1}  # pixels a side each format can hold
+MAX_BYTES = {"TIFF": 0xFFFF_0000, "BMP": 0xFFFF_0000}  # classic TIFF and BMP: 32-bit offsets and sizes
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORIENTATION = 0x0112  # EXIF tag
 BAND_BYTES = 1 << 20  # rows deflated per thread when writing PNG: at least this many bytes
@@ -38,6 +40,19 @@ BAND_BYTES = 1 << 20  # rows deflated per thread when writing PNG: at least this
 
 class ImageFileError(ValueError):
     """A file that cannot be read as an image; the message names the file."""
+
+
+def check_output_size(path: str | os.PathLike, fmt: str, width: int, height: int, channels: int, bits: int = 8):
+    """Refuse, before any work, an output its format cannot hold: WebP stops at 16,383 pixels a side (a WebP
+    input ≥ 4,096 wide failed after the whole upscale), JPEG at 65,535, classic TIFF and BMP at 4 GB."""
+    side = MAX_SIDE.get(fmt)
+    if side is not None and max(width, height) > side:
+        raise ValueError(f"{path}: a {width}×{height} image is over the {side:,} pixels a side that {fmt} can hold; "
+                         "write png or tif (--ext)")
+    size = width * height * channels * max(bits, 8) // 8
+    if fmt in MAX_BYTES and size > MAX_BYTES[fmt]:
+        raise ValueError(f"{path}: a {width}×{height} image is {size / 2**30:.1f} GB, over the 4 GB that a {fmt} file "
+                         "can hold; write png (--ext)" + (" or npy" if bits == 32 else ""))
 
 
 def walk_images(root: str | os.PathLike, suffixes=SUFFIXES, *, hidden: bool = True,

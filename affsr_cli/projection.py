@@ -190,12 +190,16 @@ class OperatorSpec:
         missing = [k for k in needed if k not in meta]
         if missing:
             raise ValueError(f"metadata lacks the operator field {missing[0]!r}")
-        try:
-            scale = int(meta["scale"])
-            k = int(meta["kernel_size"]) if "kernel_size" in meta else None
-            sigma = float(meta["sigma"]) if family == "gaussian" else None
-        except ValueError as e:
-            raise ValueError(f"operator metadata is malformed: {e}") from None
+        def number(field: str, kind: type):
+            try:
+                return kind(meta[field])
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"operator field {field!r} is not {'an integer' if kind is int else 'a number'} "
+                                 f"({str(meta[field])[:40]!r})") from None
+
+        scale = number("scale", int)
+        k = number("kernel_size", int) if "kernel_size" in meta else None
+        sigma = number("sigma", float) if family == "gaussian" else None
         return cls(scale, k, sigma, meta["boundary"], family)
 
 

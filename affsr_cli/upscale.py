@@ -19,7 +19,8 @@ import torch
 
 from . import imageio_extra as X
 from . import consistency, floattiff, infer
-from .images import SUFFIXES, WRITE_FORMATS, read_image
+from .images import SUFFIXES, WRITE_FORMATS, check_output_size, read_image, walk_images
+from .weights import check_writable, make_folder
 
 OUTPUT_SUFFIXES = (*WRITE_FORMATS, ".npy")
 MEMORY_FACTOR = 3.0  # peak bytes ≈ this × the float32 HR image (2.95 measured: benchmarks/upscale.py --large)
@@ -70,9 +71,13 @@ def collect(args: list[str], exclude: Path | None = None) -> tuple[list[tuple[Pa
         if p.is_file():
             found.append((p, Path(p.name)))
         elif p.is_dir():
-            files = sorted(q for q in p.rglob("*") if q.suffix.lower() in SUFFIXES and q.is_file()
-                           and not any(part.startswith(".") for part in q.relative_to(p).parts) and not under_output(q))
-            if not files:
+            if skip is not None and (p.resolve() == skip or skip in p.resolve().parents):
+                problems.append((arg, f"{arg}: the -o folder holds it, so its outputs would mix with its inputs; give "
+                                      "another -o folder, or none to write each output beside its input"))
+                continue
+            files, unreadable = walk_images(p, SUFFIXES, hidden=False, skip_folder=lambda d: d.resolve() == skip)
+            problems += [(arg, u) for u in unreadable]  # a subfolder we cannot list is an error, as a file we cannot read
+            if not files and not unreadable:
                 problems.append((arg, f"{arg}: a folder with no image files ({', '.join(SUFFIXES)})"))
             found += [(q, q.relative_to(p)) for q in files]
         elif is_glob(arg):
@@ -226,14 +231,14 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     c, h, w = pic.pixels.shape
     s = up.scale
     H, W = (s * h, s * w) if opts.outscale is None else (round(opts.outscale * h), round(opts.outscale * w))
+    check_output_size(dst, fmt, W, H, c + (pic.alpha is not None), bits)  # before the work, not after it
     need = MEMORY_FACTOR * 4 * (c + (pic.alpha is not None)) * s * h * s * w
     free = infer.available_memory(torch.device("cpu"))
     if need > free:
         raise ValueError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
                          f"and {free / 2**30:.1f} GB are available")
-    for p in paths:
-        if p.exists() and not opts.overwrite:
-            raise FileExistsError(str(p))
+    for p in paths:  # weights.OutputExists without --overwrite; a link, device, long name ... before the work
+        check_writable(p, opts.overwrite)
     consistent = opts.outscale is None or opts.outscale == s
     fit = None if bits == 32 and consistent else min(bits, 16)  # float32 files keep Π's exact values
     rounded = consistent and bits != 32  # --outscale rounds after its resize
@@ -311,6 +316,12 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
     if opts.outscale is not None and opts.outscale != up.scale:
         cb.note(f"--outscale {opts.outscale:g} resizes the {up.scale}× output: the saved files no longer downsample "
                 "exactly to their inputs (no LR-PSNR is reported)")
+    if opts.output is not None and str(opts.output) == "-":
+        raise ValueError("-o -: writing images to standard output is not supported; give a file or folder name")
+    if opts.output is not None and opts.output.exists() and not opts.output.is_dir() \
+            and opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"-o {opts.output}: an existing file of no image type, so neither a folder nor an output file "
+                         f"(--overwrite cannot change that); give a folder, or a name ending in {', '.join(OUTPUT_SUFFIXES)}")
     out_dir = opts.output if opts.output is not None and (opts.output.is_dir() or not opts.output.suffix) else None
     inputs, problems = collect(args, exclude=out_dir)
     for arg, message in problems:
@@ -333,11 +344,12 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
         try:
             if job.problem:
                 raise ValueError(job.problem)
-            job.dst.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(job.dst.parent)
             cb.results.extend(process(up, job, opts, cb))
-        except FileExistsError as e:
+        except FileExistsError as e:  # ours (no errno): an output that is there; the system's: --overwrite cannot help
             failed += 1
-            cb.error(str(job.src), f"{e} exists; pass --overwrite to replace it")
+            cb.error(str(job.src), f"{e} exists; pass --overwrite to replace it" if e.errno is None
+                     else f"{job.src}: {e.filename}: {e.strerror}")
         except (ValueError, OSError, MemoryError, RuntimeError) as e:
             failed += 1
             cb.error(str(job.src), str(e) if str(job.src) in str(e) else f"{job.src}: {e}")

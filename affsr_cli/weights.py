@@ -297,6 +297,8 @@ def check_header(path: Path):
     number of entries. A file of a million empty tensors cost 33 s and 1.6 GB before safetensors refused it."""
     with open(path, "rb") as fh:
         size = int.from_bytes(fh.read(8), "little")
+        if size > path.stat().st_size - 8:
+            raise ValueError(f"{path}: not a valid safetensors file (its header would be longer than the file)")
         if size > MAX_HEADER_BYTES:
             raise ValueError(f"{path}: its safetensors header is {size / 2**20:.0f} MB, over the {MAX_HEADER_BYTES >> 20} MB "
                              "a weights file may have; refused before reading it")
