@@ -1,6 +1,7 @@
 """The `affsr` command line: the app, its error handling, `pinv` and `upscale`; cli_eval.py and
-cli_train.py add `eval` and `train`. These three are the only modules that import typer and rich
-(the engine never prints); torch is imported inside the commands so that `affsr --help` and
+cli_train.py add `eval` and `train`. These (with cli_export, cli_project and terminal.py, whose
+consoles show every string as escaped text) are the only modules that import typer and rich (the
+engine never prints); torch is imported inside the commands so that `affsr --help` and
 `affsr --version` answer at once."""
 from __future__ import annotations
 
