@@ -114,18 +114,18 @@ def output_target(path: str | os.PathLike, overwrite: bool = False) -> tuple[Pat
         raise ValueError("'-' (standard output) is not supported as an output here; give a file name")
     _check_name(path, path.parent if path.parent.is_dir() else None)
     try:
-        target = Path(os.path.realpath(path)) if path.is_symlink() else path
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode  # through links, /dev/stdout's to a pipe too
     except FileNotFoundError:
         mode = None
     except NotADirectoryError:
-        raise ValueError(f"cannot write {path}: {_missing_folder(target)}") from None
+        raise ValueError(f"cannot write {path}: {_missing_folder(path)}") from None
     except OSError as e:
         raise ValueError(f"cannot write {path}: {e.strerror}") from None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        return path, True  # opened (through its link, if it is one), never renamed over
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     shown = path if target == path else f"{path} (a link to {target})"
     if mode is not None and not stat.S_ISREG(mode):
-        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-            return target, True
         raise ValueError(f"{shown} is {_kind(mode)}, not a file: not replaced" if not stat.S_ISDIR(mode)
                          else f"{shown} is a folder, not a file name")
     if mode is not None and not overwrite:
