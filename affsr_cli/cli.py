@@ -131,7 +131,7 @@ def upscale(
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
                                           "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
-                                          "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic; -w affgan-x4 for the v2 AffGAN; -w affmse-x4-gaussian, "
+                                          "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic; -w affgan-x4 for the AffGAN (sharper, more invented detail); -w affmse-x4-gaussian, "
                                           "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "

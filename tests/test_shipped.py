@@ -15,8 +15,7 @@ from affsr_cli.projection import OperatorSpec
 # name: (operator family, taps at 4×) it was trained for
 TRAINED_FOR = {"affmse-x4": ("bicubic", 16), "affgan-x4": ("bicubic", 16), "affmse-x4-gaussian": ("gaussian", 9),
                "affgan-x4-gaussian": ("gaussian", 9)}
-NETWORK = {"affmse-x4": "SPAN", "affmse-x4-gaussian": "SPAN", "affgan-x4": "EfficientGenerator",  # v3 AffMSEs, v2 AffGANs
-           "affgan-x4-gaussian": "EfficientGenerator"}
+NETWORK = dict.fromkeys(TRAINED_FOR, "SPAN")  # v3: all four fine-tuned from the official SPAN x4 ch52
 SHIPPED = {name: checkpoint.WEIGHTS_DIR / f"{name}.safetensors" for name in TRAINED_FOR}
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
 

@@ -1,5 +1,5 @@
-"""SPAN, the Swift Parameter-free Attention Network (Wan, Yu, Zhang, Li, Shen, Zhang, Liu; CVPR 2024
-workshops, https://arxiv.org/abs/2311.12770), in its inference form, written for this project.
+"""SPAN, the Swift Parameter-free Attention Network (Wan et al., CVPR 2024 workshops,
+https://arxiv.org/abs/2311.12770), in its inference form, written for this project.
 
     x (B, C, h, w) [+ z]
       (x − mean)·255 ─ conv 3×3 ─▶ F₀ ─ SPAB₁ ─▶ F₁ ─ … ─ SPAB₆ ─▶ F₆ ─ conv 3×3 ─▶ T

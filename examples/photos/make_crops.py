@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     sheet = Image.new("RGB", (len(columns) * (side + gap) - gap, label + len(rows) * (side + gap) - gap), "white")
     draw = ImageDraw.Draw(sheet)
     for j, col in enumerate(columns):
-        draw.text((j * (side + gap) + 4, 3), f"{col} ({weights[col].stem})" if col in weights else col, fill="black")
+        named = col in weights and not args.column  # the shipped pair: say which file; --column labels stand alone
+        draw.text((j * (side + gap) + 4, 3), f"{col} ({weights[col].stem})" if named else col, fill="black")
     for i, row in enumerate(rows):
         for j, im in enumerate(row):
             sheet.paste(im, (j * (side + gap), label + i * (side + gap)))

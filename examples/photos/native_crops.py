@@ -32,7 +32,7 @@ CROPS = [(BRIDGE, 2260, 420, 96), (BRIDGE, 2600, 1280, 96), (BRIDGE, 2080, 60, 9
 
 def overshoot(y_hat: np.ndarray, x: np.ndarray, s: int = 4, reach: int = 2) -> float:
     """99.9th percentile of max(0, ŷ − local max of x) in 8-bit levels; ŷ (H, W, C), x (h, w, C) uint8."""
-    xt = torch.from_numpy(x).permute(2, 0, 1)[None].float()
+    xt = torch.from_numpy(np.array(x)).permute(2, 0, 1)[None].float()
     local = F.max_pool2d(xt, 2 * reach + 1, 1, reach)  # (1, C, h, w)
     local = F.interpolate(local, scale_factor=s, mode="nearest")[0].permute(1, 2, 0).numpy()
     return float(np.percentile(np.maximum(y_hat.astype(np.float32) - local, 0), 99.9))
