@@ -406,7 +406,7 @@ class _DenseGram:
         self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(G))  # (n, n)
 
     def to(self, dtype, device) -> "_DenseGram":
-        self.inverse = self.inverse.to(device=device, dtype=dtype)
+        self.inverse = self.inverse.to(dtype).to(device)  # cast on the CPU: MPS holds no float64
         return self
 
     def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
@@ -422,7 +422,7 @@ class _CirculantGram:
         self.eigenvalues = torch.fft.rfft(c).real  # (n//2 + 1,) c is symmetric: real and positive
 
     def to(self, dtype, device) -> "_CirculantGram":
-        self.eigenvalues = self.eigenvalues.to(device=device, dtype=dtype)
+        self.eigenvalues = self.eigenvalues.to(dtype).to(device)  # cast on the CPU: MPS holds no float64
         return self
 
     def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
@@ -481,7 +481,7 @@ class _BandedGram:
 
     def to(self, dtype, device) -> "_BandedGram":
         for name in ("Linv", "P", "Q", "H"):
-            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+            setattr(self, name, getattr(self, name).to(dtype).to(device))  # cast on the CPU: MPS holds no float64
         return self
 
     def solve(self, r: torch.Tensor, dim: int) -> torch.Tensor:
