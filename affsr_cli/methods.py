@@ -122,7 +122,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         return objectives.PixelObjective(objective)
     if objective == "gan":
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
-        # the efficient family: the small strided D (README "Why AffGAN paints a lattice": with blur pooling a
+        # the efficient family: the small strided D (docs/training.md "Why AffGAN paints a lattice": with blur pooling a
         # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
         auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator

@@ -1,4 +1,4 @@
-"""The σ trade-off behind the default operator (README "Choosing σ"), at scale 4 with 9 taps.
+"""The σ trade-off behind the default operator (docs/operators.md "Choosing σ"), at scale 4 with 9 taps.
 
 For each σ: attenuation of A at the LR Nyquist frequency (anti-aliasing; PIL's bicubic 4×
 reduction printed as the reference), the condition number of AAᵀ (2-D), ℓ1+ℓ2 of the exact A⁺

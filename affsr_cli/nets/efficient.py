@@ -21,7 +21,7 @@ from torch import nn
 
 from .generator import icnr_
 
-PRESETS = {  # widths F, blocks N (GFLOP per output megapixel at 4× in README "Generators")
+PRESETS = {  # widths F, blocks N (GFLOP per output megapixel at 4× in docs/training.md "Generators")
     "tiny": dict(width=24, blocks=4),
     "small": dict(width=48, blocks=6),
     "base": dict(width=64, blocks=12),

@@ -4,7 +4,7 @@ output), a final sigmoid. https://arxiv.org/abs/1610.04490
 
 `grid="lr"` (default) computes on the LR grid and ends in a sub-pixel convolution (Shi et al.,
 2016): s² times fewer pixels per layer than `grid="hr"`, which takes A⁺x (already on the HR grid)
-as its input. README "Where the generator computes" has the measurements behind the default.
+as its input. docs/training.md "Where the generator computes" has the measurements behind the default.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The AffGAN lattice A/B of README "Why AffGAN paints a lattice": short AffGAN runs from the shipped
+# The AffGAN lattice A/B of docs/training.md "Why AffGAN paints a lattice": short AffGAN runs from the shipped
 # v2 AffMSE (the `small` generator, Pillow's bicubic A), the same steps, data and seed each, that
 # differ in one thing: the discriminator (strided, or small-aa: a full-resolution layer, then blur
 # before each stride), the lattice term (--lattice-weight) and the content term (--pixel-weight).

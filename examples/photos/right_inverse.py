@@ -1,7 +1,7 @@
 """Does the right inverse in Π_x paint the s-pixel lattice? Π_x f = f − R(Af − x) for two right
 inverses R of A (AR = I, so both give Aŷ = x exactly): the pseudo-inverse A⁺ = Aᵀ(AAᵀ)⁻¹ that affsr
 uses, and the smooth B = U(AU)⁻¹ with U the bicubic interpolation (so the correction Bx is a smooth
-image, never a sum of stride-s kernels). README "Why AffGAN paints a lattice" quotes its table.
+image, never a sum of stride-s kernels). docs/training.md "Why AffGAN paints a lattice" quotes its table.
 
     python examples/photos/right_inverse.py [--hr data/photos/val] [--crop 384]
 

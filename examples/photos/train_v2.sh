@@ -8,7 +8,7 @@
 # --lattice-weight 2000 (lattice 2.33 → 1.52 for −0.04 dB), is the shipped affmse-x4-gaussian (2b,
 # 32.98 dB but lattice 2.44, is not shipped). The AffGANs, affgan-x4 (stage 3, from 2b) and
 # affgan-x4-gaussian (stage 5, from 4): the strided D, the lattice term (--lattice-weight 1e6;
-# README "Why AffGAN paints a lattice") and a content term --pixel-weight 4000 (500 / 1000 / 2000 /
+# docs/training.md "Why AffGAN paints a lattice") and a content term --pixel-weight 4000 (500 / 1000 / 2000 /
 # 3000 gave 0.1–0.03 dB less PSNR and more fine detail; the model card's ablation).
 # Resumable: run it again after an interruption.
 #   bash examples/photos/train_v2.sh [RUNS_DIR]
