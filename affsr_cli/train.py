@@ -261,13 +261,15 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
-        source = dataset(cfg)  # before the folder is taken: bad data leaves no run behind
-        val = trainlog.validation_set(cfg) if rank == 0 and cfg.val else None  # and a bad --val neither
-        out = rundir.take(cfg, rank)
+        # every input is checked before the folder is taken: a bad --data, --val or --init leaves no run
+        # behind, so the corrected command is not refused as a run that exists
+        source = dataset(cfg)
+        val = trainlog.validation_set(cfg) if rank == 0 and cfg.val else None
         torch.manual_seed(cfg.seed + rank)
-        run = build(cfg, out, device, rank, world)
+        run = build(cfg, Path(cfg.out), device, rank, world)
         if cfg.init and not cfg.resume:
             start_from(run, cfg.init)
+        out = rundir.take(cfg, rank)
         if cfg.resume:
             restore(run)
         if world > 1:

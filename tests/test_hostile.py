@@ -308,8 +308,8 @@ def test_eval_reports_keep_non_utf8_names_and_defuse_formulas(tmp_path):
 
 # -- 6. order and wording of checks -----------------------------------------------------------------
 
-def test_a_mistyped_val_is_refused_before_the_run_folder_is_taken(tmp_path):
-    """It was reported as a bad "data folder" after the run folder was taken, so the corrected command was
+def test_a_mistyped_val_or_init_is_refused_before_the_run_folder_is_taken(tmp_path):
+    """A mistyped --val was reported as a bad "data folder" after the run folder was taken, so the corrected command was
     refused as a run that exists."""
     images = tmp_path / "data"
     images.mkdir()
@@ -319,6 +319,8 @@ def test_a_mistyped_val_is_refused_before_the_run_folder_is_taken(tmp_path):
             "--patch", "16", "--batch-size", "2", "--workers", "0", "--steps", "1"]
     r = affsr(*args, "--val", tmp_path / "vall")
     assert "--val folder" in one_error_line(r, 2) and not (tmp_path / "run").exists()
+    r = affsr(*args, "--init", tmp_path / "nope.safetensors")  # the same for a mistyped --init
+    assert "nope.safetensors" in one_error_line(r, 2) and not (tmp_path / "run").exists()
     r = affsr(*args, "--val", images)
     assert r.returncode == 0, r.stderr
 
