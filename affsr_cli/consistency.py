@@ -26,10 +26,9 @@ SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread
 MAX_ITER = {8: 24, 16: 60}  # FISTA iterations of the box fit at most, both stages (24 ≈ the shipped network's own time on the CPU)
 STALL = 0.97  # a stage stops when 3 iterations cut the LR-MSE by less than 3 % (0.13 dB)
 RING_RESIDUAL = 1 / 255  # stage 2 guards the HR samples within reach of LR pixels left further than this from x by stage 1 …
-FLAT = 1 / 8  # … whose touched LR pixels (see _Guard) differ by at most this (flat background beside an edge) …
+FLAT = 1 / 32  # … whose touched LR pixels (see _Guard) differ by at most this (flat background beside an edge; by chance in noise: 0.3 %) …
 FLAT_WIDE = 0.3  # … or whose LR pixel's 3×3 neighbourhood does (low-contrast surroundings, as red text's red channel) …
 MIN_GUARD = 0.02  # … when that holds at least this share of the HR samples; else (noise) stage 1 goes on
-TOUCH = 1  # HR pixels: a sample touches a diagonal LR neighbour only this close to it (an axis neighbour: s/2)
 
 
 @contextmanager
@@ -120,13 +119,14 @@ def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, 
     stage1 = _Fista(yc, xc, A, pinv, target, max_error, certify=True)
     # once infeasibility is proven, stage 1 hands over at half the iterations, unless stage 2 would guard
     # almost nothing (noise): then going on without a restart of the momentum gains more
+    guards = []
     stage1.run(max_iter, lambda z: z.clamp_(0, 1), max_iter // 2,
-               lambda a: _Guard(xc, a, A.spec).share >= MIN_GUARD)
+               lambda a: guards.append(_Guard(xc, a, A.spec)) or guards[-1].share >= MIN_GUARD)
     out = BoxFit(stage1.iterations, stage1.reached, stage1.proven)
     left = max_iter - stage1.iterations
     if stage1.reached or left <= 0:
         return out
-    guard = _Guard(xc, stage1.a_cur, A.spec)
+    guard = guards[-1] if stage1.handed_over else _Guard(xc, stage1.a_cur, A.spec)
     if guard.share:
         stage2 = _Fista(yc, xc, A, pinv, target, max_error)
         stage2.run(left, guard)
@@ -146,7 +146,7 @@ class _Fista:
     def __init__(self, yc, xc, A, pinv, target: float, max_error: float | None, certify: bool = False):
         self.yc, self.xc, self.A, self.pinv = yc, xc, A, pinv
         self.target, self.max_error, self.certify = target, max_error, certify
-        self.iterations, self.reached, self.proven, self.a_cur = 0, False, False, None
+        self.iterations, self.reached, self.proven, self.a_cur, self.handed_over = 0, False, False, None, False
 
     def good(self, a: torch.Tensor) -> tuple[bool, float]:
         """(target met, LR-MSE) for a = A(clipped iterate)."""
@@ -196,6 +196,7 @@ class _Fista:
             if hand_over is not None and self.proven and self.iterations >= hand_over and not asked:
                 asked = True
                 if ready(a_cur):
+                    self.handed_over = True
                     break
         if cur.data_ptr() != yc.data_ptr():
             yc.copy_(cur)
@@ -204,15 +205,15 @@ class _Fista:
 
 class _Guard:
     """The bounds of stage 2 of `fit`, applied in place to z (C, s·h, s·w) as a view (C, h, s, w, s).
-    HR sample (s·i + u, s·j + v) touches its own LR pixel, the nearer neighbour along the rows (i−1
-    when u < s/2, else i+1), the nearer one along the columns, and the diagonal between them only when
-    it lies within TOUCH HR pixels of that pixel's corner. Where the LR pixels it touches differ by at
-    most FLAT (or the 3×3 around its own by at most FLAT_WIDE), and within reach of an LR pixel that
-    stage 1 left further than RING_RESIDUAL from x, the sample is held in [their min, their max];
-    elsewhere in [0, 1]. So away from an edge a sample keeps its LR pixel's value, and only samples
-    next to a darker or brighter LR pixel may move towards it: lines keep smooth edges, and no dot can
-    float beside them (nor between two diagonal lines, where the 2×2 nearest pixels are never flat).
-    The bounds are LR-sized, one pair per group of (u, v)."""
+    HR sample (s·i + u, s·j + v) touches its own LR pixel and the nearer neighbour along each axis:
+    (i−1, j) when u < s/2, else (i+1, j); (i, j−1) when v < s/2, else (i, j+1). Where the LR pixels
+    it touches differ by at most FLAT (or the 3×3 around its own by at most FLAT_WIDE), and within
+    reach of an LR pixel that stage 1 left further than RING_RESIDUAL from x, the sample is held in
+    [their min, their max]; elsewhere in [0, 1]. So away from an edge a sample keeps its LR pixel's
+    value, and only samples next to a darker or brighter LR pixel may move towards it: lines keep
+    smooth edges, and no dot can float beside them, nor between two diagonal lines (whose 2×2 nearest
+    LR pixels are never flat: holding samples to those, as first tried, left rungs of dots there).
+    The bounds are LR-sized, one pair per quadrant of (u, v)."""
 
     def __init__(self, x: torch.Tensor, a: torch.Tensor, spec):
         C, h, w = x.shape
@@ -222,17 +223,17 @@ class _Guard:
         region = F.max_pool2d(off, 2 * reach + 1, 1, reach)[0] > 0  # (C, h, w)
         wide = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
         calm = (F.max_pool2d(wide, 3, 1) + F.max_pool2d(-wide, 3, 1))[0] <= FLAT_WIDE  # (C, h, w)
-        t, m = min(TOUCH, s // 2), s // 2
-        # per axis: (neighbour −1/0/+1, near: within TOUCH) for the sample groups of u
-        groups = [(g, near, k) for g, near, k in ((-1, True, slice(0, t)), (-1, False, slice(t, m)), (1, False, slice(m, s - t)),
-                                                  (1, True, slice(s - t, s))) if k.stop > k.start]
+        rows = {g: _shift(x, g, 1) for g in (-1, 1)}  # x of LR pixel (i + g, j), the edge repeated
+        cols = {g: _shift(x, g, 2) for g in (-1, 1)}
+        m = s // 2
         self.s, self.parts, guarded = s, [], 0
-        for gi, ni, rows in groups:
-            for gj, nj, cols in groups:
-                lo, hi = _touched(x, gi, gj, ni and nj, torch.minimum), _touched(x, gi, gj, ni and nj, torch.maximum)
+        for gi, us in ((-1, slice(0, m)), (1, slice(m, s))):
+            for gj, vs in ((-1, slice(0, m)), (1, slice(m, s))):
+                lo = torch.minimum(torch.minimum(x, rows[gi]), cols[gj])
+                hi = torch.maximum(torch.maximum(x, rows[gi]), cols[gj])
                 on = region & (((hi - lo) <= FLAT) | calm)
-                guarded += int(on.sum()) * (rows.stop - rows.start) * (cols.stop - cols.start)
-                self.parts.append((rows, cols, torch.where(on, lo, 0)[:, :, None, :, None],
+                guarded += int(on.sum()) * (us.stop - us.start) * (vs.stop - vs.start)
+                self.parts.append((us, vs, torch.where(on, lo, 0)[:, :, None, :, None],
                                    torch.where(on, hi, 1)[:, :, None, :, None]))
         self.share = guarded / (C * h * w * s * s)
 
@@ -240,21 +241,15 @@ class _Guard:
         C, H, W = z.shape
         s = self.s
         view = z.view(C, H // s, s, W // s, s)
-        for rows, cols, lo, hi in self.parts:
-            view[:, :, rows, :, cols].clamp_(lo, hi)  # a view of z: z itself is clamped
+        for us, vs, lo, hi in self.parts:
+            view[:, :, us, :, vs].clamp_(lo, hi)  # a view of z: z itself is clamped
         return z
 
 
-def _touched(x: torch.Tensor, gi: int, gj: int, diagonal: bool, op) -> torch.Tensor:
-    """op (elementwise min or max) over LR pixel (i, j), (i+gi, j), (i, j+gj) and, with `diagonal`,
-    (i+gi, j+gj) (the edge pixel repeated at the borders): (C, h, w)."""
-    def shift(t, g, dim):
-        n = t.shape[dim]
-        return t.index_select(dim, (torch.arange(n, device=t.device) + g).clamp_(0, n - 1))
-
-    rows, cols = shift(x, gi, 1), shift(x, gj, 2)
-    out = op(op(x, rows), cols)
-    return op(out, shift(rows, gj, 2)) if diagonal else out
+def _shift(x: torch.Tensor, g: int, dim: int) -> torch.Tensor:
+    """x moved by g along dim: out[i] = x[i + g], the edge pixel repeated at the borders."""
+    n = x.shape[dim]
+    return x.index_select(dim, (torch.arange(n, device=x.device) + g).clamp_(0, n - 1))
 
 
 def round_shaped(y: torch.Tensor, bits: int = 8) -> np.ndarray:
