@@ -71,8 +71,8 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     s = scale_of(tuple(x.pixels.shape[1:]), tuple(f.pixels.shape[1:]), opts.scale, name)
     spec = opts.operator(s)
     A, pinv = spec.build()
-    bits = opts.bits or f.bits
     suffix = out.suffix.lower()
+    bits = opts.bits or (32 if suffix == ".npy" else f.bits)  # .npy holds float32 (as upscale's)
     if bits == 32 and suffix not in FLOAT:
         raise ValueError(f"{out}: float32 output (--bits 32) is written as .tif or .npy")
     if bits != 32 and WRITE_FORMATS.get(suffix) is None:

@@ -296,6 +296,8 @@ def test_project_warns_flags_and_strict_refuses(inputs):
     rows = json.loads(r.stdout)
     assert sorted(os.path.basename(row["output"]) for row in rows) == ["photo.tif", "text.tif"]
     assert all(row["consistent"] and row["lr_max_error"] <= 1e-5 for row in rows)
+    r = affsr("project", d / "lr" / "text.png", d / "sr" / "text.png", "-o", d / "text.npy", "--operator", "bicubic", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["bits"] == 32 and json.loads(r.stdout)[0]["consistent"]  # by extension
     pic = read_image(d / "proj_float" / "text.tif")  # `affsr project` reads its own float files back, too
     r = affsr("project", d / "lr" / "text.png", d / "proj_float" / "text.tif", "-o", d / "again.tif", "--operator",
               "bicubic", "--json")
