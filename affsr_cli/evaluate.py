@@ -144,7 +144,7 @@ def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32",
     up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble)
     if configure is not None:
         configure(up)
-    return (lambda x, bits=8: up(x[0], bits=bits).saved()[None]), up.spec
+    return (lambda x, bits=8: up(x[0], bits=None if bits == 32 else bits).saved()[None]), up.spec  # 32: a float HR, ŷ float too
 
 
 # -- files -------------------------------------------------------------------------------------------

@@ -234,3 +234,19 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     assert calls == [("runs/a/ckpt.safetensors", "cpu", False), ("runs/a/ckpt.safetensors", "cpu", True)]
     doc = json.loads(js.read_text())
     assert doc["methods"] == ["ckpt", "ckpt ×8"] and doc["means"]["ckpt"]["psnr"] != doc["means"]["ckpt ×8"]["psnr"]
+
+
+def test_eval_takes_a_float_tiff_as_the_hr_image(tmp_path):
+    """A float32 TIFF (`affsr upscale --bits 32`) as y: the checkpoint's ŷ is kept float as well, so a
+    model scored on its own exact output reproduces it (was: 'bits must be 8, 16 or None')."""
+    from PIL import Image
+
+    Image.open(E.VALIDATION_SET / "coffee.png").convert("RGB").crop((0, 0, 48, 40)).save(tmp_path / "lr.png")
+    (tmp_path / "hr").mkdir()
+    up = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", tmp_path / "lr.png", "-o", tmp_path / "hr" / "y.tif",
+                         "--bits", "32"], capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    r = subprocess.run([sys.executable, "-m", "affsr_cli", "eval", "--hr", tmp_path / "hr", "-w", E.DEFAULT_NAME, "-m", "psnr",
+                        "--json", tmp_path / "e.json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["means"][E.DEFAULT_NAME]["psnr"] > 100
