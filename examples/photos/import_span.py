@@ -101,7 +101,7 @@ def state_dict(layers: list[dict], blobs: dict) -> tuple[dict[str, torch.Tensor]
     state: dict[str, torch.Tensor] = {}
     shuffle = [int(l["params"].get(0, 1)) for l in layers if l["type"] == "PixelShuffle"]
     muls = [float(l["params"][2]) for l in layers if l["type"] == "BinaryOp" and l["name"] == "/Mul"]
-    if shuffle != [shuffle[0]] * 1 or muls != [255.0]:
+    if len(shuffle) != 1 or muls != [255.0]:
         raise NcnnError("not the SPAN graph: one PixelShuffle and (x − mean)·255 expected")
     for name, entry in blobs.items():
         if "data" in entry:
