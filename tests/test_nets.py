@@ -6,6 +6,7 @@ import torch
 from affsr_cli.nets import discriminator as D
 from affsr_cli.nets import efficient as E
 from affsr_cli.nets import generator as G
+from affsr_cli.nets import span as S
 
 
 @pytest.mark.parametrize("preset", G.PRESETS)
@@ -84,18 +85,21 @@ def test_efficient_shapes_and_bilinear_start(preset, noise):
         E.EfficientGenerator(grid="hr")
 
 
-def test_efficient_cost_counts_every_convolution():
+@pytest.mark.parametrize("family", [E, S], ids=["efficient", "span"])
+def test_cost_counts_every_convolution(family):
     """cost() (the figures in --help and the README) against the convolutions a forward pass runs."""
-    for preset, kwargs in E.PRESETS.items():
-        net = E.EfficientGenerator(scale=4, **kwargs)
+    net_class = E.EfficientGenerator if family is E else S.SPAN
+    for preset, kwargs in family.PRESETS.items():
+        net = net_class(scale=4, **kwargs)
         flops = []
-        hooks = [m.register_forward_hook(lambda m, i, o: flops.append(2 * o.numel() * m.in_channels * 9))
+        hooks = [m.register_forward_hook(lambda m, i, o: flops.append(2 * o.numel() * m.in_channels * m.kernel_size[0] ** 2))
                  for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         with torch.no_grad():
             net(torch.rand(1, 3, 16, 16))
         for h in hooks:
             h.remove()
-        params, gflop_per_mp = E.cost(**kwargs)
+        params, gflop_per_mp = family.cost(**kwargs)
         assert params == sum(p.numel() for p in net.parameters())
         assert gflop_per_mp == pytest.approx(sum(flops) / (64 * 64) / 1e3)
     assert E.cost(**E.PRESETS["tiny"])[1] <= 10 and E.cost(**E.PRESETS["small"])[1] <= 40 and E.cost(**E.PRESETS["base"])[1] <= 150
+    assert S.cost(**S.PRESETS["span52"])[0] == 498_208  # the official ch52 x4 model's parameter count
