@@ -156,6 +156,10 @@ def upscale(
     strict: bool = typer.Option(False, "--strict", help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
                                 "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
                                 "without it: one warning line per such file (docs/promise.md)."),
+    invented_map: bool = typer.Option(False, "--invented-map", help="Also write NAME_invented.png beside each output: where "
+                                      "the network invented detail, the part (I − A⁺A)ŷ that the input does not determine "
+                                      "(scale in docs/invented.md), and print its share of the output's contrast energy; "
+                                      "with --samples N also NAME_spread.png, the samples' per-pixel spread."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array (input, output, lr_psnr, consistent, seconds, ...) instead of a table."),
 ):
     """Upscale images with a checkpoint; every saved file downsamples (A) to its input as exactly as its bit depth allows."""
@@ -172,7 +176,7 @@ def upscale(
         weights = str(default)
     note = lambda message: err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     opts = engine.Options(output, suffix, ext, bit_depth, overwrite, samples, seed, outscale, max_pixels, quality,
-                          _shard(shard), skip_existing, strict)
+                          _shard(shard), skip_existing, strict, invented_map)
     if skip_existing and overwrite:
         raise UserError("--skip-existing and --overwrite contradict each other")
     up = infer.Upscaler.load(weights, device, precision, None if tile == "auto" else int(tile), overlap, on_note=note,
@@ -197,12 +201,13 @@ def upscale(
     elif cb.results:
         table = Table(title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
                             f"tiles of {up.tile} LR px" + (", ×8 self-ensemble" if ensemble else ""))
-        for name in ("file", "size in → out", "LR-PSNR (dB)", "exact", "seconds"):
+        for name in ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",):
             table.add_column(name, justify="left" if name == "file" else "right")
         for r in cb.results:
             (w, h), (W, H) = r["size_in"], r["size_out"]
             psnr = "—" if r["lr_psnr"] is None else "∞" if r["lr_mse"] == 0 else f"{r['lr_psnr']:.2f}"
-            table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, _exact(r["consistent"]), f"{r['seconds']:.2f}")
+            share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
+            table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, _exact(r["consistent"]), *share, f"{r['seconds']:.2f}")
         out.print(table)
     if failed:
         err.print(f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False)

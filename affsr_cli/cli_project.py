@@ -28,6 +28,9 @@ def project(
     strict: bool = typer.Option(False, "--strict", help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
                                 "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
                                 "without it: one warning line per such file (docs/promise.md)."),
+    invented_map: bool = typer.Option(False, "--invented-map", help="Also write NAME_invented.png beside each output: what the "
+                                      "upscaler invented beyond its input, (I − A⁺A)ŷ (scale in docs/invented.md), and print "
+                                      "its share of the output's contrast energy."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
 ):
     """Make an upscaled image downsample exactly to its LR input (Π over the whole image, the saved-file
@@ -41,7 +44,7 @@ def project(
     family = operator.lower()
     OperatorSpec(scale or 4, kernel_size, sigma, boundary, family)  # check the options before any file is read
     opts = engine.Options(output, lambda s: OperatorSpec(s, kernel_size, sigma, boundary, family), scale, bit_depth, overwrite,
-                          strict)
+                          strict, invented_map)
     failures = []
 
     def on_error(name: str, message: str):
@@ -57,12 +60,13 @@ def project(
     elif results:
         spec = opts.operator(results[0]["scale"])
         table = Table(title=f"affsr project: A = {spec.describe()}")
-        for name in ("output", "LR-PSNR before (dB)", "after (dB)", "exact", "seconds"):
+        for name in ("output", "LR-PSNR before (dB)", "after (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",):
             table.add_column(name, justify="left" if name == "output" else "right")
         for r in results:
             cell = lambda v: "∞" if v is None else f"{v:.2f}"  # noqa: E731
+            share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
             table.add_row(r["output"], cell(r["lr_psnr_before"]), cell(r["lr_psnr_after"]), _exact(r["consistent"]),
-                          f"{r['seconds']:.2f}")
+                          *share, f"{r['seconds']:.2f}")
         out.print(table)
     if failures:
         err.print(f"affsr: error: {len(failures)} pair(s) failed, {len(results)} file(s) written", markup=False, highlight=False)

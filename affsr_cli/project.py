@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import consistency
+from . import consistency, invented
 from . import imageio_extra as X
 from .evaluate import pair_by_name
 from .images import WRITE_FORMATS, read_image
@@ -37,6 +37,7 @@ class Options:
     bits: int | None = None  # 8, 16 or 32 (float32: .tif or .npy, exact); default the SR file's
     overwrite: bool = False
     strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
+    invented_map: bool = False  # also write NAME_invented.png: what the SR image holds beyond its input (invented.py)
 
 
 def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: str) -> int:
@@ -62,10 +63,12 @@ def output_path(opts: Options, sr: Path, single: bool) -> Path:
 def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_warn=lambda name, message: None) -> dict:
     t0 = time.perf_counter()
     x, f = read_image(lr), read_image(sr)
-    if out.resolve() in (lr.resolve(), sr.resolve()):
-        raise ValueError(f"{out}: the output would replace an input")
-    if out.exists() and not opts.overwrite:
-        raise FileExistsError(str(out))
+    chart = out.with_name(f"{out.stem}_invented.png") if opts.invented_map else None
+    for path in (out, chart) if chart else (out,):
+        if path.resolve() in (lr.resolve(), sr.resolve()):
+            raise ValueError(f"{path}: the output would replace an input")
+        if path.exists() and not opts.overwrite:
+            raise FileExistsError(str(path))
     if x.pixels.shape[0] != f.pixels.shape[0]:
         raise ValueError(f"{name}: LR has {x.pixels.shape[0]} channel(s) and SR {f.pixels.shape[0]}")
     s = scale_of(tuple(x.pixels.shape[1:]), tuple(f.pixels.shape[1:]), opts.scale, name)
@@ -94,9 +97,18 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
         X.write_float(out, saved, overwrite=opts.overwrite)
     else:
         X.write_levels(out, saved, overwrite=opts.overwrite)
-    judged = consistency.verdict(X.read_stored(out), x.pixels, A, spec, bits, fit, lossy)  # read back, as upscale does
+    stored = X.read_stored(out)
+    judged = consistency.verdict(stored, x.pixels, A, spec, bits, fit, lossy)  # read back, as upscale does
     if judged.warning:
         on_warn(name, f"{out}: {judged.warning}")
+    extra = {}
+    if chart:  # (I − A⁺A)ŷ: Π keeps the SR image's null-space part (the box fit and rounding
+        # move it by about a level), so this is what its tool invented beyond x
+        y_hat = invented.as_float(stored[..., :x.pixels.shape[0]], bits)
+        part = invented.split(y_hat, A, pinv)
+        X.write_levels(chart, invented.invented_map(part), overwrite=opts.overwrite)
+        extra = {"invented_map": str(chart), "invented_share": round(invented.share(part, y_hat), 6),
+                 "invented_rms": round(invented.rms(part), 6)}
     after = judged.lr_psnr
     return {"lr": str(lr), "sr": str(sr), "output": str(out), "scale": s, "bits": bits,
             "lr_psnr_before": None if before == math.inf else round(before, 3),
@@ -104,7 +116,7 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
             "consistent": judged.consistent, "pillow_exact": None if judged.pillow is None else round(judged.pillow, 6),
             "warning": judged.warning, "infeasible": None if fit is None else fit.infeasible,
             "box_iterations": result.box_iterations, "pillow_passes": result.pillow_passes,
-            "seconds": round(time.perf_counter() - t0, 3)}
+            "seconds": round(time.perf_counter() - t0, 3), **extra}
 
 
 def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None], on_file=lambda done, total, name: None,

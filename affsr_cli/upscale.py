@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import imageio_extra as X
-from . import consistency, floattiff, infer
+from . import consistency, floattiff, infer, invented
 from .images import SUFFIXES, WRITE_FORMATS, check_output_size, read_image, walk_images
 from .weights import check_writable, make_folder
 
@@ -41,6 +41,7 @@ class Options:
     shard: tuple[int, int] | None = None  # (K, N): process only the K-th (0-based) of N balanced slices of the inputs
     skip_existing: bool = False  # inputs whose outputs all exist are skipped (a re-run after a failure finishes the rest)
     strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
+    invented_map: bool = False  # also write NAME_invented.png, the map of (I − A⁺A)ŷ (invented.py); N samples: NAME_spread.png
 
 
 @dataclass
@@ -202,13 +203,20 @@ def sample_paths(dst: Path, seeds: list[int] | None) -> list[Path]:
     return [dst.with_name(f"{dst.stem}_seed{s}{dst.suffix}") for s in seeds]
 
 
+def map_paths(dst: Path, paths: list[Path]) -> list[Path]:
+    """--invented-map: NAME_invented.png beside each output, and NAME_spread.png for several samples."""
+    maps = [p.with_name(f"{p.stem}_invented.png") for p in paths]
+    return maps + ([dst.with_name(f"{dst.stem}_spread.png")] if len(paths) > 1 else [])
+
+
 def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[dict]:
     """One input file -> one output per sample; returns result rows. Raises ValueError/OSError."""
     t0 = time.perf_counter()
     src = job.src
     seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
     paths = sample_paths(job.dst, seeds)  # final names (planned): a rerun skips without decoding anything
-    if opts.skip_existing and all(p.exists() for p in paths):
+    maps = map_paths(job.dst, paths) if opts.invented_map else []
+    if opts.skip_existing and all(p.exists() for p in paths + maps):
         cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
         return []
     pic = read_image(src, max_pixels=opts.max_pixels)
@@ -237,7 +245,9 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     if need > free:
         raise ValueError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
                          f"and {free / 2**30:.1f} GB are available")
-    for p in paths:  # weights.OutputExists without --overwrite; a link, device, long name ... before the work
+    for p in paths + maps:  # weights.OutputExists without --overwrite; a link, device, long name ... before the work
+        if p.resolve() == src.resolve():
+            raise ValueError(f"{src}: the output {p} would replace the input; give -o or --suffix")
         check_writable(p, opts.overwrite)
     consistent = opts.outscale is None or opts.outscale == s
     fit = None if bits == 32 and consistent else min(bits, 16)  # float32 files keep Π's exact values
@@ -246,7 +256,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     fits = icc if X.icc_fits(icc, c) else None
     if icc and not fits:
         cb.note(f"{src}: its ICC profile is not for {'RGB' if c == 3 else 'gray'} output; not carried over")
-    rows = []
+    rows, kept = [], []  # kept: each sample's ŷ as stored, for the spread map
     for path, seed in zip(paths, seeds or [None]):
         result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile)
         if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
@@ -270,17 +280,37 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         else:
             X.write_levels(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
         del saved
-        judged = None
+        judged, extra = None, {}
         if consistent:  # the file as stored, read back
-            judged = consistency.verdict(X.read_stored(path), pic.pixels, up.A, up.spec, bits, boxfit,
+            stored = X.read_stored(path)
+            judged = consistency.verdict(stored, pic.pixels, up.A, up.spec, bits, boxfit,
                                          fmt if fmt in X.LOSSY else None)
             if judged.warning:
                 cb.warn(str(src), f"{path}: {judged.warning}")
+            if opts.invented_map:
+                extra = write_invented(stored[..., :c], bits, up, maps[len(rows)], opts.overwrite)
+                if len(paths) > 1:
+                    kept.append(invented.as_float(stored[..., :c], bits))
         rows.append({"input": str(src), "output": str(path), **report(judged), "seconds": round(time.perf_counter() - t0, 3),
                      "size_in": [w, h], "size_out": [W, H], "bits": bits, "seed": seed,
-                     "box_iterations": boxfit.iterations, "infeasible": boxfit.infeasible if fit else None, "format": fmt})
+                     "box_iterations": boxfit.iterations, "infeasible": boxfit.infeasible if fit else None, "format": fmt,
+                     **extra})
         t0 = time.perf_counter()
+    if kept:  # the samples differ only in A's null space: their spread is what the input leaves open
+        picture, mean = invented.spread_map(kept)
+        X.write_levels(maps[-1], picture, overwrite=opts.overwrite)
+        for row in rows:
+            row.update(spread_map=str(maps[-1]), spread_mean=round(mean, 6))
     return rows
+
+
+def write_invented(stored: np.ndarray, bits: int, up: infer.Upscaler, path: Path, overwrite: bool) -> dict:
+    """The invented-detail map of one saved output (its values as read back) and its JSON fields."""
+    y_hat = invented.as_float(stored, bits)  # (C, H, W)
+    part = invented.split(y_hat, up.A, up.pinv)  # (I − A⁺A)ŷ
+    X.write_levels(path, invented.invented_map(part), overwrite=overwrite)
+    return {"invented_map": str(path), "invented_share": round(invented.share(part, y_hat), 6),
+            "invented_rms": round(invented.rms(part), 6)}
 
 
 def report(v: consistency.Verdict | None) -> dict:
@@ -305,6 +335,9 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
         raise ValueError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
     if opts.outscale is not None and not (0 < opts.outscale <= 64):
         raise ValueError(f"--outscale must be a positive factor up to 64, got {opts.outscale}")
+    if opts.invented_map and opts.outscale is not None and opts.outscale != up.scale:
+        raise ValueError("--invented-map and --outscale contradict each other: a resized file has no exact split into "
+                         "what the input determines and what was invented")
     if opts.strict and opts.outscale is not None and opts.outscale != up.scale:
         raise ValueError("--strict and --outscale contradict each other: a resized file does not downsample to its input")
     if opts.ext is not None:
