@@ -139,12 +139,27 @@ def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: i
 
 
 def start_from(run: Run, init: str):
-    """--init: the generator weights of another run (same network)."""
-    start = checkpoint.load_generator(init)
-    if start.config()["net"] != run.model.config()["net"]:
+    """--init: the generator weights of another run (same network). A deterministic network may start a
+    stochastic one (App. F, more --noise-channels): the weights that read z start at zero, so the run
+    begins from the given network exactly and learns to use z."""
+    try:  # a path, a run folder or a shipped name (affmse-x4)
+        start = checkpoint.load_generator(checkpoint.resolve_weights(init))
+    except ValueError as e:
+        raise TrainingError(f"--init: {e}") from None
+    theirs, ours = start.config()["net"], run.model.config()["net"]
+    nz = lambda net: net.get("kwargs", {}).get("noise_channels", 0)  # noqa: E731
+    same = lambda net: {**net, "kwargs": {**net.get("kwargs", {}), "noise_channels": 0}}  # noqa: E731
+    more = nz(ours) - nz(theirs)
+    if same(theirs) != same(ours) or more < 0:
         raise TrainingError(f"--init {init}: its network differs from this run's ({start.config()['net']})")
+    state = start.net.state_dict()
+    if more:  # the first layer's input channels: x's (and the start's z), then the new z channels at zero
+        mine = run.model.net.state_dict()
+        for key, value in state.items():
+            if value.dim() == 4 and mine[key].shape[1] == value.shape[1] + more and mine[key].shape[0] == value.shape[0]:
+                state[key] = torch.cat([value, value.new_zeros(value.shape[0], more, *value.shape[2:])], 1)
     for m in (run.model, run.ema_model):
-        m.net.load_state_dict(start.net.state_dict())
+        m.net.load_state_dict(state)
 
 
 def rng_states(run: Run, gather: bool = True) -> dict:
