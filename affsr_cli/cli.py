@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,22 +20,36 @@ from . import __version__
 from .terminal import SafeConsole, SafeTextColumn
 
 try:  # typer ≥ 0.24 carries its own copy of click
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoSuchOption
 except ImportError:  # pragma: no cover - older typer uses click itself
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException, NoSuchOption
+
+class _Commands(typer.core.TyperGroup):
+    """`affsr -h` lists each command with its first sentence whole (click cuts it at the width, mid-sentence)."""
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="affsr",
+    cls=_Commands,
     help="Super-resolution whose every output downsamples exactly to its input "
     "(Amortised MAP Inference for Image Super-resolution, Sønderby et al., ICLR 2017).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is plain text: "affsr[foreign]" and "[default: …]" are shown, not read as markup
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},  # inherited by every command
 )
 out = SafeConsole()  # strings are shown as text: never markup, control characters escaped (terminal.py)
 err = SafeConsole(stderr=True)
 OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
-                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); README \"The operator A\".")
+                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); docs/operators.md.")
 BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
                  "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil].")
 
@@ -119,8 +134,10 @@ def pinv(
 
 @app.command()
 def upscale(
-    inputs: list[str] = typer.Argument(..., metavar="INPUTS...", show_default=False,
-                                       help="Image files, folders (read recursively) or globs such as 'photos/**/*.jpg'."),
+    inputs: Optional[list[str]] = typer.Argument(None, metavar="INPUTS", show_default=False,
+                                                 help="Image files, folders (read recursively) or globs such as 'photos/**/*.jpg'."),
+    input_: Optional[list[str]] = typer.Option(None, "-i", "--input", metavar="PATH", show_default=False,
+                                               help="One more input (as Real-ESRGAN's -i); repeatable."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input) or folder (the input tree is "
                                           "kept under it) (default: beside each input, named with --suffix)."),
     suffix: Optional[str] = typer.Option(None, help="Added to each output's name (default: '_x4' beside the input, none under -o DIR)."),
@@ -129,7 +146,7 @@ def upscale(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", "--bits", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint: a path, a run folder (its generator.safetensors), "
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", "-n", help="Checkpoint: a path, a run folder (its generator.safetensors), "
                                           "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
                                           "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic; -w affgan-x4 for the AffGAN (sharper, more invented detail); -w affmse-x4-gaussian, "
                                           "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
@@ -139,13 +156,14 @@ def upscale(
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
-    tile: str = typer.Option("auto", help="LR tile side in pixels, or 'auto' (from free memory); tiles overlap and are blended."),
+    tile: str = typer.Option("auto", "-t", "--tile", help="LR tile side in pixels (8 or more; tiles overlap and are blended), "
+                             "0 for none (the whole image at once), or 'auto' (from free memory)."),
     overlap: Optional[int] = typer.Option(None, min=0, max=4096, help="LR pixels shared by neighbouring tiles (default: 2 × receptive radius + 8)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Average the network over the 8 flips and transposes of each "
                                   "input (×8 self-ensemble, 8× the time; gains in weights/README.md)."),
     samples: int = typer.Option(1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."),
     seed: int = typer.Option(0, min=0, max=2**63 - 1, help="Seed of the first sample; sample i uses seed + i (same seed, same files)."),
-    outscale: Optional[float] = typer.Option(None, help="Resize the result to this factor of the input at the end (bicubic); "
+    outscale: Optional[float] = typer.Option(None, "-s", "--outscale", help="Resize the result to this factor of the input at the end (bicubic); "
                                              "breaks exact consistency."),
     max_pixels: Optional[int] = typer.Option(None, min=1, help="Refuse inputs over this many pixels (default: Pillow's bomb limit, 89 Mpx)."),
     quality: int = typer.Option(95, min=1, max=100, help="JPEG quality (JPEG is lossy: its LR-PSNR is low)."),
@@ -167,7 +185,10 @@ def upscale(
     from . import upscale as engine
 
     if tile != "auto" and not tile.isdigit():
-        raise UserError(f"--tile must be a number of LR pixels or 'auto', got {tile!r}")
+        raise UserError(f"--tile must be a number of LR pixels, 0 (no tiling) or 'auto', got {tile!r}")
+    inputs = [*(inputs or []), *(input_ or [])]
+    if not inputs:
+        raise UserError("no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'")
     if weights is None:
         from .evaluate import DEFAULT_WEIGHTS as default
         if not default.is_file():
@@ -200,7 +221,7 @@ def upscale(
         print(json.dumps(cb.results + failures))
     elif cb.results:
         table = Table(title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
-                            f"tiles of {up.tile} LR px" + (", ×8 self-ensemble" if ensemble else ""))
+                            + (f"tiles of {up.tile} LR px" if up.tile else "no tiling") + (", ×8 self-ensemble" if ensemble else ""))
         for name in ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",):
             table.add_column(name, justify="left" if name == "file" else "right")
         for r in cb.results:
@@ -328,6 +349,44 @@ def _check_working_folder():
         _fail("the current folder no longer exists (deleted or moved away); cd to an existing folder and run again")
 
 
+# Options of other tools (Real-ESRGAN, its ncnn build, waifu2x, BasicSR) and near misses -> ours: (option, what to
+# write). A hint is given only where its option exists in the command at hand.
+OTHER_TOOLS = {
+    "--half": ("--precision", "--precision fp16"), "--fp16": ("--precision", "--precision fp16"),
+    "--bf16": ("--precision", "--precision bf16"), "--fp32": ("--precision", "--precision fp32"),
+    "--model": ("--weights", "--weights NAME|PATH"), "--model-name": ("--weights", "--weights NAME|PATH"),
+    "--model-path": ("--weights", "--weights NAME|PATH"), "--checkpoint": ("--weights", "--weights NAME|PATH"),
+    "--ckpt": ("--weights", "--weights NAME|PATH"), "-m": ("--weights", "--weights NAME|PATH (or -n)"),
+    "--gpu": ("--device", "--device cuda"), "--gpu-id": ("--device", "--device cuda:N"), "-g": ("--device", "--device cuda:N"),
+    "--cpu": ("--device", "--device cpu"),
+    "--tile-size": ("--tile", "--tile N"), "--tile-pad": ("--overlap", "--overlap N"), "--tta": ("--ensemble", "--ensemble"),
+    "-x": ("--ensemble", "--ensemble"), "--format": ("--ext", "--ext png|tif|webp|jpg|npy"), "-f": ("--ext", "--ext png|tif|webp|jpg|npy"),
+    "--output-dir": ("--output", "-o DIR"), "--outdir": ("--output", "-o DIR"),
+    "--scale": ("--outscale", "--outscale F (-s F) to resize the result; the network's own scale comes with --weights"),
+    "--outscale": ("--scale", "--scale N"), "--input": ("--hr", "--hr (ground truth), --sr or --lr"),
+}
+
+
+def _option_hint(e: NoSuchOption) -> str:
+    """One line for an unknown option: the option of ours that does what another tool's does (--half ->
+    --precision fp16, --model -> --weights), else the closest of this command's own (a typo)."""
+    import difflib
+
+    given = e.option_name.split("=", 1)[0]
+    ctx = getattr(e, "ctx", None)
+    names = [n for p in (ctx.command.get_params(ctx) if ctx is not None else []) for n in (*p.opts, *p.secondary_opts)
+             if n.startswith("-")]
+    where = f"affsr {ctx.info_name}" if ctx is not None and ctx.parent is not None else "affsr"
+    normal = given.replace("_", "-").lower()  # --skip_existing, --Tile
+    target, write = OTHER_TOOLS.get(normal, (None, None))
+    if target in names:
+        return f"no such option {given}; {where} uses {write}"
+    if normal in names:
+        return f"no such option {given}; did you mean {normal}?"
+    close = difflib.get_close_matches(normal, [n for n in names if n.startswith("--")], n=1, cutoff=0.75)
+    return f"no such option {given}" + (f"; did you mean {close[0]}?" if close else "")
+
+
 def main():
     _tolerant_streams()
     _check_working_folder()
@@ -340,7 +399,8 @@ def main():
             sys.exit(e.exit_code)
         ctx = getattr(e, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        _fail(e.format_message().replace("\n", " ") + hint, e.exit_code)
+        message = _option_hint(e) if isinstance(e, NoSuchOption) else e.format_message().replace("\n", " ")
+        _fail(message + hint, e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _interrupted()
     except FileExistsError as e:

@@ -223,9 +223,9 @@ class Upscaler:
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
             raise ValueError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
         self.overlap = 2 * self.radius + 8 if overlap is None else overlap
-        if tile is not None and tile < 8:
-            raise ValueError(f"tile size must be at least 8 LR pixels, got {tile}")
-        self.tile = tile or self._auto_tile()
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or (tile != 0 and tile < 8)):
+            raise ValueError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
+        self.tile = self._auto_tile() if tile is None else tile  # LR side of a tile; 0: the whole image in one
         self.foreign = getattr(model, "architecture", None)  # the spandrel architecture's name, or None (ours)
         if self.foreign:
             self.note(f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
@@ -308,12 +308,14 @@ class Upscaler:
                 f = self._ensemble(inp, z, on_tile) if self.ensemble else self._tiled(inp, z, on_tile)
                 break
             except Exception as e:
-                if not is_out_of_memory(e) or self.tile <= 16:
+                side = self.tile or max(h, w)  # no tiling (0): the whole image was one tile
+                if not is_out_of_memory(e) or side <= 16:
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                self.note(f"out of memory with {self.tile}-pixel tiles; retrying with {self.tile // 2}")
-                self.tile //= 2
+                self.note(f"out of memory with {f'{self.tile}-pixel tiles' if self.tile else 'the whole image at once'}; "
+                          f"retrying with tiles of {side // 2}")
+                self.tile = side // 2
         if self.channels == c:
             return f[0]
         return f[:, 0] if self.channels == 1 else f[0].mean(0, keepdim=True)
@@ -340,7 +342,8 @@ class Upscaler:
         s, g = self.scale, self.scale if self.grid == "hr" else 1
         B, h, w = inp.shape[0], inp.shape[2] // g, inp.shape[3] // g  # LR size
         align = getattr(self.net, "align", 1)
-        rows, cols = tile_spans(h, self.tile, self.overlap, align), tile_spans(w, self.tile, self.overlap, align)
+        tile = self.tile or max(h, w)  # 0: one tile, the whole image
+        rows, cols = tile_spans(h, tile, self.overlap, align), tile_spans(w, tile, self.overlap, align)
         if len(rows) == len(cols) == 1:
             out = self._forward(inp, z)
             if on_tile:

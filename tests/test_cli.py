@@ -103,3 +103,58 @@ def test_library_warnings_are_one_line_of_ours(tmp_path):
             "warnings.warn('Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\\n  more', UserWarning)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\n", r.stderr
+
+
+def _commands():
+    """The click commands behind `affsr` (the root and every subcommand), as --help renders them."""
+    import typer
+
+    from affsr_cli.cli import app
+
+    root = typer.main.get_command(app)
+    return [((), root)] + [((name,), cmd) for name, cmd in root.commands.items()]
+
+
+@pytest.mark.parametrize("path, command", _commands(), ids=lambda v: " ".join(v) or "affsr" if isinstance(v, tuple) else "")
+def test_help_shows_every_help_text_whole_and_h_is_help(path, command):
+    """Help is plain text, not rich markup: '[default: …]', 'affsr[foreign]' were swallowed as markup tags
+    ('needs --operator and affsr)', '… or circular .'). Every option's help from the source appears whole in
+    --help (whitespace aside: the text is rewrapped), and -h prints the same page."""
+    r = affsr(*path, "--help")
+    assert r.returncode == 0, r.stderr
+    page = "".join(r.stdout.split())
+    texts = [p.help for p in command.params if getattr(p, "help", None)] + [command.help.split("\n\n")[0]]
+    for text in texts:
+        assert "".join(text.split()) in page, f"affsr {' '.join(path)} --help lost part of: {text}"
+    short = affsr(*path, "-h")
+    assert short.returncode == 0 and short.stdout == r.stdout
+
+
+def test_bracketed_help_survives():
+    page = " ".join(affsr("upscale", "--help").stdout.split())
+    assert "affsr[foreign]" in page and "or circular [default: symmetric for gaussian, else pil]" in page
+    assert "[default: each checkpoint's own" in " ".join(affsr("eval", "--help").stdout.split())
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["upscale", "a.png", "--half"], "no such option --half; affsr upscale uses --precision fp16"),
+    (["upscale", "a.png", "--fp16"], "uses --precision fp16"),
+    (["upscale", "a.png", "--model", "m"], "no such option --model; affsr upscale uses --weights"),
+    (["upscale", "a.png", "--model_name", "m"], "uses --weights"),
+    (["upscale", "a.png", "--scale", "2"], "uses --outscale"),
+    (["eval", "--outscale", "2"], "no such option --outscale; affsr eval uses --scale"),
+    (["project", "a", "b", "--outscale", "2"], "uses --scale"),
+    (["upscale", "a.png", "--tile-size", "64"], "uses --tile"),
+    (["upscale", "a.png", "--tta"], "uses --ensemble"),
+    (["upscale", "a.png", "--ovrwrite"], "no such option --ovrwrite; did you mean --overwrite?"),
+    (["upscale", "a.png", "--skip_existing"], "did you mean --skip-existing?"),
+    (["eval", "--per-imag"], "did you mean --per-image?"),
+    (["upscale", "a.png", "--zzz"], "no such option --zzz (see '"),
+])
+def test_unknown_options_point_at_ours(args, hint):
+    """One line: another tool's option (Real-ESRGAN's --half, --model_name, --tile_size) named by ours, a typo
+    by the closest of the command's own options; click's 'Possible options: …' list is not shown."""
+    r = affsr(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and hint in lines[0] and "Possible options" not in lines[0], r.stderr

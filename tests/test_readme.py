@@ -138,7 +138,9 @@ def help_text(*args: str) -> str:
 
 @functools.cache
 def subcommands() -> set[str]:
-    return {m.group(1) for m in re.finditer(r"^│ ([a-z][a-z-]*)\s{2,}\S", help_text(), re.M)}
+    text = help_text()
+    commands = text.partition("Commands:")[2] or text  # plain click help (or rich panels: "│ name  help")
+    return {m.group(1) for m in re.finditer(r"^(?:│ |  )([a-z][a-z-]*)\s{2,}\S", commands, re.M)}
 
 
 @functools.cache

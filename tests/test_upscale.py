@@ -114,6 +114,34 @@ def test_tiled_equals_untiled(grid, noise):
     assert 1e-5 < (rough - whole).abs().max() < 0.5
 
 
+def test_tile_0_is_the_whole_image_at_once():
+    """--tile 0 (Real-ESRGAN's 'no tile'): one tile whatever the size; out of memory falls back to halves."""
+    m = model()
+    x = photo(box=(90, 60, 150, 100))  # LR 60×40
+    seen = []
+    whole = infer.Upscaler(m, "cpu", tile=0)
+    assert whole.tile == 0
+    f = whole.network(x, on_tile=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 1)]
+    assert (f - infer.Upscaler(m, "cpu", tile=32).network(x)).abs().max() <= 1e-5
+    for bad in (4, -1, 7.5, True):
+        with pytest.raises(ValueError, match="0 \\(no tiling"):
+            infer.Upscaler(m, "cpu", tile=bad)
+    notes = []
+    up = infer.Upscaler(m, "cpu", tile=0, on_note=notes.append)
+    net = up.net
+
+    class Greedy(torch.nn.Module):  # runs out of memory on inputs over 40 pixels a side
+        def forward(self, inp, z=None):
+            if max(inp.shape[-2:]) > 40:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return net(inp, z)
+
+    up.net = Greedy()
+    assert (up.network(x) - f).abs().max() <= 1e-5
+    assert up.tile == 30 and "out of memory with the whole image at once; retrying with tiles of 30" in notes
+
+
 def test_out_of_memory_in_a_tile_retries_with_smaller_tiles():
     m = model()
     x = photo(box=(90, 60, 150, 100))  # LR 60×40

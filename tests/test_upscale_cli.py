@@ -54,6 +54,28 @@ def ckpt(tmp_path_factory):
     return d
 
 
+def test_short_flags_of_realesrgan_and_ncnn(ckpt, tmp_path):
+    """-i (repeatable, beside INPUTS), -o, -n (= -w), -s (--outscale), -t (--tile; 0 = no tiling): the
+    same file as the long options; no input at all is one line."""
+    natural().save(tmp_path / "a.png")
+    natural("coffee").save(tmp_path / "b.png")
+    w = ckpt / "rgb.safetensors"
+    r = affsr(tmp_path / "a.png", "--weights", w, "--outscale", "4", "--tile", "auto", "-o", tmp_path / "long.png")
+    assert r.returncode == 0, r.stderr
+    r = affsr("-i", tmp_path / "a.png", "-n", w, "-s", "4", "-t", "0", "-o", tmp_path / "short.png")
+    assert r.returncode == 0 and "no tiling" in r.stdout, r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "long.png")), np.asarray(Image.open(tmp_path / "short.png")))
+    r = affsr(tmp_path / "a.png", "-i", tmp_path / "b.png", "-n", w, "-s", "2", "-o", tmp_path / "out", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(Path(row["output"]).name for row in json.loads(r.stdout)) == ["a.png", "b.png"]
+    assert Image.open(tmp_path / "out" / "b.png").size == (48, 40)  # -s 2: twice the 24×20 input
+    r = affsr("-n", w)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "affsr: error: no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'"]
+    r = affsr(tmp_path / "a.png", "-n", w, "-t", "4")
+    assert r.returncode == 2 and "tile size must be 0 (no tiling" in r.stderr
+
+
 def test_every_format_in_a_folder(ckpt, tmp_path):
     src = tmp_path / "in"
     (src / "sub" / "deeper").mkdir(parents=True)
