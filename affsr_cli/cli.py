@@ -215,7 +215,8 @@ def upscale(
         tiles = bar.add_task("tiles", total=None, info="")
         cb = engine.Callbacks(note=note, error=on_error, warn=lambda source, message: _warn(message),
                               file=lambda done, total, name: bar.update(files, completed=done, total=total, info=name),
-                              tile=lambda done, total: bar.update(tiles, completed=done, total=total, info=""))
+                              tile=lambda done, total: bar.update(tiles, description="tiles", completed=done, total=total),
+                              stage=lambda name, done, total: bar.update(tiles, description=name, completed=done, total=total))
         failed = engine.run(up, inputs, opts, cb)
     if as_json:
         print(json.dumps(cb.results + failures))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -69,7 +70,8 @@ class BoxFit:
 
 @torch.no_grad()
 def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
-        max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> BoxFit:
+        max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None,
+        on_step: Callable[[int, int], None] | None = None) -> BoxFit:
     """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1], the image in [0, 1] whose A is
     closest to x (docs/promise.md):
 
@@ -89,17 +91,24 @@ def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: i
 
     At most `max_iter` iterations in all (MAX_ITER: 24 for 8 bits, 60 for 16). bits=None: Π_x only,
     unclipped (float outputs keep exact consistency). Runs on `device` channel group by channel group;
-    y stays where it is."""
+    y stays where it is. on_step(done, total): progress in iterations, total the most there can be."""
     result = BoxFit()
-    for ch in _chunks(y.shape[0], y.shape[1] * y.shape[2]):
+    chunks = _chunks(y.shape[0], y.shape[1] * y.shape[2])
+    cap = max_iter or MAX_ITER[8 if (bits or 8) <= 8 else 16]
+    total, done = (cap if bits is not None else 1) * len(chunks), 0
+    for i, ch in enumerate(chunks):
         yc, xc = y[ch].to(device), x[ch].to(device)
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
             project(yc, xc, A, pinv, inplace=True)  # Π_x
             if bits is not None:
-                cap = max_iter or MAX_ITER[8 if bits <= 8 else 16]
-                result.add(_fit_box(yc, xc, A, pinv, bits, cap, max_error), yc.shape[0] / y.shape[0])
+                def tick(k: int, base=i * cap):
+                    if on_step:
+                        on_step(base + k, total)
+                result.add(_fit_box(yc, xc, A, pinv, bits, cap, max_error, tick), yc.shape[0] / y.shape[0])
         if yc.data_ptr() != y[ch].data_ptr():
             y[ch] = yc.cpu()
+        if on_step:
+            on_step((i + 1) * total // len(chunks), total)
     return result
 
 
@@ -110,13 +119,13 @@ def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bit
 
 
 def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int,
-             max_error: float | None) -> BoxFit:
+             max_error: float | None, tick: Callable[[int], None] = lambda k: None) -> BoxFit:
     """The two stages of `fit` on one channel group yc (C, H, W), consistent with xc, in place."""
     lo, hi = torch.aminmax(yc)
     if lo >= 0 and hi <= 1:
         return BoxFit()
     target = 10 ** -((20 * math.log10(2**bits - 1) + 16) / 10)  # LR-MSE
-    stage1 = _Fista(yc, xc, A, pinv, target, max_error, certify=True)
+    stage1 = _Fista(yc, xc, A, pinv, target, max_error, certify=True, tick=tick)
     # once infeasibility is proven, stage 1 hands over at half the iterations, unless stage 2 would guard
     # almost nothing (noise): then going on without a restart of the momentum gains more
     guards = []
@@ -128,7 +137,7 @@ def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, 
         return out
     guard = guards[-1] if stage1.handed_over else _Guard(xc, stage1.a_cur, A.spec)
     if guard.share:
-        stage2 = _Fista(yc, xc, A, pinv, target, max_error)
+        stage2 = _Fista(yc, xc, A, pinv, target, max_error, tick=lambda k: tick(stage1.iterations + k))
         stage2.run(left, guard)
         out.iterations += stage2.iterations
         out.reached = stage2.reached
@@ -143,8 +152,9 @@ class _Fista:
     z the momentum point and v = A⁺(x − Az) (minus the gradient), c = (AAᵀ)⁻¹(x − Az) has Aᵀc = v and
     ⟨c, x⟩ = ⟨v, z⟩ + ‖v‖², so the gap ⟨c, x⟩ − Σ max(v, 0) costs three sums."""
 
-    def __init__(self, yc, xc, A, pinv, target: float, max_error: float | None, certify: bool = False):
-        self.yc, self.xc, self.A, self.pinv = yc, xc, A, pinv
+    def __init__(self, yc, xc, A, pinv, target: float, max_error: float | None, certify: bool = False,
+                 tick: Callable[[int], None] = lambda k: None):
+        self.yc, self.xc, self.A, self.pinv, self.tick = yc, xc, A, pinv, tick
         self.target, self.max_error, self.certify = target, max_error, certify
         self.iterations, self.reached, self.proven, self.a_cur, self.handed_over = 0, False, False, None, False
 
@@ -189,6 +199,7 @@ class _Fista:
             a_z = A(z)
             prev, a_prev, cur, a_cur, t = cur, a_cur, z, a_z, t_next
             self.iterations = k + 1
+            self.tick(self.iterations)
             self.reached, mse = self.good(a_z)
             history.append(mse)
             if self.reached or (len(history) > 3 and mse > STALL * history[-4]):
@@ -331,7 +342,8 @@ def _redo_tiles(got: np.ndarray, images: list, rows: np.ndarray, cols: np.ndarra
         got[i0:i1, j0:j1] = pillow_resize(images, (i1 - i0, j1 - j0), spec.family, (s * j0, s * i0, s * j1, s * i1))
 
 
-def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PILLOW_PASSES) -> int:
+def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PILLOW_PASSES,
+                 on_pass: Callable[[int, int], None] = lambda done, total: None) -> int:
     """In place: nudge the 8-bit levels (H, W, C) until Pillow's own 8-bit resize gives the 8-bit x
     (C, h, w) back, LR pixel for LR pixel. Pillow rounds and clips to [0, 255] between its horizontal
     and vertical passes, which A (in floating point) does not: near black and white edges that moves
@@ -361,6 +373,7 @@ def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PI
 
     got, tiled, stale = whole(), True, False  # stale: got holds tiles redone since the last whole resize
     for p in range(max_passes):
+        on_pass(p, max_passes)
         diff = want - got
         i, j, c = np.nonzero(diff)
         if not len(i) and stale:

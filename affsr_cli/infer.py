@@ -36,6 +36,7 @@ CPU_TILE_BUDGET = 1 << 30  # bytes of activations per tile on the CPU (tile="aut
 MAX_TILE = 1024  # LR pixels per side
 DIHEDRAL = [(t, f) for t in (False, True) for f in ((), (-1,), (-2,), (-2, -1))]  # (transpose, flipped dims)
 Note = Callable[[str], None]
+Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -166,17 +167,22 @@ class Output:
 
 
 def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.Module, pinv: nn.Module,
-                    bits: int | None = 8, rounding: bool = True, device: torch.device | str = "cpu") -> Output:
+                    bits: int | None = 8, rounding: bool = True, device: torch.device | str = "cpu",
+                    on_stage: Stage | None = None) -> Output:
     """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
     tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
     the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
     only when the box fit reached its target: where no image in [0, 1] downsamples to x, Pillow's
-    resize cannot give x back either, and the match would only spend its passes."""
+    resize cannot give x back either, and the match would only spend its passes. on_stage(name, done,
+    total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes)."""
+    stage = on_stage or (lambda name, done, total: None)
     pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
     fitted = consistency.fit(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
-                             max_error=consistency.MAX_FIT_ERROR if pillow else None)
+                             max_error=consistency.MAX_FIT_ERROR if pillow else None,
+                             on_step=lambda done, total: stage("fit", done, total))
     levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
-    passes = consistency.match_pillow(levels, x, spec) if pillow and fitted.reached else 0
+    passes = consistency.match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total)) \
+        if pillow and fitted.reached else 0
     return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)
 
 
@@ -270,7 +276,7 @@ class Upscaler:
         return torch.randn(batch, self.noise_channels, g * h, g * w, generator=gen)
 
     def __call__(self, x: torch.Tensor, *, bits: int | None = 8, seed: int = 0, rounding: bool = True,
-                 on_tile: Callable[[int, int], None] | None = None) -> Output:
+                 on_tile: Callable[[int, int], None] | None = None, on_stage: Stage | None = None) -> Output:
         """x (C, h, w) in [0, 1] -> the saved image: f on tiles, one Π_x over the whole image (so Aŷ = x
         never depends on the tiling), the box fit into [0, 1] and, when `rounding`, error-fed rounding to
         `bits` (8 or 16); 8-bit inputs under one of Pillow's operators are then nudged until Pillow's own
@@ -278,7 +284,7 @@ class Upscaler:
         if bits not in (None, 8, 16):
             raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
-        return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device)
+        return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device, on_stage)
 
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
         """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""

@@ -49,6 +49,7 @@ class Callbacks:
     note: Callable[[str], None] = lambda message: None
     file: Callable[[int, int, str], None] = lambda done, total, name: None
     tile: Callable[[int, int], None] = lambda done, total: None
+    stage: Callable[[str, int, int], None] = lambda name, done, total: None  # after the network: fit, Pillow match, check
     error: Callable[[str, str], None] = lambda source, message: None
     warn: Callable[[str, str], None] = lambda source, message: None  # a file written that misses the promise
     results: list = field(default_factory=list)
@@ -258,7 +259,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         cb.note(f"{src}: its ICC profile is not for {'RGB' if c == 3 else 'gray'} output; not carried over")
     rows, kept = [], []  # kept: each sample's ŷ as stored, for the spread map
     for path, seed in zip(paths, seeds or [None]):
-        result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile)
+        result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile, on_stage=cb.stage)
         if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
             saved = result.levels if alpha is None else np.concatenate([result.levels, consistency.round_shaped(alpha, bits)], 2)
         else:
@@ -282,6 +283,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         del saved
         judged, extra = None, {}
         if consistent:  # the file as stored, read back
+            cb.stage("checking", 0, 1)
             stored = X.read_stored(path)
             judged = consistency.verdict(stored, pic.pixels, up.A, up.spec, bits, boxfit,
                                          fmt if fmt in X.LOSSY else None)
