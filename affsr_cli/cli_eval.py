@@ -54,6 +54,9 @@ def eval_(
     device: str = typer.Option("cpu", help="Device for checkpoints (cpu, cuda, ...)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Also evaluate each checkpoint with the ×8 self-ensemble "
                                   "(upscale --ensemble), in a column NAME ×8."),
+    as_trained: bool = typer.Option(False, "--as-trained", help="Checkpoints trained without the projection layer (mse, "
+                                    "softmse, gan, softgan, ...) are measured on their own output f(x), clipped and rounded, "
+                                    "not through Π as upscale saves them (the comparison of the paper's Table 2)."),
     data: Optional[str] = typer.Option(None, "--data", help="swissroll: the paper's 2-D toy; reports H[q, p] and ℓMSE(x, Aŷ) "
                                        "of --weights (run folders or files) and of --method map."),
     method: Optional[str] = typer.Option(None, "--method", help="With --data swissroll: map, the brute-force MAP estimate along each line Aŷ = x."),
@@ -125,7 +128,7 @@ def eval_(
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble)
+        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
     _eval_tables(res, hr or sr, per_image)
@@ -164,7 +167,8 @@ def _data_range(text: str) -> float | None:
     return value
 
 
-def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str, ensemble: bool = False) -> dict:
+def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str, ensemble: bool = False,
+               as_trained: bool = False) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
     where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
     given, then the baselines with `spec` or the first checkpoint's A."""
@@ -186,7 +190,8 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
             upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
                 w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
                 configure=None if a_options is None else lambda up, w=w: configure(up, w),
-                operator=a_options[1] if a_options else None, boundary=a_options[2] if a_options else None, ensemble=ens)
+                operator=a_options[1] if a_options else None, boundary=a_options[2] if a_options else None, ensemble=ens,
+                as_trained=as_trained)
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec or OperatorSpec()
     for b in baselines:
         upscalers[b] = (E.baseline(b, bspec), bspec)

@@ -133,17 +133,27 @@ def baseline(name: str, spec: OperatorSpec) -> Upscale:
 
 def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None,
                         configure: Callable | None = None, operator: str | None = None,
-                        boundary: str | None = None, ensemble: bool = False) -> tuple[Upscale, OperatorSpec]:
+                        boundary: str | None = None, ensemble: bool = False, as_trained: bool = False) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     `configure(upscaler)` may change it first (e.g. `set_operator`, as `--operator` does); another
     tool's network gets A from `operator` and `boundary` (required: its file does not name one);
-    `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler)."""
+    `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler). `as_trained`: a checkpoint
+    trained without the projection layer (soft or no constraint) is measured on its own f(x), clipped to
+    [0, 1] and rounded to the bit depth (float for 32), not through Π (the paper's Table 2 compares so)."""
     from .infer import Upscaler
 
     up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble)
     if configure is not None:
         configure(up)
+    if as_trained and up.constraint not in (None, "aff"):
+        def raw(x: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
+            f = up.network(x[0]).double()  # (C, sH, sW) f(x), no Π
+            if bits in (None, 32):
+                return f[None]
+            levels = 2**bits - 1
+            return (f.clamp(0, 1) * levels).round()[None] / levels
+        return raw, up.spec
     return (lambda x, bits=8: up(x[0], bits=None if bits == 32 else bits).saved()[None]), up.spec  # 32: a float HR, ŷ float too
 
 

@@ -233,6 +233,7 @@ class Upscaler:
             raise ValueError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
         self.tile = self._auto_tile() if tile is None else tile  # LR side of a tile; 0: the whole image in one
         self.foreign = getattr(model, "architecture", None)  # the spandrel architecture's name, or None (ours)
+        self.constraint = None if self.foreign else model.constraint.name  # what training put around f: aff, soft, none
         if self.foreign:
             self.note(f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
                       f"with {self.spec.describe()}")
