@@ -91,14 +91,47 @@ def kde_centres(seed: int = 0, n: int = KDE_SAMPLES) -> torch.Tensor:
     return sample(n, torch.Generator().manual_seed(10_000 + seed), sigma2=0.0, dtype=torch.float64)
 
 
-def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 16) -> torch.Tensor:
-    """log p̂(points) (N,) for an isotropic Gaussian KDE with standard deviation h per axis. `chunk`
-    points at a time: 16 × 50,000 float64 temporaries (6.4 MB) stay under glibc's mmap threshold and
-    are reused; 512 at a time took 3× as long here, most of it in page faults. Same result either way."""
+def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 16,
+            cell: float = 0.5) -> torch.Tensor:
+    """log p̂(points) (N,) for an isotropic Gaussian KDE with standard deviation h per axis.
+
+    Exact to float64 rounding, without summing every centre for every point: the centres are binned
+    into square cells of side `cell`, the points sorted by cell and taken `chunk` at a time, and a
+    cell is summed for a chunk unless for every point q in it the cell lies so far that its centres
+    weigh less than e^-37 (≈ float64's ε) of the nearest-centre term all together:
+    d²(q, cell's box) > d²(q, a centre) + 2h²(log M + 37), M the number of centres. An estimate of
+    the nearest centre's distance comes from one centre per cell. On the roll with 2,000 points and
+    50,000 centres this sums about a fifth of the centres per point (≈ 5× faster); the numbers are
+    those of the full sum to ~1e-15 (summation order). 16 points at a time: with the full sum,
+    16 × 50,000 float64 temporaries stay under glibc's mmap threshold (512 took 3× as long)."""
     points = points.to(torch.float64)
+    centres = centres.to(torch.float64)
     norm = math.log(len(centres)) + math.log(2 * math.pi * h * h)
-    out = [torch.logsumexp(-torch.cdist(p, centres).square() / (2 * h * h), 1) - norm for p in points.split(chunk)]
-    return torch.cat(out)
+    thr = 2 * h * h * (math.log(len(centres)) + 37.0)
+    lo = centres.min(0).values  # (2,)
+    ij = ((centres - lo) / cell).floor().long()  # (M, 2) cell of each centre
+    ny = int(ij[:, 1].max()) + 1
+    key, order = (ij[:, 0] * ny + ij[:, 1]).sort()
+    centres = centres[order]
+    cells, cell_of = torch.unique_consecutive(key, return_inverse=True)  # (C,), (M,) cell index of each sorted centre
+    C = len(cells)
+    box_lo = torch.full((C, 2), math.inf, dtype=torch.float64).scatter_reduce(
+        0, cell_of[:, None].expand(-1, 2), centres, "amin")  # (C, 2) each cell's centres' bounding box
+    box_hi = torch.full((C, 2), -math.inf, dtype=torch.float64).scatter_reduce(
+        0, cell_of[:, None].expand(-1, 2), centres, "amax")
+    first = torch.searchsorted(key, cells)  # (C,) one centre of each cell
+    reps = centres[first]  # (C, 2)
+    pij = ((points - lo) / cell).floor().long()
+    porder = (pij[:, 0] * ny + pij[:, 1]).argsort()  # points of a chunk near one another
+    out = torch.empty(len(points), dtype=torch.float64)
+    for idx in porder.split(chunk):
+        p = points[idx]  # (n, 2)
+        near = torch.cdist(p, reps).square().min(1).values  # (n,) ≥ squared distance to the nearest centre
+        gap = (box_lo[None] - p[:, None]).clamp(min=0) + (p[:, None] - box_hi[None]).clamp(min=0)  # (n, C, 2)
+        keep = (gap.square().sum(-1) <= near[:, None] + thr).any(0)  # (C,) cells that may matter
+        sub = centres[keep[cell_of]]  # (m, 2)
+        out[idx] = torch.logsumexp(-torch.cdist(p, sub).square() / (2 * h * h), 1) - norm
+    return out
 
 
 def cross_entropy(y_hat: torch.Tensor, centres: torch.Tensor) -> float:

@@ -143,6 +143,21 @@ def test_swissroll_kde_cross_entropy_and_map():
     assert r["lr_mse"] < 1e-20 and 2.0 < r["cross_entropy"] < 3.5
 
 
+def test_swissroll_log_kde_equals_the_sum_over_every_centre():
+    """log_kde skips far cells of centres: its values are those of the plain sum over all of them, on the
+    roll, between arms, at the rim and far off it (where the nearest centre is many cells away)."""
+    centres = swissroll.kde_centres(3, n=5_000)
+    g = torch.Generator().manual_seed(2)
+    points = torch.cat([swissroll.sample(300, g, dtype=torch.float64),  # on the roll, noisy
+                        torch.rand(300, 2, generator=g, dtype=torch.float64) * 24 - 12,  # between arms and beyond
+                        torch.randn(20, 2, generator=g, dtype=torch.float64) * 200])  # far off: 10⁴–10⁶ nats
+    h = swissroll.KDE_BANDWIDTH
+    full = torch.logsumexp(-torch.cdist(points, centres).square() / (2 * h * h), 1) \
+        - math.log(len(centres)) - math.log(2 * math.pi * h * h)
+    fast = swissroll.log_kde(points, centres)
+    assert torch.allclose(fast, full, rtol=1e-13, atol=1e-12)
+
+
 @pytest.mark.parametrize("method", ["affgan", "softgan", "affdg", "mse"])
 def test_swissroll_methods(tmp_path, method):
     rec_steps = []
