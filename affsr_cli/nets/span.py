@@ -72,7 +72,9 @@ class SPAN(nn.Module):
         if self.noise_channels:
             if z is None:
                 z = torch.randn(x.shape[0], self.noise_channels, *x.shape[-2:], device=x.device, dtype=x.dtype)
-            x = torch.cat([x, z], 1)  # (B, C + nz, h, w)
+            # z at the scale of the normalised x (×255): with Adam's steps of about lr on every weight, z's
+            # weights then move f as much as x's do (at ×1 a 300-step run left the samples 2 levels apart)
+            x = torch.cat([x, z * IMG_RANGE], 1)  # (B, C + nz, h, w)
         f0 = self.head(x)  # (B, F, h, w)
         f1, _ = self.blocks[0](f0)
         u = f1
