@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -127,15 +128,15 @@ def resolve_weights(name: str) -> Path:
     return shipped
 
 
-HUB_PROBE_SECONDS = 3.0  # one quick connection attempt before a download (huggingface_hub retried for 28-41 s)
+HUB_PROBE_SECONDS = 3.0  # one quick request before a download (huggingface_hub retried for 23-41 s without a network)
 
 
 def _from_hub(name: str, repo: str, file: str) -> Path:
-    """hf://owner/repo/file: the local cache first (no network), then, after one quick check that the Hub can be
-    reached, a download; without a network that is one line within seconds, saying how to stay offline."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, hf_hub_download
+    """hf://owner/repo/file: the local cache first (no network), then one quick request for the file's
+    metadata (huggingface_hub's own, so HF_ENDPOINT, proxies and tokens apply; no retries), then the
+    download. Without a network, through a proxy that does not answer too, that is one line within
+    seconds, saying how to pre-download or stay offline (huggingface_hub's download retried for ~26 s)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     from huggingface_hub.utils import logging as hub_logging
 
@@ -143,24 +144,25 @@ def _from_hub(name: str, repo: str, file: str) -> Path:
         return Path(hf_hub_download(repo, file, local_files_only=True))
     except (LocalEntryNotFoundError, OSError):
         pass
+    offline = (f"download it where there is a network (hf download {repo} {file}, into the cache under HF_HOME), "
+               "or set HF_HUB_OFFLINE=1 to use the cache only")
     if constants.HF_HUB_OFFLINE:
         raise ValueError(f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE "
                          "is set")
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
-    if not proxied:  # through a proxy the Hub is not ours to reach directly: its own request decides
-        import socket
-
-        try:
-            socket.create_connection((host, urlparse(constants.ENDPOINT).port or 443), HUB_PROBE_SECONDS).close()
-        except OSError as e:
-            why = f"no answer in {HUB_PROBE_SECONDS:g} s" if isinstance(e, socket.timeout) else (e.strerror or type(e).__name__)
-            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
-                             "download it where there is a network (the cache is HF_HOME), or set HF_HUB_OFFLINE=1 "
-                             "to use the cache only") from None
     before = hub_logging.get_verbosity()
     hub_logging.set_verbosity_error()  # its retry lines: ours is the one line
     try:
+        try:
+            get_hf_file_metadata(hf_hub_url(repo, file), timeout=HUB_PROBE_SECONDS)
+        except HfHubHTTPError as e:  # the Hub answered: no such repository or file, or not allowed
+            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} does not serve it "
+                             f"({(str(e).splitlines() or [''])[0][:120]})") from None
+        except Exception as e:  # no connection, no answer in time, a proxy that refuses (httpx or requests errors)
+            why = f"no answer in {HUB_PROBE_SECONDS:g} s" if "timeout" in type(e).__name__.lower() else \
+                (str(e).splitlines() or [type(e).__name__])[0][:100] or type(e).__name__
+            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
+                             + offline) from None
         return Path(hf_hub_download(repo, file))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
