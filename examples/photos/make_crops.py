@@ -64,8 +64,10 @@ def main(argv=None) -> int:
     p.add_argument("--column", action="append", metavar="LABEL=WEIGHTS", help="a checkpoint column (default: the shipped pair)")
     args = p.parse_args(argv)
     suffix = SUFFIX[args.operator]
-    if not args.val.is_dir():
-        print(f"{args.val}: no validation photos (run examples/photos/make_corpus.py first, or pass --val)", file=sys.stderr)
+    photos = sorted(p for p in args.val.iterdir() if p.suffix == ".png") if args.val.is_dir() else []
+    if not photos:
+        print(f"{args.val}: no validation photos (.png) (run examples/photos/make_corpus.py first, or pass --val)",
+              file=sys.stderr)
         return 2
     pairs = [c.split("=", 1) for c in args.column or [f"AffMSE=affmse-x4{suffix}", f"AffGAN=affgan-x4{suffix}"]]
     if any(len(c) != 2 for c in pairs):
@@ -73,6 +75,11 @@ def main(argv=None) -> int:
         return 2
     weights = {label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
                for label, w in pairs}
+    missing = [str(w) for w in weights.values() if not w.is_file()]
+    if missing:
+        print(f"{', '.join(missing)}: no such weights file (the shipped ones are in weights/; --weights, --column)",
+              file=sys.stderr)
+        return 2
     columns = ["LR (nearest)", "bicubic", *weights, "HR"]
     out = args.out or HERE / f"crops{suffix}.png"
     A, _ = OperatorSpec(4, family=args.operator).build()
@@ -81,7 +88,6 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lr = Path(tmp) / "lr"
         lr.mkdir()
-        photos = sorted(p for p in args.val.iterdir() if p.suffix == ".png")
         for path in photos:  # the LR input x of every validation photo, 8-bit PNG
             y = read_image(path).pixels  # (C, H, W) in [0, 1]
             write_image(lr / path.name, A(y[None].double())[0].float(), bits=8)
