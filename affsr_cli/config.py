@@ -27,6 +27,27 @@ RANGES = {
 }
 
 
+# `--preset photos`, what a folder of images gets unless --preset names another: the recipe of the shipped weights
+# (examples/photos/train_v3.sh, weights/README.md), written into the fields the user left unset; an option given
+# always wins. Keys: "all" every image method, then a constraint's or an objective's name (only what it reads).
+PHOTOS = {
+    "all": dict(generator="span52", operator="bicubic", lr_bits=8),  # the shipped network and A; x rounded as an 8-bit file holds it
+    "aff": dict(range_weight=0.1),  # f held near an image consistent with x (docs/training.md, --range-weight)
+    "gan": dict(instance_noise=0.0, discriminator="texture", gan_loss="relativistic", pixel_weight=1000.0,
+                lattice_weight=1e6),  # the content and lattice terms: without them an AffGAN paints a 4-pixel grid
+}
+# ... and for a run that starts from trained weights (--init: given, or PHOTOS_INIT filled in), the schedule of the
+# shipped fine-tunes: affmse-x4 (mse, mae) and affgan-x4 (gan); dg and ll were never tuned on photos: their lr only
+PHOTOS_FROM_WEIGHTS = {
+    "mse": dict(steps=1400, lr=1e-5, beta1=0.9, grad_clip=0.02, lr_schedule="cosine", checkpoint_every=100, sample_every=350),
+    "gan": dict(steps=700, critic_warmup=100, lr=2e-5, grad_clip=0.1, ema=0.99, checkpoint_every=50, sample_every=175),
+    "dg": dict(lr=1e-5, grad_clip=0.02),
+}
+PHOTOS_FROM_WEIGHTS.update(mae=PHOTOS_FROM_WEIGHTS["mse"], ll=PHOTOS_FROM_WEIGHTS["dg"])
+# the shipped AffMSE a photos run of that network (span52, 4×, RGB, no z, LR grid) starts from, by operator family
+PHOTOS_INIT = {"gaussian": "affmse-x4-gaussian", "*": "affmse-x4"}
+
+
 class TrainingError(ValueError):
     """A run that cannot start or had to stop (one line for the user)."""
 
@@ -36,12 +57,12 @@ class TrainConfig:
     method: str = "affgan"  # objective × constraint: (aff|soft|)(mse|mae|gan|dg|ll), e.g. affgan, softmse, dg
     data: str = ""  # folder of images (read recursively), or swissroll (the paper's 2-D toy)
     val: str = ""  # folder of validation images: PSNR/SSIM of centre crops logged every sample_every steps
-    preset: str = "auto"  # texture | celeba | imagenet | patch | auto (celeba layout → celeba, else patch)
-    patch: int = 0  # HR patch side for texture/patch presets (0: the preset's: texture 64, patch 128)
+    preset: str = "auto"  # photos (random 128² crops and the shipped weights' recipe: span52, bicubic A, --init affmse-x4, content/lattice terms) | patch (the same crops, nothing else filled in) | texture | celeba | imagenet (the paper's) | auto (photos; docs/training.md)
+    patch: int = 0  # HR patch side for texture/patch/photos presets (0: the preset's: texture 64, patch and photos 128)
     out: str = "runs/affsr"  # run folder: config.json, checkpoints, metrics.jsonl, samples/
-    steps: int = 100_000  # generator steps in total (a resumed run continues up to this)
+    steps: int = 100_000  # generator steps in total (a resumed run continues up to this; photos from weights: 1400, affgan 700)
     batch_size: int = 16  # HR images per step (per process under torchrun)
-    lr: float = 2e-4  # Adam learning rate of the generator
+    lr: float = 2e-4  # Adam learning rate of the generator (photos from weights: 1e-5, affgan 2e-5)
     lr_critic: float = 2e-4  # Adam learning rate of the discriminator (gan)
     beta1: float = 0.5  # Adam β1 for both
     grad_clip: float = 0.0  # clip the generator's gradient to this global L2 norm before each step (0: no clipping)
@@ -54,13 +75,13 @@ class TrainConfig:
     boundary: str = "auto"  # A: border convention symmetric | reflect | replicate | circular | pil | matlab | auto (gaussian: symmetric, else pil)
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
-    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; --init weights/import/spanx4-ch52.safetensors for the official pretrain) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, else small)
+    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; the shipped weights' network) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, photos span52, else small)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
-    init: str = ""  # generator.safetensors to start from (e.g. affgan from affmse weights); same network
+    init: str = ""  # generator weights to start from, same network: a shipped name (affmse-x4, affgan-x4, ...), a file or a run folder; photos with span52 at 4×: the shipped AffMSE of the run's A unless given ('' to start from random weights)
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
     soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
-    pixel_weight: float = 0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone)
-    lattice_weight: float = 0.0  # weight of MSE between the period-s patterns of ŷ and y in each 8s×8s block (removes the s-pixel grid a gan paints; any method)
+    pixel_weight: float = 0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone; photos gan: 1000)
+    lattice_weight: float = 0.0  # weight of MSE between the period-s patterns of ŷ and y in each 8s×8s block (removes the s-pixel grid a gan paints; any method; photos gan: 1e6)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
@@ -116,6 +137,14 @@ class TrainConfig:
     def inherit_auto(self, saved: "TrainConfig") -> "TrainConfig":
         """Fields left at their automatic value take the value `saved` resolved them to."""
         return dataclasses.replace(self, **{k: getattr(saved, k) for k, v in AUTO.items() if getattr(self, k) == v})
+
+    def left_unset(self, given=None) -> set[str]:
+        """The fields a preset may fill: those not in `given` (the options the user gave; None: every field that
+        differs from its default counts as given), and those still at their automatic value."""
+        names = [f.name for f in dataclasses.fields(self)]
+        if given is None:
+            given = {n for n, v in TrainConfig().to_dict().items() if getattr(self, n) != v}
+        return {n for n in names if n not in given or (n in AUTO and getattr(self, n) == AUTO[n])}
 
     def differences(self, other: "TrainConfig") -> list[str]:
         """Fields that differ, other than those a resumed run may change."""

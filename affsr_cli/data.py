@@ -2,7 +2,8 @@
 
 Presets (paper App. D): `texture` random HR patches (many per image), `celeba` centre square crop
 resized to 64×64, `imagenet` centre square crop resized to 128×128 with files under 20 kB
-skipped, `patch` a random N×N crop of every photo (short sides below N are first resized up).
+skipped, `patch` (and `photos`, the default for a folder) a random N×N crop of every photo (short sides below N
+are first resized up).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
 PRESETS = {  # HR side, how it is taken
     "texture": dict(size=64, crop="random"),
     "patch": dict(size=128, crop="random"),
+    "photos": dict(size=128, crop="random"),  # patch's crops; train.resolve fills in the shipped weights' recipe
     "celeba": dict(size=64, crop="centre"),
     "imagenet": dict(size=128, crop="centre"),
 }

@@ -42,6 +42,10 @@ class Objective(nn.Module):
     def trains_generator(self, step: int) -> bool:
         return True
 
+    def first_generator_step(self) -> int:
+        """The first step at which the generator trains (the steps before it train the critic alone)."""
+        return 0
+
     def generator_loss(self, yhat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
@@ -89,6 +93,9 @@ class GANObjective(Objective):
     def trains_generator(self, step):
         return step >= self.warmup  # steps 0 … warmup − 1 train D alone
 
+    def first_generator_step(self):
+        return self.warmup
+
     def critic_loss(self, yhat, y):
         logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # real and fake in one batch
         real, fake = logits.chunk(2)
@@ -135,6 +142,9 @@ class PriorObjective(Objective):
             self.critic.requires_grad_(False)
         self.use_rung(self.rung_for(step))
         return True
+
+    def first_generator_step(self):
+        return self.prior_steps
 
     def rung_for(self, step: int) -> int:
         """Generator phase is split evenly over the ladder, each rung in turn (dg); ll: the last."""

@@ -22,11 +22,13 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint, constraints, data, infer, losses, methods, rundir, swissroll, trainlog
-from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
+from .config import PHOTOS, PHOTOS_FROM_WEIGHTS, PHOTOS_INIT, TrainConfig
+from .config import TrainingError  # noqa: F401 (part of this module's API)
 from .projection import OperatorSpec
 
 SCHEDULES = ("constant", "cosine")
 PAPER_PRESETS = ("swissroll", "texture", "celeba", "imagenet")  # data presets that keep the paper's Gaussian A
+CPU_WARN_SECONDS = 3 * 3600  # a run estimated longer than this on the CPU gets a warning before it starts
 
 
 def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
@@ -48,27 +50,38 @@ class Callbacks:
     def on_start(self, config: dict, info: dict): ...
     def on_step(self, step: int, logs: dict): ...
     def on_message(self, message: str): ...
+    # True: before the first step, time a few steps on a copy of the run (estimate) and report them through
+    # on_estimate, with an on_message warning when the CPU would take more than CPU_WARN_SECONDS
+    estimate = False
+    def on_estimate(self, seconds: list[tuple[int, float]]): ...  # (steps, seconds a step) of each phase left
 
 
-def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill the 'auto' and 0 fields from the data and the scale, and check the rest."""
+def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
+    """Fill the 'auto' and 0 fields from the data and the scale, and check the rest. `given`: the names of the
+    fields the user set (the options given to `affsr train`); None: those that differ from their default. A
+    preset's recipe (config.PHOTOS) fills only the others."""
     cfg = dataclasses.replace(cfg)
     cfg.check_ranges()
+    unset = cfg.left_unset(given)
     if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
         cfg.preset, cfg.generator = "swissroll", "mlp"
-    if cfg.preset == "auto":
-        cfg.preset = data.detect_preset(cfg.data)
+    if cfg.preset == "auto":  # a folder of images: the recipe of the shipped weights; the paper's setups by name
+        cfg.preset = "photos"
+    cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
+    if cfg.preset == "photos":
+        fill_photos(cfg, unset)
     if cfg.generator == "auto":
         cfg.generator = {"texture": "texture", "celeba": "celeba", "imagenet": "imagenet"}.get(cfg.preset, "small")
     if cfg.operator == "auto":  # the paper's experiments keep its Gaussian; photos are made by resizing
         cfg.operator = "gaussian" if cfg.preset in PAPER_PRESETS else "bicubic"
+    if cfg.preset == "photos":
+        fill_photos_schedule(cfg, unset)
     try:
         spec = OperatorSpec(cfg.scale, cfg.kernel_size or None, cfg.sigma or None,
                             None if cfg.boundary == "auto" else cfg.boundary, cfg.operator)
     except ValueError as e:
         raise TrainingError(str(e)) from None
     cfg.kernel_size, cfg.sigma, cfg.boundary = spec.kernel_size, spec.sigma or 0.0, spec.boundary
-    cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
     cfg.noise_steps = cfg.noise_steps or cfg.steps
     cfg.prior_steps = cfg.prior_steps or cfg.steps // 2
     cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
@@ -79,6 +92,43 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg
+
+
+def fill_photos(cfg: TrainConfig, unset: set[str]):
+    """The photos preset's network, A and loss terms (config.PHOTOS) in the `unset` fields that the method reads;
+    the lattice term only where the patches hold it (8 × the scale)."""
+    constraint, objective = methods.parse_method(cfg.method)
+    recipe = {**PHOTOS["all"], **PHOTOS.get(constraint, {}), **PHOTOS.get(objective, {})}
+    if cfg.patch < 8 * cfg.scale:
+        recipe.pop("lattice_weight", None)
+    for k, v in recipe.items():
+        if k in unset:
+            setattr(cfg, k, v)
+
+
+def fill_photos_schedule(cfg: TrainConfig, unset: set[str]):
+    """--init: the shipped AffMSE of the run's A when the network is the shipped one (shipped_start); then, for a
+    run that starts from weights, the steps and learning rates of the shipped fine-tunes (PHOTOS_FROM_WEIGHTS)."""
+    if "init" in unset:
+        cfg.init = shipped_start(cfg)
+    if cfg.init:
+        _, objective = methods.parse_method(cfg.method)
+        for k, v in PHOTOS_FROM_WEIGHTS.get(objective, {}).items():
+            if k in unset:
+                setattr(cfg, k, v)
+
+
+def shipped_start(cfg: TrainConfig) -> str:
+    """The name of the shipped AffMSE a photos run starts from (PHOTOS_INIT: the one of its operator family), or
+    '' when this run's network is not the shipped one (span52, 4×, RGB, no z, LR grid) or the file is missing."""
+    if (cfg.generator, cfg.scale, cfg.channels, cfg.noise_channels, cfg.grid) != ("span52", 4, 3, 0, "lr"):
+        return ""
+    name = PHOTOS_INIT.get(cfg.operator, PHOTOS_INIT["*"])
+    try:
+        checkpoint.resolve_weights(name)
+    except ValueError:
+        return ""
+    return name
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -257,13 +307,14 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, updates
         e.copy_(b)
 
 
-def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
-    """Train `cfg.method` and return the run folder."""
+def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks(), given=None) -> Path:
+    """Train `cfg.method` and return the run folder. `given`: the fields the user set (see resolve)."""
     try:
         methods.check_options(cfg, TrainConfig())  # as given: resolving fills some (noise_steps, ...) for every method
+        asked = cfg
         if cfg.resume and (Path(cfg.out) / "config.json").is_file():
             cfg = cfg.inherit_auto(rundir.saved_config(Path(cfg.out)))
-        cfg = resolve(cfg)
+        cfg = resolve(cfg, given)
     except TrainingError:
         raise
     except ValueError as e:
@@ -287,17 +338,29 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks()) -> Path:
         out = rundir.take(cfg, rank)
         if cfg.resume:
             restore(run)
+        if rank == 0:
+            for w in source.warnings:
+                callbacks.on_message(w)
+            for note in notes(asked, cfg, given):
+                callbacks.on_message(note)
+            params = sum(p.numel() for p in run.modules["net"].parameters())
+            callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(source.files),
+                                               "network": run.model.net_config["class"], "generator_parameters": params,
+                                               "start_step": run.step})
+            if callbacks.estimate:
+                try:
+                    seconds = estimate(run)
+                except KeyboardInterrupt:  # as in the loop: a resumable state (that of the start)
+                    save(run, gather=False)
+                    raise Interrupted(run.step, out) from None
+                callbacks.on_estimate(seconds)
+                if device.type == "cpu" and sum(n * t for n, t in seconds) > CPU_WARN_SECONDS:
+                    callbacks.on_message(slow_warning(cfg, seconds))
         if world > 1:
             ddp = dict(device_ids=[device.index]) if device.type == "cuda" else {}
             run.model.net = torch.nn.parallel.DistributedDataParallel(run.model.net, **ddp)
             if run.objective.critic is not None:
                 run.objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
-        if rank == 0:
-            for w in source.warnings:
-                callbacks.on_message(w)
-            params = sum(p.numel() for p in run.modules["net"].parameters())
-            callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(source.files),
-                                               "generator_parameters": params, "start_step": run.step})
         loop(run, loader(run, source), callbacks, val)
     finally:
         if world > 1 and dist.is_initialized():
@@ -309,29 +372,16 @@ def loop(run: Run, batches, callbacks: Callbacks, val=None):
     """Train from run.step to cfg.steps; `val`: trainlog.validation_set's crops (rank 0), or None."""
     cfg, out = run.cfg, run.out
     writer = trainlog.tensorboard(out) if run.rank == 0 else None
-    bf16 = cfg.bf16 and run.device.type == "cuda"
     run.model.train()
     clock = {"t": time.perf_counter(), "seen": 0, "start": time.monotonic()}
     it = iter(batches)
     try:
         while run.step < cfg.steps:
             y = next(it).to(run.device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
-            if y.dim() == 4:
-                y = y.contiguous(memory_format=torch.channels_last)
-            x = run.model.A(y)  # (B, C, H/s, W/s) LR, always made with A
-            if cfg.lr_bits and x.dim() == 4:  # as an image file holds x: clipped to [0, 1], rounded to 2^bits − 1 levels
-                levels = 2**cfg.lr_bits - 1
-                x = torch.round(x.clamp(0, 1) * levels) / levels
-            z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=run.device) if cfg.noise_channels else None
-            run.set_lrs()
-            with torch.autocast(run.device.type, torch.bfloat16, enabled=bf16):
-                loss, logs, yhat = train_step(run, x, y, z)
+            loss, logs, x, y, z, yhat = advance(run, y)
             if not math.isfinite(loss):
                 raise TrainingError(f"the loss became {loss} at step {run.step + 1}; stopped. "
                                     f"The last good checkpoint in {out} is intact")
-            if yhat is not None:
-                ema_update(run.ema_model.net, run.modules["net"], cfg.ema, run.ema_updates)
-                run.ema_updates += 1
             run.step += 1
             clock["seen"] += y.shape[0] * run.world
             run.objective.after_step(run.step, logs)
@@ -352,6 +402,99 @@ def loop(run: Run, batches, callbacks: Callbacks, val=None):
     finally:
         if writer is not None:
             writer.close()
+
+
+def advance(run: Run, y: torch.Tensor):
+    """One step's work on the HR batch y, run.step not yet counted: x = A y, the critic's and the generator's
+    updates, the EMA (when the loss is finite). Returns (loss, logs, x, y, z, ŷ or None)."""
+    cfg = run.cfg
+    if y.dim() == 4:
+        y = y.contiguous(memory_format=torch.channels_last)
+    x = run.model.A(y)  # (B, C, H/s, W/s) LR, always made with A
+    if cfg.lr_bits and x.dim() == 4:  # as an image file holds x: clipped to [0, 1], rounded to 2^bits − 1 levels
+        levels = 2**cfg.lr_bits - 1
+        x = torch.round(x.clamp(0, 1) * levels) / levels
+    z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=run.device) if cfg.noise_channels else None
+    run.set_lrs()
+    with torch.autocast(run.device.type, torch.bfloat16, enabled=cfg.bf16 and run.device.type == "cuda"):
+        loss, logs, yhat = train_step(run, x, y, z)
+    if yhat is not None and math.isfinite(loss):
+        ema_update(run.ema_model.net, run.modules["net"], cfg.ema, run.ema_updates)
+        run.ema_updates += 1
+    return loss, logs, x, y, z, yhat
+
+
+def estimate(run: Run, repeats: int = 2, budget: float = 2.0, slow: float = 10.0) -> list[tuple[int, float]]:
+    """(steps, seconds a step) for each phase left to run: a gan's D-only warm-up, dg/ll's prior pre-training, then
+    the steps that train the generator. Timed on a copy of the run with random HR batches of the run's shape (the
+    run, its RNG and its data stream stay as they were): a step to warm up, then up to `repeats` steps while they
+    take less than `budget` seconds in all (at least one, unless the warm-up took more than `slow` seconds: then it is
+    the estimate). Network time only: data loading, checkpoints and samples are not in it."""
+    cfg, first = run.cfg, run.objective.first_generator_step()
+    phases = [(a, b) for a, b in ((run.step, min(first, cfg.steps)), (max(run.step, first), cfg.steps)) if a < b]
+    if not phases:
+        return []
+    rng = torch.get_rng_state(), torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None
+    twin = copy.deepcopy(run)
+    shape = (cfg.batch_size, 2) if cfg.preset == "swissroll" else (cfg.batch_size, cfg.channels, cfg.patch, cfg.patch)
+    batch = torch.rand(shape, generator=torch.Generator().manual_seed(cfg.seed)).to(run.device)
+
+    def step(at: int) -> tuple[float, dict]:
+        twin.step = at
+        t = time.perf_counter()
+        _, logs, *_ = advance(twin, batch.clone())
+        if run.device.type == "cuda":
+            torch.cuda.synchronize(run.device)
+        return time.perf_counter() - t, logs
+
+    seconds = []
+    try:
+        twin.model.train()
+        for a, b in phases:
+            if a > run.step:  # the phase after a warm-up or pre-training: end that first (dg/ll keep a prior snapshot)
+                twin.objective.after_step(a, step(a - 1)[1])
+            warm = step(a)[0]  # the first step allocates (and oneDNN/cuDNN pick their kernels)
+            times = []
+            while warm < slow and len(times) < repeats and (not times or sum(times) < budget):
+                times.append(step(a)[0])
+            seconds.append((b - a, sum(times) / len(times) if times else warm))
+    finally:
+        del twin
+        torch.set_rng_state(rng[0])
+        if rng[1] is not None:
+            torch.cuda.set_rng_state(rng[1], run.device)
+    return seconds
+
+
+def notes(asked: TrainConfig, cfg: TrainConfig, given=None) -> list[str]:
+    """Lines for the user about what the photos preset chose (on_message): a CelebA folder trained as photos, a
+    photos run from random weights."""
+    lines = []
+    if asked.preset == "auto" and cfg.preset == "photos" and data.detect_preset(cfg.data) == "celeba":
+        lines.append(f"{cfg.data} looks like CelebA; it is trained with the photos recipe. --preset celeba trains the "
+                     "paper's setup (its 9.2 M-parameter network, the Gaussian A, 64×64 faces)")
+    if cfg.preset == "photos" and not cfg.init and "init" in asked.left_unset(given):
+        lines.append(f"the {cfg.generator} network starts from random weights (the shipped files started from trained "
+                     "ones: --init affmse-x4 needs --generator span52 at 4× on RGB): expect a long run")
+    return lines
+
+
+def slow_warning(cfg: TrainConfig, seconds: list[tuple[int, float]]) -> str:
+    """The one line for a run that `estimate` says would take more than CPU_WARN_SECONDS on the CPU."""
+    hint = "fewer --steps" + ("" if cfg.init else ", --init from trained weights (e.g. --init affmse-x4 with --generator span52)")
+    return (f"{sum(n for n, _ in seconds):,} steps would take about {duration(sum(n * t for n, t in seconds))} on the CPU: "
+            f"{hint}, or a GPU (--device cuda); --time-limit MIN stops with a resumable checkpoint")
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 05 min', '58 days'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    return f"{seconds / 86400:.0f} days"
 
 
 def time_up(run: Run, start: float, minutes: float) -> bool:
