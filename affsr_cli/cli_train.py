@@ -6,7 +6,7 @@ import threading
 import time
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .cli import _fail, app, err, out
@@ -21,7 +21,7 @@ def _config_options():
     from .config import RANGES, TrainConfig
 
     comments = dict(re.findall(r"^\s+(\w+): .*?  # (.*)$", inspect.getsource(TrainConfig), re.M))
-    params = []
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]  # which options were given
     for f in dataclasses.fields(TrainConfig):
         flag = f"--{f.name.replace('_', '-')}"
         decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if f.type in ("bool", bool) else [flag]
@@ -35,6 +35,8 @@ def _config_options():
 class _TrainUI:
     """Rich output for the training callbacks: the resolved configuration, then a progress bar."""
 
+    estimate = True  # the engine times a few steps first (train.estimate): on_estimate prints the time it expects
+
     def __init__(self):
         self.bar = None
 
@@ -46,14 +48,35 @@ class _TrainUI:
         for k, v in {**config, **info}.items():
             table.add_row(k, str(v))
         out.print(table)
+        for line in plan(config, info):
+            out.print(line, soft_wrap=True)
+        self.config, self.info = config, info
+
+    def on_estimate(self, seconds):
+        from .train import duration
+
+        if seconds:
+            total, steps = sum(n * t for n, t in seconds), sum(n for n, _ in seconds)
+            each = (", ".join(f"{n:,} at {t:.3g} s" for n, t in seconds) if len(seconds) > 1
+                    else f"{seconds[0][1]:.3g} s a step")
+            out.print(f"estimate: about {duration(total)} for {steps:,} steps on {self.info['device']} ({each}; "
+                      "timed on this machine, network only)", soft_wrap=True)
+        self._start_bar()
+
+    def _start_bar(self):
         self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                            console=err, disable=not err.is_terminal)
-        self.task = self.bar.add_task("train", total=config["steps"], completed=info["start_step"], rate="", info="")
+                            TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"), console=err,
+                            disable=not err.is_terminal,
+                            speed_estimate_period=600)  # slow steps: a minute-long step still gives a remaining time
+        self.task = self.bar.add_task("train", total=self.config["steps"], completed=self.info["start_step"],
+                                      rate="", info="")
         self.bar.start()
-        self.t0, self.step0 = time.perf_counter(), info["start_step"]
+        self.t0, self.step0 = time.perf_counter(), self.info["start_step"]
 
     def on_step(self, step, logs):
+        if self.bar is None:
+            self._start_bar()
         rate = (step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
         shown = {k: v for k, v in logs.items() if k in ("loss", "mse", "mae", "g_loss", "d_loss", "soft_mae", "pixel_mse", "range_mse", "noise", "lr_mse")}
         self.bar.update(self.task, completed=step, rate=f"{rate:.2f} steps/s",
@@ -64,8 +87,33 @@ class _TrainUI:
             self.bar.stop()
 
 
-def train(**kwargs):
-    """Train a method (objective × constraint) on a folder of images; torchrun for several GPUs."""
+def plan(config: dict, info: dict) -> list[str]:
+    """The run in three lines: network, operator, steps and where it starts."""
+    from .train import PAPER_PRESETS
+
+    a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(config["operator"],
+                                                                                       config["operator"])
+    start = f"from {config['init']}" if config["init"] else "from random weights"
+    if info["start_step"]:
+        start = f"resumed at step {info['start_step']:,}"
+    recipe = {"photos": "the shipped weights' recipe", "patch": "random crops, no recipe"}.get(
+        config["preset"], "the paper's" if config["preset"] in PAPER_PRESETS else config["preset"])
+    a = f"{a} at {config['scale']}×, {config['boundary']} borders"
+    if config["preset"] == "swissroll":
+        a = "the mean of the two coordinates (the Swiss roll's)"
+    return [f"network: {config['generator']} ({info['network']}, {info['generator_parameters']:,} parameters), {start}",
+            f"operator A: {a}",
+            f"training: {config['method']}, {config['steps']:,} steps of {config['batch_size']} "
+            + (f"{config['patch']}×{config['patch']} crops" if config["preset"] != "swissroll" else "points")
+            + f", preset {config['preset']} ({recipe})"]
+
+
+def train(ctx: typer.Context, **kwargs):
+    """Train a method (objective × constraint). On a folder of images with no --preset, the options not given take
+    the shipped weights' recipe (--preset photos): span52 from the shipped AffMSE, the bicubic A, the steps, learning
+    rates and loss terms of affmse-x4 and affgan-x4; the defaults shown below are those of the other presets. The run
+    prints its network, A, steps and an estimated time first. --preset celeba, imagenet, texture: the paper's
+    setups. torchrun for several GPUs."""
     from . import train as engine
     from .config import TrainConfig
     from .rundir import FolderInUse
@@ -79,7 +127,8 @@ def train(**kwargs):
                 signal.signal(getattr(signal, name), stop)
     ui = _TrainUI()
     try:
-        run = engine.train(TrainConfig(**kwargs), ui)
+        given = {k for k in kwargs if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+        run = engine.train(TrainConfig(**kwargs), ui, given)
     except engine.Interrupted as e:
         ui.close()
         _fail(str(e), 130)
