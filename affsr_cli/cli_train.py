@@ -59,7 +59,7 @@ class _TrainUI:
             total, steps = sum(n * t for n, t in seconds), sum(n for n, _ in seconds)
             each = (", ".join(f"{n:,} at {t:.3g} s" for n, t in seconds) if len(seconds) > 1
                     else f"{seconds[0][1]:.3g} s a step")
-            out.print(f"estimate: about {duration(total)} for {steps:,} steps on {self.info['device']} ({each}; "
+            out.print(f"estimate: about {duration(total)} for {steps:,} step{'s' * (steps != 1)} on {self.info['device']} ({each}; "
                       "timed on this machine, network only)", soft_wrap=True)
         self._start_bar()
 
@@ -103,7 +103,7 @@ def plan(config: dict, info: dict) -> list[str]:
         a = "the mean of the two coordinates (the Swiss roll's)"
     return [f"network: {config['generator']} ({info['network']}, {info['generator_parameters']:,} parameters), {start}",
             f"operator A: {a}",
-            f"training: {config['method']}, {config['steps']:,} steps of {config['batch_size']} "
+            f"training: {config['method']}, {config['steps']:,} step{'s' * (config['steps'] != 1)} of {config['batch_size']} "
             + (f"{config['patch']}×{config['patch']} crops" if config["preset"] != "swissroll" else "points")
             + f", preset {config['preset']} ({recipe})"]
 

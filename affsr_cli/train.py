@@ -489,7 +489,7 @@ def slow_warning(cfg: TrainConfig, seconds: list[tuple[int, float]]) -> str:
 def duration(seconds: float) -> str:
     """'45 s', '12 min', '3 h 05 min', '58 days'."""
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{max(seconds, 1):.0f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     if seconds < 48 * 3600:
