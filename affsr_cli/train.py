@@ -82,8 +82,10 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
     except ValueError as e:
         raise TrainingError(str(e)) from None
     cfg.kernel_size, cfg.sigma, cfg.boundary = spec.kernel_size, spec.sigma or 0.0, spec.boundary
-    cfg.noise_steps = cfg.noise_steps or cfg.steps
-    cfg.prior_steps = cfg.prior_steps or cfg.steps // 2
+    # automatic lengths follow --steps, except on a resume: a run extended with more --steps keeps its schedules
+    saved = rundir.saved_config(Path(cfg.out)) if cfg.resume and (Path(cfg.out) / "config.json").is_file() else None
+    cfg.noise_steps = cfg.noise_steps or (saved.noise_steps if saved else cfg.steps)
+    cfg.prior_steps = cfg.prior_steps or (saved.prior_steps if saved else cfg.steps // 2)
     cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
     if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")

@@ -208,3 +208,20 @@ def test_a_damaged_state_is_named_in_one_line(images, tmp_path):
     checkpoint.weights.save_atomic(out / "state.safetensors", t, {**meta, "tree": '{"step": 2}'}, overwrite=True)
     with pytest.raises(ValueError, match=r"state\.safetensors: the training state is damaged"):
         engine.train(tiny(images, out, method="affmse", steps=3, resume=True))
+
+
+@pytest.mark.parametrize("method", ["affgan", "affdg"])
+def test_more_steps_on_resume_keep_the_automatic_schedules(images, tmp_path, method):
+    """--steps may grow on a resume; the lengths that default to a share of --steps (instance-noise
+    annealing, the prior's steps) keep the run's values instead of refusing the resume (was: 'noise_steps:
+    3 → 7')."""
+    out = tmp_path / method
+    extra = dict(prior_width=8, prior_layers=1) if method == "affdg" else {}
+    engine.train(tiny(images, out, method=method, steps=3, sample_every=100, **extra))
+    engine.train(tiny(images, out, method=method, steps=7, sample_every=100, resume=True, **extra))
+    saved = rundir.saved_config(out)
+    assert saved.steps == 7 and saved.noise_steps == 3 and saved.prior_steps == 1
+    assert checkpoint.load_state(out / "state.safetensors")[0]["step"] == 7
+    given = dict(noise_steps=5) if method == "affgan" else dict(prior_steps=2)
+    with pytest.raises(engine.TrainingError, match=next(iter(given))):  # a length the user gives is still checked
+        engine.train(tiny(images, out, method=method, steps=9, sample_every=100, resume=True, **given, **extra))
