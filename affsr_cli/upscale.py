@@ -120,6 +120,7 @@ class Job:
     ext: str | None
     problem: str | None = None  # why it cannot be done (reported as an error)
     skip: str | None = None  # why it is not done (a note): its name is the output of another input
+    output_of: Path | None = None  # src is that input's output from an earlier run (name and size): not an input
 
 
 def header_bits(src: Path) -> int:
@@ -140,10 +141,39 @@ def header_bits(src: Path) -> int:
         return 8
 
 
+def seen_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image as read_image shows it (EXIF orientation applied), from its header;
+    None when it cannot be read."""
+    from PIL import Image
+
+    from .images import ORIENTATION
+
+    try:
+        tiff = floattiff.info(path)
+        if tiff is not None:
+            return tiff[1], tiff[0]
+        with Image.open(path) as im:
+            w, h = im.size
+            return (h, w) if im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+    except Exception:
+        return None
+
+
+def is_output_of(candidate: Path, src: Path, opts: Options, scale: int) -> bool:
+    """Whether `candidate`, which bears the output name of `src`, is that output from an earlier run: it has
+    the size this run would give it (scale × src, or --outscale × src). A file of another size that bears
+    the name is the user's own, and is kept as an input."""
+    w, h = seen_size(src) or (0, 0)
+    want = (scale * w, scale * h) if opts.outscale is None else (round(opts.outscale * w), round(opts.outscale * h))
+    return w > 0 and seen_size(candidate) == want
+
+
 def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job]:
     """One job per input: its output path, extension included (the tree under -o DIR kept), decided
     for the whole batch before anything is written, so that no output replaces an input of the batch
-    and no input that is another's output is upscaled again."""
+    and no input that is another's output is upscaled again. A file that bears another input's output
+    name and has that output's size is that output from an earlier run (a folder upscaled in place, run
+    again): it is no input (`output_of`), so --skip-existing skips it and --overwrite replaces it."""
     many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
     if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
         if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -154,7 +184,6 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
         return [Job(inputs[0][0], opts.output, opts.output.suffix)]
     suffix = opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
     key = lambda p: p.parent.resolve() / p.name  # noqa: E731 (the file itself, not where a link points)
-    sources = {key(src): src for src, _ in inputs}
     jobs = []
     for src, rel in inputs:
         folder = opts.output / rel.parent if opts.output is not None else src.parent
@@ -163,14 +192,27 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
     outputs: dict[Path, Path] = {}
     for job in jobs:
         outputs.setdefault(key(job.dst), job.src)
+    names = dict(outputs)  # every name a job writes: with --samples N, NAME_seedS (as process() names them)
+    seeds = [opts.seed + i for i in range(opts.samples)] if opts.samples > 1 else None
     for job in jobs:
+        for path in sample_paths(job.dst, seeds):
+            names.setdefault(key(path), job.src)
+    for job in jobs:
+        owner = names.get(key(job.src))
+        if owner is not None and owner != job.src and is_output_of(job.src, owner, opts, scale):
+            job.output_of = owner
+    sources = {key(job.src): job.src for job in jobs if job.output_of is None}
+    for job in jobs:
+        if job.output_of is not None:
+            continue
         k = key(job.dst)
-        if k in sources:
-            job.problem = (f"{job.src}: its output {job.dst} is an input of this batch and is kept; give -o DIR or "
-                           "--suffix" + ("" if sources[k] == job.src else ", or move it away"))
+        kept = [p for p in sample_paths(job.dst, seeds) if key(p) in sources]
+        if kept:
+            job.problem = (f"{job.src}: its output {kept[0]} is an input of this batch and is kept; give -o DIR or "
+                           "--suffix" + ("" if sources[key(kept[0])] == job.src else ", or move it away"))
         elif outputs[k] != job.src:
             job.problem = f"{job.src}: its output {job.dst} is also that of {outputs[k]}; give --suffix or keep them apart"
-        owner = outputs.get(key(job.src))
+        owner = names.get(key(job.src))
         if owner is not None and owner != job.src:
             job.skip = f"{job.src}: not upscaled, its name is the output of {owner}"
     return jobs
@@ -365,6 +407,12 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
     if not inputs:
         return max(failed, 1)
     jobs = plan(inputs, opts, up.scale)
+    earlier = [job for job in jobs if job.output_of is not None]
+    if earlier:  # a folder upscaled in place, run again: one line, not one per file
+        job = earlier[0]
+        cb.note(f"{len(earlier)} file(s) not upscaled: outputs of this batch's inputs from an earlier run "
+                f"({job.src} of {job.output_of}{', ...' if len(earlier) > 1 else ''})")
+        jobs = [job for job in jobs if job.output_of is None]
     if opts.shard is not None:  # split the sorted list, whatever order the arguments came in
         k, n = opts.shard
         jobs = sorted(jobs, key=lambda job: str(job.src))
@@ -383,7 +431,7 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
             cb.results.extend(process(up, job, opts, cb))
         except FileExistsError as e:  # ours (no errno): an output that is there; the system's: --overwrite cannot help
             failed += 1
-            cb.error(str(job.src), f"{e} exists; pass --overwrite to replace it" if e.errno is None
+            cb.error(str(job.src), f"{e} exists; pass --overwrite to replace it or --skip-existing to keep it" if e.errno is None
                      else f"{job.src}: {e.filename}: {e.strerror}")
         except (ValueError, OSError, MemoryError, RuntimeError) as e:
             failed += 1

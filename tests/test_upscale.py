@@ -302,6 +302,31 @@ def test_collect_and_plan(tmp_path):
     assert U.default_ext(Path("a.tif"), 16) == ".png" and U.default_ext(Path("a.tif"), 32) == ".tif"
 
 
+def test_plan_knows_its_own_outputs_from_an_earlier_run(tmp_path):
+    """A file bearing another input's output name is that output from an earlier run when it has that
+    output's size (× scale, or × --outscale; EXIF orientation as read_image applies it): no input then.
+    Of another size it is the user's own file, kept as an input (its namesake's job is refused)."""
+    Image.new("RGB", (6, 5)).save(tmp_path / "a.png")
+    Image.new("RGB", (24, 20)).save(tmp_path / "a_x4.png")  # ours
+    Image.new("RGB", (6, 5)).save(tmp_path / "b.png")
+    Image.new("RGB", (6, 5)).save(tmp_path / "b_x4.png")  # the user's: not 4× b.png
+    Image.new("RGB", (6, 5)).save(tmp_path / "c.png")
+    Image.new("RGB", (12, 10)).save(tmp_path / "c_x2.png")  # ours under --outscale 2
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 6×5, seen 5×6
+    Image.new("RGB", (6, 5)).save(tmp_path / "r.jpg", exif=exif.tobytes())
+    Image.new("RGB", (20, 24)).save(tmp_path / "r_x4.png")
+    found, _ = U.collect([str(tmp_path)])
+    jobs = {j.src.name: j for j in U.plan(found, U.Options(), 4)}
+    assert jobs["a_x4.png"].output_of == tmp_path / "a.png" and jobs["a.png"].problem is None
+    assert jobs["r_x4.png"].output_of == tmp_path / "r.jpg" and jobs["r.jpg"].problem is None
+    assert jobs["b_x4.png"].output_of is None and jobs["b_x4.png"].skip
+    assert "is an input of this batch and is kept" in jobs["b.png"].problem
+    assert jobs["c_x2.png"].output_of is None  # at 4× it is nobody's output
+    jobs = {j.src.name: j for j in U.plan(found, U.Options(outscale=2), 4)}
+    assert jobs["c_x2.png"].output_of == tmp_path / "c.png" and jobs["a_x4.png"].output_of is None
+
+
 def test_lr_psnr_reads_what_was_saved(up, tmp_path):
     x = photo(box=(100, 60, 124, 80))
     y = up.network(x)

@@ -391,6 +391,39 @@ def test_no_input_of_the_batch_is_replaced_or_upscaled_again(ckpt, tmp_path):
     assert "not upscaled" in r.stderr and not any("_x4_x4" in p.name for p in d.iterdir())
 
 
+def test_a_folder_upscaled_in_place_runs_again(ckpt, tmp_path):
+    """`affsr upscale photos/` twice (issue 34 §5): the second run failed on every input ('its output is an
+    input of this batch'), even with --overwrite or --skip-existing. Our own outputs (another input's output
+    name and size) are no inputs now: without a flag each input says its output exists, --skip-existing
+    skips, --overwrite replaces them; no input is touched, nothing is upscaled twice."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    natural().save(d / "a.png")
+    natural("coffee").save(d / "b.png")
+    natural().convert("L").save(d / "c.jpg")  # its output is c_x4.png
+    w = ckpt / "rgb.safetensors"
+    r = affsr(d, "-w", w)
+    assert r.returncode == 0, r.stderr
+    inputs = {name: (d / name).read_bytes() for name in ("a.png", "b.png", "c.jpg")}
+    first = {p.name: p.stat().st_ino for p in d.glob("*_x4.png")}  # a replaced file is a new one (written, renamed)
+    assert set(first) == {"a_x4.png", "b_x4.png", "c_x4.png"}
+    r = affsr(d, "-w", w)
+    assert r.returncode == 1 and "3 file(s) not upscaled: outputs of this batch's inputs from an earlier run" in r.stderr
+    assert r.stderr.count("exists; pass --overwrite to replace it or --skip-existing to keep it") == 3, r.stderr
+    assert "is an input of this batch" not in r.stderr
+    r = affsr(d, "-w", w, "--skip-existing", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
+    assert r.stderr.count("skipped") == 3 and {p.name: p.stat().st_ino for p in d.glob("*_x4.png")} == first
+    r = affsr(d, "-w", w, "--overwrite", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(Path(row["input"]).name for row in json.loads(r.stdout)) == ["a.png", "b.png", "c.jpg"]
+    assert all(p.stat().st_ino != first[p.name] for p in d.glob("*_x4.png"))
+    assert {p.name for p in d.iterdir()} == {"a.png", "b.png", "c.jpg", "a_x4.png", "b_x4.png", "c_x4.png"}
+    assert all((d / name).read_bytes() == data for name, data in inputs.items())
+    r = affsr(d / "a.png", d / "a_x4.png", "-w", w, "--skip-existing")  # named one by one (a shell's *.png): the same
+    assert r.returncode == 0 and "1 file(s) not upscaled" in r.stderr and not (d / "a_x4_x4.png").exists()
+
+
 def test_a_run_folder_stands_for_its_generator(ckpt, tmp_path):
     """-w RUN (what `affsr train --out` made) upscales with RUN/generator.safetensors; a folder without one is one line."""
     natural().save(tmp_path / "a.png")
