@@ -152,7 +152,7 @@ def upscale(
                                           "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
-                                          "weights'; another gives a warning; required for another tool's network]"),
+                                          "weights' (a note says which); another gives a warning; required for another tool's network]"),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", help="Network precision on GPUs: fp32, bf16 or fp16 (the CPU uses fp32; Π always fp32)."),
@@ -218,6 +218,8 @@ def upscale(
                               tile=lambda done, total: bar.update(tiles, description="tiles", completed=done, total=total),
                               stage=lambda name, done, total: bar.update(tiles, description=name, completed=done, total=total))
         failed = engine.run(up, inputs, opts, cb)
+    if cb.results and operator is None and boundary is None and not up.foreign:  # with the results: an error stays one line
+        _operator_note(up.spec, "the weights' own")
     if as_json:
         print(json.dumps(cb.results + failures))
     elif cb.results:
@@ -240,6 +242,23 @@ def _warn(message: str):
     err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _note(message: str):
+    err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _why_default(kernel_size, sigma) -> str:
+    """Why this A, when neither --operator nor weights name one (projection.choose_operator, rules 3 and 4)."""
+    if kernel_size is not None or sigma is not None:
+        return "no --operator, and --kernel-size/--sigma are the Gaussian's"
+    return "no --operator and no weights: the default for images made elsewhere (Pillow's resize)"
+
+
+def _operator_note(spec, why: str):
+    """The line that says which A a command uses when --operator was not given (projection.choose_operator)."""
+    _note(f"A = {spec.describe()}: {why} (--operator names the A that made "
+          "your LR images; docs/operators.md)")
+
+
 def _exact(consistent: bool | None) -> str:
     """The table's cell for a file's verdict (docs/promise.md): yes, no (a warning said why), — (no promise)."""
     return "—" if consistent is None else "yes" if consistent else "no"
@@ -259,17 +278,12 @@ def _use_operator(up, family: str | None, boundary: str | None, weights: str, ke
     """`--operator` and the other A options of upscale and eval: outputs consistent with that A, and a
     warning when the network was trained for another. Another tool's network got its A from these
     options while loading (infer.Upscaler.load), so there is nothing to change."""
-    from .projection import OperatorSpec
+    from .projection import choose_operator
 
     if up.foreign:
         return
     trained = up.trained_for
-    if family is None or family.lower() == trained.family:  # the same family: what is not given stays the weights'
-        keep = trained.family == "gaussian"
-        spec = OperatorSpec(trained.scale, kernel_size or (trained.kernel_size if keep else None),
-                            sigma or trained.sigma, boundary or trained.boundary, trained.family)
-    else:
-        spec = OperatorSpec(trained.scale, kernel_size, sigma, boundary, family.lower())
+    spec = choose_operator(family, trained.scale, kernel_size, sigma, boundary, trained=trained)
     if spec != trained:
         err.print(f"warning: {weights} was trained for another degradation ({trained.describe()}); its outputs are made "
                   f"consistent with {spec.describe()}", markup=False, highlight=False, soft_wrap=True)

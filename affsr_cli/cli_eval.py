@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .cli import BOUNDARY_HELP, OPERATOR_HELP, UserError, _progress, _use_operator, app, err, out
+from .cli import (BOUNDARY_HELP, OPERATOR_HELP, UserError, _operator_note, _progress, _use_operator, _why_default, app, err,
+                  out)
 
 
 @app.command("eval")
@@ -35,7 +36,8 @@ def eval_(
     scale: Optional[int] = typer.Option(None, help="Scale s of A (default: the checkpoint's, else 4)."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " LR inputs are made with it, checkpoints "
                                            "are projected with it (a warning if trained for another), LR metrics use it "
-                                           "[default: each checkpoint's own; gaussian without checkpoints]."),
+                                           "[default: each checkpoint's own; without checkpoints (--sr, baselines alone) "
+                                           "bicubic, or gaussian when --kernel-size or --sigma is given; a note says which]."),
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of A's Gaussian in HR pixels (default: 0.375·s)."),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
@@ -68,7 +70,7 @@ def eval_(
     """PSNR, SSIM, LR consistency and sharpness of upscalers (mode a: --hr with --weights/--baseline) or of
     results made elsewhere (mode b: --hr with --sr [--lr]). No folders: the bundled validation set."""
     from . import evaluate as E
-    from .projection import OperatorSpec
+    from .projection import choose_operator
     from .weights import check_writable
 
     if data is not None or method is not None or save_outputs is not None:
@@ -91,8 +93,7 @@ def eval_(
     drange = _data_range(data_range)
     conv = E.Conventions(crop_border, y_channel, drange, quantize_lr, round_sr)
     explicit = (scale, operator, kernel_size, sigma, boundary) != (None,) * 5
-    family = (operator or "gaussian").lower()
-    spec = OperatorSpec(scale or 4, kernel_size, sigma, boundary, family) if explicit else None
+    spec = choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # without checkpoints (with: each one's)
     outputs = [p for p in (json_path, csv_path) if p is not None]
     if len(outputs) == 2 and json_path.resolve() == csv_path.resolve():
         raise UserError("--json and --csv name the same file")
@@ -116,7 +117,9 @@ def eval_(
                 res = E.evaluate_outputs(sr, chosen, conv, on_image, method=sr.name or "sr")
         else:
             with bar:
-                res = E.evaluate_pairs(hr, sr, lr, chosen, spec or OperatorSpec(), conv, on_image, method=sr.name or "sr", lpips=lpips)
+                res = E.evaluate_pairs(hr, sr, lr, chosen, spec, conv, on_image, method=sr.name or "sr", lpips=lpips)
+            if operator is None:  # with the results: an error stays one line
+                _operator_note(spec, _why_default(kernel_size, sigma))
     else:
         if hr is None:
             hr = E.VALIDATION_SET
@@ -131,6 +134,12 @@ def eval_(
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
+        if operator is None:  # which A each checkpoint uses (the baselines: the first one's), with the results
+            for name, (_, a) in upscalers.items():
+                if name not in baselines and not name.endswith(" ×8"):
+                    _operator_note(a, f"{name}'s own")
+            if not weights:
+                _operator_note(spec, _why_default(kernel_size, sigma))
     _eval_tables(res, hr or sr, per_image)
     for p, text in ((json_path, E.to_json), (csv_path, E.to_csv)):
         if p is not None:
@@ -173,7 +182,6 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
     where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
     given, then the baselines with `spec` or the first checkpoint's A."""
     from . import evaluate as E
-    from .projection import OperatorSpec
 
     def configure(up, w):
         scale, operator, boundary, kernel_size, sigma = a_options
@@ -192,7 +200,7 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
                 configure=None if a_options is None else lambda up, w=w: configure(up, w),
                 operator=a_options[1] if a_options else None, boundary=a_options[2] if a_options else None, ensemble=ens,
                 as_trained=as_trained)
-    bspec = next(iter(upscalers.values()))[1] if upscalers else spec or OperatorSpec()
+    bspec = next(iter(upscalers.values()))[1] if upscalers else spec
     for b in baselines:
         upscalers[b] = (E.baseline(b, bspec), bspec)
     return upscalers

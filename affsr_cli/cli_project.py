@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli import BOUNDARY_HELP, OPERATOR_HELP, UserError, _exact, _progress, _warn, app, err, out
+from .cli import (BOUNDARY_HELP, OPERATOR_HELP, UserError, _exact, _operator_note, _progress, _warn, _why_default, app,
+                  err, out)
 
 
 @app.command()
@@ -16,8 +17,9 @@ def project(
     lr: Path = typer.Argument(..., show_default=False, help="The LR input image, or a folder of them."),
     sr: Path = typer.Argument(..., show_default=False, help="Its upscaled result (any tool), or a folder paired by file name."),
     output: Path = typer.Option(..., "-o", "--output", show_default=False, help="Output file (one pair) or folder."),
-    operator: str = typer.Option(..., "--operator", show_default=False, help=OPERATOR_HELP + " Required: another tool's "
-                                 "files do not name it."),
+    operator: Optional[str] = typer.Option(None, "--operator", show_default=False, help=OPERATOR_HELP + " [default: "
+                                           "bicubic (Pillow's resize), or gaussian when --kernel-size or --sigma is given; "
+                                           "a note says which: another tool's files do not name their A]"),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     kernel_size: Optional[int] = typer.Option(None, min=1, max=129, help="Taps of a Gaussian A (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of a Gaussian A in HR pixels (default: 0.375·s)."),
@@ -37,14 +39,13 @@ def project(
     box fit and rounding, as upscale does); prints LR-PSNR before and after, and warns about any file
     that cannot keep the promise at its bit depth."""
     from . import project as engine
-    from .projection import OperatorSpec
+    from .projection import choose_operator
 
     if bit_depth not in (None, 8, 16, 32):
         raise UserError(f"--bit-depth must be 8, 16 or 32 (float32), got {bit_depth}")
-    family = operator.lower()
-    OperatorSpec(scale or 4, kernel_size, sigma, boundary, family)  # check the options before any file is read
-    opts = engine.Options(output, lambda s: OperatorSpec(s, kernel_size, sigma, boundary, family), scale, bit_depth, overwrite,
-                          strict, invented_map)
+    choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # the options checked before any file is read
+    opts = engine.Options(output, lambda s: choose_operator(operator, s, kernel_size, sigma, boundary), scale, bit_depth,
+                          overwrite, strict, invented_map)
     failures = []
 
     def on_error(name: str, message: str):
@@ -55,6 +56,8 @@ def project(
         task = bar.add_task("projecting", total=None, info="")
         results = engine.run(lr, sr, opts, on_error, lambda done, total, name: bar.update(task, completed=done, total=total, info=name),
                              lambda name, message: _warn(message))
+    if results and operator is None:  # which A, with the results (an error stays one line)
+        _operator_note(opts.operator(results[0]["scale"]), _why_default(kernel_size, sigma))
     if as_json:
         print(json.dumps(results + failures))
     elif results:

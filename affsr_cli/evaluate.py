@@ -29,7 +29,7 @@ from . import metrics as M
 from . import niqe as NQ
 from .images import SUFFIXES, atomic_write, quantize, read_image
 from .lpips import LPIPS, NEEDS
-from .projection import Downsample, ExactPinv, OperatorSpec
+from .projection import Downsample, ExactPinv, OperatorSpec, choose_operator
 from .text import UNDECODABLE, csv_cell
 from .weights import bundled
 
@@ -341,11 +341,13 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
     return res
 
 
-def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec = OperatorSpec(),
+def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec | None = None,
                    conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
                    method: str = "sr", lpips: LPIPS | None = None) -> Results:
     """Mode (b): results made elsewhere. y is cropped to ŷ's size when it is at most s−1 pixels
-    larger (HR sizes not a multiple of the scale); x is A's input when `lr` is given."""
+    larger (HR sizes not a multiple of the scale); x is A's input when `lr` is given. `spec`: the A that
+    made x (default: projection.choose_operator's for files made elsewhere, bicubic)."""
+    spec = spec or choose_operator()
     if lr is None and any(m in ("lr-mse-x", "lr-psnr-x") for m in metrics):
         if set(metrics) >= {"lr-mse-x", "lr-mse-ay"} or set(metrics) >= {"lr-psnr-x", "lr-psnr-ay"}:
             metrics = tuple(m for m in metrics if m not in ("lr-mse-x", "lr-psnr-x"))

@@ -203,6 +203,29 @@ class OperatorSpec:
         return cls(scale, k, sigma, meta["boundary"], family)
 
 
+PHOTO_FAMILY = "bicubic"  # the A of an image made elsewhere when nothing names one: Pillow's (and most tools') resize
+
+
+def choose_operator(family: str | None = None, scale: int = 4, kernel_size: int | None = None, sigma: float | None = None,
+                    boundary: str | None = None, trained: OperatorSpec | None = None) -> OperatorSpec:
+    """The A of a command from its options, one rule for upscale, eval and project (docs/operators.md,
+    "Which A when none is named"):
+
+    1. `--operator F` when given (in the weights' own family, what is not given stays the weights');
+    2. else the weights' A when there are weights (`trained`: the A they were trained for);
+    3. else `gaussian` when only the Gaussian's own options (--kernel-size, --sigma) are given;
+    4. else `bicubic` (PHOTO_FAMILY, pil borders): small photos are made by resize functions, and
+       affsr's shipped default weights use it, so their outputs score as they were made.
+    With `trained`, `scale` is the weights' (the argument is not read)."""
+    if trained is not None and (family is None or family.lower() == trained.family):
+        keep = trained.family == "gaussian"
+        return OperatorSpec(trained.scale, kernel_size or (trained.kernel_size if keep else None),
+                            sigma or trained.sigma, boundary or trained.boundary, trained.family)
+    if family is None:
+        family = "gaussian" if kernel_size is not None or sigma is not None else PHOTO_FAMILY
+    return OperatorSpec(trained.scale if trained is not None else scale, kernel_size, sigma, boundary, family.lower())
+
+
 def boundary_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
     """Map integer positions i (any range) into 0 … n−1 by the boundary convention ("pil", which
     drops what falls outside, maps like "symmetric" where an index map is needed: LR padding)."""

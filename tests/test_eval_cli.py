@@ -58,7 +58,7 @@ def test_baselines_on_a_folder_json_csv(hr, tmp_path):
     assert all(r["lr-mse-x"] < 1e-12 < r["lr-mse-ay"] for r in pinv)
     # bicubic PSNR of one image, made independently and measured by scikit-image
     y = read_image(hr / "a_first.png", torch.float64).pixels
-    x = (Downsample(OperatorSpec())(y) * 255).round() / 255
+    x = (Downsample(OperatorSpec(family="bicubic"))(y) * 255).round() / 255  # no checkpoint, no --operator: bicubic
     y_hat = E.bicubic(x.float()[None], 4)[0].double()
     row = next(r for r in doc["images"] if r["method"] == "bicubic" and r["image"] == "a_first")
     assert row["psnr"] == pytest.approx(sk_psnr(y.numpy(), y_hat.numpy(), data_range=1), abs=1e-4)
@@ -85,7 +85,7 @@ def test_folders_pair_by_name_not_by_order(tmp_path):
     hr, sr, lr = (tmp_path / n for n in ("hr", "sr", "lr"))
     for d in (hr, sr, lr):
         d.mkdir()
-    A = Downsample(OperatorSpec())
+    A = Downsample(OperatorSpec())  # gaussian: A ŷ stays in [0, 1], so the 16-bit LR files hold it exactly
     for i, name in enumerate(["zeta", "alpha", "mid"]):
         y = smooth(i, 42, 50)  # not a multiple of 4: the SR result is 40×48, HR is cropped to it
         write_image(hr / f"{name}.png", y)
@@ -97,14 +97,15 @@ def test_folders_pair_by_name_not_by_order(tmp_path):
     save_file({**{f"{k}.weight": torch.randn(o, i, s, s, generator=g) * 0.1 for k, i, o, s, *_ in LAYERS},
                **{f"{k}.bias": torch.zeros(o) for k, _, o, *_ in LAYERS},
                **{f"lin{n}.model.1.weight": torch.rand(1, o, 1, 1, generator=g) for n, (_, _, o, *_) in enumerate(LAYERS)}}, lpips)
-    r = affsr("eval", "--hr", hr, "--sr", sr, "--lr", lr, "-m", "psnr", "lr-mse", "--json", js, "--lpips-weights", lpips)
+    r = affsr("eval", "--hr", hr, "--sr", sr, "--lr", lr, "-m", "psnr", "lr-mse", "--json", js, "--lpips-weights", lpips,
+              "--operator", "gaussian")
     assert r.returncode == 0, r.stderr
     rows = {row["image"]: row for row in json.loads(js.read_text())["images"]}
     assert rows["zeta"]["psnr"] == "inf" and math.isfinite(rows["alpha"]["psnr"]) and math.isfinite(rows["mid"]["psnr"])
     assert rows["zeta"]["lpips"] == 0 and rows["alpha"]["lpips"] > 0 and "LPIPS" in r.stdout
     assert all(row["lr-mse-x"] < 1e-9 for row in rows.values())  # LR files are A ŷ at 16 bits
     assert rows["alpha"]["lr-mse-ay"] > 1e-4
-    r = affsr("eval", "--hr", hr, "--sr", sr, "-m", "lr-mse", "--json", js, "--overwrite")  # no --lr: A y only
+    r = affsr("eval", "--hr", hr, "--sr", sr, "-m", "lr-mse", "--json", js, "--overwrite", "--operator", "gaussian")  # no --lr: A y only
     assert r.returncode == 0, r.stderr
     assert json.loads(js.read_text())["metrics"] == ["lr-mse-ay"]
 
@@ -211,7 +212,7 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     calls = []
 
     def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None, operator=None, boundary=None,
-                            ensemble=False):
+                            ensemble=False, as_trained=False):
         calls.append((name, device, ensemble))
         return (lambda x, bits: project(E.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
 
@@ -250,3 +251,44 @@ def test_eval_takes_a_float_tiff_as_the_hr_image(tmp_path):
                         "--json", tmp_path / "e.json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "e.json").read_text())["means"][E.DEFAULT_NAME]["psnr"] > 100
+
+
+def test_files_made_by_affsr_upscale_score_as_made_without_operator(tmp_path):
+    """Issue 34 §4: `affsr eval --hr HR --sr SR` defaulted to the Gaussian A while the shipped default weights use
+    bicubic, so affsr's own outputs scored ~45 dB instead of ~80. One rule now (projection.choose_operator): no
+    weights and no --operator -> bicubic, said in a note. Without --lr, LR-PSNR is Aŷ vs the unrounded A y, which an
+    8-bit LR file caps at ~59 dB (its rounding), so that case runs at 16 bits; the 8-bit case gives --lr."""
+    from PIL import Image
+
+    from affsr_cli.evaluate import DEFAULT_WEIGHTS, VALIDATION_SET
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("the default weights are not shipped in this checkout")
+    for d in ("hr", "lr", "sr", "hr8", "lr8", "sr8"):
+        (tmp_path / d).mkdir()
+    im = Image.open(VALIDATION_SET / "chelsea.png").convert("RGB").crop((100, 40, 196, 120))  # 96×80
+    im.save(tmp_path / "hr8" / "cat.png")
+    im.resize((24, 20), Image.BICUBIC).save(tmp_path / "lr8" / "cat.png")  # Pillow's 8-bit resize
+    y = read_image(tmp_path / "hr8" / "cat.png", torch.float64).pixels
+    write_image(tmp_path / "hr" / "cat.png", y, bits=16)
+    write_image(tmp_path / "lr" / "cat.png", Downsample(OperatorSpec(family="bicubic"))(y).clamp(0, 1), bits=16)
+    for lr, sr in (("lr", "sr"), ("lr8", "sr8")):
+        r = affsr("upscale", tmp_path / lr, "-o", tmp_path / sr)  # the shipped default weights
+        assert r.returncode == 0, r.stderr
+
+    def lr_psnr(hr, sr, *args):
+        r = affsr("eval", "--hr", tmp_path / hr, "--sr", tmp_path / sr, "-m", "lr-psnr", "--json", tmp_path / "r.json",
+                  "--overwrite", *args)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads((tmp_path / "r.json").read_text())
+        return doc["means"][sr], doc["conventions"]["A"], r.stderr
+
+    means, a, stderr = lr_psnr("hr", "sr")
+    assert means["lr-psnr-ay"] > 60 and a.startswith("bicubic"), (means, a)
+    assert "note: A = bicubic" in stderr and "no --operator and no weights" in stderr
+    assert lr_psnr("hr", "sr", "--operator", "gaussian")[0]["lr-psnr-ay"] < 55  # the old default
+    means, _, _ = lr_psnr("hr8", "sr8", "--lr", tmp_path / "lr8")
+    assert means["lr-psnr-x"] > 60, means
+    assert lr_psnr("hr8", "sr8", "--lr", tmp_path / "lr8", "--operator", "gaussian")[0]["lr-psnr-x"] < 55
+    means, _, stderr = lr_psnr("hr8", "sr8", "--lr", tmp_path / "lr8", "--operator", "bicubic")
+    assert means["lr-psnr-x"] > 60 and "note:" not in stderr  # named: no note

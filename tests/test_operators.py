@@ -258,3 +258,24 @@ def test_cli_operator_for_upscale_and_eval(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(js.read_text())
     assert doc["conventions"]["A"].startswith("lanczos3") and doc["means"]["pinv"]["lr-psnr-x"] > 100
+
+
+def test_choose_operator_is_one_rule():
+    """projection.choose_operator, the A of upscale, eval and project (docs/operators.md, "Which A when none is
+    named"): --operator when given (within the weights' family the rest stays theirs), else the weights' A, else
+    gaussian when only its own options are given, else bicubic with Pillow's borders."""
+    from affsr_cli.projection import choose_operator
+
+    assert choose_operator() == OperatorSpec(4, family="bicubic") and choose_operator().boundary == "pil"
+    assert choose_operator(scale=2) == OperatorSpec(2, family="bicubic")
+    assert choose_operator(sigma=1.2) == OperatorSpec(4, sigma=1.2, family="gaussian")
+    assert choose_operator(kernel_size=13).family == "gaussian"
+    assert choose_operator("AREA", 3) == OperatorSpec(3, family="area")
+    gauss = OperatorSpec(2, 7, 0.9, "reflect", "gaussian")
+    assert choose_operator(trained=gauss) == gauss  # the weights' A, whatever scale the caller guessed
+    assert choose_operator("gaussian", boundary="symmetric", trained=gauss) == OperatorSpec(2, 7, 0.9, "symmetric", "gaussian")
+    assert choose_operator("bicubic", trained=gauss) == OperatorSpec(2, family="bicubic")
+    bicubic = OperatorSpec(4, family="bicubic")
+    assert choose_operator(boundary="matlab", trained=bicubic) == OperatorSpec(4, boundary="matlab", family="bicubic")
+    with pytest.raises(ValueError, match="gaussian operator only"):
+        choose_operator("bicubic", sigma=1.0)

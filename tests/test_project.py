@@ -59,9 +59,20 @@ def test_folders_pair_by_name_and_nothing_is_lost(pair):
     assert r.returncode == 2 and "do not pair by name" in r.stderr and not (d / "out2").exists()
 
 
-def test_the_operator_must_be_stated(pair):
-    d, _ = pair
-    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png")
-    assert r.returncode == 2 and "--operator" in r.stderr and not (d / "out.png").exists()
-    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png", "--operator", "bicubic", "--sigma", "1")
+def test_without_operator_bicubic_and_a_note_say_which(pair):
+    """Issue 34 §4: --operator was required; now the rule of every command (projection.choose_operator): no
+    weights, no --operator -> bicubic (gaussian when only --kernel-size/--sigma are given), said in one note."""
+    d, lr = pair
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out.png", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("note: A = bicubic") and "no --operator" in r.stderr and r.stderr.count("\n") == 1
+    r2 = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "named.png", "--operator", "bicubic", "--json")
+    assert r2.returncode == 0 and "note:" not in r2.stderr
+    assert (d / "out.png").read_bytes() == (d / "named.png").read_bytes()
+    assert (np.asarray(Image.open(d / "out.png").resize(lr.size, Image.BICUBIC)) == np.asarray(lr)).all()
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "g.png", "--sigma", "1.2")
+    assert r.returncode == 0 and "note: A = Gaussian σ = 1.2" in r.stderr, r.stderr
+    r = affsr(d / "lr" / "a.png", d / "sr" / "a.png", "-o", d / "out3.png", "--operator", "bicubic", "--sigma", "1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "gaussian operator only" in r.stderr
+    r = affsr(d / "lr" / "a.png", d / "sr" / "missing.png", "-o", d / "out4.png")
+    assert r.returncode != 0 and "note:" not in r.stderr  # an error stays one line

@@ -62,6 +62,7 @@ def test_short_flags_of_realesrgan_and_ncnn(ckpt, tmp_path):
     w = ckpt / "rgb.safetensors"
     r = affsr(tmp_path / "a.png", "--weights", w, "--outscale", "4", "--tile", "auto", "-o", tmp_path / "long.png")
     assert r.returncode == 0, r.stderr
+    assert "note: A = Gaussian σ = 1.5, 9 taps, stride 4, symmetric borders: the weights' own" in r.stderr  # no --operator
     r = affsr("-i", tmp_path / "a.png", "-n", w, "-s", "4", "-t", "0", "-o", tmp_path / "short.png")
     assert r.returncode == 0 and "no tiling" in r.stdout, r.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "long.png")), np.asarray(Image.open(tmp_path / "short.png")))
@@ -73,7 +74,9 @@ def test_short_flags_of_realesrgan_and_ncnn(ckpt, tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "affsr: error: no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'"]
     r = affsr(tmp_path / "a.png", "-n", w, "-t", "4")
-    assert r.returncode == 2 and "tile size must be 0 (no tiling" in r.stderr
+    assert r.returncode == 2 and "tile size must be 0 (no tiling" in r.stderr and "note:" not in r.stderr
+    r = affsr(tmp_path / "a.png", "-n", w, "--operator", "gaussian", "-o", tmp_path / "named.png")
+    assert r.returncode == 0 and "note: A" not in r.stderr, r.stderr
 
 
 def test_every_format_in_a_folder(ckpt, tmp_path):
