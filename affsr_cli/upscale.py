@@ -194,8 +194,9 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
         outputs.setdefault(key(job.dst), job.src)
     names = dict(outputs)  # every name a job writes: with --samples N, NAME_seedS (as process() names them)
     seeds = [opts.seed + i for i in range(opts.samples)] if opts.samples > 1 else None
-    for job in jobs:
-        for path in sample_paths(job.dst, seeds):
+    for job in jobs:  # and the --invented-map files of an earlier run, with or without the option now
+        paths = sample_paths(job.dst, seeds)
+        for path in paths + map_paths(job.dst, paths):
             names.setdefault(key(path), job.src)
     for job in jobs:
         owner = names.get(key(job.src))

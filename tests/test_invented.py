@@ -174,3 +174,20 @@ def test_project_maps_what_another_tool_invented(tmp_path):
         assert Path(row["invented_map"]).exists()
         shares[name] = row["invented_share"]
     assert shares["bic.png"] > 1e-3 and shares["pinv.tif"] < 1e-8
+
+
+def test_a_folder_with_maps_runs_again_in_place(ckpt, tmp_path):
+    """Upscaled in place with --invented-map, run again (with or without it): the earlier outputs and
+    maps are not taken for new inputs; --overwrite replaces them, the input is never touched."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    lr_image(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    first = affsr("upscale", folder, "-w", ckpt / "rgb.safetensors", "--invented-map")
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_x4.png", "a_x4_invented.png"]
+    for extra in (["--invented-map", "--overwrite"], ["--skip-existing"], ["--overwrite"]):
+        r = affsr("upscale", folder, "-w", ckpt / "rgb.safetensors", *extra)
+        assert r.returncode == 0, (extra, r.stderr)
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_x4.png", "a_x4_invented.png"], extra
+    assert (folder / "a.png").read_bytes() == before
