@@ -39,7 +39,7 @@ import torch
 from . import checkpoint, consistency, infer
 from .imageio_extra import icc_fits
 from .infer import Upscaler
-from .projection import FAMILIES, OperatorSpec
+from .projection import FAMILIES, OperatorSpec, choose_operator
 
 __all__ = ["upscale", "load", "Upscaler", "OperatorSpec", "InexactWarning", "operator_for"]
 CONVERTED = {"1": "L", "La": "LA", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
@@ -59,13 +59,9 @@ class _Input:
 
 def operator_for(trained: OperatorSpec, family: str | None = None, boundary: str | None = None,
                  kernel_size: int | None = None, sigma: float | None = None) -> OperatorSpec:
-    """The A a user names (the CLI's `--operator`, `operator=` here) at the weights' scale: within the
-    weights' own family, what is not given stays the weights'; another family starts from its defaults."""
-    if family is None or family.lower() == trained.family:
-        keep = trained.family == "gaussian"
-        return OperatorSpec(trained.scale, kernel_size or (trained.kernel_size if keep else None),
-                            sigma or trained.sigma, boundary or trained.boundary, trained.family)
-    return OperatorSpec(trained.scale, kernel_size, sigma, boundary, family.lower())
+    """The A a user names (the CLI's `--operator`, `operator=` here) at the weights' scale: the one rule
+    of every command (projection.choose_operator) with the weights' A as the default."""
+    return choose_operator(family, trained.scale, kernel_size, sigma, boundary, trained)
 
 
 def load(weights: str | os.PathLike | None = None, *, device: str | torch.device = "auto",
