@@ -2,11 +2,15 @@
 LR (nearest-neighbour ×4) | bicubic | one column per checkpoint | HR. By default the shipped pair
 trained for the operator: `affmse-x4`/`affgan-x4` written to examples/photos/crops.png (bicubic),
 `affmse-x4-gaussian`/`affgan-x4-gaussian` to examples/photos/crops-gaussian.png (gaussian);
-`--column LABEL=WEIGHTS` (repeated) names the columns instead (a shipped name or a path).
+`--column LABEL=WEIGHTS` (repeated) names the columns instead (a shipped name or a path), or
+`--column LABEL=DIR`: a folder of results made elsewhere, named as the validation photos (e.g.
+Real-ESRGAN by run_realesrgan.py, then `affsr project`).
 
     python examples/photos/make_crops.py [--val data/photos/val] [--operator bicubic|gaussian]
     python examples/photos/make_crops.py --column SPAN=weights/import/spanx4-ch52.safetensors \
         --column "AffMSE v3=affmse-x4" -o /tmp/sheet.png
+    python examples/photos/make_crops.py --column "AffGAN=affgan-x4" --column "Real-ESRGAN=runs/realesrgan/sr" \
+        --column "Real-ESRGAN + project=runs/realesrgan/projected" -o examples/photos/crops-gan.png
 
 Each HR photo y is downsampled with the operator A of `--operator` (default bicubic, which equals
 Pillow's bicubic resize; `gaussian`: the paper's σ = 1.5) and rounded to 8 bits: that LR file x is
@@ -61,7 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
     p.add_argument("-o", "--out", type=Path, help="the sheet (default: crops.png, crops-gaussian.png beside this script)")
     p.add_argument("--operator", default="bicubic", choices=list(SUFFIX), help="the A that makes the LR inputs")
-    p.add_argument("--column", action="append", metavar="LABEL=WEIGHTS", help="a checkpoint column (default: the shipped pair)")
+    p.add_argument("--column", action="append", metavar="LABEL=WEIGHTS",
+                   help="a checkpoint column (default: the shipped pair), or LABEL=DIR: results made elsewhere")
     args = p.parse_args(argv)
     suffix = SUFFIX[args.operator]
     photos = sorted(p for p in args.val.iterdir() if p.suffix == ".png") if args.val.is_dir() else []
@@ -73,14 +78,15 @@ def main(argv=None) -> int:
     if any(len(c) != 2 for c in pairs):
         print("--column takes LABEL=WEIGHTS", file=sys.stderr)
         return 2
+    folders = {label: Path(w) for label, w in pairs if Path(w).is_dir()}  # results made elsewhere, by photo name
     weights = {label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
-               for label, w in pairs}
+               for label, w in pairs if label not in folders}
     missing = [str(w) for w in weights.values() if not w.is_file()]
     if missing:
         print(f"{', '.join(missing)}: no such weights file (the shipped ones are in weights/; --weights, --column)",
               file=sys.stderr)
         return 2
-    columns = ["LR (nearest)", "bicubic", *weights, "HR"]
+    columns = ["LR (nearest)", "bicubic", *[label for label, _ in pairs], "HR"]
     out = args.out or HERE / f"crops{suffix}.png"
     A, _ = OperatorSpec(4, family=args.operator).build()
     n, z = args.size, args.zoom
@@ -105,7 +111,11 @@ def main(argv=None) -> int:
             panels = {"HR": Image.open(args.val / name).convert("RGB"),
                       "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
                       "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
-                      **{c: Image.open(Path(tmp) / f"{i}-8" / name) for i, c in enumerate(weights)}}
+                      **{c: Image.open(Path(tmp) / f"{i}-8" / name) for i, c in enumerate(weights)},
+                      **{c: Image.open(d / name) for c, d in folders.items() if (d / name).exists()}}
+            if any(c not in panels for c in columns):
+                print(f"skipping {name}: not in every --column folder", file=sys.stderr)
+                continue
             box = (left, top, left + n, top + n)
             rows.append([panels[c].convert("RGB").crop(box).resize((n * z, n * z), Image.NEAREST) for c in columns])
     if not rows:
