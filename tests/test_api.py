@@ -32,8 +32,13 @@ def chelsea(box=(130, 60, 178, 100)) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def up():
-    """The shipped default, once for the module (api.load caches it for affsr.upscale too)."""
-    return affsr.load(device="cpu")
+    """The shipped default, once for the module (api.load caches it for affsr.upscale too), on one thread as
+    the CLI runs below (OMP_NUM_THREADS=1): oneDNN's convolutions sum in another order on more threads, which
+    can move a value across a rounding boundary, so "the same pixels" holds at the same thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield affsr.load(device="cpu")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
