@@ -95,7 +95,7 @@ def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: i
     result = BoxFit()
     chunks = _chunks(y.shape[0], y.shape[1] * y.shape[2])
     cap = max_iter or MAX_ITER[8 if (bits or 8) <= 8 else 16]
-    total, done = (cap if bits is not None else 1) * len(chunks), 0
+    total = (cap if bits is not None else 1) * len(chunks)
     for i, ch in enumerate(chunks):
         yc, xc = y[ch].to(device), x[ch].to(device)
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
