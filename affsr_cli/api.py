@@ -25,9 +25,7 @@ The engine never prints; the notes `affsr upscale` prints are dropped here, its 
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +34,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, consistency, infer
-from .imageio_extra import icc_fits
+from . import checkpoint, consistency
+from .images import icc_fits
+from .device import pick_device
 from .infer import Upscaler
-from .projection import FAMILIES, OperatorSpec, choose_operator
+from .projection import FAMILIES, OperatorSpec
+from .errors import AffsrError
 
-__all__ = ["upscale", "load", "Upscaler", "OperatorSpec", "InexactWarning", "operator_for"]
+__all__ = ["upscale", "load", "Upscaler", "OperatorSpec", "InexactWarning"]
 CONVERTED = {"1": "L", "La": "LA", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
              "RGBX": "RGB"}  # PIL modes read as another (P and PA: RGB, or RGBA when transparent)
 
@@ -57,13 +57,6 @@ class _Input:
     bits: int | None  # 8 or 16: levels; None: floats
 
 
-def operator_for(trained: OperatorSpec, family: str | None = None, boundary: str | None = None,
-                 kernel_size: int | None = None, sigma: float | None = None) -> OperatorSpec:
-    """The A a user names (the CLI's `--operator`, `operator=` here) at the weights' scale: the one rule
-    of every command (projection.choose_operator) with the weights' A as the default."""
-    return choose_operator(family, trained.scale, kernel_size, sigma, boundary, trained)
-
-
 def load(weights: str | os.PathLike | None = None, *, device: str | torch.device = "auto",
          operator: str | OperatorSpec | None = None, tile: int | None = None) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
@@ -77,10 +70,10 @@ def load(weights: str | os.PathLike | None = None, *, device: str | torch.device
         from .evaluate import DEFAULT_WEIGHTS
 
         if not DEFAULT_WEIGHTS.is_file():
-            raise ValueError(f"the default weights ({DEFAULT_WEIGHTS}) are not installed; pass weights=NAME|PATH|hf://…")
+            raise AffsrError(f"the default weights ({DEFAULT_WEIGHTS}) are not installed; pass weights=NAME|PATH|hf://…")
         weights = DEFAULT_WEIGHTS
     if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"weights must be a name, a path or hf://owner/repo/file, got {type(weights).__name__}")
+        raise AffsrError(f"weights must be a name, a path or hf://owner/repo/file, got {type(weights).__name__}")
     path = checkpoint.resolve_weights(os.fspath(weights))
     try:
         stamp = (path.stat().st_mtime_ns, path.stat().st_size)
@@ -89,25 +82,16 @@ def load(weights: str | os.PathLike | None = None, *, device: str | torch.device
     if isinstance(operator, str):
         operator = operator.lower()
     elif operator is not None and not isinstance(operator, OperatorSpec):
-        raise ValueError(f"operator must be a family name ({', '.join(FAMILIES)}) or an OperatorSpec, "
+        raise AffsrError(f"operator must be a family name ({', '.join(FAMILIES)}) or an OperatorSpec, "
                          f"got {type(operator).__name__}")
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)):
-        raise ValueError(f"tile must be a whole number of LR pixels or None (sized to the free memory), got {tile!r}")
-    return _load(str(path), stamp, str(infer.pick_device(str(device))), operator, tile)
+        raise AffsrError(f"tile must be a whole number of LR pixels or None (sized to the free memory), got {tile!r}")
+    return _load(str(path), stamp, str(pick_device(str(device))), operator, tile)
 
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, tile: int | None) -> Upscaler:
-    spec = operator if isinstance(operator, OperatorSpec) else None
-    family = spec.family if spec is not None else operator
-    up = Upscaler.load(path, device, tile=tile, operator=family, boundary=spec.boundary if spec else None)
-    if operator is not None and not up.foreign:  # another tool's network took its A from `operator` while loading
-        spec = spec or operator_for(up.trained_for, operator)
-        if spec != up.trained_for:
-            warnings.warn(f"{path} was trained for another degradation ({up.trained_for.describe()}); its outputs are "
-                          f"made consistent with {spec.describe()}", UserWarning, stacklevel=3)
-        up.set_operator(spec)
-    return up
+    return Upscaler.load(path, device, tile=tile, operator=operator)  # another A than the weights': a warning
 
 
 load.cache_clear = _load.cache_clear
@@ -129,7 +113,7 @@ def upscale(image, *, weights: str | os.PathLike | None = None, device: str | to
     `seed` draws the noise of a stochastic checkpoint (the same seed, the same sample). The weights are
     loaded once and cached. Bad input is a ValueError that says what is wrong with it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a whole number, 0 or more, got {seed!r}")
+        raise AffsrError(f"seed must be a whole number, 0 or more, got {seed!r}")
     pictures, rebuild = _inputs(image)  # checked before any weights are read
     up = load(weights, device=device, operator=operator, tile=tile)
     outs = []
@@ -148,7 +132,7 @@ def _inputs(image) -> tuple[list[_Input], Callable[[list[np.ndarray]], object]]:
 
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    raise ValueError(f"expected a PIL image, a NumPy array or a torch tensor, got {type(image).__name__}"
+    raise AffsrError(f"expected a PIL image, a NumPy array or a torch tensor, got {type(image).__name__}"
                      + (" (read the file first, e.g. with PIL.Image.open)" if isinstance(image, (str, Path)) else ""))
 
 
@@ -179,7 +163,7 @@ def _checked(a: np.ndarray, what: str) -> _Input:
     """(h, w, C) uint8, uint16 or floats in [0, 1] -> the upscaler's input (the floats read_image makes of a file)."""
     h, w, c = a.shape
     if h < 1 or w < 1:
-        raise ValueError(f"{what} has no pixels ({w}×{h})")
+        raise AffsrError(f"{what} has no pixels ({w}×{h})")
     if a.dtype in (np.uint8, np.uint16):
         bits = 8 if a.dtype == np.uint8 else 16
         planes = a.transpose(2, 0, 1).astype(np.float32)
@@ -187,14 +171,14 @@ def _checked(a: np.ndarray, what: str) -> _Input:
     elif a.dtype in (np.float16, np.float32, np.float64):
         bits = None
         if not np.isfinite(a).all():
-            raise ValueError(f"{what} holds NaN or infinite values")
+            raise AffsrError(f"{what} holds NaN or infinite values")
         lo, hi = float(a.min()), float(a.max())
         if lo < 0 or hi > 1:
-            raise ValueError(f"{what} holds floats from {lo:g} to {hi:g}; floats must lie in [0, 1] "
+            raise AffsrError(f"{what} holds floats from {lo:g} to {hi:g}; floats must lie in [0, 1] "
                              "(divide 8-bit values by 255, 16-bit ones by 65535)")
         planes = a.transpose(2, 0, 1).astype(np.float32)
     else:
-        raise ValueError(f"{what} has dtype {a.dtype}, which is not supported: use uint8, uint16 or floats in [0, 1]")
+        raise AffsrError(f"{what} has dtype {a.dtype}, which is not supported: use uint8, uint16 or floats in [0, 1]")
     t = torch.from_numpy(np.ascontiguousarray(planes))
     colour, alpha = (t[:-1], t[-1:]) if c in (2, 4) else (t, None)
     return _Input(colour, alpha, bits)
@@ -209,13 +193,13 @@ def _check_channels(shape: tuple, what: str, last: bool):
             hint = "; channels first? use array.transpose(1, 2, 0)"
         elif not last and 1 <= shape[-1] <= 4:
             hint = "; channels last? use tensor.permute(2, 0, 1), or (0, 3, 1, 2) for a batch"
-        raise ValueError(f"{what} has shape {tuple(shape)}: expected {layout} with C = 1 (gray), 2 (gray + alpha), "
+        raise AffsrError(f"{what} has shape {tuple(shape)}: expected {layout} with C = 1 (gray), 2 (gray + alpha), "
                          f"3 (RGB) or 4 (RGBA){hint}")
 
 
 def _from_numpy(a: np.ndarray):
     if a.ndim not in (2, 3):
-        raise ValueError(f"the array has {a.ndim} dimensions (shape {a.shape}): expected (H, W) or (H, W, C)")
+        raise AffsrError(f"the array has {a.ndim} dimensions (shape {a.shape}): expected (H, W) or (H, W, C)")
     if a.ndim == 3:
         _check_channels(a.shape, "the array", last=True)
     pic = _checked(a if a.ndim == 3 else a[..., None], "the array")
@@ -229,15 +213,15 @@ def _from_numpy(a: np.ndarray):
 
 def _from_torch(t: torch.Tensor):
     if t.dim() not in (3, 4):
-        raise ValueError(f"the tensor has {t.dim()} dimensions (shape {tuple(t.shape)}): expected (C, H, W) or (B, C, H, W)")
+        raise AffsrError(f"the tensor has {t.dim()} dimensions (shape {tuple(t.shape)}): expected (C, H, W) or (B, C, H, W)")
     _check_channels(tuple(t.shape), "the tensor", last=False)
     if not (t.dtype.is_floating_point or t.dtype == torch.uint8):
-        raise ValueError(f"the tensor has dtype {str(t.dtype).replace('torch.', '')}, which is not supported: use "
+        raise AffsrError(f"the tensor has dtype {str(t.dtype).replace('torch.', '')}, which is not supported: use "
                          "floats in [0, 1] or uint8")
     batch = t.detach().cpu()
     batch = batch[None] if t.dim() == 3 else batch
     if batch.shape[0] == 0:
-        raise ValueError(f"the tensor holds no images (shape {tuple(t.shape)})")
+        raise AffsrError(f"the tensor holds no images (shape {tuple(t.shape)})")
     if batch.dtype in (torch.float16, torch.bfloat16):  # bfloat16 has no NumPy type; float32 holds both exactly
         batch = batch.float()
     pics = [_checked(image.permute(1, 2, 0).numpy(), "the tensor" if t.dim() == 3 else f"image {i} of the batch")
@@ -260,13 +244,13 @@ def _from_pil(im):
     elif mode in CONVERTED:
         im = im.convert(CONVERTED[mode])
     elif mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not mode.startswith("I;16"):
-        raise ValueError(f"PIL images of mode {mode} are not supported; convert the image to RGB, RGBA, L or LA first")
+        raise AffsrError(f"PIL images of mode {mode} are not supported; convert the image to RGB, RGBA, L or LA first")
     if im.width < 1 or im.height < 1:
-        raise ValueError(f"the image has no pixels ({im.width}×{im.height})")
+        raise AffsrError(f"the image has no pixels ({im.width}×{im.height})")
     if im.mode == "I" or im.mode.startswith("I;16"):
         a = np.asarray(im)
         if a.min() < 0 or a.max() > 65535:
-            raise ValueError(f"the image (mode {im.mode}) holds values from {a.min()} to {a.max()}; integer samples "
+            raise AffsrError(f"the image (mode {im.mode}) holds values from {a.min()} to {a.max()}; integer samples "
                              "must lie in 0…65535 (16 bits)")
         a = a.astype(np.uint16)[..., None]
     else:
@@ -290,11 +274,3 @@ def _from_pil(im):
         return big
 
     return [pic], rebuild
-
-
-class CallableModule(types.ModuleType):
-    """The class of the module `affsr_cli.upscale` (the engine of `affsr upscale`), so that `affsr.upscale(image)`
-    calls `upscale` above (affsr_cli/__init__.py says why)."""
-
-    __call__ = staticmethod(upscale)
-    __signature__ = inspect.signature(upscale)  # inspect.signature(affsr.upscale), help() and notebooks show upscale's

@@ -11,6 +11,7 @@ import torch
 
 from . import nets, swissroll, weights
 from .methods import SRModel
+from .errors import AffsrError
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"
@@ -65,32 +66,32 @@ def load_generator(path, device="cpu") -> SRModel:
 def generator_from(path, tensors: dict[str, torch.Tensor], meta: dict[str, str], device="cpu") -> SRModel:
     """load_generator for the tensors and metadata already read (weights.load) from `path`."""
     if meta.get("format") != GENERATOR_FORMAT:
-        raise ValueError(f"{path}: not an affsr generator checkpoint (format {str(meta.get('format'))[:40]!r})")
+        raise AffsrError(f"{path}: not an affsr generator checkpoint (format {str(meta.get('format'))[:40]!r})")
     try:
         config = json.loads(meta["model"])
         name, kwargs = nets.check_config(config["net"])
     except (KeyError, TypeError, json.JSONDecodeError, RecursionError):
-        raise ValueError(f"{path}: the checkpoint's model description is missing or damaged") from None
+        raise AffsrError(f"{path}: the checkpoint's model description is missing or damaged") from None
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise AffsrError(f"{path}: {e}") from None
     try:
         operator = SRModel.spec_of(config)
     except ValueError as e:  # the field and its value, in the file's name
-        raise ValueError(f"{path}: {e}") from None
+        raise AffsrError(f"{path}: {e}") from None
     points = name in POINT_NETS  # the Swiss roll's nets map 2-D points; every other generator maps images
     if points != isinstance(operator, swissroll.AverageSpec):
-        raise ValueError(f"{path}: a {name} network (for {'2-D points' if points else 'images'}) with "
+        raise AffsrError(f"{path}: a {name} network (for {'2-D points' if points else 'images'}) with "
                          f"{'an image operator A' if points else 'the Swiss roll operator'}: the file is inconsistent")
     if "scale" in kwargs and kwargs["scale"] != getattr(operator, "scale", kwargs["scale"]):  # the Swiss roll's has none
-        raise ValueError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
+        raise AffsrError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     with torch.device("meta"):
         expected = {k: v.shape for k, v in nets.build(name, kwargs).state_dict().items()}
     if expected.keys() != state.keys() or any(state[k].shape != s for k, s in expected.items()):
-        raise ValueError(f"{path}: weights do not fit the described network ({_first_difference(expected, state)})")
+        raise AffsrError(f"{path}: weights do not fit the described network ({_first_difference(expected, state)})")
     bad = weights.first_non_finite(state)
     if bad is not None:
-        raise ValueError(f"{path}: the weights hold NaN or infinite values ({bad}): the file is damaged")
+        raise AffsrError(f"{path}: the weights hold NaN or infinite values ({bad}): the file is damaged")
     model = SRModel.from_config(config)
     model.net.load_state_dict(state)
     return model.to(device).eval()
@@ -112,19 +113,19 @@ def resolve_weights(name: str) -> Path:
     if name.startswith("hf://"):
         parts = name[5:].split("/")
         if len(parts) < 3:
-            raise ValueError(f"{name}: expected hf://owner/repo/path/to/file.safetensors")
+            raise AffsrError(f"{name}: expected hf://owner/repo/path/to/file.safetensors")
         return _from_hub(name, "/".join(parts[:2]), "/".join(parts[2:]))
     path = Path(name)
     if path.is_dir():
         if not (path / "generator.safetensors").is_file():
-            raise ValueError(f"{name}: a folder without generator.safetensors (not a run folder of affsr train)")
+            raise AffsrError(f"{name}: a folder without generator.safetensors (not a run folder of affsr train)")
         return path / "generator.safetensors"
     if path.exists() or os.sep in name or path.suffix:
         return path
     shipped = WEIGHTS_DIR / f"{name}.safetensors"
     if not shipped.is_file():
         have = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []
-        raise ValueError(f"no shipped weights named {name!r} (shipped: {', '.join(have) or 'none yet'})")
+        raise AffsrError(f"no shipped weights named {name!r} (shipped: {', '.join(have) or 'none yet'})")
     return shipped
 
 
@@ -147,7 +148,7 @@ def _from_hub(name: str, repo: str, file: str) -> Path:
     offline = (f"download it where there is a network (hf download {repo} {file}, into the cache under HF_HOME), "
                "or set HF_HUB_OFFLINE=1 to use the cache only")
     if constants.HF_HUB_OFFLINE:
-        raise ValueError(f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE "
+        raise AffsrError(f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE "
                          "is set")
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     before = hub_logging.get_verbosity()
@@ -156,16 +157,16 @@ def _from_hub(name: str, repo: str, file: str) -> Path:
         try:
             get_hf_file_metadata(hf_hub_url(repo, file), timeout=HUB_PROBE_SECONDS)
         except HfHubHTTPError as e:  # the Hub answered: no such repository or file, or not allowed
-            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} does not serve it "
+            raise AffsrError(f"{name}: not in the local Hugging Face cache, and {host} does not serve it "
                              f"({(str(e).splitlines() or [''])[0][:120]})") from None
         except Exception as e:  # no connection, no answer in time, a proxy that refuses (httpx or requests errors)
             why = f"no answer in {HUB_PROBE_SECONDS:g} s" if "timeout" in type(e).__name__.lower() else \
                 (str(e).splitlines() or [type(e).__name__])[0][:100] or type(e).__name__
-            raise ValueError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
+            raise AffsrError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
                              + offline) from None
         return Path(hf_hub_download(repo, file))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise ValueError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
+        raise AffsrError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
                          f"{(str(e).splitlines() or [''])[0][:120]})") from None
     finally:
         hub_logging.set_verbosity(before)
@@ -188,7 +189,7 @@ def load_state(path) -> tuple[dict, dict]:
     """(state tree with tensors restored, config dict)."""
     tensors, meta = weights.load(path)
     if meta.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path}: not an affsr training state (format {meta.get('format')!r})")
+        raise AffsrError(f"{path}: not an affsr training state (format {meta.get('format')!r})")
     try:
         tree = json.loads(meta["tree"])
         state = {"step": int(tree["step"]),
@@ -196,4 +197,4 @@ def load_state(path) -> tuple[dict, dict]:
                  "extra": unflatten(tree["extra"], tensors)}
         return state, json.loads(meta["config"])
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
-        raise ValueError(f"{path}: the training state is damaged ({type(e).__name__}: {str(e)[:100]})") from None
+        raise AffsrError(f"{path}: the training state is damaged ({type(e).__name__}: {str(e)[:100]})") from None

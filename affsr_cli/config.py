@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from .errors import AffsrError
 
 # fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
 AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "operator": "auto", "kernel_size": 0, "sigma": 0.0,
@@ -48,7 +49,7 @@ PHOTOS_FROM_WEIGHTS.update(mae=PHOTOS_FROM_WEIGHTS["mse"], ll=PHOTOS_FROM_WEIGHT
 PHOTOS_INIT = {"gaussian": "affmse-x4-gaussian", "*": "affmse-x4"}
 
 
-class TrainingError(ValueError):
+class TrainingError(AffsrError):
     """A run that cannot start or had to stop (one line for the user)."""
 
 
@@ -118,7 +119,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
+            raise AffsrError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
         return cls(**{"operator": "gaussian", **d})  # runs from before the operator families were Gaussian
 
     def check_ranges(self):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .projection import project
+from .errors import AffsrError
 
 MAX_FIT_ERROR = 0.5 / 255  # fit_box: no LR pixel of the clipped ŷ half an 8-bit level or more from x (a quarter: 30 % more iterations, no fewer Pillow passes)
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
@@ -432,7 +433,7 @@ def _measure(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int, nea
     """(LR-PSNR, LR-MSE, max |A(saved) − x|, share of LR values further than `near` from x) of a saved image."""
     c = x.shape[0]
     if stored.shape[2] < c:
-        raise ValueError(f"the saved image has {stored.shape[2]} channel(s), expected {c}")
+        raise AffsrError(f"the saved image has {stored.shape[2]} channel(s), expected {c}")
     sse, worst, off = 0.0, 0.0, 0
     with threads(1 if stored.shape[0] * stored.shape[1] <= SMALL else None):
         for k in range(c):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import losses
+from .errors import AffsrError
 
 
 class Constraint:
@@ -76,6 +77,6 @@ CONSTRAINTS = {c.name: c for c in (Affine, Soft, Unconstrained)}
 def build(name: str, cfg=None) -> Constraint:
     """The constraint `name` with its weights from `cfg` (a TrainConfig; None: the defaults, for inference)."""
     if name not in CONSTRAINTS:
-        raise ValueError(f"unknown constraint {name!r} (known: {', '.join(CONSTRAINTS)})")
+        raise AffsrError(f"unknown constraint {name!r} (known: {', '.join(CONSTRAINTS)})")
     kind = CONSTRAINTS[name]
     return kind(**{k: getattr(cfg, k) for k in kind.options}) if cfg is not None else kind()

@@ -14,8 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
 from . import images, rundir
+from .errors import AffsrError
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
 PRESETS = {  # HR side, how it is taken
     "texture": dict(size=64, crop="random"),
@@ -36,16 +36,16 @@ def find_images(root: str | Path, what: str = "--data", exclude: tuple = (), pro
     A subfolder that cannot be read is a line in `problems` (the caller warns), or without it an error."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"{what} folder {root} does not exist" if not root.exists() else f"{what} {root} is not a folder")
+        raise AffsrError(f"{what} folder {root} does not exist" if not root.exists() else f"{what} {root} is not a folder")
     skip = {Path(p).resolve() for p in exclude}
-    files, unreadable = images.walk_images(root, EXTENSIONS,
+    files, unreadable = images.walk_images(root, images.SUFFIXES,
                                            skip_folder=lambda d: d.resolve() in skip or rundir.is_run_folder(d))
     if unreadable and problems is None:
-        raise ValueError(f"{what} {root}: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
+        raise AffsrError(f"{what} {root}: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
     if problems is not None:
         problems += [f"skipping {u}" for u in unreadable]
     if not files:
-        raise ValueError(f"{what}: no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+        raise AffsrError(f"{what}: no images ({', '.join(images.SUFFIXES)}) under {root}")
     return files
 
 
@@ -119,11 +119,11 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True,
                  smooth: float = 0.0, seed: int = 0, exclude: tuple = ()):
         if preset not in PRESETS:
-            raise ValueError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
+            raise AffsrError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
+            raise AffsrError(f"channels must be 1 or 3, got {channels}")
         if not 0 <= smooth <= 1:
-            raise ValueError(f"smooth must be a fraction in [0, 1], got {smooth}")
+            raise AffsrError(f"smooth must be a fraction in [0, 1], got {smooth}")
         self.preset, self.channels, self.flips, self.smooth, self.seed = preset, channels, flips, smooth, seed
         self.size = size or PRESETS[preset]["size"]
         self.crop = PRESETS[preset]["crop"]
@@ -147,7 +147,7 @@ class ImageFolder(Dataset):
                 self.files.remove(f)
         if not self.files:
             why = f": {len(self.warnings)} skipped, e.g. {self.warnings[0].removeprefix('skipping ')}" if self.warnings else ""
-            raise ValueError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why)
+            raise AffsrError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why)
 
     def __len__(self) -> int:
         per = TEXTURE_PATCHES_PER_IMAGE if self.preset == "texture" else 1
@@ -161,7 +161,7 @@ class ImageFolder(Dataset):
             except (OSError, ValueError):
                 continue
         else:
-            raise ValueError(f"none of the {len(self.files)} training images decodes (truncated or damaged files)")
+            raise AffsrError(f"none of the {len(self.files)} training images decodes (truncated or damaged files)")
         g = sample_generator(self.seed, i)
         n = self.size
         if self.crop == "centre":

@@ -27,11 +27,14 @@ from PIL import Image
 
 from . import metrics as M
 from . import niqe as NQ
-from .images import SUFFIXES, atomic_write, quantize, read_image
+from .files import atomic_write
+from .images import list_images, pair_by_name, quantize, read_image
 from .lpips import LPIPS, NEEDS
-from .projection import Downsample, ExactPinv, OperatorSpec, choose_operator
+from .downsample import Downsample
+from .projection import ExactPinv, OperatorSpec, choose_operator
 from .text import UNDECODABLE, csv_cell
 from .weights import bundled
+from .errors import AffsrError
 
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
 DEFAULT_NAME = "affmse-x4"  # v3: SPAN x4 fine-tuned with AffMSE under Pillow's bicubic (weights/README.md); an AffGAN again once one is preferred at 400%
@@ -60,7 +63,7 @@ def parse_metrics(names: Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for name in (n.strip().lower() for item in names for n in item.split(",") if n.strip()):
         if name not in METRICS and name not in GROUPS:
-            raise ValueError(f"unknown metric {name!r}; choose from {', '.join([*METRICS, *GROUPS])}")
+            raise AffsrError(f"unknown metric {name!r}; choose from {', '.join([*METRICS, *GROUPS])}")
         out += [m for m in GROUPS.get(name, (name,)) if m not in out]
     return tuple(out) or DEFAULT_METRICS
 
@@ -128,24 +131,24 @@ def baseline(name: str, spec: OperatorSpec) -> Upscale:
     if name == "pinv":
         pinv = ExactPinv(Downsample(spec))
         return lambda x, bits=None: pinv(x.double())
-    raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    raise AffsrError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
 
 
 def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None,
-                        configure: Callable | None = None, operator: str | None = None,
-                        boundary: str | None = None, ensemble: bool = False, as_trained: bool = False) -> tuple[Upscale, OperatorSpec]:
+                        operator: str | None = None, boundary: str | None = None, ensemble: bool = False,
+                        as_trained: bool = False, kernel_size: int | None = None,
+                        sigma: float | None = None) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
-    `configure(upscaler)` may change it first (e.g. `set_operator`, as `--operator` does); another
-    tool's network gets A from `operator` and `boundary` (required: its file does not name one);
+    The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
+    as `--operator` does (infer.Upscaler.load; another tool's network needs `operator`);
     `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler). `as_trained`: a checkpoint
     trained without the projection layer (soft or no constraint) is measured on its own f(x), clipped to
     [0, 1] and rounded to the bit depth (float for 32), not through Π (the paper's Table 2 compares so)."""
     from .infer import Upscaler
 
-    up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble)
-    if configure is not None:
-        configure(up)
+    up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble,
+                       kernel_size=kernel_size, sigma=sigma)
     if as_trained and up.constraint not in (None, "aff"):
         def raw(x: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
             f = up.network(x[0]).double()  # (C, sH, sW) f(x), no Π
@@ -158,39 +161,6 @@ def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32",
 
 
 # -- files -------------------------------------------------------------------------------------------
-
-def list_images(folder: Path) -> dict[str, Path]:
-    """Image files of a folder (or one file) by stem; hidden and non-image files are skipped."""
-    folder = Path(folder)
-    if folder.is_file():
-        return {folder.stem: folder}
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: no such folder")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.suffix.lower() not in SUFFIXES or not p.is_file():
-            continue
-        if p.stem in found:
-            raise ValueError(f"{folder}: two images named {p.stem!r} ({found[p.stem].name}, {p.name}); pairing by name is ambiguous")
-        found[p.stem] = p
-    if not found:
-        raise ValueError(f"{folder}: no image files ({', '.join(SUFFIXES)})")
-    return found
-
-
-def pair_by_name(hr: Path, sr: Path, lr: Path | None = None) -> list[tuple[str, Path, Path, Path | None]]:
-    """(stem, HR, SR, LR) for every stem; an error lists every file that has no partner. Single
-    files (not folders) pair with each other whatever their names."""
-    if all(p is None or Path(p).is_file() for p in (hr, sr, lr)):
-        return [(Path(hr).stem, Path(hr), Path(sr), Path(lr) if lr else None)]
-    folders = {"HR": list_images(hr), "SR": list_images(sr), **({"LR": list_images(lr)} if lr else {})}
-    stems = set().union(*folders.values())
-    missing = [f"{stem} (no {kind})" for stem in sorted(stems) for kind, files in folders.items() if stem not in files]
-    if missing:
-        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise ValueError(f"{len(missing)} image(s) do not pair by name: {shown}")
-    return [(s, folders["HR"][s], folders["SR"][s], folders["LR"][s] if lr else None) for s in sorted(stems)]
-
 
 def _channels(n: int) -> str:
     return {1: "1 channel (gray)", 3: "3 channels (RGB)"}.get(n, f"{n} channels")
@@ -220,7 +190,7 @@ class _Reference:
     def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...], lpips: LPIPS | None = None,
                  name: str = "the HR image"):
         if "lpips" in metrics and lpips is None:
-            raise ValueError(NEEDS)
+            raise AffsrError(NEEDS)
         self.bits, self.conv, self.metrics, self.lpips = bits, conv, metrics, lpips
         self.y = y
         self.yc = self.colour_crop(y)
@@ -278,7 +248,7 @@ def _niqe(img: torch.Tensor, who: str) -> float:
     try:
         return NQ.niqe(img)
     except ValueError as e:
-        raise ValueError(f"{who}: {e}") from None
+        raise AffsrError(f"{who}: {e}") from None
 
 
 def _with_reference(methods: list[str], metrics: tuple[str, ...]) -> list[str]:
@@ -286,15 +256,15 @@ def _with_reference(methods: list[str], metrics: tuple[str, ...]) -> list[str]:
     if "niqe" not in metrics:
         return methods
     if REFERENCE in methods:
-        raise ValueError(f"a method is named {REFERENCE!r}, the name of the HR images' own NIQE; rename it")
+        raise AffsrError(f"a method is named {REFERENCE!r}, the name of the HR images' own NIQE; rename it")
     return [*methods, REFERENCE]
 
 
 def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
     if tuple(y_hat.shape) != want:
-        raise ValueError(f"{who} returned an image of shape {tuple(y_hat.shape)}, expected {want}")
+        raise AffsrError(f"{who} returned an image of shape {tuple(y_hat.shape)}, expected {want}")
     if not torch.isfinite(y_hat).all():
-        raise ValueError(f"{who} returned NaN or infinite values")
+        raise AffsrError(f"{who} returned NaN or infinite values")
     return y_hat.double()
 
 
@@ -304,7 +274,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
     """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler.
     Each upscaler's input is made with its own A; upscalers that share A share x."""
     if not upscalers:
-        raise ValueError("nothing to evaluate: give at least one upscaler")
+        raise AffsrError("nothing to evaluate: give at least one upscaler")
     files = list_images(hr)
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
     res = Results(metrics, _with_reference(list(upscalers), metrics),
@@ -320,7 +290,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
             if s not in refs:
                 H, W = pic.pixels.shape[1:]
                 if min(H, W) < s:
-                    raise ValueError(f"{path}: {W}×{H} is smaller than the scale {s}")
+                    raise AffsrError(f"{path}: {W}×{H} is smaller than the scale {s}")
                 refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips, path.name)
             ref = refs[s]
             if spec not in inputs:
@@ -331,7 +301,7 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
                 with torch.no_grad():
                     y_hat = fn(x.float().unsqueeze(0), pic.bits).detach().cpu()
             except RuntimeError as e:
-                raise ValueError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
+                raise AffsrError(f"{name} failed on {path.name}: {str(e).splitlines()[0]}") from None
             y_hat = _checked(y_hat, (1, *ref.y.shape), f"{name} on {path.name}")[0]
             res.rows.append({"image": stem, "method": name, **ref.measure(y_hat, A, x, Ay)})
         if "niqe" in metrics:  # y at the first scale's crop
@@ -352,7 +322,7 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
         if set(metrics) >= {"lr-mse-x", "lr-mse-ay"} or set(metrics) >= {"lr-psnr-x", "lr-psnr-ay"}:
             metrics = tuple(m for m in metrics if m not in ("lr-mse-x", "lr-psnr-x"))
         else:
-            raise ValueError("LR metrics against the input x need the LR images: pass --lr DIR")
+            raise AffsrError("LR metrics against the input x need the LR images: pass --lr DIR")
     pairs = pair_by_name(hr, sr, lr)
     A, s = Downsample(spec), spec.scale
     res = Results(metrics, _with_reference([method], metrics),
@@ -361,22 +331,22 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
         y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
         y, y_hat = y_pic.pixels, sr_pic.pixels
         if y.shape[0] != y_hat.shape[0]:
-            raise ValueError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {sp} has {_channels(y_hat.shape[0])}")
+            raise AffsrError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {sp} has {_channels(y_hat.shape[0])}")
         (H, W), (h2, w2) = y.shape[1:], y_hat.shape[1:]
         if (H, W) != (h2, w2):
             if not (0 <= H - h2 < s and 0 <= W - w2 < s and h2 % s == 0 and w2 % s == 0):
-                raise ValueError(f"size mismatch: {hp} is {W}×{H}, {sp} is {w2}×{h2}")
+                raise AffsrError(f"size mismatch: {hp} is {W}×{H}, {sp} is {w2}×{h2}")
             y = y[:, :h2, :w2]  # HR cropped to a multiple of the scale, as the SR result was made
         x = None
         if lp is not None:
             x = read_image(lp, torch.float64).pixels
             if x.shape[0] != y.shape[0]:
-                raise ValueError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {lp} has {_channels(x.shape[0])}")
+                raise AffsrError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {lp} has {_channels(x.shape[0])}")
             if (s * x.shape[1], s * x.shape[2]) != (h2, w2):
-                raise ValueError(f"size mismatch: {lp} is {x.shape[2]}×{x.shape[1]}, so {s}× is not {sp.name}'s {w2}×{h2} "
+                raise AffsrError(f"size mismatch: {lp} is {x.shape[2]}×{x.shape[1]}, so {s}× is not {sp.name}'s {w2}×{h2} "
                                  f"(pass --scale if the scale is not {s})")
         if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
-            raise ValueError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
+            raise AffsrError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
         ref = _Reference(y, y_pic.bits, conv, metrics, lpips, hp.name)
         Ay = A(y) if any(m.startswith("lr-") for m in metrics) else None
         res.rows.append({"image": stem, "method": method, **ref.measure(y_hat, A, x, Ay)})
@@ -392,7 +362,7 @@ def evaluate_outputs(sr: Path, metrics: tuple[str, ...], conv: Conventions = Con
     """Mode (c): images without HR (a folder or one file), measured by the no-reference metrics only."""
     others = [m for m in metrics if m not in NO_REFERENCE]
     if others:
-        raise ValueError(f"without HR images only {', '.join(NO_REFERENCE)} can be measured; {', '.join(others)} "
+        raise AffsrError(f"without HR images only {', '.join(NO_REFERENCE)} can be measured; {', '.join(others)} "
                          "need the ground truth (pass --hr DIR)")
     files = list_images(sr)
     conventions = {k: v for k, v in conv.describe(None, "none", metrics).items() if k in ("colour", "crop border", "NIQE", "means")}

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import weights
+from . import files
 from .methods import SRModel
+from .errors import AffsrError
 
 CHECK_TOLERANCE = 1e-4  # max |onnxruntime − torch| on a random input, float32
 
@@ -52,17 +53,17 @@ def export(model: SRModel, path: str | os.PathLike, opset: int = 18, overwrite: 
     installed and `verify`): (path, max |onnxruntime − torch|, None when not checked). ValueError for
     what cannot be exported or a file that does not agree with torch (nothing is then written)."""
     if model.grid != "lr":
-        raise ValueError("this generator computes on the HR grid from A⁺x, which depends on the image size; "
+        raise AffsrError("this generator computes on the HR grid from A⁺x, which depends on the image size; "
                          "only LR-grid generators (every preset's default) can be exported")
     if "channels" not in model.net_config["kwargs"]:
-        raise ValueError("only image generators can be exported (this one is the Swiss roll's MLP)")
+        raise AffsrError("only image generators can be exported (this one is the Swiss roll's MLP)")
     try:
         import onnx
 
         if importlib.util.find_spec("onnxscript") is None:  # torch.onnx's exporter needs it
             raise ImportError
     except ImportError:
-        raise ValueError("ONNX export needs the onnx and onnxscript packages: pip install 'affsr[onnx]'") from None
+        raise AffsrError("ONNX export needs the onnx and onnxscript packages: pip install 'affsr[onnx]'") from None
     f = _F(model.net.float().eval(), bool(model.noise_channels))
     inputs = example_inputs(model)
     names = ["x", "z"][:len(inputs)]
@@ -90,10 +91,10 @@ def export(model: SRModel, path: str | os.PathLike, opset: int = 18, overwrite: 
         if verify:
             diff = check(model, tmp)
             if diff is not None and not diff <= CHECK_TOLERANCE:
-                raise ValueError(f"the exported model differs from torch by {diff:.2g} (allowed {CHECK_TOLERANCE:g}); "
+                raise AffsrError(f"the exported model differs from torch by {diff:.2g} (allowed {CHECK_TOLERANCE:g}); "
                                  f"not written")
 
-    return weights.atomic_write(path, write, overwrite), diff
+    return files.atomic_write(path, write, overwrite), diff
 
 
 def check(model: SRModel, path: str | os.PathLike, h: int = 37, w: int = 29) -> float | None:
@@ -109,6 +110,6 @@ def check(model: SRModel, path: str | os.PathLike, h: int = 37, w: int = 29) -> 
         ref = _F(model.net.float().eval(), bool(model.noise_channels))(*inputs).numpy()
     got = session.run(None, {n: t.numpy() for n, t in zip(["x", "z"], inputs)})[0]
     if got.shape != ref.shape:
-        raise ValueError(f"the exported model returned {got.shape}, torch {ref.shape}")
+        raise AffsrError(f"the exported model returned {got.shape}, torch {ref.shape}")
     diff = float(abs(got - ref).max())
     return diff if math.isfinite(diff) else float("inf")

@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from .errors import AffsrError
 
 TIFF_LE = b"II*\0"
 
@@ -26,7 +27,7 @@ def header(shape: tuple[int, int, int], icc: bytes | None = None) -> bytes:
     H, W, C = shape
     nbytes = H * W * C * 4
     if nbytes > 0xFFFF_0000:
-        raise ValueError(f"a {W}×{H}×{C} float32 image is over the 4 GB of a classic TIFF; write .npy")
+        raise AffsrError(f"a {W}×{H}×{C} float32 image is over the 4 GB of a classic TIFF; write .npy")
     # (tag, type, values): type 3 SHORT, 4 LONG, 7 UNDEFINED (bytes); 273 StripOffsets is filled in below
     entries = [(256, 4, [W]), (257, 4, [H]), (258, 3, [32] * C), (259, 3, [1]), (262, 3, [2 if C >= 3 else 1]),
                (273, 4, [0]), (277, 3, [C]), (278, 4, [H]), (279, 4, [nbytes]), (284, 3, [1])]

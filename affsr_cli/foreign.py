@@ -15,6 +15,7 @@ from torch import nn
 
 from . import weights
 from .projection import OperatorSpec
+from .errors import AffsrError
 
 # LR pixels of context per side that tiles must overlap for: the convolutional radius, at least
 # RADIUS_MIN (attention windows have none) and at most RADIUS_CAP (a deep RRDB sums to ~350, far more
@@ -52,32 +53,32 @@ def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: s
     """What infer.Upscaler reads of a model (spec, A, Π's pinv, net, grid, …) for the foreign network
     whose weights `tensors` were read from `path`, with A = the operator `family` at its own scale."""
     if not family:
-        raise ValueError(f"{path}: not an affsr checkpoint; another tool's network does not say how its LR images "
+        raise AffsrError(f"{path}: not an affsr checkpoint; another tool's network does not say how its LR images "
                          "were made: pass --operator (bicubic for most: Real-ESRGAN, SwinIR and SPAN were trained on "
                          "MATLAB/Pillow bicubic)")
     try:
         import spandrel
     except ImportError as e:
-        raise ValueError(f"{path} is another tool's network: running it needs spandrel ({e}); pip install "
+        raise AffsrError(f"{path} is another tool's network: running it needs spandrel ({e}); pip install "
                          "'affsr[foreign]' (with a CPU-only torch, torchvision from the PyTorch CPU index)") from None
     bad = weights.first_non_finite(tensors)
     if bad is not None:
-        raise ValueError(f"{path}: tensor {bad!r} holds NaN or infinite values; the weights are damaged")
+        raise AffsrError(f"{path}: tensor {bad!r} holds NaN or infinite values; the weights are damaged")
     try:
         descriptor = spandrel.ModelLoader("cpu").load_from_state_dict(tensors)
     except spandrel.UnsupportedModelError:
-        raise ValueError(f"{path}: neither an affsr checkpoint nor an architecture spandrel {spandrel.__version__} "
+        raise AffsrError(f"{path}: neither an affsr checkpoint nor an architecture spandrel {spandrel.__version__} "
                          "recognises") from None
     except (KeyError, RuntimeError, ValueError, AssertionError) as e:
-        raise ValueError(f"{path}: spandrel could not build its network ({type(e).__name__}: "
+        raise AffsrError(f"{path}: spandrel could not build its network ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
     name = descriptor.architecture.name
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.purpose not in ("SR", "FaceSR") \
             or descriptor.scale < 2:
-        raise ValueError(f"{path}: a {name} network for {descriptor.purpose} at {descriptor.scale}×, "
+        raise AffsrError(f"{path}: a {name} network for {descriptor.purpose} at {descriptor.scale}×, "
                          "not an upscaler of 2× or more")
     if descriptor.input_channels != descriptor.output_channels or descriptor.input_channels not in (1, 3):
-        raise ValueError(f"{path}: a {name} network from {descriptor.input_channels} to {descriptor.output_channels} "
+        raise AffsrError(f"{path}: a {name} network from {descriptor.input_channels} to {descriptor.output_channels} "
                          "channels; only gray → gray and RGB → RGB can be made consistent")
     spec = OperatorSpec(descriptor.scale, boundary=boundary, family=family.lower())
     A, pinv = spec.build()

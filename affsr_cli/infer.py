@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,10 +28,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import checkpoint, consistency, foreign
 from . import weights as weights_io
+from .device import available_memory, is_out_of_memory, pick_device, pick_dtype
 from .methods import SRModel
-from .projection import OperatorSpec
+from .projection import OperatorSpec, choose_operator
+from .errors import AffsrError
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_TILE_BUDGET = 1 << 30  # bytes of activations per tile on the CPU (tile="auto")
 MAX_TILE = 1024  # LR pixels per side
 DIHEDRAL = [(t, f) for t in (False, True) for f in ((), (-1,), (-2,), (-2, -1))]  # (transpose, flipped dims)
@@ -39,36 +40,8 @@ Note = Callable[[str], None]
 Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps; unavailable devices are an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name}: CUDA is not available here (torch {torch.__version__})")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name}: there are {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name}: MPS is not available here")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def pick_dtype(precision: str, device: torch.device) -> tuple[torch.dtype, str | None]:
-    """The network's dtype and a note when the request is not honoured (reduced precision on the CPU)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
-    if device.type == "cpu" and precision != "fp32":
-        return torch.float32, f"{precision} is not used on the CPU (slower there than fp32); running in fp32"
-    return PRECISIONS[precision], None
+class OperatorWarning(UserWarning):
+    """Outputs made consistent with another A than the one the network was trained for (`--operator`)."""
 
 
 def receptive_radius(net: nn.Module) -> int:
@@ -88,20 +61,6 @@ def fuse_batchnorm(net: nn.Module) -> nn.Module:
             if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), nn.Identity()
     return net
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for new tensors on `device` (best effort)."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "mps":
-        return 2 << 30
-    try:
-        with open("/proc/meminfo") as fh:
-            info = dict(line.split(":", 1) for line in fh)
-        return int(info["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def tile_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
@@ -141,11 +100,6 @@ def blend_weights(spans: list[tuple[int, int]], s: int, margin: int) -> list[tor
             w *= 1 - ((p - lo) / (hi - lo)).clamp(0, 1)
         weights.append(w)
     return weights
-
-
-def is_out_of_memory(e: BaseException) -> bool:
-    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(e, RuntimeError) and ("out of memory" in str(e) or "can't allocate memory" in str(e)))
 
 
 @dataclass
@@ -193,24 +147,40 @@ class Upscaler:
 
     @classmethod
     def load(cls, weights: str, device: str | torch.device = "cpu", precision: str = "fp32", tile: int | None = None,
-             overlap: int | None = None, on_note: Note | None = None, operator: str | None = None,
-             boundary: str | None = None, ensemble: bool = False) -> "Upscaler":
+             overlap: int | None = None, on_note: Note | None = None, operator: str | OperatorSpec | None = None,
+             boundary: str | None = None, ensemble: bool = False, kernel_size: int | None = None,
+             sigma: float | None = None) -> "Upscaler":
         """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
-        `operator` (the family of A; `boundary` optional): its file does not name the degradation."""
+        `operator` (the family of A; `boundary` optional): its file does not name the degradation.
+
+        The A its outputs are consistent with: the weights' own, unless the A options name another
+        (`operator`: a family or an OperatorSpec; `boundary`, `kernel_size`, `sigma`), chosen by the one
+        rule of every command (projection.choose_operator); an A other than the one the network was
+        trained for gives an OperatorWarning (the outputs stay consistent with the A named)."""
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind
+        named = operator if isinstance(operator, OperatorSpec) else None
+        family = named.family if named is not None else operator
+        boundary = boundary if boundary is not None or named is None else named.boundary
         if foreign.is_foreign(meta):
-            model = foreign.load(path, tensors, operator, boundary)
+            model = foreign.load(path, tensors, family, boundary)  # its A comes from these options
         else:
             model = checkpoint.generator_from(path, tensors, meta, "cpu")
-        return cls(model, device, precision, tile, overlap, on_note, ensemble)
+        up = cls(model, device, precision, tile, overlap, on_note, ensemble)
+        if not up.foreign and any(o is not None for o in (operator, boundary, kernel_size, sigma)):
+            spec = named or choose_operator(family, up.scale, kernel_size, sigma, boundary, trained=up.trained_for)
+            if spec != up.trained_for:
+                warnings.warn(f"{weights} was trained for another degradation ({up.trained_for.describe()}); its "
+                              f"outputs are made consistent with {spec.describe()}", OperatorWarning, stacklevel=2)
+            up.set_operator(spec)
+        return up
 
     def __init__(self, model: SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
                  tile: int | None = None, overlap: int | None = None, on_note: Note | None = None,
                  ensemble: bool = False):
         if not isinstance(model.spec, OperatorSpec):
-            raise ValueError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
+            raise AffsrError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
         self.note = on_note or (lambda message: None)
         self.trained_for = model.spec  # the A of the training data; `spec` is the one outputs are consistent with
         self.device = device if isinstance(device, torch.device) else pick_device(device)
@@ -227,10 +197,10 @@ class Upscaler:
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
         self.radius = math.ceil(receptive_radius(self.net) / g)  # in LR pixels
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
-            raise ValueError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
+            raise AffsrError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
         self.overlap = 2 * self.radius + 8 if overlap is None else overlap
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or (tile != 0 and tile < 8)):
-            raise ValueError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
+            raise AffsrError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
         self.tile = self._auto_tile() if tile is None else tile  # LR side of a tile; 0: the whole image in one
         self.foreign = getattr(model, "architecture", None)  # the spandrel architecture's name, or None (ours)
         self.constraint = None if self.foreign else model.constraint.name  # what training put around f: aff, soft, none
@@ -244,7 +214,7 @@ class Upscaler:
         """Make outputs consistent with `spec`, the A that made the inputs, instead of the A the network
         was trained for (Π, the box fit and the rounding use it)."""
         if spec.scale != self.scale:
-            raise ValueError(f"the operator's scale {spec.scale} is not the checkpoint's ({self.scale})")
+            raise AffsrError(f"the operator's scale {spec.scale} is not the checkpoint's ({self.scale})")
         self.spec, (self.A, self.pinv) = spec, spec.build()
 
     def _auto_tile(self) -> int:
@@ -283,7 +253,7 @@ class Upscaler:
         `bits` (8 or 16); 8-bit inputs under one of Pillow's operators are then nudged until Pillow's own
         resize of the levels gives x back. bits=None: Π alone, unclipped float32 (exact consistency)."""
         if bits not in (None, 8, 16):
-            raise ValueError(f"bits must be 8, 16 or None (float), got {bits!r}")
+            raise AffsrError(f"bits must be 8, 16 or None (float), got {bits!r}")
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
         return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device, on_stage)
 
@@ -306,7 +276,7 @@ class Upscaler:
         elif c == 1:
             batch = x.expand(self.channels, h, w)[None]
         else:
-            raise ValueError(f"a {c}-channel image and a {self.channels}-channel checkpoint do not fit")
+            raise AffsrError(f"a {c}-channel image and a {self.channels}-channel checkpoint do not fit")
         g = self.scale if self.grid == "hr" else 1
         z = self.noise(batch.shape[0], h, w, seed) if self.noise_channels else torch.zeros(batch.shape[0], 0, g * h, g * w)
         inp = self.pinv(batch.float()) if self.grid == "hr" else batch.float()  # A⁺x of the whole image, not of tiles

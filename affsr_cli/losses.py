@@ -5,6 +5,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from .errors import AffsrError
 
 
 def mse(yhat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -62,9 +63,9 @@ class InstanceNoise:
 
     def __init__(self, sigma0: float, schedule: str = "linear", steps: int = 1, target: float = 0.6, rate: float = 0.01):
         if schedule not in ("linear", "adaptive"):
-            raise ValueError(f"noise schedule must be 'linear' or 'adaptive', got {schedule!r}")
+            raise AffsrError(f"noise schedule must be 'linear' or 'adaptive', got {schedule!r}")
         if not (sigma0 >= 0 and math.isfinite(sigma0)):
-            raise ValueError(f"instance noise must be ≥ 0, got {sigma0!r}")
+            raise AffsrError(f"instance noise must be ≥ 0, got {sigma0!r}")
         self.sigma0, self.schedule, self.steps, self.target, self.rate = sigma0, schedule, max(steps, 1), target, rate
         self.sigma = sigma0
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import weights
+from .errors import AffsrError
 
 LAYERS = (  # (key prefix, in, out, kernel, stride, padding, max-pool before)
     ("net.slice1.0", 3, 64, 11, 4, 2, False), ("net.slice2.3", 64, 192, 5, 1, 2, True),
@@ -68,14 +69,14 @@ class LPIPS:
     @torch.no_grad()
     def __call__(self, y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
         if y.shape != y_hat.shape:
-            raise ValueError(f"images differ in shape: {tuple(y.shape)} and {tuple(y_hat.shape)}")
+            raise AffsrError(f"images differ in shape: {tuple(y.shape)} and {tuple(y_hat.shape)}")
         if min(y.shape[-2:]) < MIN_SIZE:
-            raise ValueError(f"LPIPS needs images of at least {MIN_SIZE}×{MIN_SIZE} pixels, got {tuple(y.shape[-2:])}")
+            raise AffsrError(f"LPIPS needs images of at least {MIN_SIZE}×{MIN_SIZE} pixels, got {tuple(y.shape[-2:])}")
         batch = torch.cat([y, y_hat]).float() if y.ndim == 4 else torch.stack([y, y_hat]).float()
         if batch.shape[1] == 1:
             batch = batch.expand(-1, 3, -1, -1)
         if batch.shape[1] != 3:
-            raise ValueError(f"LPIPS compares RGB or gray images, got {batch.shape[1]} channels")
+            raise AffsrError(f"LPIPS compares RGB or gray images, got {batch.shape[1]} channels")
         feats = self.features((batch * 2 - 1 - self.shift) / self.scale)
         n = batch.shape[0] // 2
         d = torch.zeros(n)
@@ -88,7 +89,7 @@ class LPIPS:
 def _get(tensors, key, shape, name, label=None):
     t = tensors.get(key)
     if t is None:
-        raise ValueError(f"{name}: no tensor {label or key!r}; expected the state dict of lpips.LPIPS(net='alex')")
+        raise AffsrError(f"{name}: no tensor {label or key!r}; expected the state dict of lpips.LPIPS(net='alex')")
     if tuple(t.shape) != shape:
-        raise ValueError(f"{name}: {label or key} has shape {tuple(t.shape)}, expected {shape}")
+        raise AffsrError(f"{name}: {label or key} has shape {tuple(t.shape)}, expected {shape}")
     return t.float()

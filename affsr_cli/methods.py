@@ -16,6 +16,7 @@ from .nets import efficient as epresets
 from .nets import generator as gpresets
 from .nets import span as spresets
 from .projection import OperatorSpec, Projection
+from .errors import AffsrError
 
 OBJECTIVE_KINDS = {"mse": objectives.PixelObjective, "mae": objectives.PixelObjective, "gan": objectives.GANObjective,
                    "dg": objectives.DenoiserObjective, "ll": objectives.DensityObjective}
@@ -31,7 +32,7 @@ def parse_method(name: str) -> tuple[str, str]:
             return constraint, name[len(constraint):]
     if name in OBJECTIVES:
         return "none", name
-    raise ValueError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
+    raise AffsrError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
 
 
 def check_options(cfg, defaults) -> None:
@@ -47,7 +48,7 @@ def check_options(cfg, defaults) -> None:
     for option in sorted(set(owners) - used):
         if getattr(cfg, option) != getattr(defaults, option):
             where = " or the ".join(dict.fromkeys(owners[option]))
-            raise ValueError(f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
+            raise AffsrError(f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
                              f"(it is an option of the {where})")
 
 
@@ -84,14 +85,14 @@ class SRModel(nn.Module):
         try:
             return operator_spec(config["operator"])
         except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"incomplete operator description ({e})") from None
+            raise AffsrError(f"incomplete operator description ({e})") from None
 
     @classmethod
     def from_config(cls, config: dict) -> "SRModel":
         try:
             return cls(config["net"], operator_spec(config["operator"]), config["constraint"])
         except (KeyError, TypeError) as e:
-            raise ValueError(f"incomplete model description ({e})") from None
+            raise AffsrError(f"incomplete model description ({e})") from None
 
 
 def operator_spec(meta: dict[str, str]):
@@ -109,7 +110,7 @@ def build_generator(preset: str, spec: OperatorSpec, constraint: str | constrain
             return SRModel({"class": cls, "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
         known = [*epresets.PRESETS, *spresets.PRESETS, *gpresets.PRESETS]
-        raise ValueError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
+        raise AffsrError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
     kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset])
     kwargs["widths"] = list(kwargs["widths"])  # as JSON gives it back
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
@@ -127,7 +128,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in (*dpresets.PRESETS, "unet"):
-            raise ValueError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)}, unet)")
+            raise AffsrError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)}, unet)")
         if vectors:
             d = nets.MLPCritic()
         elif d_preset == "unet":
@@ -144,7 +145,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         return objectives.DenoiserObjective(dae, cfg.prior_steps, cfg.steps, cfg.ladder, cfg.dae_sigma_max, cfg.dae_sigma_min)
     if objective == "ll":
         if vectors:
-            raise ValueError("the ll objective needs images (its prior is a PixelCNN)")
+            raise AffsrError("the ll objective needs images (its prior is a PixelCNN)")
         prior = nets.PixelCNN(channels=cfg.channels, width=width, layers=layers, mixture=cfg.mixture)
         return objectives.DensityObjective(prior, cfg.prior_steps, cfg.steps, cfg.ladder)
-    raise ValueError(f"unknown objective {objective!r}")
+    raise AffsrError(f"unknown objective {objective!r}")

@@ -22,6 +22,7 @@ import math
 from typing import NamedTuple
 
 import torch
+from .errors import AffsrError
 
 BT601_Y = (65.481, 128.553, 24.966)  # Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255 on [0, 1]
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03  # 11 taps, as skimage and Wang et al.
@@ -30,7 +31,7 @@ SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03  # 11 taps, a
 def to_y(img: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) BT.601 luma Y on [16/255, 235/255]."""
     if img.shape[-3] != 3:
-        raise ValueError(f"the Y channel needs an RGB image, got {img.shape[-3]} channel(s)")
+        raise AffsrError(f"the Y channel needs an RGB image, got {img.shape[-3]} channel(s)")
     w = img.new_tensor(BT601_Y).view(3, 1, 1)
     return ((img * w).sum(-3, keepdim=True) + 16.0) / 255.0
 
@@ -38,10 +39,10 @@ def to_y(img: torch.Tensor) -> torch.Tensor:
 def crop_border(img: torch.Tensor, n: int) -> torch.Tensor:
     """Cut n pixels off each edge of (..., H, W)."""
     if n < 0:
-        raise ValueError(f"crop border must be ≥ 0, got {n}")
+        raise AffsrError(f"crop border must be ≥ 0, got {n}")
     H, W = img.shape[-2:]
     if 2 * n >= min(H, W):
-        raise ValueError(f"crop border {n} leaves nothing of a {H}×{W} image")
+        raise AffsrError(f"crop border {n} leaves nothing of a {H}×{W} image")
     return img[..., n:H - n, n:W - n] if n else img
 
 
@@ -89,7 +90,7 @@ def ssim(y: torch.Tensor, y_hat: torch.Tensor, data_range: float = 1.0, *, sigma
     taps = gaussian_taps(sigma)
     k = taps.numel()
     if min(y.shape[-2:]) < k:
-        raise ValueError(f"SSIM needs images of at least {k}×{k} pixels (after any crop), got {tuple(y.shape[-2:])}")
+        raise AffsrError(f"SSIM needs images of at least {k}×{k} pixels (after any crop), got {tuple(y.shape[-2:])}")
     a, b = y.double().reshape(-1, *y.shape[-2:]), y_hat.double().reshape(-1, *y.shape[-2:])  # (C, H, W)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     means = []
@@ -126,7 +127,7 @@ def spectrum(img: torch.Tensor) -> Spectrum:
 def _spectra(y, y_hat) -> tuple[Spectrum, Spectrum]:
     p, q = (v if isinstance(v, Spectrum) else spectrum(v) for v in (y, y_hat))
     if p.size != q.size:
-        raise ValueError(f"images differ in size: {p.size} and {q.size}")
+        raise AffsrError(f"images differ in size: {p.size} and {q.size}")
     return p, q
 
 
@@ -164,7 +165,7 @@ def lattice_share(img: torch.Tensor, scale: int) -> float:
     H, W = img.shape[-2:]
     H, W = H // scale * scale, W // scale * scale
     if H == 0 or W == 0:
-        raise ValueError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
+        raise AffsrError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
     img = img[..., :H, :W].double().reshape(-1, H, W)
     power = torch.fft.fft2(img - img.mean((-2, -1), keepdim=True)).abs().square().sum(0)  # (H, W), DC = 0
     total = float(power.sum())
@@ -181,4 +182,4 @@ def lattice(y: torch.Tensor, y_hat: torch.Tensor, scale: int) -> float:
 
 def _same_shape(a: torch.Tensor, b: torch.Tensor):
     if a.shape != b.shape:
-        raise ValueError(f"images differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+        raise AffsrError(f"images differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")

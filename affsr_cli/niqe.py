@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from .errors import AffsrError
 
 PATCH = 96  # patch side at scale 1 (48 at scale 2), as the paper
 WINDOW_SIZE, WINDOW_SIGMA = 7, 7 / 6  # the Gaussian window of the MSCN transform, eq. (1)
@@ -79,7 +80,7 @@ def luma255(img: torch.Tensor | np.ndarray) -> np.ndarray:
     elif a.ndim == 2:
         y = a * 255.0
     else:
-        raise ValueError(f"NIQE needs a gray (1, H, W) or RGB (3, H, W) image, got shape {tuple(a.shape)}")
+        raise AffsrError(f"NIQE needs a gray (1, H, W) or RGB (3, H, W) image, got shape {tuple(a.shape)}")
     return np.round(y)
 
 
@@ -200,7 +201,7 @@ def features(img: np.ndarray, patch: int = PATCH) -> tuple[np.ndarray, np.ndarra
     NaN pixels (holes of a reassembled photo) make the patches they reach NaN."""
     H, W = (s // patch * patch for s in img.shape)
     if H == 0 or W == 0 or patch % 2:
-        raise ValueError(f"NIQE needs images of at least {patch}×{patch} pixels, got {img.shape[1]}×{img.shape[0]}")
+        raise AffsrError(f"NIQE needs images of at least {patch}×{patch} pixels, got {img.shape[1]}×{img.shape[0]}")
     img = np.asarray(img[:H, :W], dtype=np.float64)
     coef, sigma = mscn(img)
     sharp = sigma.reshape(H // patch, patch, W // patch, patch).mean(axis=(1, 3)).reshape(-1)
@@ -214,7 +215,7 @@ def mvg(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 36) -> (ν, Σ) over the rows without NaN; Σ = 0 when a single row remains."""
     feats = feats[np.isfinite(feats).all(axis=1)]
     if len(feats) == 0:
-        raise ValueError("NIQE: no patch of the image has usable statistics (is it flat?)")
+        raise AffsrError("NIQE: no patch of the image has usable statistics (is it flat?)")
     cov = np.cov(feats, rowvar=False) if len(feats) > 1 else np.zeros((feats.shape[1],) * 2)
     return feats.mean(axis=0), cov
 
@@ -235,7 +236,7 @@ def fit_pristine(images, threshold: float = SHARPNESS_THRESHOLD, patch: int = PA
     rows = [pristine_features(img, threshold, patch) for img in images]
     feats = np.concatenate(rows) if rows else np.zeros((0, FEATURES))
     if len(feats) < FEATURES + 1:
-        raise ValueError(f"a pristine model needs more than {FEATURES} sharp patches, got {len(feats)}")
+        raise AffsrError(f"a pristine model needs more than {FEATURES} sharp patches, got {len(feats)}")
     mean, cov = mvg(feats)
     return mean, cov, len(feats)
 
@@ -247,11 +248,11 @@ def load_pristine(path: str | Path | None = None) -> Pristine:
 
     path = Path(path) if path is not None else PRISTINE
     if not path.is_file():
-        raise ValueError(f"the NIQE pristine model {path} is missing (examples/photos/fit_niqe.py writes it)")
+        raise AffsrError(f"the NIQE pristine model {path} is missing (examples/photos/fit_niqe.py writes it)")
     tensors, meta = load(path)
     mean, cov = tensors.get("mean"), tensors.get("cov")
     if mean is None or cov is None or tuple(mean.shape) != (FEATURES,) or tuple(cov.shape) != (FEATURES, FEATURES):
-        raise ValueError(f"{path}: not a NIQE pristine model (needs 'mean' ({FEATURES},) and 'cov' ({FEATURES}, {FEATURES}))")
+        raise AffsrError(f"{path}: not a NIQE pristine model (needs 'mean' ({FEATURES},) and 'cov' ({FEATURES}, {FEATURES}))")
     return Pristine(mean.double().numpy(), cov.double().numpy(), meta)
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import losses
+from .errors import AffsrError
 
 
 class Objective(nn.Module):
@@ -87,7 +88,7 @@ class GANObjective(Objective):
         """loss: "kl" (eq. 10, the paper's) or "relativistic" (ESRGAN's relativistic average)."""
         super().__init__()
         if loss not in ("kl", "relativistic"):
-            raise ValueError(f"gan loss must be 'kl' or 'relativistic', got {loss!r}")
+            raise AffsrError(f"gan loss must be 'kl' or 'relativistic', got {loss!r}")
         self.critic, self.noise, self.warmup, self.loss = discriminator, noise, warmup, loss
 
     def trains_generator(self, step):
@@ -188,7 +189,7 @@ class DenoiserObjective(PriorObjective):
         self.noisy = noisy  # evaluate the DAE at ŷ + σε (as trained) rather than at ŷ
         self.clip = clip  # cap on each sample's residual norm, in units of σ√d
         if not 0 < sigma_min <= sigma_max:
-            raise ValueError(f"denoiser σ must satisfy 0 < σ_min ≤ σ_max, got {sigma_min}, {sigma_max}")
+            raise AffsrError(f"denoiser σ must satisfy 0 < σ_min ≤ σ_max, got {sigma_min}, {sigma_max}")
         self.sigma_max, self.sigma_min = sigma_max, sigma_min
         self.sigmas: list[float] = []  # σ of each ladder rung
 

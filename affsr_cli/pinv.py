@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import weights
-from .projection import Downsample, ExactPinv, OperatorSpec, Projection, boundary_index
+from .downsample import Downsample, boundary_index
+from .projection import ExactPinv, OperatorSpec, Projection
+from .errors import AffsrError
 
 FIT_LR_SIZE = 16  # LR side of the periodic fitting domain (HR = s × 16)
 
@@ -30,13 +32,13 @@ class LocalPinv(nn.Module):
     def __init__(self, spec: OperatorSpec, size: int = 5, weight: torch.Tensor | None = None, trainable: bool = False):
         super().__init__()
         if not isinstance(size, int) or size < 1 or size % 2 == 0 or size > 31:
-            raise ValueError(f"A⁺ size must be an odd integer from 1 to 31, got {size!r}")
+            raise AffsrError(f"A⁺ size must be an odd integer from 1 to 31, got {size!r}")
         self.spec, self.size = spec, size
         s = spec.scale
         if weight is None:
             weight = torch.zeros(s * s, 1, size, size, dtype=torch.float64)
         if tuple(weight.shape) != (s * s, 1, size, size):
-            raise ValueError(f"A⁺ weight has shape {tuple(weight.shape)}, expected {(s * s, 1, size, size)}")
+            raise AffsrError(f"A⁺ weight has shape {tuple(weight.shape)}, expected {(s * s, 1, size, size)}")
         self.weight = nn.Parameter(weight.clone(), requires_grad=trainable)
         self._index_cache: dict = {}
 
@@ -104,11 +106,11 @@ def fit_local_pinv(
     t0 = time.perf_counter()
     s, n = spec.scale, FIT_LR_SIZE
     need = jacobian_bytes(s, size, probes)
-    from .infer import available_memory
+    from .device import available_memory
 
     free = available_memory(torch.device("cpu"))
     if need > free:
-        raise ValueError(f"fitting a {size}×{size} A⁺ at scale {s} needs about {need / 2**30:.1f} GB for its Gauss–Newton "
+        raise AffsrError(f"fitting a {size}×{size} A⁺ at scale {s} needs about {need / 2**30:.1f} GB for its Gauss–Newton "
                          f"Jacobian and {free / 2**30:.1f} GB are free; use a smaller --size")
     periodic = dataclasses.replace(spec, boundary="circular")
     A = Downsample(periodic)
@@ -196,6 +198,6 @@ def save(path, B: LocalPinv, report: FitReport | None = None, overwrite: bool = 
 def load(path, trainable: bool = False) -> LocalPinv:
     tensors, meta = weights.load(path)
     if meta.get("format") != FORMAT or "pinv.weight" not in tensors:
-        raise ValueError(f"{path}: not an affsr A⁺ file (format {meta.get('format')!r})")
+        raise AffsrError(f"{path}: not an affsr A⁺ file (format {meta.get('format')!r})")
     spec = OperatorSpec.from_metadata(meta)
     return LocalPinv(spec, int(meta["size"]), tensors["pinv.weight"], trainable=trainable)

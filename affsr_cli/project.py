@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from . import consistency, invented
-from . import imageio_extra as X
-from .evaluate import pair_by_name
+from . import images as X
+from .images import pair_by_name
 from .images import WRITE_FORMATS, read_image
 from .infer import make_consistent
 from .projection import OperatorSpec
+from .errors import AffsrError
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
 FLOAT = (".tif", ".tiff", ".npy")  # float32 outputs (bits 32)
@@ -45,7 +46,7 @@ def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: 
     s = H // h if h and H % h == 0 else 0
     if not s or W != s * w or not 2 <= s <= 16 or (scale is not None and s != scale):
         want = f"{scale} ×" if scale else "an integer multiple (2–16) of"
-        raise ValueError(f"{name}: SR {W}×{H} is not {want} LR {w}×{h}; a resized (--outscale'd) result cannot be "
+        raise AffsrError(f"{name}: SR {W}×{H} is not {want} LR {w}×{h}; a resized (--outscale'd) result cannot be "
                          "made consistent")
     return s
 
@@ -66,25 +67,25 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     chart = out.with_name(f"{out.stem}_invented.png") if opts.invented_map else None
     for path in (out, chart) if chart else (out,):
         if path.resolve() in (lr.resolve(), sr.resolve()):
-            raise ValueError(f"{path}: the output would replace an input")
+            raise AffsrError(f"{path}: the output would replace an input")
         if path.exists() and not opts.overwrite:
             raise FileExistsError(str(path))
     if x.pixels.shape[0] != f.pixels.shape[0]:
-        raise ValueError(f"{name}: LR has {x.pixels.shape[0]} channel(s) and SR {f.pixels.shape[0]}")
+        raise AffsrError(f"{name}: LR has {x.pixels.shape[0]} channel(s) and SR {f.pixels.shape[0]}")
     s = scale_of(tuple(x.pixels.shape[1:]), tuple(f.pixels.shape[1:]), opts.scale, name)
     spec = opts.operator(s)
     A, pinv = spec.build()
     suffix = out.suffix.lower()
     bits = opts.bits or (32 if suffix == ".npy" else f.bits)  # .npy holds float32 (as upscale's)
     if bits == 32 and suffix not in FLOAT:
-        raise ValueError(f"{out}: float32 output (--bits 32) is written as .tif or .npy")
+        raise AffsrError(f"{out}: float32 output (--bits 32) is written as .tif or .npy")
     if bits != 32 and WRITE_FORMATS.get(suffix) is None:
-        raise ValueError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp (float32: .tif, .npy)")
+        raise AffsrError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp (float32: .tif, .npy)")
     if bits == 16 and WRITE_FORMATS[suffix] != "PNG":
-        raise ValueError(f"{out}: 16-bit output is written as PNG")
+        raise AffsrError(f"{out}: 16-bit output is written as PNG")
     lossy = WRITE_FORMATS.get(suffix) if WRITE_FORMATS.get(suffix) in X.LOSSY and bits != 32 else None
     if opts.strict and lossy:
-        raise ValueError(f"{out}: --strict: {lossy} is lossy, so its files are never exact; write png, tif or webp")
+        raise AffsrError(f"{out}: --strict: {lossy} is lossy, so its files are never exact; write png, tif or webp")
     before, _ = consistency.lr_psnr(f.pixels.permute(1, 2, 0).numpy(), x.pixels, A)  # the SR file as given
     result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, None if bits == 32 else bits)
     saved = result.y_hat.permute(1, 2, 0).numpy() if bits == 32 else result.levels
@@ -92,11 +93,11 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     if opts.strict:  # judged before anything is written: an inexact file never reaches its name
         ahead = consistency.verdict(saved, x.pixels, A, spec, bits, fit)
         if not ahead.consistent:
-            raise ValueError(f"{name}: --strict, so {out} is not written: it is {ahead.warning}")
+            raise AffsrError(f"{name}: --strict, so {out} is not written: it is {ahead.warning}")
     if bits == 32:
-        X.write_float(out, saved, overwrite=opts.overwrite)
+        X.write_image(out, saved, overwrite=opts.overwrite)
     else:
-        X.write_levels(out, saved, overwrite=opts.overwrite)
+        X.write_image(out, saved, overwrite=opts.overwrite)
     stored = X.read_stored(out)
     judged = consistency.verdict(stored, x.pixels, A, spec, bits, fit, lossy)  # read back, as upscale does
     if judged.warning:
@@ -106,7 +107,7 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
         # move it by about a level), so this is what its tool invented beyond x
         y_hat = invented.as_float(stored[..., :x.pixels.shape[0]], bits)
         part = invented.split(y_hat, A, pinv)
-        X.write_levels(chart, invented.invented_map(part), overwrite=opts.overwrite)
+        X.write_image(chart, invented.invented_map(part), overwrite=opts.overwrite)
         extra = {"invented_map": str(chart), "invented_share": round(invented.share(part, y_hat), 6),
                  "invented_rms": round(invented.rms(part), 6)}
     after = judged.lr_psnr
@@ -127,7 +128,7 @@ def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None],
     single = len(pairs) == 1 and Path(lr).is_file()
     if not single:
         if opts.output.exists() and not opts.output.is_dir():
-            raise ValueError(f"{opts.output}: folders of images need an output folder")
+            raise AffsrError(f"{opts.output}: folders of images need an output folder")
         opts.output.mkdir(parents=True, exist_ok=True)
     results = []
     for done, (stem, a, b) in enumerate(pairs):

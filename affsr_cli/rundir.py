@@ -23,14 +23,15 @@ except ImportError:  # pragma: no cover - Windows: no lock
 
 import torch.distributed as dist
 
-from . import weights
+from . import files
 from .config import TrainConfig, TrainingError
+from .errors import AffsrError
 
 FILES = ("config.json", "state.safetensors", "generator.safetensors", "metrics.jsonl")
 SAMPLES, EVENTS = "samples", "tensorboard"
 SAMPLE_NAME = re.compile(r"step-\d{7}\.png")
 TEMPORARY = re.compile(r"\.(config\.json|state\.safetensors|generator\.safetensors|metrics\.jsonl|step-\d{7}\.png)"
-                       r"\.(?:(\d+)\.[a-z0-9_]{8}|\w+)\.tmp")  # weights.atomic_write's .NAME.PID.XXXXXXXX.tmp; old: no PID
+                       r"\.(?:(\d+)\.[a-z0-9_]{8}|\w+)\.tmp")  # files.atomic_write's .NAME.PID.XXXXXXXX.tmp; old: no PID
 _held: dict[Path, int] = {}  # run folders this process has locked: their open descriptors (the lock lives with them)
 
 
@@ -56,12 +57,12 @@ def _ours(out: Path) -> list[Path]:
 def _stale_temporaries(out: Path) -> list[Path]:
     """Temporary files of our own naming left by a writer killed mid-write (kill -9), and only those. Called
     with the folder locked, so no other training writes here: a temporary without a writer's pid (the old
-    naming) is stale; one with a pid is stale when that writer is dead (weights.stale)."""
+    naming) is stale; one with a pid is stale when that writer is dead (files.stale)."""
     found = []
     for d in (out, out / SAMPLES):
         for p in d.iterdir() if d.is_dir() else ():
             m = TEMPORARY.fullmatch(p.name)
-            if m and (m.group(2) is None or weights.stale(p, int(m.group(2)))):
+            if m and (m.group(2) is None or files.stale(p, int(m.group(2)))):
                 found.append(p)
     return found
 
@@ -137,7 +138,7 @@ def take(cfg: TrainConfig, rank: int) -> Path:
 
     if rank == 0:
         try:
-            weights.make_folder(out)
+            files.make_folder(out)
         except ValueError as e:
             raise TrainingError(str(e).replace("cannot create folder", "cannot create run folder", 1)) from None
     try:
@@ -161,7 +162,7 @@ def take(cfg: TrainConfig, rank: int) -> Path:
         if not os.access(out, os.W_OK | os.X_OK):
             raise TrainingError(f"run folder {out} is not writable")
         text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-        weights.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
+        files.atomic_write(out / "config.json", lambda tmp: tmp.write_text(text), overwrite=True)
     if dist.is_initialized():
         dist.barrier()
     return out
@@ -216,7 +217,7 @@ def _parse_log(path: Path) -> tuple[list[str], list[dict], int]:
         try:
             row = json.loads(line)
             if not isinstance(row, dict) or not line.endswith("\n"):
-                raise ValueError("not a complete JSON object")
+                raise AffsrError("not a complete JSON object")
         except ValueError:
             if n == len(lines):
                 break  # torn by a kill mid-write
@@ -239,7 +240,7 @@ def drop_logs_after(path: Path, step: int):
     lines, rows, total = _parse_log(path)
     kept = [line for line, row in zip(lines, rows) if row.get("step", 0) <= step]
     if len(kept) < total:
-        weights.atomic_write(path, lambda tmp: tmp.write_text("".join(kept)), overwrite=True)
+        files.atomic_write(path, lambda tmp: tmp.write_text("".join(kept)), overwrite=True)
 
 
 def append_log(path: Path, row: dict):

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
+from .errors import AffsrError
 
 MU1, SIGMA1, MU2, SIGMA2 = 10.0, 3.0, 0.0, 0.2
 
@@ -58,7 +59,7 @@ class AverageSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "AverageSpec":
         if meta.get("kind") != "average":
-            raise ValueError(f"not the Swiss roll's operator: {meta}")
+            raise AffsrError(f"not the Swiss roll's operator: {meta}")
         return cls()
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import checkpoint, constraints, data, infer, losses, methods, rundir, swissroll, trainlog
+from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, trainlog
+from .device import pick_device
 from .config import PHOTOS, PHOTOS_FROM_WEIGHTS, PHOTOS_INIT, TrainConfig
 from .config import TrainingError  # noqa: F401 (part of this module's API)
 from .projection import OperatorSpec
@@ -131,16 +132,6 @@ def shipped_start(cfg: TrainConfig) -> str:
     except ValueError:
         return ""
     return name
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """infer.pick_device, with each torchrun process on its own GPU under 'auto'."""
-    if name == "auto" and torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    try:
-        return infer.pick_device(name)
-    except ValueError as e:
-        raise TrainingError(str(e)) from None
 
 
 @dataclass
@@ -323,7 +314,10 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks(), given=None) -> P
         raise TrainingError(str(e)) from None
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(cfg.device, local_rank)
+    try:
+        device = pick_device(cfg.device, local_rank)  # under torchrun, 'auto' puts each process on its own GPU
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from . import data, rundir, weights
+from . import data, images, rundir
 from .config import TrainConfig, TrainingError
 
 
@@ -38,13 +37,11 @@ def report(run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict
 
 
 def save_grid(path: Path, x: torch.Tensor, yhat: torch.Tensor, y: torch.Tensor, scale: int, rows: int = 4):
-    """Rows of LR (nearest-neighbour enlarged) | output | HR, as an 8-bit PNG written atomically."""
+    """Rows of LR (nearest-neighbour enlarged) | output | HR, as an 8-bit PNG (images.write_image)."""
     n = min(rows, y.shape[0])
     lr = x[:n].repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     grid = torch.cat([torch.cat([lr[i], yhat[i], y[i]], -1) for i in range(n)], -2)  # (C, n·H, 3·W)
-    a = (grid.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    picture = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-    weights.atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"), overwrite=True)
+    images.write_image(path, torch.nan_to_num(grid.float()).clamp(0, 1), overwrite=True)  # a diverged run still shows
 
 
 def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from affsr_cli.pinv import fit_local_pinv
-from affsr_cli.projection import FAMILIES, Downsample, ExactPinv, OperatorSpec, Projection
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
 from timing import timings  # benchmarks/timing.py
 
 SPECS = [OperatorSpec(4, family=f) for f in FAMILIES] + [OperatorSpec(4, family="bicubic", boundary="matlab")]

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from affsr_cli import consistency, infer
-from affsr_cli import upscale as U
+from affsr_cli import infer
+from affsr_cli import batch as U
 from affsr_cli.evaluate import DEFAULT_WEIGHTS
 from affsr_cli.images import read_image
 

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from affsr_cli.pinv import FIT_LR_SIZE, LocalPinv, _penrose_residuals, consistency_report, fit_local_pinv, truncated_exact
-from affsr_cli.projection import Downsample, OperatorSpec
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
 
 
 def nyquist_gain(row: np.ndarray, s: int) -> float:

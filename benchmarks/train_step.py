@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from affsr_cli.config import TrainConfig
-from affsr_cli.projection import Downsample, OperatorSpec, Projection
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec, Projection
 from affsr_cli.train import train
 from timing import best  # benchmarks/timing.py
 

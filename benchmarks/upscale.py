@@ -35,7 +35,8 @@ from PIL import Image
 from torch import nn
 
 from affsr_cli import checkpoint, consistency, infer, methods
-from affsr_cli import imageio_extra as X
+from affsr_cli.device import pick_device, pick_dtype
+from affsr_cli import images as X
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
 from timing import best  # benchmarks/timing.py
@@ -141,7 +142,7 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
         consistency.match_pillow(levels, pic.pixels, up.spec)
     t["rounding"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    X.write_levels(out, levels, overwrite=True)
+    X.write_image(out, levels, overwrite=True)
     t["write"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stored = X.read_stored(out)
@@ -153,7 +154,7 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
 
 
 def speed(args):
-    device = infer.pick_device(args.device)
+    device = pick_device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     src = lr_input()
@@ -170,12 +171,12 @@ def speed(args):
         rows.append((f"affsr f, {preset} preset", seconds, conv_flops(up.net.float().to(device), x.to(device))))
         up.net.to(up.dtype)
     if not args.skip_rrdb:
-        rrdb = RRDBNet().eval().to(device, infer.pick_dtype(args.precision, device)[0])
+        rrdb = RRDBNet().eval().to(device, pick_dtype(args.precision, device)[0])
         with torch.no_grad():
             xr = x.to(device, next(rrdb.parameters()).dtype)
             seconds = best(lambda: rrdb(xr), 1, sync)
         rows.append(("RRDBNet 23×RRDB, 64 f, growth 32", seconds, conv_flops(rrdb.float(), x.to(device))))
-    conv = nn.Conv2d(128, 128, 3, 1, 1).to(device, infer.pick_dtype(args.precision, device)[0])
+    conv = nn.Conv2d(128, 128, 3, 1, 1).to(device, pick_dtype(args.precision, device)[0])
     feat = torch.rand(1, 128, 256, 256, device=device, dtype=conv.weight.dtype)
     with torch.no_grad():
         conv(feat)

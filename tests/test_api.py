@@ -252,8 +252,8 @@ def test_import_stays_light_and_the_engine_module_stays_usable():
         import sys, inspect
         import affsr_cli as affsr
         assert "torch" not in sys.modules, "import affsr_cli imported torch"
-        from affsr_cli import upscale as engine  # the module of `affsr upscale`, as the CLI and scripts import it
-        assert engine.Options and engine.run and callable(affsr.upscale) and affsr.upscale is engine
+        from affsr_cli import batch as engine  # the engine of `affsr upscale`, as the CLI and scripts import it
+        assert engine.Options and engine.run and callable(affsr.upscale) and affsr.upscale is affsr.api.upscale
         assert list(inspect.signature(affsr.upscale).parameters)[:2] == ["image", "weights"]
         print("ok")
     """)

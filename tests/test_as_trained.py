@@ -1,7 +1,6 @@
 """`affsr eval --as-trained` (the paper's Table 2 comparison): a checkpoint trained without the
 projection is measured on its own f(x); one trained with it, through Π as always."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,9 @@ from PIL import Image
 
 from affsr_cli import checkpoint, methods
 from affsr_cli import evaluate as E
-from affsr_cli.projection import Downsample, OperatorSpec
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
+from helpers import VAL
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,16 @@
 """`affsr` as a user runs it: a subprocess, its exit code, its stdout and stderr."""
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from affsr_cli import pinv as P
-
-
-def affsr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+from helpers import affsr
 
 
 def test_help_and_version_do_not_import_torch():
-    code = ("import sys; from affsr_cli.cli import main; sys.argv = ['affsr', '{}']\n"
+    code = ("import sys; from affsr_cli.cli.app import main; sys.argv = ['affsr', '{}']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'")
     for flag in ("--help", "--version"):
@@ -77,7 +72,7 @@ def test_bad_arguments_give_one_line(tmp_path, args, words):
 
 @pytest.mark.parametrize("error", [RuntimeError("boom\nsecond line"), KeyError("k"), ZeroDivisionError()])
 def test_an_unexpected_error_is_one_line_and_the_traceback_only_when_asked(monkeypatch, capsys, error):
-    from affsr_cli.cli import main
+    from affsr_cli.cli.app import main
 
     def fail(*args, **kwargs):
         raise error
@@ -99,7 +94,7 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_when_asked(monke
 def test_library_warnings_are_one_line_of_ours(tmp_path):
     """A Pillow UserWarning (e.g. a JPEG's corrupt EXIF) printed its raw text with a site-packages path
     (issue 19 §8); under `affsr` it is one line, `warning: …`."""
-    code = ("import sys, warnings; from affsr_cli import cli; sys.argv = ['affsr', '--version']; cli._one_line_warnings(); "
+    code = ("import sys, warnings; from affsr_cli.cli import app as cli; sys.argv = ['affsr', '--version']; cli.one_line_warnings(); "
             "warnings.warn('Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\\n  more', UserWarning)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\n", r.stderr
@@ -109,7 +104,7 @@ def _commands():
     """The click commands behind `affsr` (the root and every subcommand), as --help renders them."""
     import typer
 
-    from affsr_cli.cli import app
+    from affsr_cli.cli.app import app
 
     root = typer.main.get_command(app)
     return [((), root)] + [((name,), cmd) for name, cmd in root.commands.items()]

@@ -1,8 +1,5 @@
 """One inference contract: `affsr upscale`, `affsr eval` and infer.Upscaler give the same pixels."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +9,9 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from affsr_cli import checkpoint, infer, methods
 from affsr_cli.images import quantize, read_image, write_image
-from affsr_cli.projection import Downsample, OperatorSpec
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
-
-
-def affsr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
+from helpers import VAL, affsr
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 
@@ -16,12 +15,9 @@ from safetensors.torch import save_file
 
 from affsr_cli.images import read_image, write_image
 from affsr_cli.lpips import LAYERS
-from affsr_cli.projection import Downsample, OperatorSpec
-
-
-def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
+from helpers import affsr
 
 
 def smooth(seed, h, w, c=3):
@@ -189,7 +185,7 @@ def test_bad_files_give_one_line_and_write_nothing(bad, tmp_path, args, words):
 ])
 def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatch, capsys, args, words):
     """The same rules, run in this process (torch is loaded already) to keep the suite fast."""
-    from affsr_cli.cli import main
+    from affsr_cli.cli.app import main
 
     extra = [] if "--json" in args else ["--json", str(tmp_path / "out.json"), "--csv", str(tmp_path / "out.csv")]
     monkeypatch.setattr(sys, "argv", ["affsr", "eval", *[a.format(tmp=tmp_path, **bad) for a in args], *extra])
@@ -204,15 +200,15 @@ def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatc
 def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys):
     """--weights goes through evaluate.checkpoint_upscaler(name, device) -> (callable, A); the baselines
     then use the checkpoint's A. A stand-in checkpoint: Π_x applied to bicubic, at scale 2."""
-    from affsr_cli.cli import main
+    from affsr_cli.cli.app import main
     from affsr_cli.projection import Projection
 
     spec = OperatorSpec.for_scale(2)
     project = Projection(Downsample(spec))
     calls = []
 
-    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, configure=None, operator=None, boundary=None,
-                            ensemble=False, as_trained=False):
+    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, operator=None, boundary=None, ensemble=False,
+                            as_trained=False, kernel_size=None, sigma=None):
         calls.append((name, device, ensemble))
         return (lambda x, bits: project(E.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
 

@@ -20,7 +20,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from affsr_cli import foreign, infer
-from affsr_cli.projection import Downsample, OperatorSpec
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
 
 
 def _stub_torchvision():
@@ -121,7 +122,7 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     stub = f"import importlib.util, sys, types\n{inspect.getsource(_stub_torchvision)}\n_stub_torchvision()\n"
 
     def affsr(*args, env=None):
-        code = f"{stub}from affsr_cli.cli import main; sys.argv = ['affsr', *sys.argv[1:]]; main()"
+        code = f"{stub}from affsr_cli.cli.app import main; sys.argv = ['affsr', *sys.argv[1:]]; main()"
         return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
 
     r = affsr("upscale", tmp_path / "a.png", "-w", path, "-o", tmp_path / "no.png")

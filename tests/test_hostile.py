@@ -19,17 +19,17 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from affsr_cli import checkpoint, data, methods, swissroll, upscale, weights
+from affsr_cli import batch, checkpoint, data, files, methods, swissroll, weights
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
+import helpers
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 ENV = {"COLUMNS": "250", "OMP_NUM_THREADS": "1"}
 
 
 def affsr(*args, env=None, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          errors="surrogateescape", cwd=cwd, timeout=timeout, env={**os.environ, **ENV, **(env or {})})
+    return helpers.affsr(*args, cwd=cwd, timeout=timeout, errors="surrogateescape", env={**ENV, **(env or {})})
 
 
 def one_error_line(r, code=None):
@@ -73,9 +73,9 @@ def test_an_interrupt_stops_the_exact_projection_of_a_long_side_within_seconds()
     """SIGTERM, handled as the CLI does, while Π runs on 1 × n images (a 1 × 8000 image ignored it for 88 s,
     inside one dense solve): the banded solver returns to Python between small steps."""
     code = ("import sys, torch\n"
-            "from affsr_cli.cli import _terminate_as_interrupt\n"
+            "from affsr_cli.cli.app import terminate_as_interrupt\n"
             "from affsr_cli.projection import Downsample, OperatorSpec, Projection\n"
-            "_terminate_as_interrupt()\n"
+            "terminate_as_interrupt()\n"
             "A = Downsample(OperatorSpec(4, family='bicubic')); P = Projection(A)\n"
             "print('ready', flush=True)\n"
             "try:\n"
@@ -108,20 +108,20 @@ def test_outputs_never_replace_what_is_not_a_regular_file(tmp_path):
     got = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
-    weights.atomic_write(fifo, lambda tmp: tmp.write_bytes(b"through the pipe"), overwrite=True)
+    files.atomic_write(fifo, lambda tmp: tmp.write_bytes(b"through the pipe"), overwrite=True)
     reader.join(timeout=30)
     assert got == [b"through the pipe"] and stat.S_ISFIFO(fifo.lstat().st_mode)
 
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "sock"))
     with pytest.raises(ValueError, match="is a socket, not a file: not replaced"):
-        weights.atomic_write(tmp_path / "sock", lambda tmp: tmp.write_bytes(b"x"), overwrite=True)
+        files.atomic_write(tmp_path / "sock", lambda tmp: tmp.write_bytes(b"x"), overwrite=True)
     assert stat.S_ISSOCK((tmp_path / "sock").lstat().st_mode)
     sock.close()
 
     (tmp_path / "real.json").write_text("old")
     (tmp_path / "link.json").symlink_to("real.json")
-    weights.atomic_write(tmp_path / "link.json", lambda tmp: tmp.write_text("new"), overwrite=True)
+    files.atomic_write(tmp_path / "link.json", lambda tmp: tmp.write_text("new"), overwrite=True)
     assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json", "sock"]  # no temporaries
 
@@ -137,10 +137,10 @@ def test_long_output_names_are_written_and_too_long_ones_refused_up_front(tmp_pa
     """A name of 242-255 bytes could not be written (its temporary added 14 bytes); one over the file
     system's limit is refused before any work, with its length."""
     name = "é" * 120 + "x.png"  # 245 bytes
-    weights.atomic_write(tmp_path / name, lambda tmp: tmp.write_bytes(b"ok"))
+    files.atomic_write(tmp_path / name, lambda tmp: tmp.write_bytes(b"ok"))
     assert (tmp_path / name).read_bytes() == b"ok" and len(os.listdir(tmp_path)) == 1
     with pytest.raises(ValueError, match="its name is 256 bytes, over the 255"):
-        weights.check_writable(tmp_path / ("y" * 252 + ".png"))
+        files.check_writable(tmp_path / ("y" * 252 + ".png"))
 
 
 def test_overwrite_is_suggested_only_where_it_helps(ckpt, tmp_path):
@@ -220,7 +220,7 @@ def test_an_unreadable_subfolder_is_reported_not_skipped(tmp_path, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    inputs, problems = upscale.collect([str(tmp_path / "in")])
+    inputs, problems = batch.collect([str(tmp_path / "in")])
     assert [p.name for p, _ in inputs] == ["a.png"]
     assert len(problems) == 1 and "locked: cannot read this folder (Permission denied)" in problems[0][1]
     ds = data.ImageFolder(tmp_path / "in", "patch", 16)

@@ -2,9 +2,6 @@
 the split ŷ = A⁺Aŷ + (I − A⁺A)ŷ against a dense Moore–Penrose inverse from numpy, its properties,
 the map's scale, and the files the commands write."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +10,10 @@ import torch
 from PIL import Image
 
 from affsr_cli import checkpoint, invented, methods
-from affsr_cli import imageio_extra as X
+from affsr_cli import images as X
 from affsr_cli.projection import OperatorSpec
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
-
-
-def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+from helpers import VAL
+from helpers import one_thread as affsr
 
 
 def crop(box=(60, 40, 72, 52)) -> torch.Tensor:
@@ -163,7 +155,7 @@ def test_project_maps_what_another_tool_invented(tmp_path):
     x.resize((4 * x.width, 4 * x.height), Image.BICUBIC).save(tmp_path / "bic.png")
     A, pinv = OperatorSpec(4, family="bicubic").build()
     xt = torch.from_numpy(np.array(x)).permute(2, 0, 1).float() / 255
-    X.write_float(tmp_path / "pinv.tif", pinv(xt).permute(1, 2, 0).numpy())
+    X.write_image(tmp_path / "pinv.tif", pinv(xt).permute(1, 2, 0).numpy())
     shares = {}
     for name in ("bic.png", "pinv.tif"):
         out = tmp_path / f"p-{name}"

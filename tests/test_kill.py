@@ -6,13 +6,12 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-from affsr_cli import checkpoint, weights
+from affsr_cli import checkpoint, files
 
 KILLS = 20
 
@@ -28,7 +27,7 @@ def test_a_killed_write_leaves_temporaries_the_next_write_removes(tmp_path):
     others = [tmp_path / ".out.png.mine.tmp", tmp_path / ".other.png.1.abcd1234.tmp", tmp_path / "out.png.abcd1234.tmp"]
     for p in others:
         p.write_text("not ours to remove")
-    weights.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
+    files.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
     assert not stale.exists() and (tmp_path / "out.png").read_bytes() == b"new"
     assert live.exists() and all(p.exists() for p in others)
 
@@ -43,9 +42,9 @@ def test_a_temporary_locked_by_its_writer_is_kept_whatever_its_pid(tmp_path):
     locked.write_bytes(b"being written")
     with open(locked, "rb") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        weights.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
+        files.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"new"))
         assert locked.exists()
-    weights.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"newer"), overwrite=True)
+    files.atomic_write(tmp_path / "out.png", lambda tmp: tmp.write_bytes(b"newer"), overwrite=True)
     assert not locked.exists()
 
 
@@ -56,13 +55,13 @@ def test_writers_of_one_output_never_remove_each_others_temporaries(tmp_path):
     """Processes writing the same output at once (2-3 of 16 used to fail with `No such file … .tmp`, each write
     removing the others' temporaries as stale): started together, then one every 0.1 s, each holding its
     temporary for a second; every write succeeds, the file is one writer's whole content, no temporary is left."""
-    code = ("import sys, time; from pathlib import Path; from affsr_cli import weights\n"
+    code = ("import sys, time; from pathlib import Path; from affsr_cli import files\n"
             "target, k, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
             "(target.parent / f'ready{k}').touch()\n"
             "while len(list(target.parent.glob('ready*'))) < n: time.sleep(0.01)\n"
             "time.sleep(0.1 * k)\n"
             "def write(tmp):\n    tmp.write_bytes(f'{k:02d}'.encode() * 1000)\n    time.sleep(1.0)\n"
-            "weights.atomic_write(target, write, overwrite=True)\n")
+            "files.atomic_write(target, write, overwrite=True)\n")
     folder = tmp_path / "out"
     folder.mkdir()
     target = folder / "out.bin"

@@ -13,7 +13,8 @@ from skimage.metrics import structural_similarity as sk_ssim
 from affsr_cli import evaluate as E
 from affsr_cli import metrics as M
 from affsr_cli.images import write_image
-from affsr_cli.projection import Downsample, ExactPinv, OperatorSpec
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import ExactPinv, OperatorSpec
 
 
 def photo_pairs():

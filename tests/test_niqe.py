@@ -3,9 +3,6 @@ with independent implementations, and on real photos it rises with blur, with no
 photo to its bicubic ×4 down-up version; `affsr eval` prints it for upscalers, for HR, and without HR."""
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ from PIL import Image
 from affsr_cli import metrics as M
 from affsr_cli import niqe as N
 from affsr_cli.images import write_image
+from helpers import affsr
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "val"
@@ -189,10 +187,6 @@ def test_load_pristine_refuses_other_files(tmp_path):
 
 
 # -- affsr eval -----------------------------------------------------------------------------------
-
-def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture

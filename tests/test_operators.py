@@ -1,9 +1,6 @@
 """The operator families against the libraries they claim to match (Pillow, OpenCV, MATLAB's imresize),
 their exact A⁺ at every pixel, and the promise anyone can check with one line of Pillow."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +11,10 @@ from PIL import Image
 from affsr_cli import checkpoint, consistency, methods
 from affsr_cli.config import TrainConfig
 from affsr_cli.infer import Upscaler
-from affsr_cli.projection import FAMILIES, Downsample, ExactPinv, OperatorSpec, Projection
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
 from affsr_cli.train import resolve
+from helpers import one_thread as affsr
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "val"
@@ -226,11 +225,6 @@ def test_train_picks_the_operator():
     assert resolve(TrainConfig(data="x", preset="patch", operator="area")).operator_spec() == OperatorSpec(4, family="area")
     old = {k: v for k, v in texture.to_dict().items() if k != "operator"}
     assert TrainConfig.from_dict(old).operator == "gaussian"
-
-
-def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
 
 
 def test_cli_operator_for_upscale_and_eval(tmp_path):

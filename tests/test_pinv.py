@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from affsr_cli import pinv as P
-from affsr_cli import weights
-from affsr_cli.projection import Downsample, ExactPinv, OperatorSpec, Projection
+from affsr_cli import files, weights
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import ExactPinv, OperatorSpec, Projection
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     umask = os.umask(0o022)
     try:
         st = weights.save_atomic(tmp_path / "w.safetensors", {"w": torch.zeros(2)}, {})
-        txt = weights.atomic_write(tmp_path / "c.json", lambda tmp: tmp.write_text("{}"))
+        txt = files.atomic_write(tmp_path / "c.json", lambda tmp: tmp.write_text("{}"))
         assert stat.S_IMODE(st.stat().st_mode) == stat.S_IMODE(txt.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
@@ -143,9 +144,9 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
 def test_absurd_sizes_are_refused_before_allocating(monkeypatch):
     """`pinv` with a huge A⁺ support allocated ~30 GB and crashed (issue 19 §7): the Jacobian's size is
     estimated first and refused in one line."""
-    from affsr_cli import infer
+    from affsr_cli import device
 
     assert P.jacobian_bytes(16, 31) > 1000 * 2**30 > P.jacobian_bytes(4, 5)
-    monkeypatch.setattr(infer, "available_memory", lambda device: 2**30)
+    monkeypatch.setattr(device, "available_memory", lambda device: 2**30)
     with pytest.raises(ValueError, match="needs about .* GB for its Gauss–Newton Jacobian and 1.0 GB are free"):
         P.fit_local_pinv(OperatorSpec(scale=8), 15)

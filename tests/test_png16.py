@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from affsr_cli import images as I
+from affsr_cli import png as P
 
 ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
 FILTERS = {"none": 0, "sub": 1, "up": 2, "average": 3, "paeth": 4}
@@ -47,7 +48,7 @@ def encode(a: np.ndarray, filters="mixed", interlace=False) -> bytes:
             stream += filter_lines(raw, channels * depth // 8, kinds)
     compressed = zlib.compress(stream)
     ihdr = struct.pack(">IIBBBBB", width, height, depth, CTYPE[channels], 0, 0, int(interlace))
-    return (I.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", compressed[:9])  # two IDAT chunks
+    return (P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", compressed[:9])  # two IDAT chunks
             + chunk(b"IDAT", compressed[9:]) + chunk(b"IEND", b""))
 
 
@@ -66,7 +67,7 @@ def image(kind: str, height: int, width: int, channels: int, seed=0, dtype=np.ui
 
 def decode(tmp_path, blob: bytes, name="t.png", limit=10**8) -> np.ndarray:
     (tmp_path / name).write_bytes(blob)
-    return I.read_png(tmp_path / name, limit)
+    return P.read_png(tmp_path / name, limit)
 
 
 SIZES = [(1, 1), (1, 7), (7, 1), (33, 17)]  # width × height
@@ -107,18 +108,18 @@ def test_wrong_pillow_output_is_caught(tmp_path, monkeypatch):
     (tmp_path / "s.png").write_bytes(encode(a, "paeth"))
     swapped = {6: [("RGB", "RGB;16L", [0, 2, 4]), ("RGB", "RGB;16B", [1, 3, 5])]}
     calls = []
-    real = I._unfilter_pil
-    monkeypatch.setattr(I, "_PIL_DECODES", swapped)
-    monkeypatch.setattr(I, "_unfilter_pil", lambda *args: calls.append(real(*args)) or calls[-1])
-    assert np.array_equal(I.read_png(tmp_path / "s.png", 10**8), a)
+    real = P._unfilter_pil
+    monkeypatch.setattr(P, "_PIL_DECODES", swapped)
+    monkeypatch.setattr(P, "_unfilter_pil", lambda *args: calls.append(real(*args)) or calls[-1])
+    assert np.array_equal(P.read_png(tmp_path / "s.png", 10**8), a)
     assert len(calls) == 1 and calls[0] is None
 
 
 def test_pillow_route_is_the_one_taken(tmp_path, monkeypatch):
     """With this Pillow, every colour type and interlacing goes through its C decoder (the fast route)."""
     calls = []
-    real = I._unfilter_pil
-    monkeypatch.setattr(I, "_unfilter_pil", lambda *args: calls.append(real(*args)) or calls[-1])
+    real = P._unfilter_pil
+    monkeypatch.setattr(P, "_unfilter_pil", lambda *args: calls.append(real(*args)) or calls[-1])
     for channels in (1, 2, 3, 4):
         for interlace in (False, True):
             for dtype in (np.uint8, np.uint16):
@@ -165,8 +166,8 @@ def test_bad_16_bit_pngs_are_one_clear_error(tmp_path):
              "filter.png": (bad_filter, r"corrupt PNG \(unknown row filter 5\)")}
     for name, (blob, message) in cases.items():
         (tmp_path / name).write_bytes(blob)
-        for read in (lambda p: I.read_png(p, 10**8), I.read_image):
-            with pytest.raises(I.ImageFileError, match=rf"^{tmp_path / name}: {message}$"):
+        for read in (lambda p: P.read_png(p, 10**8), I.read_image):
+            with pytest.raises(P.ImageFileError, match=rf"^{tmp_path / name}: {message}$"):
                 read(tmp_path / name)
 
 
@@ -175,31 +176,31 @@ def test_size_is_checked_from_the_header_before_inflating(tmp_path):
     z = zlib.compressobj(9)
     bomb = b"".join(z.compress(bytes(2**20)) for _ in range(100)) + z.flush()
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 16, 2, 0, 0, 0)
-    blob = I.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
+    blob = P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
     (tmp_path / "bomb.png").write_bytes(blob)
     start = time.perf_counter()
-    with pytest.raises(I.ImageFileError, match=r"bomb.png: 100000×100000 pixels is over the limit of 89478485 "
+    with pytest.raises(P.ImageFileError, match=r"bomb.png: 100000×100000 pixels is over the limit of 89478485 "
                                                r"\(refused as a possible decompression bomb\)$"):
         I.read_image(tmp_path / "bomb.png")
-    with pytest.raises(I.ImageFileError, match="over the limit of 1000 "):
-        I.read_png(tmp_path / "bomb.png", 1000)
+    with pytest.raises(P.ImageFileError, match="over the limit of 1000 "):
+        P.read_png(tmp_path / "bomb.png", 1000)
     # within the limit, the same stream is inflated only as far as the image needs: 64 × 64 zeros
     ihdr = struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 1)
-    (tmp_path / "long.png").write_bytes(I.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb)
+    (tmp_path / "long.png").write_bytes(P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb)
                                         + chunk(b"IEND", b""))
-    assert not I.read_png(tmp_path / "long.png", 10**8).any()
+    assert not P.read_png(tmp_path / "long.png", 10**8).any()
     assert time.perf_counter() - start < 2
 
 
 @pytest.mark.parametrize("route", ["pillow", "numpy"])
 def test_one_megapixel_decodes_in_well_under_two_seconds(tmp_path, monkeypatch, route):
     if route == "numpy":
-        monkeypatch.setattr(I, "_unfilter_pil", lambda *args: None)
+        monkeypatch.setattr(P, "_unfilter_pil", lambda *args: None)
     a = image("smooth", 1000, 1000, 3)
     for filters in ("paeth", "mixed"):
         (tmp_path / "big.png").write_bytes(encode(a, filters))
         start = time.perf_counter()
-        got = I.read_png(tmp_path / "big.png", 10**8)
+        got = P.read_png(tmp_path / "big.png", 10**8)
         seconds = time.perf_counter() - start
         assert np.array_equal(got, a)
         assert seconds < 2, f"{route}, {filters}: {seconds:.2f} s for 1 MP"
@@ -211,8 +212,8 @@ def test_a_malformed_header_is_one_clear_error(tmp_path):
     chunk = struct.pack(">I", len(body)) + b"IHDR" + body + struct.pack(">I", zlib.crc32(b"IHDR" + body))
     path = tmp_path / "bad.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
-    with pytest.raises(I.ImageFileError, match="IHDR chunk is 12 bytes"):
-        I.read_png(path, 10**8)
+    with pytest.raises(P.ImageFileError, match="IHDR chunk is 12 bytes"):
+        P.read_png(path, 10**8)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
@@ -220,11 +221,11 @@ def test_a_malformed_header_is_one_clear_error(tmp_path):
 def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads, channels, dtype):
     """png_bytes deflates bands of rows on threads and joins them: the stream must inflate with zlib
     alone (header, Adler-32), unfilter to the pixels, and Pillow must read the 8-bit files as written."""
-    monkeypatch.setattr(I, "BAND_BYTES", 1000)  # many bands even for a small image
+    monkeypatch.setattr(P, "BAND_BYTES", 1000)  # many bands even for a small image
     a = image("random", 67, 45, channels, seed=threads, dtype=dtype)
     a[10:30] = a[10]  # runs of equal rows: Up filter zeros
-    png = I.png_bytes(a, 1, threads=threads, icc=b"x" * 40)
-    chunks, pos = {}, len(I.PNG_SIGNATURE)
+    png = P.png_bytes(a, 1, threads=threads, icc=b"x" * 40)
+    chunks, pos = {}, len(P.PNG_SIGNATURE)
     while pos < len(png):
         (n,), kind = struct.unpack(">I", png[pos:pos + 4]), png[pos + 4:pos + 8]
         body = png[pos + 8:pos + 8 + n]
@@ -239,6 +240,6 @@ def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads,
     want = np.ascontiguousarray(a, ">u2" if dtype == np.uint16 else np.uint8).view(np.uint8).reshape(67, -1)
     assert (rows == want).all()
     (tmp_path / "b.png").write_bytes(png)
-    decoded = I.read_png(tmp_path / "b.png", 10**8) if dtype == np.uint16 else np.asarray(Image.open(io.BytesIO(png)))
+    decoded = P.read_png(tmp_path / "b.png", 10**8) if dtype == np.uint16 else np.asarray(Image.open(io.BytesIO(png)))
     assert (decoded.reshape(a.shape) == a).all()
 

@@ -1,17 +1,15 @@
 """Progress after the network (issue: the saved-file fit and the Pillow match showed none): the
 contract reports each stage, counts only forward and ends each at its total."""
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from affsr_cli import checkpoint, methods
-from affsr_cli import upscale as U
+from affsr_cli import batch as U
 from affsr_cli.infer import make_consistent
 from affsr_cli.projection import OperatorSpec
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+from helpers import VAL
 
 
 def lr(box=(100, 60, 140, 92)) -> torch.Tensor:

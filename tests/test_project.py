@@ -1,20 +1,14 @@
 """`affsr project`: another tool's upscaled files made consistent with their LR inputs."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+from helpers import VAL, one_thread
 
 
 def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", "project", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+    return one_thread("project", *args)
 
 
 @pytest.fixture()

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from affsr_cli.projection import (BOUNDARIES, CACHE_SIZE, AffineProjected, Downsample, ExactPinv, OperatorSpec, Projection,
-                                  boundary_index, project)
+from affsr_cli.downsample import BOUNDARIES, CACHE_SIZE, Downsample, boundary_index
+from affsr_cli.projection import AffineProjected, ExactPinv, OperatorSpec, Projection, project
 
 SIZES = [(37, 53), (5, 3), (1, 1), (2, 7)]
 

@@ -7,8 +7,6 @@ not the weights, make these properties."""
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,9 +14,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from affsr_cli import checkpoint, consistency, infer, methods
-from affsr_cli import imageio_extra as X
+from affsr_cli import images as X
 from affsr_cli.images import read_image
-from affsr_cli.projection import Downsample, OperatorSpec
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
+from helpers import one_thread as affsr
 
 W, H = 40, 28  # LR size of every generated input
 BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) / 16
@@ -129,7 +129,7 @@ def test_float_output_is_exact_on_every_kind(up, kind, tmp_path):
     x = tensor(KINDS[kind]())
     out = up(x, bits=None)
     assert out.levels is None and (up.A(out.y_hat) - x).abs().max() <= 1e-5
-    path = X.write_float(tmp_path / "y.tif", out.y_hat.permute(1, 2, 0).numpy())
+    path = X.write_image(tmp_path / "y.tif", out.y_hat.permute(1, 2, 0).numpy())
     pic = read_image(path)
     assert pic.bits == 32 and torch.equal(pic.pixels, out.y_hat)  # values outside [0, 1] kept
     v = consistency.verdict(X.read_stored(path), x, up.A, up.spec, 32)
@@ -220,10 +220,6 @@ def test_no_ringing_dots_beside_thin_lines():
 
 
 # -- the command line ------------------------------------------------------------------------------
-
-def affsr(*args):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ than bicubic, and the defaults of `affsr upscale` and `affsr eval`."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,18 +11,14 @@ from affsr_cli import checkpoint, evaluate as E, methods
 from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.metrics import psnr
 from affsr_cli.projection import OperatorSpec
+from helpers import VAL, affsr
 
 # name: (operator family, taps at 4×) it was trained for
 TRAINED_FOR = {"affmse-x4": ("bicubic", 16), "affgan-x4": ("bicubic", 16), "affmse-x4-gaussian": ("gaussian", 9),
                "affgan-x4-gaussian": ("gaussian", 9)}
 NETWORK = dict.fromkeys(TRAINED_FOR, "SPAN")  # v3: all four fine-tuned from the official SPAN x4 ch52
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
 SHIPPED = {name: checkpoint.WEIGHTS_DIR / f"{name}.safetensors" for name in TRAINED_FOR}
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
-
-
-def affsr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -5,7 +5,6 @@ import struct
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

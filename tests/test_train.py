@@ -14,6 +14,7 @@ from PIL import Image
 from affsr_cli import checkpoint, data, losses, methods, objectives
 from affsr_cli import train as engine
 from affsr_cli.config import TrainConfig
+from helpers import affsr
 
 
 @pytest.fixture(scope="module")
@@ -344,11 +345,6 @@ def test_auto_preset(tmp_path):
     assert data.detect_preset(faces) == "celeba" and data.detect_preset(photos) == "patch"
     y = data.ImageFolder(faces, "celeba")[0]
     assert y.shape == (3, 64, 64)
-
-
-def affsr(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def test_cli_trains_and_prints_the_resolved_configuration(images, tmp_path):

@@ -240,9 +240,9 @@ def test_cli_prints_the_network_operator_steps_and_an_estimate(photos, tmp_path)
 def test_the_progress_bar_shows_the_time_left():
     from rich.progress import TimeRemainingColumn
 
-    from affsr_cli.cli_train import _TrainUI
+    from affsr_cli.cli.train import TrainUI
 
-    ui = _TrainUI()
+    ui = TrainUI()
     ui.on_start({"steps": 10, "generator": "tiny", "init": "", "operator": "bicubic", "scale": 4, "boundary": "pil",
                  "sigma": 0.0, "kernel_size": 16, "preset": "photos", "method": "affmse", "batch_size": 2, "patch": 32},
                 {"start_step": 0, "network": "EfficientGenerator", "generator_parameters": 1, "device": "cpu"})

@@ -1,4 +1,4 @@
-"""The engine of `affsr upscale` (affsr_cli/infer.py, consistency.py, upscale.py, imageio_extra.py) on tiny images
+"""The engine of `affsr upscale` (affsr_cli/infer.py, consistency.py, batch.py, images.py) on tiny images
 with tiny checkpoints of random weights: Π makes even those consistent, so consistency is testable."""
 import math
 from pathlib import Path
@@ -8,12 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import consistency, infer, methods
-from affsr_cli import imageio_extra as X
-from affsr_cli import upscale as U
+from affsr_cli import consistency, device, infer, methods
+from affsr_cli import images as X
+from affsr_cli import batch as U
 from affsr_cli.projection import OperatorSpec, project
-
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
+from helpers import VAL
 
 
 def model(channels=3, noise=0, grid="lr", seed=0):
@@ -227,17 +226,17 @@ def test_same_seed_same_sample():
 
 
 def test_devices_and_precisions():
-    assert infer.pick_device("cpu").type == "cpu"
-    assert infer.pick_dtype("bf16", torch.device("cpu")) == (torch.float32, infer.pick_dtype("bf16", torch.device("cpu"))[1])
-    assert "fp32" in infer.pick_dtype("fp16", torch.device("cpu"))[1]
+    assert device.pick_device("cpu").type == "cpu"
+    assert device.pick_dtype("bf16", torch.device("cpu")) == (torch.float32, device.pick_dtype("bf16", torch.device("cpu"))[1])
+    assert "fp32" in device.pick_dtype("fp16", torch.device("cpu"))[1]
     with pytest.raises(ValueError, match="precision"):
-        infer.pick_dtype("fp64", torch.device("cpu"))
+        device.pick_dtype("fp64", torch.device("cpu"))
     with pytest.raises(ValueError, match="device"):
-        infer.pick_device("tpu")
+        device.pick_device("tpu")
     if not torch.cuda.is_available():
         for name in ("cuda", "cuda:1"):
             with pytest.raises(ValueError, match="CUDA is not available"):
-                infer.pick_device(name)
+                device.pick_device(name)
     notes = []
     infer.Upscaler(model(), "cpu", "bf16", on_note=notes.append)
     assert any("fp32" in n for n in notes)
@@ -251,11 +250,11 @@ def test_float_tiff_and_npy_round_trip(tmp_path, channels):
     a = np.random.default_rng(channels).random((5, 7, channels), dtype=np.float32) * 1.2 - 0.1
     icc = b"\0" * 16 + b"RGB " + b"\1" * 100
     for suffix in (".tif", ".npy"):
-        path = X.write_float(tmp_path / f"a{suffix}", a, icc=icc if channels >= 3 else None)
+        path = X.write_image(tmp_path / f"a{suffix}", a, icc=icc if channels >= 3 else None)
         back = tifffile.imread(path) if suffix == ".tif" else np.load(path)
         assert np.array_equal(back.reshape(a.shape), a) and np.array_equal(X.read_stored(path), a)
         with pytest.raises(FileExistsError):
-            X.write_float(path, a)
+            X.write_image(path, a)
     with tifffile.TiffFile(tmp_path / "a.tif") as t:
         assert (34675 in t.pages[0].tags) == (channels >= 3)
 
@@ -264,7 +263,7 @@ def test_png_carries_the_icc_profile(tmp_path):
     icc = b"\0" * 16 + b"RGB " + bytes(range(200))
     a = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
     for name in ("a.png", "a.tif", "a.webp"):
-        path = X.write_levels(tmp_path / name, a, icc=icc)
+        path = X.write_image(tmp_path / name, a, icc=icc)
         with Image.open(path) as im:
             assert im.info.get("icc_profile") == icc
         assert np.array_equal(X.read_stored(path)[..., :3], a)
@@ -332,7 +331,7 @@ def test_lr_psnr_reads_what_was_saved(up, tmp_path):
     y = up.network(x)
     consistency.fit_box(y, x, up.A, up.pinv, 8)
     levels = consistency.round_shaped(y, 8)
-    path = X.write_levels(tmp_path / "y.png", levels)
+    path = X.write_image(tmp_path / "y.png", levels)
     psnr, mse = consistency.lr_psnr(X.read_stored(path), x, up.A, 255)
     assert psnr >= 60 and math.isclose(psnr, lr_psnr_of(levels, x, up.A, 255))
     levels[::2, ::2] ^= 0x10  # a damaged file scores far lower

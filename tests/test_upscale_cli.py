@@ -19,9 +19,10 @@ from PIL import Image, ImageCms
 from affsr_cli import checkpoint, methods
 from affsr_cli import evaluate as E
 from affsr_cli.images import read_image, write_image
-from affsr_cli.projection import Downsample, OperatorSpec
+from affsr_cli.downsample import Downsample
+from affsr_cli.projection import OperatorSpec
+from helpers import VAL
 
-VAL = Path(__file__).resolve().parent.parent / "examples" / "val"
 A = Downsample(OperatorSpec())
 
 
@@ -288,7 +289,7 @@ def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
 def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
     """N processes with --shard 0/N … N−1/N write every output once, the same files a single run
     writes; --skip-existing finishes a batch after a failure. The split balances pixels, not files."""
-    from affsr_cli.upscale import shards
+    from affsr_cli.batch import shards
 
     src = tmp_path / "in"
     src.mkdir()

@@ -160,7 +160,7 @@ def test_every_data_file_is_in_the_wheel(wheel):
     for required in ("weights/README.md", "examples/val/SOURCES.md", "weights/affgan-x4.safetensors"):
         assert f"{data}/{required}" in sizes, required
     entry_points = next(n for n in sizes if n.endswith(".dist-info/entry_points.txt"))
-    assert "affsr = affsr_cli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "affsr = affsr_cli.cli.app:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_wheel_imports_every_module_and_finds_its_data(target, tmp_path):

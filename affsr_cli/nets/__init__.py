@@ -7,6 +7,7 @@ from .generator import Generator
 from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
 from .span import SPAN
+from ..errors import AffsrError
 
 NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "SPAN": SPAN, "Discriminator": Discriminator, "UNetDiscriminator": UNetDiscriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
         "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
@@ -25,31 +26,31 @@ def check_config(net, allowed=GENERATORS) -> tuple[str, dict]:
     """(class, kwargs) of a checkpoint's network description, refused with a ValueError that names
     the field unless it is a known class and every argument is a bounded int or a short word."""
     if not isinstance(net, dict) or not isinstance(net.get("class"), str) or not isinstance(net.get("kwargs"), dict):
-        raise ValueError("the network description is not {class, kwargs}")
+        raise AffsrError("the network description is not {class, kwargs}")
     name, kwargs = net["class"], net["kwargs"]
     if name not in allowed:
-        raise ValueError(f"network class {name[:40]!r} is not one of {', '.join(allowed)}")
+        raise AffsrError(f"network class {name[:40]!r} is not one of {', '.join(allowed)}")
     for key, value in kwargs.items():
         if key not in BOUNDS and key != "grid":
-            raise ValueError(f"unknown argument {str(key)[:40]!r} of {name}")
+            raise AffsrError(f"unknown argument {str(key)[:40]!r} of {name}")
         if key == "grid":
             if value not in ("lr", "hr"):
-                raise ValueError(f"grid must be 'lr' or 'hr', got {str(value)[:20]!r}")
+                raise AffsrError(f"grid must be 'lr' or 'hr', got {str(value)[:20]!r}")
             continue
         lo, hi = BOUNDS[key]
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not 1 <= len(value) <= MAX_DEPTH:
-            raise ValueError(f"{name} {key}: {len(value)} entries (allowed 1–{MAX_DEPTH})")
+            raise AffsrError(f"{name} {key}: {len(value)} entries (allowed 1–{MAX_DEPTH})")
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} {key} = {str(v)[:20]} is outside {lo}–{hi}")
+                raise AffsrError(f"{name} {key} = {str(v)[:20]} is outside {lo}–{hi}")
     return name, kwargs
 
 
 def build(name: str, kwargs: dict):
     if name not in NETS:
-        raise ValueError(f"unknown network class {name!r} (known: {', '.join(sorted(NETS))})")
+        raise AffsrError(f"unknown network class {name!r} (known: {', '.join(sorted(NETS))})")
     try:
         return NETS[name](**kwargs)
     except TypeError as e:
-        raise ValueError(f"cannot build {name} from {kwargs}: {e}") from None
+        raise AffsrError(f"cannot build {name} from {kwargs}: {e}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..errors import AffsrError
 
 PRESETS = {
     "texture": dict(widths=(32, 64, 128, 256), stride_every=1),
@@ -44,7 +45,7 @@ class Discriminator(nn.Module):
                  antialias: str = "none", first_stride: int | None = None):
         super().__init__()
         if antialias not in ("none", "after", "before"):
-            raise ValueError(f"unknown antialias {antialias!r} (known: none, after, before)")
+            raise AffsrError(f"unknown antialias {antialias!r} (known: none, after, before)")
         layers, c = [], channels
         for i, w in enumerate(widths):
             stride = first_stride if i == 0 and first_stride else 2 if (i + 1) % stride_every == 0 else 1

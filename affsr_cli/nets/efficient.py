@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .generator import icnr_
+from ..errors import AffsrError
 
 PRESETS = {  # widths F, blocks N (GFLOP per output megapixel at 4× in docs/training.md "Generators")
     "tiny": dict(width=24, blocks=4),
@@ -50,9 +51,9 @@ class EfficientGenerator(nn.Module):
                  grid: str = "lr"):
         super().__init__()
         if grid != "lr":
-            raise ValueError("the efficient generators compute on the LR grid only (grid='lr')")
+            raise AffsrError("the efficient generators compute on the LR grid only (grid='lr')")
         if not (isinstance(width, int) and 4 <= width <= 512 and isinstance(blocks, int) and 1 <= blocks <= 64):
-            raise ValueError(f"width must be 4–512 and blocks 1–64, got {width!r} and {blocks!r}")
+            raise AffsrError(f"width must be 4–512 and blocks 1–64, got {width!r} and {blocks!r}")
         self.channels, self.scale, self.noise_channels, self.grid = channels, scale, noise_channels, grid
         self.head = conv3(channels + noise_channels, width)
         self.blocks = nn.Sequential(*(Block(width) for _ in range(blocks)))

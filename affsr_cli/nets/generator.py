@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..errors import AffsrError
 
 # the paper's sizes; the output convolution is the last layer (texture: 5 + 1 = 6 layers)
 PRESETS = {
@@ -43,7 +44,7 @@ class Generator(nn.Module):
                  skip_every: int = 2, noise_channels: int = 0, kernel_size: int = 3, grid: str = "lr"):
         super().__init__()
         if grid not in ("lr", "hr"):
-            raise ValueError(f"grid must be 'lr' or 'hr', got {grid!r}")
+            raise AffsrError(f"grid must be 'lr' or 'hr', got {grid!r}")
         self.channels, self.scale, self.noise_channels, self.grid = channels, scale, noise_channels, grid
         self.skip_every = skip_every
         c = block_in = channels + noise_channels  # channels now, and entering the current block

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .generator import icnr_
+from ..errors import AffsrError
 
 PRESETS = {  # width F, blocks (the official models: 48 and 52 channels, 6 blocks)
     "span48": dict(width=48, blocks=6),
@@ -53,9 +54,9 @@ class SPAN(nn.Module):
                  grid: str = "lr"):
         super().__init__()
         if grid != "lr":
-            raise ValueError("SPAN computes on the LR grid only (grid='lr')")
+            raise AffsrError("SPAN computes on the LR grid only (grid='lr')")
         if not (isinstance(width, int) and 4 <= width <= 512 and isinstance(blocks, int) and 2 <= blocks <= 64):
-            raise ValueError(f"width must be 4–512 and blocks 2–64, got {width!r} and {blocks!r}")
+            raise AffsrError(f"width must be 4–512 and blocks 2–64, got {width!r} and {blocks!r}")
         self.channels, self.scale, self.noise_channels, self.grid = channels, scale, noise_channels, grid
         mean = DIV2K_MEAN if channels == 3 else (0.5,) * channels
         self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1))

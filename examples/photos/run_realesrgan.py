@@ -135,9 +135,10 @@ class RealESRGAN:
 
 def make_lr(hr: Path, lr: Path, operator: str, overwrite: bool) -> int:
     """x = A y of every HR image, as `affsr eval` mode (a) makes it (evaluate_upscalers)."""
-    from affsr_cli.evaluate import list_images
+    from affsr_cli.images import list_images
     from affsr_cli.images import quantize, read_image, write_image
-    from affsr_cli.projection import Downsample, OperatorSpec
+    from affsr_cli.downsample import Downsample
+    from affsr_cli.projection import OperatorSpec
 
     A = Downsample(OperatorSpec(SCALE, family=operator))
     files = list_images(hr)
@@ -156,7 +157,7 @@ def make_lr(hr: Path, lr: Path, operator: str, overwrite: bool) -> int:
 
 
 def upscale_folder(src: Path, dst: Path, f: RealESRGAN, overwrite: bool):
-    from affsr_cli.evaluate import list_images
+    from affsr_cli.images import list_images
     from affsr_cli.images import read_image, write_image
 
     files = list_images(src)

@@ -6,7 +6,7 @@
 
 How: the input list is cut into `--shards` slices exactly as `affsr upscale --shard K/N` cuts it
 (sorted inputs, balanced by pixels), and a Ray Data pipeline over the shard numbers maps each to
-`upscale.run(..., Options(shard=(K, N)))` inside an actor that loads the weights once. So every
+`batch.run(..., Options(shard=(K, N)))` inside an actor that loads the weights once. So every
 decision `affsr upscale` makes — output names, the batch's own outputs never taken as inputs,
 `--skip-existing` — is made by the same code; a re-run with `--skip-existing` finishes what a failed
 run left. Outputs go to a folder all workers can write (a shared file system on a cluster).
@@ -27,19 +27,19 @@ class ShardUpscaler:
     def __init__(self, weights: str, inputs: list[str], shards: int, options: dict, threads: int):
         import torch
 
-        from affsr_cli import infer, upscale
+        from affsr_cli import batch, infer
 
         torch.set_num_threads(threads)
-        self.upscale, self.inputs, self.shards, self.options = upscale, inputs, shards, options
+        self.batch, self.inputs, self.shards, self.options = batch, inputs, shards, options
         self.up = infer.Upscaler.load(weights)
 
     def __call__(self, batch: dict) -> dict:
         rows = {"shard": [], "written": [], "errors": []}
         for k in batch["id"]:
             errors = []
-            cb = self.upscale.Callbacks(error=lambda source, message: errors.append(message))
-            opts = self.upscale.Options(**self.options, shard=(int(k), self.shards))
-            self.upscale.run(self.up, list(self.inputs), opts, cb)
+            cb = self.batch.Callbacks(error=lambda source, message: errors.append(message))
+            opts = self.batch.Options(**self.options, shard=(int(k), self.shards))
+            self.batch.run(self.up, list(self.inputs), opts, cb)
             rows["shard"].append(int(k))
             rows["written"].append([r["output"] for r in cb.results])
             rows["errors"].append(errors)

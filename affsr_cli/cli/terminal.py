@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 from rich.text import Text
 
-from .text import printable
+from ..text import printable
 
 
 class SafeConsole(Console):

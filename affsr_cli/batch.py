@@ -17,10 +17,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import imageio_extra as X
+from . import images as X
 from . import consistency, floattiff, infer, invented
+from .device import available_memory
 from .images import SUFFIXES, WRITE_FORMATS, check_output_size, read_image, walk_images
-from .weights import check_writable, make_folder
+from .files import check_writable, make_folder
+from .errors import AffsrError
 
 OUTPUT_SUFFIXES = (*WRITE_FORMATS, ".npy")
 MEMORY_FACTOR = 3.0  # peak bytes ≈ this × the float32 HR image (2.95 measured: benchmarks/upscale.py --large)
@@ -177,10 +179,10 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
     many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
     if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
         if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise ValueError(f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
+            raise AffsrError(f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
                              f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder)")
         if many:
-            raise ValueError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")
+            raise AffsrError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")
         return [Job(inputs[0][0], opts.output, opts.output.suffix)]
     suffix = opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
     key = lambda p: p.parent.resolve() / p.name  # noqa: E731 (the file itself, not where a link points)
@@ -270,28 +272,28 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     bits = opts.bits or (32 if (job.ext or "").lower() == ".npy" else pic.bits)
     dst = job.dst
     if dst.resolve() == src.resolve():
-        raise ValueError(f"{src}: the output would replace the input; give -o or --suffix")
+        raise AffsrError(f"{src}: the output would replace the input; give -o or --suffix")
     suffix = dst.suffix.lower()
     fmt = X.FLOAT_FORMATS.get(suffix) if bits == 32 else WRITE_FORMATS.get(suffix)
     if fmt is None or (bits != 32 and bits not in X.LEVEL_BITS[fmt]):
-        raise ValueError(f"{dst}: cannot write {'float32' if bits == 32 else f'{bits}-bit'} samples as '{dst.suffix}' "
+        raise AffsrError(f"{dst}: cannot write {'float32' if bits == 32 else f'{bits}-bit'} samples as '{dst.suffix}' "
                          "(8 bits: png, tif, webp, bmp, jpg; 16 bits: png; --bit-depth 32 (float32): tif or npy)")
     if pic.alpha is not None and fmt in ("JPEG", "BMP"):
-        raise ValueError(f"{src}: has transparency, which {fmt} cannot store; use --ext png, webp or tif")
+        raise AffsrError(f"{src}: has transparency, which {fmt} cannot store; use --ext png, webp or tif")
     if opts.strict and fmt in X.LOSSY:
-        raise ValueError(f"{dst}: --strict: {fmt} is lossy, so its files are never exact; write png, tif or webp")
+        raise AffsrError(f"{dst}: --strict: {fmt} is lossy, so its files are never exact; write png, tif or webp")
     c, h, w = pic.pixels.shape
     s = up.scale
     H, W = (s * h, s * w) if opts.outscale is None else (round(opts.outscale * h), round(opts.outscale * w))
     check_output_size(dst, fmt, W, H, c + (pic.alpha is not None), bits)  # before the work, not after it
     need = MEMORY_FACTOR * 4 * (c + (pic.alpha is not None)) * s * h * s * w
-    free = infer.available_memory(torch.device("cpu"))
+    free = available_memory(torch.device("cpu"))
     if need > free:
-        raise ValueError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
+        raise AffsrError(f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
                          f"and {free / 2**30:.1f} GB are available")
-    for p in paths + maps:  # weights.OutputExists without --overwrite; a link, device, long name ... before the work
+    for p in paths + maps:  # files.OutputExists without --overwrite; a link, device, long name ... before the work
         if p.resolve() == src.resolve():
-            raise ValueError(f"{src}: the output {p} would replace the input; give -o or --suffix")
+            raise AffsrError(f"{src}: the output {p} would replace the input; give -o or --suffix")
         check_writable(p, opts.overwrite)
     consistent = opts.outscale is None or opts.outscale == s
     fit = None if bits == 32 and consistent else min(bits, 16)  # float32 files keep Π's exact values
@@ -318,11 +320,11 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         if opts.strict:  # judged before anything is written: an inexact file never reaches its name
             before = consistency.verdict(saved, pic.pixels, up.A, up.spec, bits, boxfit)
             if not before.consistent:
-                raise ValueError(f"{src}: --strict, so {path} is not written: it is {before.warning}")
+                raise AffsrError(f"{src}: --strict, so {path} is not written: it is {before.warning}")
         if bits == 32:
-            X.write_float(path, saved, icc=fits, overwrite=opts.overwrite)
+            X.write_image(path, saved, icc=fits, overwrite=opts.overwrite)
         else:
-            X.write_levels(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
+            X.write_image(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
         del saved
         judged, extra = None, {}
         if consistent:  # the file as stored, read back
@@ -343,7 +345,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
         t0 = time.perf_counter()
     if kept:  # the samples differ only in A's null space: their spread is what the input leaves open
         picture, mean = invented.spread_map(kept)
-        X.write_levels(maps[-1], picture, overwrite=opts.overwrite)
+        X.write_image(maps[-1], picture, overwrite=opts.overwrite)
         for row in rows:
             row.update(spread_map=str(maps[-1]), spread_mean=round(mean, 6))
     return rows
@@ -353,7 +355,7 @@ def write_invented(stored: np.ndarray, bits: int, up: infer.Upscaler, path: Path
     """The invented-detail map of one saved output (its values as read back) and its JSON fields."""
     y_hat = invented.as_float(stored, bits)  # (C, H, W)
     part = invented.split(y_hat, up.A, up.pinv)  # (I − A⁺A)ŷ
-    X.write_levels(path, invented.invented_map(part), overwrite=overwrite)
+    X.write_image(path, invented.invented_map(part), overwrite=overwrite)
     return {"invented_map": str(path), "invented_share": round(invented.share(part, y_hat), 6),
             "invented_rms": round(invented.rms(part), 6)}
 
@@ -371,34 +373,34 @@ def report(v: consistency.Verdict | None) -> dict:
 def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> int:
     """Upscale every input; returns the number of inputs that failed (reported through cb.error)."""
     if opts.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {opts.samples}")
+        raise AffsrError(f"--samples must be at least 1, got {opts.samples}")
     if opts.samples > 1 and not up.noise_channels:
-        raise ValueError("--samples needs a stochastic checkpoint (one trained with --noise-channels); this one is deterministic")
+        raise AffsrError("--samples needs a stochastic checkpoint (one trained with --noise-channels); this one is deterministic")
     if opts.suffix and (any(c in opts.suffix for c in "/\\\0") or opts.suffix in (".", "..")):
-        raise ValueError(f"--suffix {opts.suffix!r} must not hold a path separator (it is added to each file's name)")
+        raise AffsrError(f"--suffix {opts.suffix!r} must not hold a path separator (it is added to each file's name)")
     if opts.bits not in (None, 8, 16, 32):
-        raise ValueError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
+        raise AffsrError(f"--bit-depth must be 8, 16 or 32 (float32), got {opts.bits}")
     if opts.outscale is not None and not (0 < opts.outscale <= 64):
-        raise ValueError(f"--outscale must be a positive factor up to 64, got {opts.outscale}")
+        raise AffsrError(f"--outscale must be a positive factor up to 64, got {opts.outscale}")
     if opts.invented_map and opts.outscale is not None and opts.outscale != up.scale:
-        raise ValueError("--invented-map and --outscale contradict each other: a resized file has no exact split into "
+        raise AffsrError("--invented-map and --outscale contradict each other: a resized file has no exact split into "
                          "what the input determines and what was invented")
     if opts.strict and opts.outscale is not None and opts.outscale != up.scale:
-        raise ValueError("--strict and --outscale contradict each other: a resized file does not downsample to its input")
+        raise AffsrError("--strict and --outscale contradict each other: a resized file does not downsample to its input")
     if opts.ext is not None:
         opts.ext = opts.ext if opts.ext.startswith(".") else f".{opts.ext}"
         if opts.ext.lower() not in OUTPUT_SUFFIXES:
-            raise ValueError(f"--ext {opts.ext}: use one of {', '.join(OUTPUT_SUFFIXES)}")
+            raise AffsrError(f"--ext {opts.ext}: use one of {', '.join(OUTPUT_SUFFIXES)}")
         if opts.ext.lower() == ".npy" and opts.bits is None:
             opts.bits = 32
     if opts.outscale is not None and opts.outscale != up.scale:
         cb.note(f"--outscale {opts.outscale:g} resizes the {up.scale}× output: the saved files no longer downsample "
                 "exactly to their inputs (no LR-PSNR is reported)")
     if opts.output is not None and str(opts.output) == "-":
-        raise ValueError("-o -: writing images to standard output is not supported; give a file or folder name")
+        raise AffsrError("-o -: writing images to standard output is not supported; give a file or folder name")
     if opts.output is not None and opts.output.exists() and not opts.output.is_dir() \
             and opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"-o {opts.output}: an existing file of no image type, so neither a folder nor an output file "
+        raise AffsrError(f"-o {opts.output}: an existing file of no image type, so neither a folder nor an output file "
                          f"(--overwrite cannot change that); give a folder, or a name ending in {', '.join(OUTPUT_SUFFIXES)}")
     out_dir = opts.output if opts.output is not None and (opts.output.is_dir() or not opts.output.suffix) else None
     inputs, problems = collect(args, exclude=out_dir)
@@ -427,7 +429,7 @@ def run(up: infer.Upscaler, args: list[str], opts: Options, cb: Callbacks) -> in
             continue
         try:
             if job.problem:
-                raise ValueError(job.problem)
+                raise AffsrError(job.problem)
             make_folder(job.dst.parent)
             cb.results.extend(process(up, job, opts, cb))
         except FileExistsError as e:  # ours (no errno): an output that is there; the system's: --overwrite cannot help

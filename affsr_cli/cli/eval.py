@@ -9,11 +9,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .cli import (BOUNDARY_HELP, OPERATOR_HELP, UserError, _operator_note, _progress, _use_operator, _why_default, app, err,
-                  out)
+from .common import BOUNDARY_HELP, OPERATOR_HELP, err, operator_note, out, progress, why_default
+from ..errors import AffsrError
 
 
-@app.command("eval")
 def eval_(
     names: Optional[list[str]] = typer.Argument(
         None, metavar="[NAMES]...", show_default=False,
@@ -69,9 +68,9 @@ def eval_(
 ):
     """PSNR, SSIM, LR consistency and sharpness of upscalers (mode a: --hr with --weights/--baseline) or of
     results made elsewhere (mode b: --hr with --sr [--lr]). No folders: the bundled validation set."""
-    from . import evaluate as E
-    from .projection import choose_operator
-    from .weights import check_writable
+    from .. import evaluate as E
+    from ..projection import choose_operator
+    from ..files import check_writable
 
     if data is not None or method is not None or save_outputs is not None:
         return _eval_swissroll(data, list(weights or []), method, samples, seed, save_outputs, json_path, overwrite)
@@ -80,14 +79,14 @@ def eval_(
     chosen = E.parse_metrics(metric_names)
     lpips = None
     if lpips_weights is not None:
-        from .lpips import LPIPS
+        from ..lpips import LPIPS
 
         lpips = LPIPS.from_file(lpips_weights)
         chosen = chosen if "lpips" in chosen else (*chosen, "lpips")
     elif "lpips" in chosen:
-        from .lpips import NEEDS
+        from ..lpips import NEEDS
 
-        raise UserError(NEEDS)
+        raise AffsrError(NEEDS)
     baselines = [b for item in baselines for b in item.lower().split(",") if b]
     baselines = list(dict.fromkeys(E.BASELINES if "all" in baselines else baselines))
     drange = _data_range(data_range)
@@ -96,22 +95,22 @@ def eval_(
     spec = choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # without checkpoints (with: each one's)
     outputs = [p for p in (json_path, csv_path) if p is not None]
     if len(outputs) == 2 and json_path.resolve() == csv_path.resolve():
-        raise UserError("--json and --csv name the same file")
+        raise AffsrError("--json and --csv name the same file")
     for p in outputs:
         check_writable(p, overwrite)
     if lr is not None and sr is None:
-        raise UserError("--lr goes with --sr (the LR inputs of SR results made elsewhere)")
+        raise AffsrError("--lr goes with --sr (the LR inputs of SR results made elsewhere)")
 
-    bar = _progress(None, "evaluating")
+    bar = progress(None, "evaluating")
     task = bar.add_task("evaluating", total=None, info="")
     on_image = lambda done, total, name: bar.update(task, completed=done, total=total, info=name)  # noqa: E731
     if sr is not None:
         if weights or baselines:
-            raise UserError("--sr evaluates finished results; --weights and --baseline make their own from --hr")
+            raise AffsrError("--sr evaluates finished results; --weights and --baseline make their own from --hr")
         if hr is None:  # mode (c): no ground truth, no-reference metrics only
             others = [m for m in chosen if m not in E.NO_REFERENCE]
             if others or lr is not None:
-                raise UserError(f"--sr needs --hr, the ground truth to compare with, for {', '.join(others) or '--lr'} "
+                raise AffsrError(f"--sr needs --hr, the ground truth to compare with, for {', '.join(others) or '--lr'} "
                                 f"(without --hr only {', '.join(E.NO_REFERENCE)} can be measured: -m niqe)")
             with bar:
                 res = E.evaluate_outputs(sr, chosen, conv, on_image, method=sr.name or "sr")
@@ -119,15 +118,15 @@ def eval_(
             with bar:
                 res = E.evaluate_pairs(hr, sr, lr, chosen, spec, conv, on_image, method=sr.name or "sr", lpips=lpips)
             if operator is None:  # with the results: an error stays one line
-                _operator_note(spec, _why_default(kernel_size, sigma))
+                operator_note(spec, why_default(kernel_size, sigma))
     else:
         if hr is None:
             hr = E.VALIDATION_SET
             if not hr.is_dir():
-                raise UserError(f"the bundled validation set {hr} is missing; pass --hr DIR")
+                raise AffsrError(f"the bundled validation set {hr} is missing; pass --hr DIR")
         if not weights and not baselines:
             if not E.DEFAULT_WEIGHTS.is_file():
-                raise UserError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
+                raise AffsrError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
             weights = [str(E.DEFAULT_WEIGHTS)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
@@ -137,9 +136,9 @@ def eval_(
         if operator is None:  # which A each checkpoint uses (the baselines: the first one's), with the results
             for name, (_, a) in upscalers.items():
                 if name not in baselines and not name.endswith(" ×8"):
-                    _operator_note(a, f"{name}'s own")
+                    operator_note(a, f"{name}'s own")
             if not weights:
-                _operator_note(spec, _why_default(kernel_size, sigma))
+                operator_note(spec, why_default(kernel_size, sigma))
     _eval_tables(res, hr or sr, per_image)
     for p, text in ((json_path, E.to_json), (csv_path, E.to_csv)):
         if p is not None:
@@ -149,7 +148,7 @@ def eval_(
 
 def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tuple[list, list, list]:
     """The free arguments (`--metrics psnr ssim lr-mse` as written) sorted into metrics, baselines and weights."""
-    from . import evaluate as E
+    from .. import evaluate as E
 
     for token in (t.strip() for n in names or [] for t in n.split(",") if t.strip()):
         if token.lower() in E.METRICS or token.lower() in E.GROUPS or token.lower() == "lpips":
@@ -159,7 +158,7 @@ def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tu
         elif token.endswith(".safetensors") or "/" in token:
             weights.append(token)
         else:
-            raise UserError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
+            raise AffsrError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
                             f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file")
     return metric_names, baselines, weights
 
@@ -172,7 +171,7 @@ def _data_range(text: str) -> float | None:
     except ValueError:
         value = -1.0
     if not (0 < value < float("inf")):
-        raise UserError(f"--data-range must be a positive number or 'gt', got {text!r}")
+        raise AffsrError(f"--data-range must be a positive number or 'gt', got {text!r}")
     return value
 
 
@@ -181,13 +180,7 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
     where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
     given, then the baselines with `spec` or the first checkpoint's A."""
-    from . import evaluate as E
-
-    def configure(up, w):
-        scale, operator, boundary, kernel_size, sigma = a_options
-        if scale is not None and scale != up.scale:
-            raise UserError(f"--scale {scale} is not the scale of {w} ({up.scale})")
-        _use_operator(up, operator, boundary, w, kernel_size, sigma)
+    from .. import evaluate as E
 
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
@@ -195,11 +188,12 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
         for ens in (False, True) if ensemble else (False,):
-            upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
-                w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
-                configure=None if a_options is None else lambda up, w=w: configure(up, w),
-                operator=a_options[1] if a_options else None, boundary=a_options[2] if a_options else None, ensemble=ens,
-                as_trained=as_trained)
+            scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
+            upscaler = upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
+                w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False), operator=operator,
+                boundary=boundary, ensemble=ens, as_trained=as_trained, kernel_size=kernel_size, sigma=sigma)
+            if scale is not None and scale != upscaler[1].scale:
+                raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec
     for b in baselines:
         upscalers[b] = (E.baseline(b, bspec), bspec)
@@ -207,7 +201,7 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
 
 
 def _eval_tables(res, hr: Path, per_image: bool):
-    from .evaluate import METRICS, REFERENCE
+    from ..evaluate import METRICS, REFERENCE
 
     def cell(metric: str, value: float) -> str:
         return "—" if value != value else "∞" if value == float("inf") else METRICS[metric][2].format(value)
@@ -244,29 +238,29 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
     """H[q, p] (the paper's KDE estimator, Table 1) and ℓMSE(x, Aŷ) on the Swiss roll."""
     import numpy as np
 
-    from . import swissroll
-    from .checkpoint import load_generator, resolve_weights
-    from .images import atomic_write
-    from .weights import check_writable
+    from .. import swissroll
+    from ..checkpoint import load_generator, resolve_weights
+    from ..files import atomic_write
+    from ..files import check_writable
 
     if data != "swissroll":
-        raise UserError(f"--data takes only swissroll (image folders go with --hr), got {data!r}")
+        raise AffsrError(f"--data takes only swissroll (image folders go with --hr), got {data!r}")
     if method not in (None, "map"):
-        raise UserError(f"--method takes only map, got {method!r}")
+        raise AffsrError(f"--method takes only map, got {method!r}")
     if not weights and method is None:
-        raise UserError("--data swissroll needs --weights RUN (a run folder or generator file) and/or --method map")
+        raise AffsrError("--data swissroll needs --weights RUN (a run folder or generator file) and/or --method map")
     if samples < 1:
-        raise UserError("--samples must be at least 1")
+        raise AffsrError("--samples must be at least 1")
     for p, suffix in ((save_outputs, ".npz"), (json_path, ".json")):
         if p is not None:
             if p.suffix != suffix:
-                raise UserError(f"{p} must end in {suffix}")
+                raise AffsrError(f"{p} must end in {suffix}")
             check_writable(p, overwrite)
     models = {}
     for w in weights:
         model = load_generator(resolve_weights(w))
         if not isinstance(model.spec, swissroll.AverageSpec):
-            raise UserError(f"{w}: not a Swiss-roll model (it upscales images)")
+            raise AffsrError(f"{w}: not a Swiss-roll model (it upscales images)")
         name = Path(w).name if Path(w).is_dir() else Path(w).stem
         models[name] = lambda x, m=model: m(x.float())
     centres = swissroll.kde_centres(seed)

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import typer
 
-from .cli import app, out
+from .common import out
 
 
-@app.command()
 def export(
     weights: str = typer.Argument(..., show_default=False, help="Weights: a shipped name (affgan-x4, affmse-x4), a "
                                   "generator.safetensors or a run folder, or hf://owner/repo/file.safetensors."),
@@ -22,8 +21,8 @@ def export(
     in [0, 1] (and z (B, nz, h, w) ~ N(0, I) for a stochastic generator); output: f (B, C, s·h, s·w).
     Make a runtime's output consistent afterwards with `affsr project LR F --operator FAMILY` (the operator
     is in the file's metadata)."""
-    from . import checkpoint
-    from . import export as engine
+    from .. import checkpoint
+    from .. import export as engine
 
     path = checkpoint.resolve_weights(weights)
     model = checkpoint.load_generator(path)

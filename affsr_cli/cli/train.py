@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli import _fail, app, err, out
+from .common import err, fail, out
 
 
 def _config_options():
@@ -18,7 +18,7 @@ def _config_options():
     import inspect
     import re
 
-    from .config import RANGES, TrainConfig
+    from ..config import RANGES, TrainConfig
 
     comments = dict(re.findall(r"^\s+(\w+): .*?  # (.*)$", inspect.getsource(TrainConfig), re.M))
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]  # which options were given
@@ -32,7 +32,7 @@ def _config_options():
     return inspect.Signature(params)
 
 
-class _TrainUI:
+class TrainUI:
     """Rich output for the training callbacks: the resolved configuration, then a progress bar."""
 
     estimate = True  # the engine times a few steps first (train.estimate): on_estimate prints the time it expects
@@ -53,7 +53,7 @@ class _TrainUI:
         self.config, self.info = config, info
 
     def on_estimate(self, seconds):
-        from .train import duration
+        from ..train import duration
 
         if seconds:
             total, steps = sum(n * t for n, t in seconds), sum(n for n, _ in seconds)
@@ -89,7 +89,7 @@ class _TrainUI:
 
 def plan(config: dict, info: dict) -> list[str]:
     """The run in three lines: network, operator, steps and where it starts."""
-    from .train import PAPER_PRESETS
+    from ..train import PAPER_PRESETS
 
     a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(config["operator"],
                                                                                        config["operator"])
@@ -114,9 +114,9 @@ def train(ctx: typer.Context, **kwargs):
     rates and loss terms of affmse-x4 and affgan-x4; the defaults shown below are those of the other presets. The run
     prints its network, A, steps and an estimated time first. --preset celeba, imagenet, texture: the paper's
     setups. torchrun for several GPUs."""
-    from . import train as engine
-    from .config import TrainConfig
-    from .rundir import FolderInUse
+    from .. import train as engine
+    from ..config import TrainConfig
+    from ..rundir import FolderInUse
 
     def stop(signum, frame):  # `kill`, batch schedulers (SIGTERM) and a closed terminal (SIGHUP) stop a run like Ctrl-C: resumable
         raise KeyboardInterrupt
@@ -125,20 +125,19 @@ def train(ctx: typer.Context, **kwargs):
         for name in ("SIGTERM", "SIGHUP"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), stop)
-    ui = _TrainUI()
+    ui = TrainUI()
     try:
         given = {k for k in kwargs if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
         run = engine.train(TrainConfig(**kwargs), ui, given)
     except engine.Interrupted as e:
         ui.close()
-        _fail(str(e), 130)
+        fail(str(e), 130)
     except FolderInUse as e:  # not a usage error: the same command works once the other run ends
         ui.close()
-        _fail(str(e), 1)
+        fail(str(e), 1)
     finally:
         ui.close()
     out.print(f"done: {run}/generator.safetensors")
 
 
 train.__signature__ = _config_options()
-app.command(help=train.__doc__)(train)

@@ -8,11 +8,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli import (BOUNDARY_HELP, OPERATOR_HELP, UserError, _exact, _operator_note, _progress, _warn, _why_default, app,
-                  err, out)
+from .common import BOUNDARY_HELP, OPERATOR_HELP, err, exact, operator_note, out, progress, warn, why_default
+from ..errors import AffsrError
 
 
-@app.command()
 def project(
     lr: Path = typer.Argument(..., show_default=False, help="The LR input image, or a folder of them."),
     sr: Path = typer.Argument(..., show_default=False, help="Its upscaled result (any tool), or a folder paired by file name."),
@@ -38,11 +37,11 @@ def project(
     """Make an upscaled image downsample exactly to its LR input (Π over the whole image, the saved-file
     box fit and rounding, as upscale does); prints LR-PSNR before and after, and warns about any file
     that cannot keep the promise at its bit depth."""
-    from . import project as engine
-    from .projection import choose_operator
+    from .. import project as engine
+    from ..projection import choose_operator
 
     if bit_depth not in (None, 8, 16, 32):
-        raise UserError(f"--bit-depth must be 8, 16 or 32 (float32), got {bit_depth}")
+        raise AffsrError(f"--bit-depth must be 8, 16 or 32 (float32), got {bit_depth}")
     choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # the options checked before any file is read
     opts = engine.Options(output, lambda s: choose_operator(operator, s, kernel_size, sigma, boundary), scale, bit_depth,
                           overwrite, strict, invented_map)
@@ -52,12 +51,12 @@ def project(
         failures.append({"name": name, "error": message})
         err.print(f"affsr: error: {message}", markup=False, highlight=False, soft_wrap=True)
 
-    with _progress(None, "projecting") as bar:
+    with progress(None, "projecting") as bar:
         task = bar.add_task("projecting", total=None, info="")
         results = engine.run(lr, sr, opts, on_error, lambda done, total, name: bar.update(task, completed=done, total=total, info=name),
-                             lambda name, message: _warn(message))
+                             lambda name, message: warn(message))
     if results and operator is None:  # which A, with the results (an error stays one line)
-        _operator_note(opts.operator(results[0]["scale"]), _why_default(kernel_size, sigma))
+        operator_note(opts.operator(results[0]["scale"]), why_default(kernel_size, sigma))
     if as_json:
         print(json.dumps(results + failures))
     elif results:
@@ -68,7 +67,7 @@ def project(
         for r in results:
             cell = lambda v: "∞" if v is None else f"{v:.2f}"  # noqa: E731
             share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
-            table.add_row(r["output"], cell(r["lr_psnr_before"]), cell(r["lr_psnr_after"]), _exact(r["consistent"]),
+            table.add_row(r["output"], cell(r["lr_psnr_before"]), cell(r["lr_psnr_after"]), exact(r["consistent"]),
                           *share, f"{r['seconds']:.2f}")
         out.print(table)
     if failures:

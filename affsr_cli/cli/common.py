@@ -1,0 +1,63 @@
+"""What the commands share: the consoles (every string shown as text, terminal.py), the one-line
+messages (error, warning, note), the progress bar, the A options' help and the cells of the tables."""
+from __future__ import annotations
+
+import sys
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .terminal import SafeConsole, SafeTextColumn
+from ..errors import AffsrError
+
+out = SafeConsole()  # strings are shown as text: never markup, control characters escaped (terminal.py)
+err = SafeConsole(stderr=True)
+OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
+                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); docs/operators.md.")
+BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
+                 "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil].")
+
+
+def progress(total: int | None, description: str) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    SafeTextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
+
+
+def warn(message: str):
+    err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def note(message: str):
+    err.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def why_default(kernel_size, sigma) -> str:
+    """Why this A, when neither --operator nor weights name one (projection.choose_operator, rules 3 and 4)."""
+    if kernel_size is not None or sigma is not None:
+        return "no --operator, and --kernel-size/--sigma are the Gaussian's"
+    return "no --operator and no weights: the default for images made elsewhere (Pillow's resize)"
+
+
+def operator_note(spec, why: str):
+    """The line that says which A a command uses when --operator was not given (projection.choose_operator)."""
+    note(f"A = {spec.describe()}: {why} (--operator names the A that made "
+          "your LR images; docs/operators.md)")
+
+
+def exact(consistent: bool | None) -> str:
+    """The table's cell for a file's verdict (docs/promise.md): yes, no (a warning said why), — (no promise)."""
+    return "—" if consistent is None else "yes" if consistent else "no"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise AffsrError(f"--shard must be K/N with 0 ≤ K < N (e.g. 0/4 … 3/4), got {text!r}")
+    return int(k), int(n)
+
+
+def fail(message: str, code: int = 2):
+    err.print(f"affsr: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
