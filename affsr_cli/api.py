@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, consistency
+from . import boxfit, checkpoint, consistency
 from .images import icc_fits
 from .device import pick_device
 from .infer import Upscaler
@@ -67,11 +67,11 @@ def load(weights: str | os.PathLike | None = None, *, device: str | torch.device
     pixels (default: sized to the free memory). Cached: the same arguments give the same object
     without reading the file again (while the file is unchanged); `load.cache_clear()` empties it."""
     if weights is None:
-        from .evaluate import DEFAULT_WEIGHTS
+        from .registry import DEFAULT
 
-        if not DEFAULT_WEIGHTS.is_file():
-            raise AffsrError(f"the default weights ({DEFAULT_WEIGHTS}) are not installed; pass weights=NAME|PATH|hf://…")
-        weights = DEFAULT_WEIGHTS
+        if not DEFAULT.path.is_file():
+            raise AffsrError(f"the default weights ({DEFAULT.path}) are not installed; pass weights=NAME|PATH|hf://…")
+        weights = DEFAULT.path
     if not isinstance(weights, (str, os.PathLike)):
         raise AffsrError(f"weights must be a name, a path or hf://owner/repo/file, got {type(weights).__name__}")
     path = checkpoint.resolve_weights(os.fspath(weights))
@@ -144,7 +144,7 @@ def _run(up: Upscaler, pic: _Input, seed: int) -> np.ndarray:
         planes = out.y_hat if alpha is None else torch.cat([out.y_hat, alpha])
         stored = planes.permute(1, 2, 0).numpy()
     else:
-        stored = out.levels if alpha is None else np.concatenate([out.levels, consistency.round_shaped(alpha, pic.bits)], 2)
+        stored = out.levels if alpha is None else np.concatenate([out.levels, boxfit.round_shaped(alpha, pic.bits)], 2)
     v = consistency.verdict(stored, pic.colour, up.A, up.spec, pic.bits or 32, out.fit)
     if not v.consistent:  # as `affsr upscale` warns of such a file
         if pic.bits is None:

@@ -9,13 +9,13 @@ from urllib.parse import urlparse
 
 import torch
 
+from .registry import WEIGHTS_DIR
 from . import nets, swissroll, weights
-from .methods import SRModel
+from .model import SRModel
 from .errors import AffsrError
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"
-WEIGHTS_DIR = weights.bundled("weights")  # the shipped weights (named by stem)
 POINT_NETS = ("MLPGenerator",)  # generators of 2-D points (the Swiss roll's AverageSpec); the rest upscale images
 
 

@@ -37,7 +37,7 @@ PHOTOS = {
     "gan": dict(instance_noise=0.0, discriminator="texture", gan_loss="relativistic", pixel_weight=1000.0,
                 lattice_weight=1e6),  # the content and lattice terms: without them an AffGAN paints a 4-pixel grid
 }
-# ... and for a run that starts from trained weights (--init: given, or PHOTOS_INIT filled in), the schedule of the
+# ... and for a run that starts from trained weights (--init: given, or registry.photos_init filled in), the schedule of the
 # shipped fine-tunes: affmse-x4 (mse, mae) and affgan-x4 (gan); dg and ll were never tuned on photos: their lr only
 PHOTOS_FROM_WEIGHTS = {
     "mse": dict(steps=1400, lr=1e-5, beta1=0.9, grad_clip=0.02, lr_schedule="cosine", checkpoint_every=100, sample_every=350),
@@ -46,7 +46,6 @@ PHOTOS_FROM_WEIGHTS = {
 }
 PHOTOS_FROM_WEIGHTS.update(mae=PHOTOS_FROM_WEIGHTS["mse"], ll=PHOTOS_FROM_WEIGHTS["dg"])
 # the shipped AffMSE a photos run of that network (span52, 4×, RGB, no z, LR grid) starts from, by operator family
-PHOTOS_INIT = {"gaussian": "affmse-x4-gaussian", "*": "affmse-x4"}
 
 
 class TrainingError(AffsrError):

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import signal
+import sys
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
-from . import images, rundir
+from . import images, rundir, swissroll
 from .errors import AffsrError
 
 SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
 PRESETS = {  # HR side, how it is taken
     "texture": dict(size=64, crop="random"),
     "patch": dict(size=128, crop="random"),
-    "photos": dict(size=128, crop="random"),  # patch's crops; train.resolve fills in the shipped weights' recipe
+    "photos": dict(size=128, crop="random"),  # patch's crops; recipe.resolve fills in the shipped weights' recipe
     "celeba": dict(size=64, crop="centre"),
     "imagenet": dict(size=128, crop="centre"),
 }
@@ -210,3 +212,39 @@ def resize(y: torch.Tensor, long: int, short: int | None = None) -> torch.Tensor
         size = (short, max(short, round(w * short / h))) if h <= w else (max(short, round(h * short / w)), short)
     out = torch.nn.functional.interpolate(y[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
     return out.clamp(0, 1)
+
+
+def _worker_init(worker_id: int):
+    """DataLoader workers leave Ctrl-C and SIGTERM (sent to the whole process group) to the main
+    process, which saves a resumable state and then shuts them down. A batch the main process
+    abandons half-received on such a stop resets the worker's connection, and multiprocessing's
+    resource sharer would print that as a traceback: the worker keeps quiet about it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    rundir.forget_locks()  # the run folder's lock is the training process's, not its workers'
+    sys.excepthook = _quiet_on_lost_connection(sys.excepthook)
+
+
+def _quiet_on_lost_connection(hook):
+    def excepthook(kind, value, tb):
+        if not issubclass(kind, (ConnectionError, EOFError)):
+            hook(kind, value, tb)
+    return excepthook
+
+
+def dataset(cfg):
+    if cfg.preset == "swissroll":
+        return swissroll.SwissRoll(seed=cfg.seed)
+    return ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed,
+                            exclude=(cfg.out,))
+
+
+def loader(run, source) -> torch.utils.data.DataLoader:
+    """Batches from step run.step on; a private generator, so the DataLoader never draws from torch's."""
+    cfg = run.cfg
+    sampler = StepBatches(len(source), cfg.batch_size, cfg.seed, run.step, run.rank, run.world)
+    return torch.utils.data.DataLoader(source, batch_sampler=sampler, num_workers=cfg.workers,
+                                       pin_memory=run.device.type == "cuda", worker_init_fn=_worker_init,
+                                       generator=torch.Generator().manual_seed(cfg.seed))

@@ -12,10 +12,7 @@ reaches the caller through `on_image(done, total, name)`.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +24,12 @@ from PIL import Image
 
 from . import metrics as M
 from . import niqe as NQ
-from .files import atomic_write
 from .images import list_images, pair_by_name, quantize, read_image
 from .lpips import LPIPS, NEEDS
 from .downsample import Downsample
 from .projection import ExactPinv, OperatorSpec, choose_operator
-from .text import UNDECODABLE, csv_cell
-from .weights import bundled
 from .errors import AffsrError
 
-VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
-DEFAULT_NAME = "affmse-x4"  # v3: SPAN x4 fine-tuned with AffMSE under Pillow's bicubic (weights/README.md); an AffGAN again once one is preferred at 400%
-DEFAULT_WEIGHTS = bundled("weights") / f"{DEFAULT_NAME}.safetensors"  # affsr upscale and affsr eval
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
 METRICS = {
@@ -374,39 +365,3 @@ def evaluate_outputs(sr: Path, metrics: tuple[str, ...], conv: Conventions = Con
         if on_image:
             on_image(done + 1, len(files), stem)
     return res
-
-
-# -- output files ------------------------------------------------------------------------------------
-
-def _plain(v):
-    """JSON has no infinity: +inf (identical images) is written as the string "inf", NaN as null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
-
-
-def to_json(res: Results) -> str:
-    doc = {"conventions": res.conventions, "metrics": list(res.metrics), "methods": res.methods,
-           "means": {m: {k: _plain(v) for k, v in d.items()} for m, d in res.means().items()},
-           "images": [{k: _plain(v) for k, v in r.items()} for r in res.rows]}
-    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    # a file name that is not UTF-8 holds surrogate escapes, which no UTF-8 file can: as JSON escapes
-    # ("\udce9"), which a JSON reader turns back into the same name (lossless, and valid UTF-8)
-    return UNDECODABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def to_csv(res: Results) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "method", *res.metrics])
-    for r in res.rows:
-        w.writerow([csv_cell(r["image"]), csv_cell(r["method"]), *(repr(r.get(k, math.nan)) for k in res.metrics)])
-    for m, d in res.means().items():
-        w.writerow(["mean", csv_cell(m), *(repr(d[k]) for k in res.metrics)])
-    return buf.getvalue()
-
-
-def write_text(path: Path, text: str, overwrite: bool = False) -> Path:
-    """UTF-8; a name that is not UTF-8 (CSV) keeps its own bytes (surrogateescape), so nothing measured is lost."""
-    return atomic_write(path, lambda tmp: tmp.write_bytes(text.encode("utf-8", "surrogateescape")), overwrite)
-

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from . import files
-from .methods import SRModel
+from .descriptor import Descriptor
+from .model import SRModel
 from .errors import AffsrError
 
 CHECK_TOLERANCE = 1e-4  # max |onnxruntime − torch| on a random input, float32
@@ -38,25 +39,26 @@ class _F(nn.Module):
         return self.net(x, z) if self.noise else self.net(x)
 
 
-def example_inputs(model: SRModel, h: int = 19, w: int = 23, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: Descriptor, h: int = 19, w: int = 23, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
-    c = model.net_config["kwargs"].get("channels", 3)
-    x = torch.rand(batch, c, h, w, generator=g)
+    x = torch.rand(batch, model.channels, h, w, generator=g)
     if model.noise_channels:
         return x, torch.randn(batch, model.noise_channels, h, w, generator=g)
     return (x,)
 
 
-def export(model: SRModel, path: str | os.PathLike, opset: int = 18, overwrite: bool = False,
+def export(model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18, overwrite: bool = False,
            verify: bool = True) -> tuple[Path, float | None]:
     """Write f of `model` as an ONNX file, atomically, after checking it with onnxruntime (when
     installed and `verify`): (path, max |onnxruntime − torch|, None when not checked). ValueError for
     what cannot be exported or a file that does not agree with torch (nothing is then written)."""
+    if isinstance(model, SRModel):
+        if "channels" not in model.net_config["kwargs"]:
+            raise AffsrError("only image generators can be exported (this one is the Swiss roll's MLP)")
+        model = model.describe()
     if model.grid != "lr":
         raise AffsrError("this generator computes on the HR grid from A⁺x, which depends on the image size; "
                          "only LR-grid generators (every preset's default) can be exported")
-    if "channels" not in model.net_config["kwargs"]:
-        raise AffsrError("only image generators can be exported (this one is the Swiss roll's MLP)")
     try:
         import onnx
 
@@ -97,7 +99,7 @@ def export(model: SRModel, path: str | os.PathLike, opset: int = 18, overwrite: 
     return files.atomic_write(path, write, overwrite), diff
 
 
-def check(model: SRModel, path: str | os.PathLike, h: int = 37, w: int = 29) -> float | None:
+def check(model: Descriptor, path: str | os.PathLike, h: int = 37, w: int = 29) -> float | None:
     """max |onnxruntime − torch| of f on a random input of a size the export never saw, or None
     when onnxruntime is not installed."""
     try:

@@ -8,12 +8,12 @@ pickles unopened); spandrel gets the tensors, never the file. spandrel is an opt
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import torch
 from torch import nn
 
 from . import weights
+from .descriptor import Descriptor
 from .projection import OperatorSpec
 from .errors import AffsrError
 
@@ -38,19 +38,13 @@ class ForeignNet(nn.Module):
         # the descriptor with the same copy of the network (one memo)
         self.model = descriptor.model
         self.descriptor = descriptor
-        self.channels = descriptor.input_channels
-        self.radius_bounds = (RADIUS_MIN, RADIUS_CAP)  # infer.receptive_radius clamps its convolutions' sum to these
-        # tiles start on the grid of its attention windows (SwinIR, HAT, Swin2SR pad internally, so spandrel's
-        # size requirement does not show them) and of its size requirement
-        window = getattr(descriptor.model, "window_size", 1)
-        self.align = math.lcm(descriptor.size_requirements.multiple_of, window if isinstance(window, int) and window > 0 else 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         return torch.cat([self.descriptor(x[i:i + 1]) for i in range(x.shape[0])])  # descriptors take one image
 
 
-def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: str | None = None) -> SimpleNamespace:
-    """What infer.Upscaler reads of a model (spec, A, Π's pinv, net, grid, …) for the foreign network
+def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: str | None = None) -> Descriptor:
+    """The Descriptor infer.Upscaler reads for the foreign network
     whose weights `tensors` were read from `path`, with A = the operator `family` at its own scale."""
     if not family:
         raise AffsrError(f"{path}: not an affsr checkpoint; another tool's network does not say how its LR images "
@@ -81,6 +75,10 @@ def load(path, tensors: dict[str, torch.Tensor], family: str | None, boundary: s
         raise AffsrError(f"{path}: a {name} network from {descriptor.input_channels} to {descriptor.output_channels} "
                          "channels; only gray → gray and RGB → RGB can be made consistent")
     spec = OperatorSpec(descriptor.scale, boundary=boundary, family=family.lower())
-    A, pinv = spec.build()
-    return SimpleNamespace(spec=spec, A=A, pinv=pinv, net=ForeignNet(descriptor.eval()), grid="lr", noise_channels=0,
-                           constraint=SimpleNamespace(name="none"), architecture=name)
+    # tiles start on the grid of its attention windows (SwinIR, HAT, Swin2SR pad internally, so spandrel's
+    # size requirement does not show them) and of its size requirement
+    window = getattr(descriptor.model, "window_size", 1)  # an attribute of some architectures only
+    multiple = math.lcm(descriptor.size_requirements.multiple_of, window if isinstance(window, int) and window > 0 else 1)
+    return Descriptor(net=ForeignNet(descriptor.eval()), spec=spec, channels=descriptor.input_channels,
+                      architecture=name, tile_multiple=multiple, radius_bounds=(RADIUS_MIN, RADIUS_CAP),
+                      supports_half=bool(descriptor.supports_half))

@@ -26,10 +26,11 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import checkpoint, consistency, foreign
+from . import boxfit, checkpoint, consistency, foreign
 from . import weights as weights_io
 from .device import available_memory, is_out_of_memory, pick_device, pick_dtype
-from .methods import SRModel
+from .descriptor import Descriptor
+from .model import SRModel
 from .projection import OperatorSpec, choose_operator
 from .errors import AffsrError
 
@@ -44,12 +45,12 @@ class OperatorWarning(UserWarning):
     """Outputs made consistent with another A than the one the network was trained for (`--operator`)."""
 
 
-def receptive_radius(net: nn.Module) -> int:
+def receptive_radius(net: nn.Module, bounds: tuple[int, int] | None = None) -> int:
     """Pixels of context one output pixel sees on each side, on the network's input grid: the sum
     over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips,
-    clamped to the network's `radius_bounds` (lo, hi) when it has them (foreign.ForeignNet)."""
+    clamped to `bounds` (lo, hi) when given (Descriptor.radius_bounds: attention networks)."""
     radius = sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
-    lo, hi = getattr(net, "radius_bounds", (0, radius))
+    lo, hi = bounds or (0, radius)
     return min(max(radius, lo), hi)
 
 
@@ -111,7 +112,7 @@ class Output:
     bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
     box_iterations: int  # FISTA iterations of the box fit (0: Π_x f was already in range)
     pillow_passes: int = 0  # passes of consistency.match_pillow (8-bit files under a Pillow operator)
-    fit: consistency.BoxFit = field(default_factory=consistency.BoxFit)  # what the box fit reached (docs/promise.md)
+    fit: boxfit.BoxFit = field(default_factory=boxfit.BoxFit)  # what the box fit reached (docs/promise.md)
 
     def saved(self) -> torch.Tensor:
         """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
@@ -131,10 +132,10 @@ def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.
     total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes)."""
     stage = on_stage or (lambda name, done, total: None)
     pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
-    fitted = consistency.fit(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
-                             max_error=consistency.MAX_FIT_ERROR if pillow else None,
+    fitted = boxfit.fit(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
+                             max_error=boxfit.MAX_FIT_ERROR if pillow else None,
                              on_step=lambda done, total: stage("fit", done, total))
-    levels = consistency.round_shaped(f, bits) if bits is not None and rounding else None
+    levels = boxfit.round_shaped(f, bits) if bits is not None and rounding else None
     passes = consistency.match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total)) \
         if pillow and fitted.reached else 0
     return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)
@@ -176,39 +177,39 @@ class Upscaler:
             up.set_operator(spec)
         return up
 
-    def __init__(self, model: SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
+    def __init__(self, model: Descriptor | SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
                  tile: int | None = None, overlap: int | None = None, on_note: Note | None = None,
                  ensemble: bool = False):
-        if not isinstance(model.spec, OperatorSpec):
-            raise AffsrError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
+        d = model if isinstance(model, Descriptor) else model.describe()
         self.note = on_note or (lambda message: None)
-        self.trained_for = model.spec  # the A of the training data; `spec` is the one outputs are consistent with
+        self.trained_for = d.spec  # the A of the training data; `spec` is the one outputs are consistent with
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.dtype, note = pick_dtype(precision, self.device)
+        if self.dtype == torch.float16 and not d.supports_half:
+            self.dtype, note = torch.float32, f"{d.architecture} does not run in fp16 (spandrel); running in fp32"
         if note:
             self.note(note)
-        self.spec, self.scale, self.grid = model.spec, model.spec.scale, model.grid
-        self.A, self.pinv = model.A, model.pinv  # on the CPU: the whole-image work runs there
-        self.noise_channels = model.noise_channels
+        self.spec, self.scale, self.grid = d.spec, d.scale, d.grid
+        self.A, self.pinv = d.spec.build()  # on the CPU: the whole-image work runs there
+        self.noise_channels, self.channels, self.tile_multiple = d.noise_channels, d.channels, d.tile_multiple
         self.ensemble = ensemble  # f averaged over the 8 flips and transposes of x (8× the time)
-        self.channels = getattr(model.net, "channels", 3)
         # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in, ~20% here
-        self.net = fuse_batchnorm(model.net).to(self.device, self.dtype, memory_format=torch.channels_last)
+        self.net = fuse_batchnorm(d.net).to(self.device, self.dtype, memory_format=torch.channels_last)
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
-        self.radius = math.ceil(receptive_radius(self.net) / g)  # in LR pixels
+        self.radius = math.ceil(receptive_radius(self.net, d.radius_bounds) / g)  # in LR pixels
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
             raise AffsrError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
         self.overlap = 2 * self.radius + 8 if overlap is None else overlap
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or (tile != 0 and tile < 8)):
             raise AffsrError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
         self.tile = self._auto_tile() if tile is None else tile  # LR side of a tile; 0: the whole image in one
-        self.foreign = getattr(model, "architecture", None)  # the spandrel architecture's name, or None (ours)
-        self.constraint = None if self.foreign else model.constraint.name  # what training put around f: aff, soft, none
+        self.foreign = d.architecture  # the spandrel architecture's name, or None (ours)
+        self.constraint = None if self.foreign else d.constraint  # what training put around f: aff, soft, none
         if self.foreign:
             self.note(f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
                       f"with {self.spec.describe()}")
-        elif model.constraint.name != "aff":
-            self.note(f"checkpoint trained without the projection layer ({model.constraint.name}); its outputs are projected here")
+        elif d.constraint != "aff":
+            self.note(f"checkpoint trained without the projection layer ({d.constraint}); its outputs are projected here")
 
     def set_operator(self, spec: OperatorSpec):
         """Make outputs consistent with `spec`, the A that made the inputs, instead of the A the network
@@ -260,7 +261,7 @@ class Upscaler:
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
         """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""
         out = consistency.upscale_alpha(alpha, self.scale)
-        consistency.fit_box(out, alpha, self.A, self.pinv, bits, device=self.device)
+        boxfit.fit_box(out, alpha, self.A, self.pinv, bits, device=self.device)
         return out.clamp_(0, 1)
 
     @torch.no_grad()
@@ -318,7 +319,7 @@ class Upscaler:
     def _tiled(self, inp: torch.Tensor, z: torch.Tensor, on_tile) -> torch.Tensor:
         s, g = self.scale, self.scale if self.grid == "hr" else 1
         B, h, w = inp.shape[0], inp.shape[2] // g, inp.shape[3] // g  # LR size
-        align = getattr(self.net, "align", 1)
+        align = self.tile_multiple
         tile = self.tile or max(h, w)  # 0: one tile, the whole image
         rows, cols = tile_spans(h, tile, self.overlap, align), tile_spans(w, tile, self.overlap, align)
         if len(rows) == len(cols) == 1:

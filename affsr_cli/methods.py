@@ -1,22 +1,21 @@
 """Methods as objective × constraint (paper §3): `affgan` = gan objective under the affine
 projection, `softmse` = mse with the soft MAE(x, Aŷ) penalty, `gan` = no constraint, ...
 
-SRModel (network + constraint) is what a checkpoint holds; a Constraint (constraints.py) maps f
+SRModel (model.py: network + constraint) is what a checkpoint holds; a Constraint (constraints.py) maps f
 to ŷ and adds its penalty; an Objective (objectives.py) holds what training needs besides (a
 discriminator, a denoiser, a density model) and returns losses.
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
 
-from . import constraints, losses, nets, objectives, swissroll
+from . import constraints, losses, nets, objectives
 from .nets import discriminator as dpresets
 from .nets import efficient as epresets
 from .nets import generator as gpresets
 from .nets import span as spresets
-from .projection import OperatorSpec, Projection
+from .projection import OperatorSpec
 from .errors import AffsrError
+from .model import SRModel
 
 OBJECTIVE_KINDS = {"mse": objectives.PixelObjective, "mae": objectives.PixelObjective, "gan": objectives.GANObjective,
                    "dg": objectives.DenoiserObjective, "ll": objectives.DensityObjective}
@@ -50,54 +49,6 @@ def check_options(cfg, defaults) -> None:
             where = " or the ".join(dict.fromkeys(owners[option]))
             raise AffsrError(f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
                              f"(it is an option of the {where})")
-
-
-class SRModel(nn.Module):
-    """ŷ = Π_x f(x) for the aff constraint, f(x) otherwise. `A` is always the model's own."""
-
-    def __init__(self, net: dict, spec: OperatorSpec | swissroll.AverageSpec,
-                 constraint: str | constraints.Constraint = "aff"):
-        """net: {"class": a name in nets.NETS, "kwargs": its keyword arguments} (kept for checkpoints);
-        constraint: a name (inference) or a Constraint with its training weights."""
-        super().__init__()
-        if isinstance(constraint, str):
-            constraint = constraints.build(constraint)
-        self.net_config, self.spec, self.constraint = net, spec, constraint
-        self.net = nets.build(net["class"], net["kwargs"])
-        self.grid = net["kwargs"].get("grid", "lr")  # read here: self.net may get wrapped (DDP)
-        self.noise_channels = net["kwargs"].get("noise_channels", 0)
-        self.A, self.pinv = spec.build()
-        self.projection = Projection(self.A, self.pinv)
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None, return_f: bool = False):
-        """ŷ, or (ŷ, f) with the network's own output f when `return_f`."""
-        inp = self.pinv(x) if self.grid == "hr" else x
-        f = self.net(inp, z)
-        yhat = self.constraint.output(f, x, self.projection)
-        return (yhat, f) if return_f else yhat
-
-    def config(self) -> dict:
-        return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint.name}
-
-    @staticmethod
-    def spec_of(config: dict):
-        """The operator a model description names (its metadata validated by the spec)."""
-        try:
-            return operator_spec(config["operator"])
-        except (KeyError, TypeError, AttributeError) as e:
-            raise AffsrError(f"incomplete operator description ({e})") from None
-
-    @classmethod
-    def from_config(cls, config: dict) -> "SRModel":
-        try:
-            return cls(config["net"], operator_spec(config["operator"]), config["constraint"])
-        except (KeyError, TypeError) as e:
-            raise AffsrError(f"incomplete model description ({e})") from None
-
-
-def operator_spec(meta: dict[str, str]):
-    """The operator described by a checkpoint's metadata: A of images, or the Swiss roll's average."""
-    return swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
 
 
 def build_generator(preset: str, spec: OperatorSpec, constraint: str | constraints.Constraint, channels: int = 3,

@@ -9,11 +9,8 @@ resumed run on the CPU is bit-identical to one that was never stopped.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
-import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +20,10 @@ import torch.distributed as dist
 
 from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, trainlog
 from .device import pick_device
-from .config import PHOTOS, PHOTOS_FROM_WEIGHTS, PHOTOS_INIT, TrainConfig
-from .config import TrainingError  # noqa: F401 (part of this module's API)
-from .projection import OperatorSpec
+from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
+from .model import SRModel
+from .recipe import CPU_WARN_SECONDS, notes, resolve, slow_warning
 
-SCHEDULES = ("constant", "cosine")
-PAPER_PRESETS = ("swissroll", "texture", "celeba", "imagenet")  # data presets that keep the paper's Gaussian A
-CPU_WARN_SECONDS = 3 * 3600  # a run estimated longer than this on the CPU gets a warning before it starts
 
 
 def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
@@ -57,83 +51,6 @@ class Callbacks:
     def on_estimate(self, seconds: list[tuple[int, float]]): ...  # (steps, seconds a step) of each phase left
 
 
-def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
-    """Fill the 'auto' and 0 fields from the data and the scale, and check the rest. `given`: the names of the
-    fields the user set (the options given to `affsr train`); None: those that differ from their default. A
-    preset's recipe (config.PHOTOS) fills only the others."""
-    cfg = dataclasses.replace(cfg)
-    cfg.check_ranges()
-    unset = cfg.left_unset(given)
-    if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
-        cfg.preset, cfg.generator = "swissroll", "mlp"
-    if cfg.preset == "auto":  # a folder of images: the recipe of the shipped weights; the paper's setups by name
-        cfg.preset = "photos"
-    cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
-    if cfg.preset == "photos":
-        fill_photos(cfg, unset)
-    if cfg.generator == "auto":
-        cfg.generator = {"texture": "texture", "celeba": "celeba", "imagenet": "imagenet"}.get(cfg.preset, "small")
-    if cfg.operator == "auto":  # the paper's experiments keep its Gaussian; photos are made by resizing
-        cfg.operator = "gaussian" if cfg.preset in PAPER_PRESETS else "bicubic"
-    if cfg.preset == "photos":
-        fill_photos_schedule(cfg, unset)
-    try:
-        spec = OperatorSpec(cfg.scale, cfg.kernel_size or None, cfg.sigma or None,
-                            None if cfg.boundary == "auto" else cfg.boundary, cfg.operator)
-    except ValueError as e:
-        raise TrainingError(str(e)) from None
-    cfg.kernel_size, cfg.sigma, cfg.boundary = spec.kernel_size, spec.sigma or 0.0, spec.boundary
-    # automatic lengths follow --steps, except on a resume: a run extended with more --steps keeps its schedules
-    saved = rundir.saved_config(Path(cfg.out)) if cfg.resume and (Path(cfg.out) / "config.json").is_file() else None
-    cfg.noise_steps = cfg.noise_steps or (saved.noise_steps if saved else cfg.steps)
-    cfg.prior_steps = cfg.prior_steps or (saved.prior_steps if saved else cfg.steps // 2)
-    cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
-    if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
-        raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
-    if cfg.lattice_weight and (cfg.preset == "swissroll" or cfg.patch < 8 * cfg.scale):
-        raise TrainingError(f"--lattice-weight needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
-    if cfg.lr_schedule not in SCHEDULES:
-        raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
-    return cfg
-
-
-def fill_photos(cfg: TrainConfig, unset: set[str]):
-    """The photos preset's network, A and loss terms (config.PHOTOS) in the `unset` fields that the method reads;
-    the lattice term only where the patches hold it (8 × the scale)."""
-    constraint, objective = methods.parse_method(cfg.method)
-    recipe = {**PHOTOS["all"], **PHOTOS.get(constraint, {}), **PHOTOS.get(objective, {})}
-    if cfg.patch < 8 * cfg.scale:
-        recipe.pop("lattice_weight", None)
-    for k, v in recipe.items():
-        if k in unset:
-            setattr(cfg, k, v)
-
-
-def fill_photos_schedule(cfg: TrainConfig, unset: set[str]):
-    """--init: the shipped AffMSE of the run's A when the network is the shipped one (shipped_start); then, for a
-    run that starts from weights, the steps and learning rates of the shipped fine-tunes (PHOTOS_FROM_WEIGHTS)."""
-    if "init" in unset:
-        cfg.init = shipped_start(cfg)
-    if cfg.init:
-        _, objective = methods.parse_method(cfg.method)
-        for k, v in PHOTOS_FROM_WEIGHTS.get(objective, {}).items():
-            if k in unset:
-                setattr(cfg, k, v)
-
-
-def shipped_start(cfg: TrainConfig) -> str:
-    """The name of the shipped AffMSE a photos run starts from (PHOTOS_INIT: the one of its operator family), or
-    '' when this run's network is not the shipped one (span52, 4×, RGB, no z, LR grid) or the file is missing."""
-    if (cfg.generator, cfg.scale, cfg.channels, cfg.noise_channels, cfg.grid) != ("span52", 4, 3, 0, "lr"):
-        return ""
-    name = PHOTOS_INIT.get(cfg.operator, PHOTOS_INIT["*"])
-    try:
-        checkpoint.resolve_weights(name)
-    except ValueError:
-        return ""
-    return name
-
-
 @dataclass
 class Run:
     """Everything a run trains and the counters that go with it."""
@@ -143,8 +60,8 @@ class Run:
     device: torch.device
     rank: int
     world: int
-    model: methods.SRModel
-    ema_model: methods.SRModel
+    model: SRModel
+    ema_model: SRModel
     objective: torch.nn.Module
     optimizers: dict = field(default_factory=dict)  # "g" generator, "c" critic (gan's D, dg/ll's prior)
     modules: dict = field(default_factory=dict)  # what the state holds, unwrapped (DDP wraps model.net later)
@@ -253,42 +170,6 @@ def restore(run: Run):
         rundir.drop_logs_after(run.out / "metrics.jsonl", run.step)
 
 
-def _worker_init(worker_id: int):
-    """DataLoader workers leave Ctrl-C and SIGTERM (sent to the whole process group) to the main
-    process, which saves a resumable state and then shuts them down. A batch the main process
-    abandons half-received on such a stop resets the worker's connection, and multiprocessing's
-    resource sharer would print that as a traceback: the worker keeps quiet about it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    rundir.forget_locks()  # the run folder's lock is the training process's, not its workers'
-    sys.excepthook = _quiet_on_lost_connection(sys.excepthook)
-
-
-def _quiet_on_lost_connection(hook):
-    def excepthook(kind, value, tb):
-        if not issubclass(kind, (ConnectionError, EOFError)):
-            hook(kind, value, tb)
-    return excepthook
-
-
-def dataset(cfg: TrainConfig):
-    if cfg.preset == "swissroll":
-        return swissroll.SwissRoll(seed=cfg.seed)
-    return data.ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed,
-                            exclude=(cfg.out,))
-
-
-def loader(run: Run, source) -> torch.utils.data.DataLoader:
-    """Batches from step run.step on; a private generator, so the DataLoader never draws from torch's."""
-    cfg = run.cfg
-    sampler = data.StepBatches(len(source), cfg.batch_size, cfg.seed, run.step, run.rank, run.world)
-    return torch.utils.data.DataLoader(source, batch_sampler=sampler, num_workers=cfg.workers,
-                                       pin_memory=run.device.type == "cuda", worker_init_fn=_worker_init,
-                                       generator=torch.Generator().manual_seed(cfg.seed))
-
-
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, updates: int = 10**9):
     """One EMA step after `updates` earlier ones. The decay warms up as (1 + n)/(10 + n), so that
@@ -325,7 +206,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks(), given=None) -> P
     try:
         # every input is checked before the folder is taken: a bad --data, --val or --init leaves no run
         # behind, so the corrected command is not refused as a run that exists
-        source = dataset(cfg)
+        source = data.dataset(cfg)
         val = trainlog.validation_set(cfg) if rank == 0 and cfg.val else None
         torch.manual_seed(cfg.seed + rank)
         run = build(cfg, Path(cfg.out), device, rank, world)
@@ -357,7 +238,7 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks(), given=None) -> P
             run.model.net = torch.nn.parallel.DistributedDataParallel(run.model.net, **ddp)
             if run.objective.critic is not None:
                 run.objective.wrap_critic(lambda critic: torch.nn.parallel.DistributedDataParallel(critic, **ddp))
-        loop(run, loader(run, source), callbacks, val)
+        loop(run, data.loader(run, source), callbacks, val)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -454,43 +335,11 @@ def estimate(run: Run, repeats: int = 2, budget: float = 2.0, slow: float = 10.0
             while warm < slow and len(times) < repeats and (not times or sum(times) < budget):
                 times.append(step(a)[0])
             seconds.append((b - a, sum(times) / len(times) if times else warm))
-    finally:
-        del twin
+    finally:  # the copy goes with this frame
         torch.set_rng_state(rng[0])
         if rng[1] is not None:
             torch.cuda.set_rng_state(rng[1], run.device)
     return seconds
-
-
-def notes(asked: TrainConfig, cfg: TrainConfig, given=None) -> list[str]:
-    """Lines for the user about what the photos preset chose (on_message): a CelebA folder trained as photos, a
-    photos run from random weights."""
-    lines = []
-    if asked.preset == "auto" and cfg.preset == "photos" and data.detect_preset(cfg.data) == "celeba":
-        lines.append(f"{cfg.data} looks like CelebA; it is trained with the photos recipe. --preset celeba trains the "
-                     "paper's setup (its 9.2 M-parameter network, the Gaussian A, 64×64 faces)")
-    if cfg.preset == "photos" and not cfg.init and "init" in asked.left_unset(given):
-        lines.append(f"the {cfg.generator} network starts from random weights (the shipped files started from trained "
-                     "ones: --init affmse-x4 needs --generator span52 at 4× on RGB): expect a long run")
-    return lines
-
-
-def slow_warning(cfg: TrainConfig, seconds: list[tuple[int, float]]) -> str:
-    """The one line for a run that `estimate` says would take more than CPU_WARN_SECONDS on the CPU."""
-    hint = "fewer --steps" + ("" if cfg.init else ", --init from trained weights (e.g. --init affmse-x4 with --generator span52)")
-    return (f"{sum(n for n, _ in seconds):,} steps would take about {duration(sum(n * t for n, t in seconds))} on the CPU: "
-            f"{hint}, or a GPU (--device cuda); --time-limit MIN stops with a resumable checkpoint")
-
-
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '3 h 05 min', '58 days'."""
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    return f"{seconds / 86400:.0f} days"
 
 
 def time_up(run: Run, start: float, minutes: float) -> bool:

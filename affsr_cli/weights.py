@@ -1,11 +1,9 @@
-"""safetensors files: written atomically (files.py), read with guards; the folders that ship (`bundled`).
+"""safetensors files: written atomically (files.py), read with guards.
 Nothing is ever unpickled."""
 from __future__ import annotations
 
 import json
 import os
-import sys
-import sysconfig
 from pathlib import Path
 
 import torch
@@ -23,31 +21,6 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
     The length's first byte can be 0x80 (any length ≡ 128 mod 256), so this is asked before the
     pickle magic, which would otherwise refuse one valid file in 256."""
     return len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
-
-
-def bundled(folder: str) -> Path:
-    """A folder that ships with the project (`weights`, `examples/val`): the source tree's for a
-    checkout or an editable install, else the copy a wheel puts under <data>/share/affsr, <data>
-    being the data path of the scheme it was installed with: the venv or prefix, the user base for
-    `pip install --user` (~/.local), the target itself for `pip install --target`. <data> is the
-    folder holding affsr_cli/ (--target) or one of the three above it (<data>/lib/pythonX.Y/site-packages,
-    <data>/Lib/site-packages, <data>/lib/python), so the copy beside the running code is looked for
-    first, then under the interpreter's data path, sys.prefix and the user base."""
-    package = Path(__file__).resolve().parent
-    source = package.parent / folder
-    if source.is_dir():
-        return source
-    prefixes = list(package.parents)[:4]  # site-packages (or the --target folder) and the 3 above it
-    prefixes += [Path(sysconfig.get_path("data")), Path(sys.prefix)]
-    try:
-        prefixes.append(Path(sysconfig.get_path("data", f"{os.name}_user")))
-    except KeyError:  # no user scheme on this platform
-        pass
-    for prefix in prefixes:
-        installed = prefix / "share" / "affsr" / folder
-        if installed.is_dir():
-            return installed
-    return source
 
 
 def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 
 from affsr_cli import infer
 from affsr_cli import batch as U
-from affsr_cli.evaluate import DEFAULT_WEIGHTS
+from affsr_cli.registry import DEFAULT
 from affsr_cli.images import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128, help="LR side of every input (square)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement (the fastest is kept)")
-    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="default: affsr upscale's")
+    ap.add_argument("--weights", default=str(DEFAULT.path), help="default: affsr upscale's")
     ap.add_argument("--operator", default=None, help="A for the outputs (default: the weights')")
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), help=f"a subset of: {', '.join(KINDS)}")
     ap.add_argument("--compare-with", metavar="DIR", help="another tree whose `affsr upscale` runs the same files")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from affsr_cli import checkpoint, consistency, infer, methods
+from affsr_cli import boxfit, checkpoint, consistency, infer, methods
 from affsr_cli.device import pick_device, pick_dtype
 from affsr_cli import images as X
 from affsr_cli.images import read_image
@@ -127,17 +127,17 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     sync(up.device)
     t["network"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    consistency.fit_box(y.clone(), pic.pixels, up.A, up.pinv, None, device=up.device)  # Π_x alone, for comparison
+    boxfit.fit_box(y.clone(), pic.pixels, up.A, up.pinv, None, device=up.device)  # Π_x alone, for comparison
     sync(up.device)
     t["pi"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pillow = consistency.matches_pillow(up.spec, pic.pixels, 8)
-    t["iterations"] = consistency.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device,
-                                          max_error=consistency.MAX_FIT_ERROR if pillow else None)
+    t["iterations"] = boxfit.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device,
+                                          max_error=boxfit.MAX_FIT_ERROR if pillow else None)
     sync(up.device)
     t["projection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    levels = consistency.round_shaped(y, 8)
+    levels = boxfit.round_shaped(y, 8)
     if pillow:
         consistency.match_pillow(levels, pic.pixels, up.spec)
     t["rounding"] = time.perf_counter() - t0

@@ -17,12 +17,12 @@ from PIL import Image
 
 import affsr_cli as affsr
 from affsr_cli import api, checkpoint, methods
-from affsr_cli.evaluate import DEFAULT_WEIGHTS
+from affsr_cli.registry import DEFAULT
 from affsr_cli.projection import OperatorSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
-pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="the shipped weights are not in this tree")
+pytestmark = pytest.mark.skipif(not DEFAULT.path.is_file(), reason="the shipped weights are not in this tree")
 
 
 def chelsea(box=(130, 60, 178, 100)) -> Image.Image:

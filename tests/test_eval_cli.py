@@ -17,6 +17,7 @@ from affsr_cli.images import read_image, write_image
 from affsr_cli.lpips import LAYERS
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
+from affsr_cli.registry import DEFAULT, VALIDATION_SET
 from helpers import affsr
 
 
@@ -108,11 +109,11 @@ def test_folders_pair_by_name_not_by_order(tmp_path):
 
 def test_bundled_validation_set():
     r = affsr("eval", "--metrics", "psnr", "ssim", "lr-mse")
-    if not E.DEFAULT_WEIGHTS.is_file():
+    if not DEFAULT.path.is_file():
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "default weights are not shipped yet" in r.stderr
     r = affsr("eval", "--metrics", "psnr", "--baseline", "bicubic")
     assert r.returncode == 0, r.stderr
-    assert "PSNR" in r.stdout and f"5 from {E.VALIDATION_SET}" in r.stdout
+    assert "PSNR" in r.stdout and f"5 from {VALIDATION_SET}" in r.stdout
 
 
 @pytest.fixture
@@ -238,15 +239,15 @@ def test_eval_takes_a_float_tiff_as_the_hr_image(tmp_path):
     model scored on its own exact output reproduces it (was: 'bits must be 8, 16 or None')."""
     from PIL import Image
 
-    Image.open(E.VALIDATION_SET / "coffee.png").convert("RGB").crop((0, 0, 48, 40)).save(tmp_path / "lr.png")
+    Image.open(VALIDATION_SET / "coffee.png").convert("RGB").crop((0, 0, 48, 40)).save(tmp_path / "lr.png")
     (tmp_path / "hr").mkdir()
     up = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", tmp_path / "lr.png", "-o", tmp_path / "hr" / "y.tif",
                          "--bits", "32"], capture_output=True, text=True)
     assert up.returncode == 0, up.stderr
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "eval", "--hr", tmp_path / "hr", "-w", E.DEFAULT_NAME, "-m", "psnr",
+    r = subprocess.run([sys.executable, "-m", "affsr_cli", "eval", "--hr", tmp_path / "hr", "-w", DEFAULT.name, "-m", "psnr",
                         "--json", tmp_path / "e.json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["means"][E.DEFAULT_NAME]["psnr"] > 100
+    assert json.loads((tmp_path / "e.json").read_text())["means"][DEFAULT.name]["psnr"] > 100
 
 
 def test_files_made_by_affsr_upscale_score_as_made_without_operator(tmp_path):
@@ -256,9 +257,8 @@ def test_files_made_by_affsr_upscale_score_as_made_without_operator(tmp_path):
     8-bit LR file caps at ~59 dB (its rounding), so that case runs at 16 bits; the 8-bit case gives --lr."""
     from PIL import Image
 
-    from affsr_cli.evaluate import DEFAULT_WEIGHTS, VALIDATION_SET
 
-    if not DEFAULT_WEIGHTS.is_file():
+    if not DEFAULT.path.is_file():
         pytest.skip("the default weights are not shipped in this checkout")
     for d in ("hr", "lr", "sr", "hr8", "lr8", "sr8"):
         (tmp_path / d).mkdir()

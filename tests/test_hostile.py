@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from affsr_cli import batch, checkpoint, data, files, methods, swissroll, weights
+from affsr_cli import checkpoint, data, files, methods, outputs, swissroll, weights
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
 import helpers
@@ -220,7 +220,7 @@ def test_an_unreadable_subfolder_is_reported_not_skipped(tmp_path, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    inputs, problems = batch.collect([str(tmp_path / "in")])
+    inputs, problems = outputs.collect([str(tmp_path / "in")])
     assert [p.name for p, _ in inputs] == ["a.png"]
     assert len(problems) == 1 and "locked: cannot read this folder (Permission denied)" in problems[0][1]
     ds = data.ImageFolder(tmp_path / "in", "patch", 16)

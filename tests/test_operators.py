@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, consistency, methods
+from affsr_cli import boxfit, checkpoint, consistency, methods
 from affsr_cli.config import TrainConfig
 from affsr_cli.infer import Upscaler
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
-from affsr_cli.train import resolve
+from affsr_cli.recipe import resolve
 from helpers import one_thread as affsr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +145,8 @@ def test_match_pillow_fixes_what_rounding_leaves():
     lr = hr.resize((64, 64), PILLOW["bicubic"])
     x = torch.from_numpy(np.array(lr)).permute(2, 0, 1).double() / 255
     f = torch.from_numpy(np.array(lr.resize((256, 256), PILLOW["bicubic"]))).permute(2, 0, 1).double() / 255
-    consistency.fit_box(f, x, A, pinv, 8, max_error=consistency.MAX_FIT_ERROR)  # as the contract does
-    levels = consistency.round_shaped(f, 8)
+    boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)  # as the contract does
+    levels = boxfit.round_shaped(f, 8)
     before = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
     passes = consistency.match_pillow(levels, x, spec)
     after = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
@@ -176,8 +176,8 @@ def test_match_pillow_redoes_only_changed_tiles_with_the_same_result(family, sca
                        for c in range(3)], 2)[..., channels]
         x = torch.from_numpy(lr.copy()).permute(2, 0, 1).double() / 255
         f = torch.nn.functional.interpolate(x[None], scale_factor=scale, mode="bicubic")[0]
-        consistency.fit_box(f, x, A, pinv, 8, max_error=consistency.MAX_FIT_ERROR)
-        base = consistency.round_shaped(f, 8)
+        boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)
+        base = boxfit.round_shaped(f, 8)
         tiled, whole = base.copy(), base.copy()
         passes = consistency.match_pillow(tiled, x, spec)
         monkeypatch.setattr(consistency, "PILLOW_TILE", 10**6)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from affsr_cli import gram
 from affsr_cli.downsample import BOUNDARIES, CACHE_SIZE, Downsample, boundary_index
 from affsr_cli.projection import AffineProjected, ExactPinv, OperatorSpec, Projection, project
 
@@ -186,14 +187,14 @@ def test_banded_and_circulant_solvers_equal_the_dense_inverse(monkeypatch, famil
     import affsr_cli.projection as P
 
     monkeypatch.setattr(P, "DENSE_MAX", 4)
-    monkeypatch.setattr(P, "BLOCK", 8)
+    monkeypatch.setattr(gram, "BLOCK", 8)
     A = Downsample(OperatorSpec(scale, boundary=boundary, family=family))
     Ap = ExactPinv(A)
     for n in (9, 17, 40, 61):
         M = A.matrix(n)
         exact = torch.linalg.inv(M @ M.T)
         solver = Ap.gram_solver(n, torch.float64, "cpu")
-        assert not isinstance(solver, P._DenseGram) or 2 * A.gram_band(n)[1] + 1 >= n
+        assert not isinstance(solver, gram.DenseGram) or 2 * A.gram_band(n)[1] + 1 >= n
         r = rand(n, 3, seed=n)
         assert (solver.solve(r, -2) - exact @ r).abs().max() <= 1e-11
         assert (solver.solve(r.T.contiguous(), -1) - r.T @ exact).abs().max() <= 1e-11

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from affsr_cli import checkpoint, consistency, infer, methods
+from affsr_cli import boxfit, checkpoint, consistency, infer, methods
 from affsr_cli import images as X
 from affsr_cli.images import read_image
 from affsr_cli.downsample import Downsample
@@ -151,7 +151,7 @@ def test_8_bit_files_are_exact_or_say_so(up, kind):
         assert v.warning.startswith("not exact: LR-PSNR") and "--bits 32" in v.warning and "--operator area" in v.warning
     if kind != "pixel_art":  # sharp 0/1 (or 0/255 per channel) neighbours: no image in [0, 1] has A y = x
         assert not v.consistent and out.fit.infeasible and "no image with values in [0, 1]" in v.warning
-        assert out.pillow_passes == 0 and out.box_iterations <= consistency.MAX_ITER[8]
+        assert out.pillow_passes == 0 and out.box_iterations <= boxfit.MAX_ITER[8]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -188,7 +188,7 @@ def test_the_certificate_agrees_with_a_linear_program(family):
         assert feasible is None or (lp.status == 0) == feasible, (name, lp.status)
         xt = torch.from_numpy(x).float()[None]
         y = torch.nn.functional.interpolate(xt[None], scale_factor=4, mode="bicubic")[0]
-        fit = consistency.fit(y, xt, A, pinv, 8)
+        fit = boxfit.fit(y, xt, A, pinv, 8)
         if fit.infeasible:
             assert lp.status == 2, name  # sound: never claimed for a feasible x
         if feasible is False:

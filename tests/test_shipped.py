@@ -1,6 +1,7 @@
 """The shipped 4× checkpoints in weights/: small, loadable from the file alone, consistent, better
 than bicubic, and the defaults of `affsr upscale` and `affsr eval`."""
 import json
+import re
 import subprocess
 import sys
 
@@ -11,13 +12,11 @@ from affsr_cli import checkpoint, evaluate as E, methods
 from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.metrics import psnr
 from affsr_cli.projection import OperatorSpec
-from helpers import VAL, affsr
+from affsr_cli.registry import DEFAULT, SHIPPED as REGISTRY, VALIDATION_SET
+from helpers import ROOT, VAL, affsr
 
-# name: (operator family, taps at 4×) it was trained for
-TRAINED_FOR = {"affmse-x4": ("bicubic", 16), "affgan-x4": ("bicubic", 16), "affmse-x4-gaussian": ("gaussian", 9),
-               "affgan-x4-gaussian": ("gaussian", 9)}
-NETWORK = dict.fromkeys(TRAINED_FOR, "SPAN")  # v3: all four fine-tuned from the official SPAN x4 ch52
-SHIPPED = {name: checkpoint.WEIGHTS_DIR / f"{name}.safetensors" for name in TRAINED_FOR}
+SHIPPED = {name: w.path for name, w in REGISTRY.items()}
+CARD = ROOT / "weights" / "README.md"
 pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
 
 
@@ -34,16 +33,16 @@ def test_small_and_loadable_from_the_file_alone(name):
     r = subprocess.run([sys.executable, "-c", code, str(path), str(VAL / "chelsea.png")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     scale, family, taps, err, shape = r.stdout.split(maxsplit=4)
-    assert (int(scale), family, int(taps)) == (4, *TRAINED_FOR[name])  # the A of the model card
+    assert (int(scale), family, int(taps)) == (4, REGISTRY[name].operator, REGISTRY[name].taps)  # the registry's A
     assert float(err) < 1e-5 and shape.strip() == "(1, 3, 36, 44)"
     model = json.loads(checkpoint.weights.load(path)[1]["model"])
-    assert model["constraint"] == "aff" and model["net"]["class"] == NETWORK[name]
+    assert model["constraint"] == "aff" and model["net"]["class"] == REGISTRY[name].network
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_better_than_bicubic_on_a_held_out_photo(name):
     """PSNR above PIL bicubic on the same 8-bit input made with the model's own A (chelsea is never trained on)."""
-    y = read_image(E.VALIDATION_SET / "chelsea.png").pixels[None]  # (1, 3, H, W)
+    y = read_image(VALIDATION_SET / "chelsea.png").pixels[None]  # (1, 3, H, W)
     model = checkpoint.load_generator(SHIPPED[name])
     x = quantize(model.A(y.double()).float())
     with torch.no_grad():
@@ -53,15 +52,14 @@ def test_better_than_bicubic_on_a_held_out_photo(name):
 
 
 def test_upscale_uses_the_shipped_default_weights(tmp_path):
-    y = read_image(E.VALIDATION_SET / "coffee.png").pixels
+    y = read_image(VALIDATION_SET / "coffee.png").pixels
     x = quantize(OperatorSpec().build()[0](y[None].double())[0].float())
     write_image(tmp_path / "lr.png", x)
     r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "--json")
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)[0]
     assert row["lr_psnr"] >= 60 and read_image(tmp_path / "out.png").pixels.shape == y.shape
-    assert E.DEFAULT_WEIGHTS == SHIPPED[E.DEFAULT_NAME]
-    r2 = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "gan.png", "-w", E.DEFAULT_NAME)
+    r2 = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "gan.png", "-w", DEFAULT.name)
     assert r2.returncode == 0, r2.stderr
     assert (tmp_path / "out.png").read_bytes() == (tmp_path / "gan.png").read_bytes()
 
@@ -70,7 +68,7 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     r = affsr("eval", "--metrics", "psnr", "ssim", "lr-mse", "--json", tmp_path / "e.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "e.json").read_text())
-    means = res["means"][E.DEFAULT_NAME]
+    means = res["means"][DEFAULT.name]
     # eval judges the 8-bit file upscale would write: LR-PSNR above 64 dB (the box fit's bound), not float Π's ~1e-15
     assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60
 
@@ -83,9 +81,39 @@ def test_a_retired_file_still_upscales_from_its_path(tmp_path, preset, family):
     spec = OperatorSpec(4, family=family)
     path = checkpoint.save_generator(tmp_path / "retired.safetensors", methods.build_generator(preset, spec, "aff").eval())
     A, _ = spec.build()
-    x = quantize(A(read_image(E.VALIDATION_SET / "coffee.png").pixels[None, :, :64, :64].double())[0].float())
+    x = quantize(A(read_image(VALIDATION_SET / "coffee.png").pixels[None, :, :64, :64].double())[0].float())
     write_image(tmp_path / "lr.png", x)
     r = affsr("upscale", tmp_path / "lr.png", "-o", tmp_path / "out.png", "-w", path, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["lr_psnr"] >= 60
     assert read_image(tmp_path / "out.png").pixels.shape == (3, 64, 64)
+
+
+def _card_rows(header: str) -> list[list[str]]:
+    """The rows (cells, stripped) of the model card's table that starts with `header`."""
+    lines = CARD.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_model_card_lists_each_registry_entry_as_the_registry_says():
+    """The card's first table: one row per shipped file, with its A and its default; the quality table: the
+    registry's figures (Y-PSNR, Y-SSIM, HF ratio, lattice, NIQE), so a retrain that edits one and not the other fails."""
+    files = {re.search(r"`([\w-]+)\.safetensors`", r[0]).group(1): r for r in _card_rows("| file | method |")}
+    assert set(files) == set(REGISTRY)
+    for name, w in REGISTRY.items():
+        assert ("Gaussian" if w.operator == "gaussian" else w.operator) in files[name][2]
+        assert ("`affsr upscale`" in files[name][4]) == (w is DEFAULT)
+    quality = {}
+    for r in _card_rows("| A | file | Y-PSNR |"):
+        m = re.search(r"v3 [^`]*`([\w-]+)`", r[1])
+        if m:
+            quality[m.group(1)] = [float(c.strip("*")) for c in r[2:7]]
+    assert set(quality) == set(REGISTRY)
+    for name, w in REGISTRY.items():
+        assert quality[name] == [w.metrics[k] for k in ("psnr", "ssim", "hf_ratio", "lattice", "niqe")], name

@@ -28,7 +28,7 @@ def test_span_shapes(preset, noise):
 
 def ncnn_files(net: S.SPAN, fp16: set[str]) -> tuple[str, bytes]:
     """An ncnn .param/.bin pair of `net` laid out as the official export (names, order, tags)."""
-    W, C = net.head.out_channels, net.channels
+    C = net.channels
     lines, data = [], bytearray()
 
     def conv(name, module, src, dst):

@@ -212,8 +212,8 @@ def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path, workers):
 def test_worker_keeps_quiet_about_a_transfer_the_main_process_abandoned():
     """A worker's resource-sharer thread reports errors through sys.excepthook: after the worker
     init, a reset connection (the main process stopped mid-batch) prints nothing, anything else does."""
-    code = ("import sys; from affsr_cli import train\n"
-            "train._worker_init(0)\n"
+    code = ("import sys; from affsr_cli import data\n"
+            "data._worker_init(0)\n"
             "for e in (ConnectionResetError('reset'), BrokenPipeError('pipe'), EOFError('eof'), ValueError('real bug')):\n"
             "    sys.excepthook(type(e), e, None)\n")
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stderr

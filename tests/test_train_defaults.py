@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from affsr_cli import checkpoint, methods
+from affsr_cli import recipe as R
 from affsr_cli import train as engine
-from affsr_cli.config import AUTO, PHOTOS_INIT, TrainConfig
+from affsr_cli.config import AUTO, TrainConfig
+from affsr_cli.registry import SHIPPED, photos_init
 from affsr_cli.projection import OperatorSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,7 @@ def photos(tmp_path_factory):
 
 
 def resolved(photos, **kw):
-    return engine.resolve(TrainConfig(data=str(photos), **kw))
+    return R.resolve(TrainConfig(data=str(photos), **kw))
 
 
 def recipe(array: str) -> dict:
@@ -110,7 +112,7 @@ def test_presets_named_keep_their_setup(photos, preset, generator, operator):
 
 def test_options_given_win_over_the_recipe(photos):
     # from the CLI: an option given at its default value still wins (given names it)
-    cfg = engine.resolve(TrainConfig(data=str(photos), method="affgan", pixel_weight=0.0, steps=100_000, lr=2e-4),
+    cfg = R.resolve(TrainConfig(data=str(photos), method="affgan", pixel_weight=0.0, steps=100_000, lr=2e-4),
                          given={"pixel_weight", "steps", "lr", "method", "data"})
     assert (cfg.pixel_weight, cfg.steps, cfg.lr) == (0, 100_000, 2e-4)
     assert cfg.lattice_weight == 1e6 and cfg.init == "affmse-x4" and cfg.critic_warmup == 100  # the rest: filled
@@ -120,7 +122,7 @@ def test_options_given_win_over_the_recipe(photos):
     assert cfg.init == "" and cfg.lr == 2e-4 and cfg.critic_warmup == 0  # not the shipped network: no fine-tune schedule
     assert cfg.pixel_weight == 1000  # the loss terms are the recipe's whatever the network
     # --init '' given: random weights, and the schedule of a run from scratch
-    cfg = engine.resolve(TrainConfig(data=str(photos), method="affmse"), given={"init"})
+    cfg = R.resolve(TrainConfig(data=str(photos), method="affmse"), given={"init"})
     assert cfg.init == "" and cfg.generator == "span52" and cfg.steps == 100_000 and cfg.lr == 2e-4
     # an init of one's own: the fine-tune schedule
     cfg = resolved(photos, method="affmse", init="runs/mine")
@@ -129,8 +131,10 @@ def test_options_given_win_over_the_recipe(photos):
 
 def test_the_shipped_start_is_the_network_photos_runs_build():
     """shipped_start picks the shipped AffMSE by a description of span52 at 4× on RGB: it must be the same network."""
-    for family, name in PHOTOS_INIT.items():
-        spec = OperatorSpec(4, None, None, None, "bicubic" if family == "*" else family)
+    for family in ("bicubic", "gaussian", "area"):
+        name = photos_init(family)
+        assert SHIPPED[name].method == "affmse" and SHIPPED[name].operator == (family if family != "area" else "bicubic")
+        spec = OperatorSpec(4, None, None, None, SHIPPED[name].operator)
         ours = methods.build_generator("span52", spec, "aff", 3).config()
         shipped = checkpoint.load_generator(checkpoint.resolve_weights(name)).config()
         assert shipped["net"] == ours["net"] and shipped["operator"]["family"] == spec.family
@@ -187,8 +191,8 @@ def test_a_long_cpu_run_gets_one_warning(photos, tmp_path, monkeypatch):
     warned = [m for m in rec.messages if "would take about" in m]
     assert len(warned) == 1 and "--steps" in warned[0] and "--init" in warned[0] and "GPU" in warned[0]
     assert any("starts from random weights" in m for m in rec.messages)
-    assert engine.duration(40) == "40 s" and engine.duration(3 * 3600 + 300) == "3 h 05 min"
-    assert engine.duration(58 * 86400) == "58 days"
+    assert R.duration(40) == "40 s" and R.duration(3 * 3600 + 300) == "3 h 05 min"
+    assert R.duration(58 * 86400) == "58 days"
 
 
 def test_a_celeba_folder_is_trained_as_photos_and_told_about_its_preset(tmp_path):

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import consistency, device, infer, methods
+from affsr_cli import boxfit, consistency, device, infer, methods
 from affsr_cli import images as X
-from affsr_cli import batch as U
+from affsr_cli import outputs as O
 from affsr_cli.projection import OperatorSpec, project
 from helpers import VAL
 
@@ -181,8 +181,8 @@ def test_saved_levels_are_consistent(up, bits, target):
     f = up.network(x)
     naive = project(f, x, up.A, up.pinv).clamp(0, 1).mul(L).round().permute(1, 2, 0).numpy()
     y = f.clone()
-    iterations = consistency.fit_box(y, x, up.A, up.pinv, bits)
-    levels = consistency.round_shaped(y, bits)
+    iterations = boxfit.fit_box(y, x, up.A, up.pinv, bits)
+    levels = boxfit.round_shaped(y, bits)
     assert levels.dtype == (np.uint16 if bits == 16 else np.uint8) and levels.shape == (4 * 40, 4 * 48, 3)
     assert iterations > 0
     assert lr_psnr_of(naive, x, up.A, L) < target - 10
@@ -196,7 +196,7 @@ def test_shaped_rounding_beats_plain_rounding(up):
                                                     size=(192, 160), mode="bicubic", align_corners=False)[0].clamp(0, 1)
     x = up.A(y)
     plain = (y * 255).round().permute(1, 2, 0).numpy()
-    shaped = consistency.round_shaped(y, 8)
+    shaped = boxfit.round_shaped(y, 8)
     assert np.abs(shaped / 255 - y.permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
     assert lr_psnr_of(shaped, x, up.A, 255) >= lr_psnr_of(plain, x, up.A, 255) + 4
 
@@ -204,7 +204,7 @@ def test_shaped_rounding_beats_plain_rounding(up):
 def test_float_output_is_exact(up):
     x = photo()
     y = up.network(x)
-    assert consistency.fit_box(y, x, up.A, up.pinv, None) == 0
+    assert boxfit.fit_box(y, x, up.A, up.pinv, None) == 0
     assert (up.A(y) - x).abs().max() <= 1e-5
 
 
@@ -214,7 +214,7 @@ def test_channels_adapt_and_stay_consistent():
         up = infer.Upscaler(m, "cpu")
         y = up.network(x)
         assert y.shape == (x.shape[0], 4 * x.shape[1], 4 * x.shape[2])
-        consistency.fit_box(y, x, up.A, up.pinv, None)
+        boxfit.fit_box(y, x, up.A, up.pinv, None)
         assert (up.A(y) - x).abs().max() <= 1e-5
 
 
@@ -277,28 +277,28 @@ def test_collect_and_plan(tmp_path):
         (tmp_path / "in" / rel).write_bytes(b"x")
     (tmp_path / "in" / "fake.png").mkdir()  # a folder named like an image is not an input
     (tmp_path / "empty").mkdir()
-    found, problems = U.collect([str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "*.jpg"), str(tmp_path / "empty"),
+    found, problems = O.collect([str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "*.jpg"), str(tmp_path / "empty"),
                                  str(tmp_path / "missing.png")])
     assert [str(r) for _, r in found] == ["a.png", "sub/b.jpg"]  # sub/b.jpg once, though the glob names it too
-    assert [p for _, p in problems] == [f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(U.SUFFIXES)})",
+    assert [p for _, p in problems] == [f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(O.SUFFIXES)})",
                                         f"{tmp_path / 'missing.png'}: no such file or folder"]
-    jobs = U.plan(found[:2], U.Options(output=tmp_path / "out"), 4)
+    jobs = O.plan(found[:2], O.Options(output=tmp_path / "out"), 4)
     assert [j.dst for j in jobs] == [tmp_path / "out" / "a.png", tmp_path / "out" / "sub" / "b.png"]  # names final at planning
-    jobs = U.plan(found[:2], U.Options(), 4)
+    jobs = O.plan(found[:2], O.Options(), 4)
     assert jobs[1].dst == tmp_path / "in" / "sub" / "b_x4.png"
     (tmp_path / "two").mkdir()
     for name in ("x.png", "x.tif"):
         (tmp_path / "two" / name).write_bytes(b"x")
-    two, _ = U.collect([str(tmp_path / "two")])
-    assert not any(j.problem for j in U.plan(two, U.Options(), 4))  # x_x4.png and x_x4.tif: no collision
-    jobs = U.plan(two, U.Options(output=tmp_path / "out", ext=".png"), 4)
+    two, _ = O.collect([str(tmp_path / "two")])
+    assert not any(j.problem for j in O.plan(two, O.Options(), 4))  # x_x4.png and x_x4.tif: no collision
+    jobs = O.plan(two, O.Options(output=tmp_path / "out", ext=".png"), 4)
     assert jobs[1].problem and "also that of" in jobs[1].problem  # both would be out/x.png
-    jobs = U.plan(found[:1], U.Options(suffix=""), 4)
+    jobs = O.plan(found[:1], O.Options(suffix=""), 4)
     assert "is an input of this batch" in jobs[0].problem  # in/a.png -> in/a.png
     with pytest.raises(ValueError, match="names one file"):
-        U.plan(found, U.Options(output=tmp_path / "one.png"), 4)
-    assert U.default_ext(Path("a.jpg"), 8) == ".png" and U.default_ext(Path("a.webp"), 8) == ".webp"
-    assert U.default_ext(Path("a.tif"), 16) == ".png" and U.default_ext(Path("a.tif"), 32) == ".tif"
+        O.plan(found, O.Options(output=tmp_path / "one.png"), 4)
+    assert O.default_ext(Path("a.jpg"), 8) == ".png" and O.default_ext(Path("a.webp"), 8) == ".webp"
+    assert O.default_ext(Path("a.tif"), 16) == ".png" and O.default_ext(Path("a.tif"), 32) == ".tif"
 
 
 def test_plan_knows_its_own_outputs_from_an_earlier_run(tmp_path):
@@ -315,22 +315,22 @@ def test_plan_knows_its_own_outputs_from_an_earlier_run(tmp_path):
     exif[0x0112] = 6  # stored 6×5, seen 5×6
     Image.new("RGB", (6, 5)).save(tmp_path / "r.jpg", exif=exif.tobytes())
     Image.new("RGB", (20, 24)).save(tmp_path / "r_x4.png")
-    found, _ = U.collect([str(tmp_path)])
-    jobs = {j.src.name: j for j in U.plan(found, U.Options(), 4)}
+    found, _ = O.collect([str(tmp_path)])
+    jobs = {j.src.name: j for j in O.plan(found, O.Options(), 4)}
     assert jobs["a_x4.png"].output_of == tmp_path / "a.png" and jobs["a.png"].problem is None
     assert jobs["r_x4.png"].output_of == tmp_path / "r.jpg" and jobs["r.jpg"].problem is None
     assert jobs["b_x4.png"].output_of is None and jobs["b_x4.png"].skip
     assert "is an input of this batch and is kept" in jobs["b.png"].problem
     assert jobs["c_x2.png"].output_of is None  # at 4× it is nobody's output
-    jobs = {j.src.name: j for j in U.plan(found, U.Options(outscale=2), 4)}
+    jobs = {j.src.name: j for j in O.plan(found, O.Options(outscale=2), 4)}
     assert jobs["c_x2.png"].output_of == tmp_path / "c.png" and jobs["a_x4.png"].output_of is None
 
 
 def test_lr_psnr_reads_what_was_saved(up, tmp_path):
     x = photo(box=(100, 60, 124, 80))
     y = up.network(x)
-    consistency.fit_box(y, x, up.A, up.pinv, 8)
-    levels = consistency.round_shaped(y, 8)
+    boxfit.fit_box(y, x, up.A, up.pinv, 8)
+    levels = boxfit.round_shaped(y, 8)
     path = X.write_image(tmp_path / "y.png", levels)
     psnr, mse = consistency.lr_psnr(X.read_stored(path), x, up.A, 255)
     assert psnr >= 60 and math.isclose(psnr, lr_psnr_of(levels, x, up.A, 255))

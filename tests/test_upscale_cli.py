@@ -17,10 +17,10 @@ import torch
 from PIL import Image, ImageCms
 
 from affsr_cli import checkpoint, methods
-from affsr_cli import evaluate as E
 from affsr_cli.images import read_image, write_image
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
+from affsr_cli.registry import DEFAULT
 from helpers import VAL
 
 A = Downsample(OperatorSpec())
@@ -269,7 +269,7 @@ def test_bad_weights_are_refused_without_unpickling(tmp_path):
 
 def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
     natural().save(tmp_path / "a.png")
-    if not E.DEFAULT_WEIGHTS.exists():
+    if not DEFAULT.path.exists():
         r = affsr(tmp_path / "a.png")
         assert r.returncode == 2 and "not shipped yet" in r.stderr and "--weights" in r.stderr
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -289,7 +289,7 @@ def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
 def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
     """N processes with --shard 0/N … N−1/N write every output once, the same files a single run
     writes; --skip-existing finishes a batch after a failure. The split balances pixels, not files."""
-    from affsr_cli.batch import shards
+    from affsr_cli.outputs import shards
 
     src = tmp_path / "in"
     src.mkdir()

@@ -121,11 +121,11 @@ for name in ["affsr_cli"] + sorted(set(sys.argv[1:]) | set(walked)):
             files[name] = importlib.import_module(name).__file__
     except Exception as e:
         errors[name] = f"{type(e).__name__}: {e}"
-from affsr_cli import evaluate, niqe, weights
+from affsr_cli import niqe, registry
 print(json.dumps({"walked": walked, "files": files, "errors": errors, "niqe": str(niqe.PRISTINE),
                   "niqe_patches": niqe.load_pristine().metadata["patches"],
-                  "weights": str(weights.bundled("weights")), "val": str(weights.bundled("examples/val")),
-                  "default_weights": str(evaluate.DEFAULT_WEIGHTS)}))
+                  "weights": str(registry.bundled("weights")), "val": str(registry.bundled("examples/val")),
+                  "default_weights": str(registry.DEFAULT.path)}))
 """
 
 

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from .common import BOUNDARY_HELP, OPERATOR_HELP, err, operator_note, out, progress, why_default
 from ..errors import AffsrError
+from ..registry import DEFAULT, VALIDATION_SET
 
 
 def eval_(
@@ -69,6 +70,7 @@ def eval_(
     """PSNR, SSIM, LR consistency and sharpness of upscalers (mode a: --hr with --weights/--baseline) or of
     results made elsewhere (mode b: --hr with --sr [--lr]). No folders: the bundled validation set."""
     from .. import evaluate as E
+    from .. import reports
     from ..projection import choose_operator
     from ..files import check_writable
 
@@ -121,14 +123,14 @@ def eval_(
                 operator_note(spec, why_default(kernel_size, sigma))
     else:
         if hr is None:
-            hr = E.VALIDATION_SET
+            hr = VALIDATION_SET
             if not hr.is_dir():
                 raise AffsrError(f"the bundled validation set {hr} is missing; pass --hr DIR")
         if not weights and not baselines:
-            if not E.DEFAULT_WEIGHTS.is_file():
-                raise AffsrError(f"the default weights are not shipped yet ({E.DEFAULT_WEIGHTS}); "
+            if not DEFAULT.path.is_file():
+                raise AffsrError(f"the default weights are not shipped yet ({DEFAULT.path}); "
                                 "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
-            weights = [str(E.DEFAULT_WEIGHTS)]
+            weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained)
         with bar:
@@ -140,9 +142,9 @@ def eval_(
             if not weights:
                 operator_note(spec, why_default(kernel_size, sigma))
     _eval_tables(res, hr or sr, per_image)
-    for p, text in ((json_path, E.to_json), (csv_path, E.to_csv)):
+    for p, text in ((json_path, reports.to_json), (csv_path, reports.to_csv)):
         if p is not None:
-            E.write_text(p, text(res), overwrite)
+            reports.write_text(p, text(res), overwrite)
             out.print(f"wrote {p}")
 
 

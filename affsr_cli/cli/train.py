@@ -53,7 +53,7 @@ class TrainUI:
         self.config, self.info = config, info
 
     def on_estimate(self, seconds):
-        from ..train import duration
+        from ..recipe import duration
 
         if seconds:
             total, steps = sum(n * t for n, t in seconds), sum(n for n, _ in seconds)
@@ -89,7 +89,7 @@ class TrainUI:
 
 def plan(config: dict, info: dict) -> list[str]:
     """The run in three lines: network, operator, steps and where it starts."""
-    from ..train import PAPER_PRESETS
+    from ..recipe import PAPER_PRESETS
 
     a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(config["operator"],
                                                                                        config["operator"])

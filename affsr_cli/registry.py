@@ -1,0 +1,87 @@
+"""What ships with affsr (`bundled`: the weights and the validation photos) and the shipped weights, one
+entry each as torchvision's `Weights` (the file, what it was trained for, its model-card figures, one line
+of documentation), with the default of `affsr upscale`, `affsr eval` and the Python API. `--help`, the default, `affsr train`'s starting points, tests/test_shipped.py and the check
+of the model card (weights/README.md) read this table: a retrain edits it and the card, nothing else."""
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def bundled(folder: str) -> Path:
+    """A folder that ships with the project (`weights`, `examples/val`): the source tree's for a
+    checkout or an editable install, else the copy a wheel puts under <data>/share/affsr, <data>
+    being the data path of the scheme it was installed with: the venv or prefix, the user base for
+    `pip install --user` (~/.local), the target itself for `pip install --target`. <data> is the
+    folder holding affsr_cli/ (--target) or one of the three above it (<data>/lib/pythonX.Y/site-packages,
+    <data>/Lib/site-packages, <data>/lib/python), so the copy beside the running code is looked for
+    first, then under the interpreter's data path, sys.prefix and the user base."""
+    package = Path(__file__).resolve().parent
+    source = package.parent / folder
+    if source.is_dir():
+        return source
+    prefixes = list(package.parents)[:4]  # site-packages (or the --target folder) and the 3 above it
+    prefixes += [Path(sysconfig.get_path("data")), Path(sys.prefix)]
+    try:
+        prefixes.append(Path(sysconfig.get_path("data", f"{os.name}_user")))
+    except KeyError:  # no user scheme on this platform
+        pass
+    for prefix in prefixes:
+        installed = prefix / "share" / "affsr" / folder
+        if installed.is_dir():
+            return installed
+    return source
+
+
+
+WEIGHTS_DIR = bundled("weights")  # the shipped files, named by stem
+VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
+
+
+@dataclass(frozen=True)
+class ShippedWeights:
+    name: str  # the file's stem: `affsr upscale -w NAME`
+    method: str  # affmse | affgan (objective × constraint)
+    operator: str  # the family of the A it was trained for (OperatorSpec.family)
+    taps: int  # that A's taps per axis at 4× (OperatorSpec.kernel_size)
+    network: str  # the network's class in the file (nets.NETS)
+    start: str  # what it was fine-tuned from
+    doc: str  # one line: --help and the model card
+    # the card's figures: 12 val photos, each under its own A, Y, crop 4, as `affsr upscale` saves them
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / f"{self.name}.safetensors"
+
+
+SHIPPED = {w.name: w for w in (
+    ShippedWeights("affmse-x4", "affmse", "bicubic", 16, "SPAN", "SPAN x4 ch52 (official, Apache-2.0)",
+                   "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic: the most faithful",
+                   {"psnr": 33.92, "ssim": 0.8837, "hf_ratio": 0.367, "lattice": 1.42, "niqe": 6.62}),
+    ShippedWeights("affgan-x4", "affgan", "bicubic", 16, "SPAN", "affmse-x4",
+                   "the AffGAN from affmse-x4: sharper, more invented detail",
+                   {"psnr": 33.57, "ssim": 0.8796, "hf_ratio": 0.587, "lattice": 2.58, "niqe": 6.21}),
+    ShippedWeights("affmse-x4-gaussian", "affmse", "gaussian", 9, "SPAN", "SPAN x4 ch52 (official, Apache-2.0)",
+                   "AffMSE for the paper's Gaussian A (σ 1.5)",
+                   {"psnr": 33.66, "ssim": 0.8812, "hf_ratio": 0.359, "lattice": 3.18, "niqe": 6.42}),
+    ShippedWeights("affgan-x4-gaussian", "affgan", "gaussian", 9, "SPAN", "affmse-x4-gaussian",
+                   "the AffGAN for the paper's Gaussian A",
+                   {"psnr": 33.28, "ssim": 0.8766, "hf_ratio": 0.591, "lattice": 3.49, "niqe": 6.22}),
+)}
+DEFAULT = SHIPPED["affmse-x4"]  # of upscale, eval and the API; an AffGAN again once one is preferred at 400 %
+
+
+def photos_init(family: str) -> str:
+    """The shipped AffMSE a photos run of `affsr train` starts from: the one of its operator family, else
+    the default's."""
+    return next((w.name for w in SHIPPED.values() if w.method == "affmse" and w.operator == family), DEFAULT.name)
+
+
+def weights_help() -> str:
+    """The shipped names for `--weights`' help, the default first."""
+    others = [w for w in SHIPPED.values() if w is not DEFAULT]
+    return f"default {DEFAULT.name}, {DEFAULT.doc}; " + "; ".join(f"{w.name}: {w.doc}" for w in others)
