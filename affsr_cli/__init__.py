@@ -4,6 +4,7 @@ As a library (api.py): `import affsr_cli as affsr; big = affsr.upscale(image)` f
 array or a torch tensor, the same type back; `affsr.load(weights, device=...)` for the cached
 `affsr.Upscaler`. Importing the package stays light: torch and the engine load on first use.
 """
+
 __version__ = "0.1.0"
 __all__ = ["upscale", "load", "Upscaler", "OperatorSpec", "InexactWarning"]
 

@@ -22,6 +22,7 @@ range allows; where none does, an InexactWarning says so); float inputs get Π's
 values (then cast to the input's dtype): A ŷ = x to float precision, values may leave [0, 1] slightly.
 The engine never prints; the notes `affsr upscale` prints are dropped here, its warnings are warnings.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,15 +36,23 @@ import numpy as np
 import torch
 
 from . import boxfit, checkpoint, consistency
-from .images import icc_fits
 from .device import pick_device
+from .errors import AffsrError
+from .images import icc_fits
 from .infer import Upscaler
 from .projection import FAMILIES, OperatorSpec
-from .errors import AffsrError
 
 __all__ = ["upscale", "load", "Upscaler", "OperatorSpec", "InexactWarning"]
-CONVERTED = {"1": "L", "La": "LA", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
-             "RGBX": "RGB"}  # PIL modes read as another (P and PA: RGB, or RGBA when transparent)
+CONVERTED = {
+    "1": "L",
+    "La": "LA",
+    "RGBa": "RGBA",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBX": "RGB",
+}  # PIL modes read as another (P and PA: RGB, or RGBA when transparent)
 
 
 class InexactWarning(UserWarning):
@@ -57,8 +66,13 @@ class _Input:
     bits: int | None  # 8 or 16: levels; None: floats
 
 
-def load(weights: str | os.PathLike | None = None, *, device: str | torch.device = "auto",
-         operator: str | OperatorSpec | None = None, tile: int | None = None) -> Upscaler:
+def load(
+    weights: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "auto",
+    operator: str | OperatorSpec | None = None,
+    tile: int | None = None,
+) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
     or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affmse-x4)
     on `device` ("auto": CUDA, then MPS, then the CPU), its outputs consistent with `operator` (the A
@@ -82,8 +96,9 @@ def load(weights: str | os.PathLike | None = None, *, device: str | torch.device
     if isinstance(operator, str):
         operator = operator.lower()
     elif operator is not None and not isinstance(operator, OperatorSpec):
-        raise AffsrError(f"operator must be a family name ({', '.join(FAMILIES)}) or an OperatorSpec, "
-                         f"got {type(operator).__name__}")
+        raise AffsrError(
+            f"operator must be a family name ({', '.join(FAMILIES)}) or an OperatorSpec, got {type(operator).__name__}"
+        )
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)):
         raise AffsrError(f"tile must be a whole number of LR pixels or None (sized to the free memory), got {tile!r}")
     return _load(str(path), stamp, str(pick_device(str(device))), operator, tile)
@@ -97,8 +112,15 @@ def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, ti
 load.cache_clear = _load.cache_clear
 
 
-def upscale(image, *, weights: str | os.PathLike | None = None, device: str | torch.device = "auto",
-            operator: str | OperatorSpec | None = None, tile: int | None = None, seed: int = 0):
+def upscale(
+    image,
+    *,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    operator: str | OperatorSpec | None = None,
+    tile: int | None = None,
+    seed: int = 0,
+):
     """`image` upscaled 4× (the weights' scale), of the same type: a PIL image (same mode; palette, CMYK
     and the other modes are converted to RGB, RGBA, L or LA first, see the module's table), a NumPy
     array (H, W) or (H, W, C) of uint8, uint16 or floats in [0, 1] (same dtype and layout), or a torch
@@ -132,8 +154,10 @@ def _inputs(image) -> tuple[list[_Input], Callable[[list[np.ndarray]], object]]:
 
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    raise AffsrError(f"expected a PIL image, a NumPy array or a torch tensor, got {type(image).__name__}"
-                     + (" (read the file first, e.g. with PIL.Image.open)" if isinstance(image, (str, Path)) else ""))
+    raise AffsrError(
+        f"expected a PIL image, a NumPy array or a torch tensor, got {type(image).__name__}"
+        + (" (read the file first, e.g. with PIL.Image.open)" if isinstance(image, (str, Path)) else "")
+    )
 
 
 def _run(up: Upscaler, pic: _Input, seed: int) -> np.ndarray:
@@ -153,9 +177,14 @@ def _run(up: Upscaler, pic: _Input, seed: int) -> np.ndarray:
             reached = f"LR-PSNR {v.lr_psnr:.1f} dB, under the {consistency.FLOOR_DB[pic.bits]:g} dB of exact {pic.bits}-bit levels"
         if v.pillow is not None:
             reached += f"; Pillow's {up.spec.family} resize gives back {100 * v.pillow:.1f} % of the input's values"
-        fix = "" if pic.bits is None else ("; float input in [0, 1] (e.g. array / 255) gets Π's exact, unrounded "
-                                           "values (docs/promise.md)")
-        warnings.warn(f"the result does not downsample exactly to the input ({reached}){fix}", InexactWarning, stacklevel=3)
+        fix = (
+            ""
+            if pic.bits is None
+            else ("; float input in [0, 1] (e.g. array / 255) gets Π's exact, unrounded values (docs/promise.md)")
+        )
+        warnings.warn(
+            f"the result does not downsample exactly to the input ({reached}){fix}", InexactWarning, stacklevel=3
+        )
     return stored
 
 
@@ -174,8 +203,10 @@ def _checked(a: np.ndarray, what: str) -> _Input:
             raise AffsrError(f"{what} holds NaN or infinite values")
         lo, hi = float(a.min()), float(a.max())
         if lo < 0 or hi > 1:
-            raise AffsrError(f"{what} holds floats from {lo:g} to {hi:g}; floats must lie in [0, 1] "
-                             "(divide 8-bit values by 255, 16-bit ones by 65535)")
+            raise AffsrError(
+                f"{what} holds floats from {lo:g} to {hi:g}; floats must lie in [0, 1] "
+                "(divide 8-bit values by 255, 16-bit ones by 65535)"
+            )
         planes = a.transpose(2, 0, 1).astype(np.float32)
     else:
         raise AffsrError(f"{what} has dtype {a.dtype}, which is not supported: use uint8, uint16 or floats in [0, 1]")
@@ -193,8 +224,10 @@ def _check_channels(shape: tuple, what: str, last: bool):
             hint = "; channels first? use array.transpose(1, 2, 0)"
         elif not last and 1 <= shape[-1] <= 4:
             hint = "; channels last? use tensor.permute(2, 0, 1), or (0, 3, 1, 2) for a batch"
-        raise AffsrError(f"{what} has shape {tuple(shape)}: expected {layout} with C = 1 (gray), 2 (gray + alpha), "
-                         f"3 (RGB) or 4 (RGBA){hint}")
+        raise AffsrError(
+            f"{what} has shape {tuple(shape)}: expected {layout} with C = 1 (gray), 2 (gray + alpha), "
+            f"3 (RGB) or 4 (RGBA){hint}"
+        )
 
 
 def _from_numpy(a: np.ndarray):
@@ -213,19 +246,25 @@ def _from_numpy(a: np.ndarray):
 
 def _from_torch(t: torch.Tensor):
     if t.dim() not in (3, 4):
-        raise AffsrError(f"the tensor has {t.dim()} dimensions (shape {tuple(t.shape)}): expected (C, H, W) or (B, C, H, W)")
+        raise AffsrError(
+            f"the tensor has {t.dim()} dimensions (shape {tuple(t.shape)}): expected (C, H, W) or (B, C, H, W)"
+        )
     _check_channels(tuple(t.shape), "the tensor", last=False)
     if not (t.dtype.is_floating_point or t.dtype == torch.uint8):
-        raise AffsrError(f"the tensor has dtype {str(t.dtype).replace('torch.', '')}, which is not supported: use "
-                         "floats in [0, 1] or uint8")
+        raise AffsrError(
+            f"the tensor has dtype {str(t.dtype).replace('torch.', '')}, which is not supported: use "
+            "floats in [0, 1] or uint8"
+        )
     batch = t.detach().cpu()
     batch = batch[None] if t.dim() == 3 else batch
     if batch.shape[0] == 0:
         raise AffsrError(f"the tensor holds no images (shape {tuple(t.shape)})")
     if batch.dtype in (torch.float16, torch.bfloat16):  # bfloat16 has no NumPy type; float32 holds both exactly
         batch = batch.float()
-    pics = [_checked(image.permute(1, 2, 0).numpy(), "the tensor" if t.dim() == 3 else f"image {i} of the batch")
-            for i, image in enumerate(batch)]
+    pics = [
+        _checked(image.permute(1, 2, 0).numpy(), "the tensor" if t.dim() == 3 else f"image {i} of the batch")
+        for i, image in enumerate(batch)
+    ]
 
     def rebuild(outs: list[np.ndarray]) -> torch.Tensor:
         out = torch.stack([torch.from_numpy(np.ascontiguousarray(o)).permute(2, 0, 1) for o in outs])
@@ -250,8 +289,10 @@ def _from_pil(im):
     if im.mode == "I" or im.mode.startswith("I;16"):
         a = np.asarray(im)
         if a.min() < 0 or a.max() > 65535:
-            raise AffsrError(f"the image (mode {im.mode}) holds values from {a.min()} to {a.max()}; integer samples "
-                             "must lie in 0…65535 (16 bits)")
+            raise AffsrError(
+                f"the image (mode {im.mode}) holds values from {a.min()} to {a.max()}; integer samples "
+                "must lie in 0…65535 (16 bits)"
+            )
         a = a.astype(np.uint16)[..., None]
     else:
         a = np.asarray(im, np.float32 if im.mode == "F" else np.uint8)

@@ -8,6 +8,7 @@ LR-PSNR for 8 bits. Carrying each pixel's rounding error to the pixel below (fir
 feedback, as in sigma-delta converters) moves that noise to high vertical frequencies, where A's
 blur removes it: about 8 dB more, with every pixel within 1 level of ŷ.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,21 @@ from torch import nn
 
 from .projection import project
 
-MAX_FIT_ERROR = 0.5 / 255  # fit_box: no LR pixel of the clipped ŷ half an 8-bit level or more from x (a quarter: 30 % more iterations, no fewer Pillow passes)
+MAX_FIT_ERROR = (
+    0.5 / 255
+)  # fit_box: no LR pixel of the clipped ŷ half an 8-bit level or more from x (a quarter: 30 % more iterations, no fewer Pillow passes)
 SMALL = 4 << 20  # elements: below this, whole-image work runs on one CPU thread (see `threads`)
-MAX_ITER = {8: 24, 16: 60}  # FISTA iterations of the box fit at most, both stages (24 ≈ the shipped network's own time on the CPU)
+MAX_ITER = {
+    8: 24,
+    16: 60,
+}  # FISTA iterations of the box fit at most, both stages (24 ≈ the shipped network's own time on the CPU)
 STALL = 0.97  # a stage stops when 3 iterations cut the LR-MSE by less than 3 % (0.13 dB)
-RING_RESIDUAL = 1 / 255  # stage 2 guards the HR samples within reach of LR pixels left further than this from x by stage 1 …
-FLAT = 1 / 32  # … whose touched LR pixels (see _Guard) differ by at most this (flat background beside an edge; by chance in noise: 0.3 %) …
+RING_RESIDUAL = (
+    1 / 255
+)  # stage 2 guards the HR samples within reach of LR pixels left further than this from x by stage 1 …
+FLAT = (
+    1 / 32
+)  # … whose touched LR pixels (see _Guard) differ by at most this (flat background beside an edge; by chance in noise: 0.3 %) …
 FLAT_WIDE = 0.3  # … or whose LR pixel's 3×3 neighbourhood does (low-contrast surroundings, as red text's red channel) …
 MIN_GUARD = 0.02  # … when that holds at least this share of the HR samples; else (noise) stage 1 goes on
 
@@ -45,6 +55,7 @@ def threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
 
 def _chunks(c: int, hw: int) -> list[slice]:
     """Channels processed together: all for small images, one at a time above 4 Mpx (bounded memory)."""
@@ -69,9 +80,17 @@ class BoxFit:
 
 
 @torch.no_grad()
-def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
-        max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None,
-        on_step: Callable[[int, int], None] | None = None) -> BoxFit:
+def fit(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    A: nn.Module,
+    pinv: nn.Module,
+    bits: int | None = 8,
+    max_iter: int | None = None,
+    device: torch.device | str = "cpu",
+    max_error: float | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> BoxFit:
     """In place: y (C, H, W) ← Π_x y, then, while that leaves [0, 1], the image in [0, 1] whose A is
     closest to x (docs/promise.md):
 
@@ -101,9 +120,11 @@ def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: i
         with threads(1 if yc.device.type == "cpu" and yc.numel() <= SMALL else None):
             project(yc, xc, A, pinv, inplace=True)  # Π_x
             if bits is not None:
+
                 def tick(k: int, base=i * cap):
                     if on_step:
                         on_step(base + k, total)
+
                 result.add(_fit_box(yc, xc, A, pinv, bits, cap, max_error, tick), yc.shape[0] / y.shape[0])
         if yc.data_ptr() != y[ch].data_ptr():
             y[ch] = yc.cpu()
@@ -112,14 +133,30 @@ def fit(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: i
     return result
 
 
-def fit_box(y: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int | None = 8,
-            max_iter: int | None = None, device: torch.device | str = "cpu", max_error: float | None = None) -> int:
+def fit_box(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    A: nn.Module,
+    pinv: nn.Module,
+    bits: int | None = 8,
+    max_iter: int | None = None,
+    device: torch.device | str = "cpu",
+    max_error: float | None = None,
+) -> int:
     """`fit`, returning only the iterations it used (0: Π_x y was already in range)."""
     return fit(y, x, A, pinv, bits, max_iter, device, max_error).iterations
 
 
-def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, bits: int, max_iter: int,
-             max_error: float | None, tick: Callable[[int], None] = lambda k: None) -> BoxFit:
+def _fit_box(
+    yc: torch.Tensor,
+    xc: torch.Tensor,
+    A: nn.Module,
+    pinv: nn.Module,
+    bits: int,
+    max_iter: int,
+    max_error: float | None,
+    tick: Callable[[int], None] = lambda k: None,
+) -> BoxFit:
     """The two stages of `fit` on one channel group yc (C, H, W), consistent with xc, in place."""
     lo, hi = torch.aminmax(yc)
     if lo >= 0 and hi <= 1:
@@ -129,8 +166,12 @@ def _fit_box(yc: torch.Tensor, xc: torch.Tensor, A: nn.Module, pinv: nn.Module, 
     # once infeasibility is proven, stage 1 hands over at half the iterations, unless stage 2 would guard
     # almost nothing (noise): then going on without a restart of the momentum gains more
     guards = []
-    stage1.run(max_iter, lambda z: z.clamp_(0, 1), max_iter // 2,
-               lambda a: guards.append(_Guard(xc, a, A.spec)) or guards[-1].share >= MIN_GUARD)
+    stage1.run(
+        max_iter,
+        lambda z: z.clamp_(0, 1),
+        max_iter // 2,
+        lambda a: guards.append(_Guard(xc, a, A.spec)) or guards[-1].share >= MIN_GUARD,
+    )
     out = BoxFit(stage1.iterations, stage1.reached, stage1.proven)
     left = max_iter - stage1.iterations
     if stage1.reached or left <= 0:
@@ -152,8 +193,17 @@ class _Fista:
     z the momentum point and v = A⁺(x − Az) (minus the gradient), c = (AAᵀ)⁻¹(x − Az) has Aᵀc = v and
     ⟨c, x⟩ = ⟨v, z⟩ + ‖v‖², so the gap ⟨c, x⟩ − Σ max(v, 0) costs three sums."""
 
-    def __init__(self, yc, xc, A, pinv, target: float, max_error: float | None, certify: bool = False,
-                 tick: Callable[[int], None] = lambda k: None):
+    def __init__(
+        self,
+        yc,
+        xc,
+        A,
+        pinv,
+        target: float,
+        max_error: float | None,
+        certify: bool = False,
+        tick: Callable[[int], None] = lambda k: None,
+    ):
         self.yc, self.xc, self.A, self.pinv, self.tick = yc, xc, A, pinv, tick
         self.target, self.max_error, self.certify = target, max_error, certify
         self.iterations, self.reached, self.proven, self.a_cur, self.handed_over = 0, False, False, None, False
@@ -244,8 +294,9 @@ class _Guard:
                 hi = torch.maximum(torch.maximum(x, rows[gi]), cols[gj])
                 on = region & (((hi - lo) <= FLAT) | calm)
                 guarded += int(on.sum()) * (us.stop - us.start) * (vs.stop - vs.start)
-                self.parts.append((us, vs, torch.where(on, lo, 0)[:, :, None, :, None],
-                                   torch.where(on, hi, 1)[:, :, None, :, None]))
+                self.parts.append(
+                    (us, vs, torch.where(on, lo, 0)[:, :, None, :, None], torch.where(on, hi, 1)[:, :, None, :, None])
+                )
         self.share = guarded / (C * h * w * s * s)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Checkpoints as safetensors: a generator file that rebuilds the model from itself alone, and
 a training state (weights, optimiser state, RNG) for --resume. Nothing is ever unpickled."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ from urllib.parse import urlparse
 
 import torch
 
-from .registry import WEIGHTS_DIR
 from . import nets, swissroll, weights
-from .model import SRModel
 from .errors import AffsrError
+from .model import SRModel
+from .registry import WEIGHTS_DIR
 
 GENERATOR_FORMAT = "affsr.generator.v1"
 STATE_FORMAT = "affsr.state.v1"
@@ -26,8 +27,12 @@ def flatten(obj, prefix: str, tensors: dict[str, torch.Tensor]):
         tensors[key] = obj.detach().cpu().contiguous()
         return {"__tensor__": key}
     if isinstance(obj, dict):
-        return {"__dict__": [[flatten(k, f"{prefix}.k{i}", tensors), flatten(v, f"{prefix}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [flatten(k, f"{prefix}.k{i}", tensors), flatten(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
         kind = "__tuple__" if isinstance(obj, tuple) else "__list__"
         return {kind: [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
@@ -80,9 +85,13 @@ def generator_from(path, tensors: dict[str, torch.Tensor], meta: dict[str, str],
         raise AffsrError(f"{path}: {e}") from None
     points = name in POINT_NETS  # the Swiss roll's nets map 2-D points; every other generator maps images
     if points != isinstance(operator, swissroll.AverageSpec):
-        raise AffsrError(f"{path}: a {name} network (for {'2-D points' if points else 'images'}) with "
-                         f"{'an image operator A' if points else 'the Swiss roll operator'}: the file is inconsistent")
-    if "scale" in kwargs and kwargs["scale"] != getattr(operator, "scale", kwargs["scale"]):  # the Swiss roll's has none
+        raise AffsrError(
+            f"{path}: a {name} network (for {'2-D points' if points else 'images'}) with "
+            f"{'an image operator A' if points else 'the Swiss roll operator'}: the file is inconsistent"
+        )
+    if "scale" in kwargs and kwargs["scale"] != getattr(
+        operator, "scale", kwargs["scale"]
+    ):  # the Swiss roll's has none
         raise AffsrError(f"{path}: the network upscales {kwargs['scale']}× but its operator A is for {operator.scale}×")
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     with torch.device("meta"):
@@ -145,11 +154,14 @@ def _from_hub(name: str, repo: str, file: str) -> Path:
         return Path(hf_hub_download(repo, file, local_files_only=True))
     except (LocalEntryNotFoundError, OSError):
         pass
-    offline = (f"download it where there is a network (hf download {repo} {file}, into the cache under HF_HOME), "
-               "or set HF_HUB_OFFLINE=1 to use the cache only")
+    offline = (
+        f"download it where there is a network (hf download {repo} {file}, into the cache under HF_HOME), "
+        "or set HF_HUB_OFFLINE=1 to use the cache only"
+    )
     if constants.HF_HUB_OFFLINE:
-        raise AffsrError(f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE "
-                         "is set")
+        raise AffsrError(
+            f"{name}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE is set"
+        )
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     before = hub_logging.get_verbosity()
     hub_logging.set_verbosity_error()  # its retry lines: ours is the one line
@@ -157,17 +169,25 @@ def _from_hub(name: str, repo: str, file: str) -> Path:
         try:
             get_hf_file_metadata(hf_hub_url(repo, file), timeout=HUB_PROBE_SECONDS)
         except HfHubHTTPError as e:  # the Hub answered: no such repository or file, or not allowed
-            raise AffsrError(f"{name}: not in the local Hugging Face cache, and {host} does not serve it "
-                             f"({(str(e).splitlines() or [''])[0][:120]})") from None
+            raise AffsrError(
+                f"{name}: not in the local Hugging Face cache, and {host} does not serve it "
+                f"({(str(e).splitlines() or [''])[0][:120]})"
+            ) from None
         except Exception as e:  # no connection, no answer in time, a proxy that refuses (httpx or requests errors)
-            why = f"no answer in {HUB_PROBE_SECONDS:g} s" if "timeout" in type(e).__name__.lower() else \
-                (str(e).splitlines() or [type(e).__name__])[0][:100] or type(e).__name__
-            raise AffsrError(f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); "
-                             + offline) from None
+            why = (
+                f"no answer in {HUB_PROBE_SECONDS:g} s"
+                if "timeout" in type(e).__name__.lower()
+                else (str(e).splitlines() or [type(e).__name__])[0][:100] or type(e).__name__
+            )
+            raise AffsrError(
+                f"{name}: not in the local Hugging Face cache, and {host} cannot be reached ({why}); " + offline
+            ) from None
         return Path(hf_hub_download(repo, file))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise AffsrError(f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0][:120]})") from None
+        raise AffsrError(
+            f"{name}: not in the local Hugging Face cache and not downloadable ({type(e).__name__}: "
+            f"{(str(e).splitlines() or [''])[0][:120]})"
+        ) from None
     finally:
         hub_logging.set_verbosity(before)
 
@@ -192,9 +212,11 @@ def load_state(path) -> tuple[dict, dict]:
         raise AffsrError(f"{path}: not an affsr training state (format {meta.get('format')!r})")
     try:
         tree = json.loads(meta["tree"])
-        state = {"step": int(tree["step"]),
-                 **{k: {n: unflatten(v, tensors) for n, v in tree[k].items()} for k in ("modules", "optimizers")},
-                 "extra": unflatten(tree["extra"], tensors)}
+        state = {
+            "step": int(tree["step"]),
+            **{k: {n: unflatten(v, tensors) for n, v in tree[k].items()} for k in ("modules", "optimizers")},
+            "extra": unflatten(tree["extra"], tensors),
+        }
         return state, json.loads(meta["config"])
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise AffsrError(f"{path}: the training state is damaged ({type(e).__name__}: {str(e)[:100]})") from None

@@ -1,30 +1,81 @@
 """The training configuration: one flat dataclass, a comment per field (saved as config.json)."""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+
 from .errors import AffsrError
 
 # fields whose default means "work it out" (resolved at the start of a run, kept on --resume)
-AUTO = {"preset": "auto", "generator": "auto", "patch": 0, "operator": "auto", "kernel_size": 0, "sigma": 0.0,
-        "boundary": "auto", "noise_steps": 0,
-        "prior_steps": 0, "dae_sigma_min": 0.0}
+AUTO = {
+    "preset": "auto",
+    "generator": "auto",
+    "patch": 0,
+    "operator": "auto",
+    "kernel_size": 0,
+    "sigma": 0.0,
+    "boundary": "auto",
+    "noise_steps": 0,
+    "prior_steps": 0,
+    "dae_sigma_min": 0.0,
+}
 # fields that may differ between a run and its --resume (everything else must match)
-RESUMABLE = {"steps", "out", "resume", "workers", "device", "sample_every", "checkpoint_every", "log_every",
-             "bf16", "overwrite", "time_limit"}
+RESUMABLE = {
+    "steps",
+    "out",
+    "resume",
+    "workers",
+    "device",
+    "sample_every",
+    "checkpoint_every",
+    "log_every",
+    "bf16",
+    "overwrite",
+    "time_limit",
+}
 
 
 # the allowed values of each numeric field, inclusive (0 where 0 means automatic); `affsr train`
 # checks them while parsing (the ranges show in --help), check_ranges() for a config from Python
 RANGES = {
-    "patch": (0, 4096), "steps": (1, 10**9), "batch_size": (1, 4096), "lr": (1e-8, 1.0), "lr_critic": (1e-8, 1.0),
-    "beta1": (0.0, 0.999), "grad_clip": (0.0, 1e6), "lr_bits": (0, 16), "scale": (2, 16), "kernel_size": (0, 129), "sigma": (0.0, 64.0), "channels": (1, 3),
-    "smooth": (0.0, 1.0), "noise_channels": (0, 64), "soft_weight": (0.0, 1e6), "pixel_weight": (0.0, 1e6),
-    "range_weight": (0.0, 1e6), "lattice_weight": (0.0, 1e9), "instance_noise": (0.0, 10.0), "noise_steps": (0, 10**9), "noise_target": (0.01, 10.0),
-    "critic_steps": (1, 100), "critic_warmup": (0, 10**9), "prior_steps": (0, 10**9), "ladder": (1, 100), "dae_sigma_max": (1e-4, 10.0),
-    "dae_sigma_min": (0.0, 10.0), "prior_width": (0, 2048), "prior_layers": (0, 64), "mixture": (1, 100),
-    "ema": (0.0, 0.99999), "seed": (0, 2**63 - 1), "workers": (0, 256), "log_every": (1, 10**9),
-    "sample_every": (1, 10**9), "checkpoint_every": (1, 10**9), "time_limit": (0.0, 1e7),
+    "patch": (0, 4096),
+    "steps": (1, 10**9),
+    "batch_size": (1, 4096),
+    "lr": (1e-8, 1.0),
+    "lr_critic": (1e-8, 1.0),
+    "beta1": (0.0, 0.999),
+    "grad_clip": (0.0, 1e6),
+    "lr_bits": (0, 16),
+    "scale": (2, 16),
+    "kernel_size": (0, 129),
+    "sigma": (0.0, 64.0),
+    "channels": (1, 3),
+    "smooth": (0.0, 1.0),
+    "noise_channels": (0, 64),
+    "soft_weight": (0.0, 1e6),
+    "pixel_weight": (0.0, 1e6),
+    "range_weight": (0.0, 1e6),
+    "lattice_weight": (0.0, 1e9),
+    "instance_noise": (0.0, 10.0),
+    "noise_steps": (0, 10**9),
+    "noise_target": (0.01, 10.0),
+    "critic_steps": (1, 100),
+    "critic_warmup": (0, 10**9),
+    "prior_steps": (0, 10**9),
+    "ladder": (1, 100),
+    "dae_sigma_max": (1e-4, 10.0),
+    "dae_sigma_min": (0.0, 10.0),
+    "prior_width": (0, 2048),
+    "prior_layers": (0, 64),
+    "mixture": (1, 100),
+    "ema": (0.0, 0.99999),
+    "seed": (0, 2**63 - 1),
+    "workers": (0, 256),
+    "log_every": (1, 10**9),
+    "sample_every": (1, 10**9),
+    "checkpoint_every": (1, 10**9),
+    "time_limit": (0.0, 1e7),
 }
 
 
@@ -32,15 +83,20 @@ RANGES = {
 # (examples/photos/train_v3.sh, weights/README.md), written into the fields the user left unset; an option given
 # always wins. Keys: "all" every image method, then a constraint's or an objective's name (only what it reads).
 PHOTOS = {
-    "all": dict(generator="span52", operator="bicubic", lr_bits=8),  # the shipped network and A; x rounded as an 8-bit file holds it
+    "all": dict(
+        generator="span52", operator="bicubic", lr_bits=8
+    ),  # the shipped network and A; x rounded as an 8-bit file holds it
     "aff": dict(range_weight=0.1),  # f held near an image consistent with x (docs/training.md, --range-weight)
-    "gan": dict(instance_noise=0.0, discriminator="texture", gan_loss="relativistic", pixel_weight=1000.0,
-                lattice_weight=1e6),  # the content and lattice terms: without them an AffGAN paints a 4-pixel grid
+    "gan": dict(
+        instance_noise=0.0, discriminator="texture", gan_loss="relativistic", pixel_weight=1000.0, lattice_weight=1e6
+    ),  # the content and lattice terms: without them an AffGAN paints a 4-pixel grid
 }
 # ... and for a run that starts from trained weights (--init: given, or registry.photos_init filled in), the schedule of the
 # shipped fine-tunes: affmse-x4 (mse, mae) and affgan-x4 (gan); dg and ll were never tuned on photos: their lr only
 PHOTOS_FROM_WEIGHTS = {
-    "mse": dict(steps=1400, lr=1e-5, beta1=0.9, grad_clip=0.02, lr_schedule="cosine", checkpoint_every=100, sample_every=350),
+    "mse": dict(
+        steps=1400, lr=1e-5, beta1=0.9, grad_clip=0.02, lr_schedule="cosine", checkpoint_every=100, sample_every=350
+    ),
     "gan": dict(steps=700, critic_warmup=100, lr=2e-5, grad_clip=0.1, ema=0.99, checkpoint_every=50, sample_every=175),
     "dg": dict(lr=1e-5, grad_clip=0.02),
 }
@@ -60,7 +116,9 @@ class TrainConfig:
     preset: str = "auto"  # photos (random 128² crops and the shipped weights' recipe: span52, bicubic A, --init affmse-x4, content/lattice terms) | patch (the same crops, nothing else filled in) | texture | celeba | imagenet (the paper's) | auto (photos; docs/training.md)
     patch: int = 0  # HR patch side for texture/patch/photos presets (0: the preset's: texture 64, patch and photos 128)
     out: str = "runs/affsr"  # run folder: config.json, checkpoints, metrics.jsonl, samples/
-    steps: int = 100_000  # generator steps in total (a resumed run continues up to this; photos from weights: 1400, affgan 700)
+    steps: int = (
+        100_000  # generator steps in total (a resumed run continues up to this; photos from weights: 1400, affgan 700)
+    )
     batch_size: int = 16  # HR images per step (per process under torchrun)
     lr: float = 2e-4  # Adam learning rate of the generator (photos from weights: 1e-5, affgan 2e-5)
     lr_critic: float = 2e-4  # Adam learning rate of the discriminator (gan)
@@ -70,7 +128,9 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine (each optimiser's lr decays to 0 over the steps it trains in)
     scale: int = 4  # A: downsampling factor
     operator: str = "auto"  # A: gaussian | bicubic | area | bilinear | lanczos3 | auto (gaussian for swissroll and the paper's texture/celeba/imagenet presets, else bicubic)
-    kernel_size: int = 0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×; the other operators' follow from their support)
+    kernel_size: int = (
+        0  # A: Gaussian taps (0: 2·scale+1, the paper's 9 at 4×; the other operators' follow from their support)
+    )
     sigma: float = 0.0  # A: Gaussian σ in HR pixels (0: 0.375·scale; gaussian only)
     boundary: str = "auto"  # A: border convention symmetric | reflect | replicate | circular | pil | matlab | auto (gaussian: symmetric, else pil)
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
@@ -80,7 +140,9 @@ class TrainConfig:
     init: str = ""  # generator weights to start from, same network: a shipped name (affmse-x4, affgan-x4, ...), a file or a run folder; photos with span52 at 4×: the shipped AffMSE of the run's A unless given ('' to start from random weights)
     noise_channels: int = 0  # > 0: stochastic generator (App. F), z ~ N(0, I) with this many LR channels
     soft_weight: float = 1.0  # weight of MAE(x, Aŷ) for the soft constraint
-    pixel_weight: float = 0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone; photos gan: 1000)
+    pixel_weight: float = (
+        0.0  # weight of an added MSE(ŷ, y) term for gan/dg/ll (0: the paper's objective alone; photos gan: 1000)
+    )
     lattice_weight: float = 0.0  # weight of MSE between the period-s patterns of ŷ and y in each 8s×8s block (removes the s-pixel grid a gan paints; any method; photos gan: 1e6)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
@@ -98,7 +160,9 @@ class TrainConfig:
     prior_width: int = 0  # dg/ll: prior width (0: DAE 128 maps / 256 units, PixelCNN 64 maps)
     prior_layers: int = 0  # dg/ll: prior layers (0: 4 for images, 2 for the Swiss roll)
     mixture: int = 10  # ll: logistic mixture components per pixel and channel
-    ema: float = 0.999  # decay of the EMA of generator weights (0: off); warms up as min(ema, (1+n)/(10+n)) after n steps
+    ema: float = (
+        0.999  # decay of the EMA of generator weights (0: off); warms up as min(ema, (1+n)/(10+n)) after n steps
+    )
     seed: int = 0  # seeds torch, data order and crops
     workers: int = 2  # DataLoader worker processes
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps

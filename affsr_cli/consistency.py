@@ -2,6 +2,7 @@
 the levels are moved until Pillow's own resize gives x back (a Pillow A), and the file read back is
 judged: LR-PSNR of A(saved) against x, the Pillow round trip, the verdict of the promise (docs/promise.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,9 @@ PILLOW_FILTERS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "area": "BOX", "
 PILLOW_PASSES = 64  # most passes of match_pillow
 PILLOW_MOVES = 4  # HR pixels moved by one level per differing LR pixel and pass
 PILLOW_TILE = 16  # LR pixels: after its first pass, match_pillow redoes Pillow's resize only on the tiles it changed
-PILLOW_BULK = 4096  # HR pixels changed in one pass above which the Pillow images are rebuilt, not updated pixel by pixel
+PILLOW_BULK = (
+    4096  # HR pixels changed in one pass above which the Pillow images are rebuilt, not updated pixel by pixel
+)
 
 
 def pillow_images(levels: np.ndarray) -> list:
@@ -32,8 +35,9 @@ def pillow_images(levels: np.ndarray) -> list:
     return [Image.fromarray(np.ascontiguousarray(levels[..., c])) for c in range(levels.shape[2])]
 
 
-def pillow_resize(levels: np.ndarray | list, size: tuple[int, int], family: str,
-                  box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def pillow_resize(
+    levels: np.ndarray | list, size: tuple[int, int], family: str, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
     """Pillow's own 8-bit `Image.resize` of levels (H, W, C) uint8 (or their `pillow_images`) to size
     (h, w), each channel alike. `box` (left, top, right, bottom) in HR pixels: only that region, as
     Pillow computes it inside the whole resize (its filter reads beyond the box)."""
@@ -74,8 +78,13 @@ def _redo_tiles(got: np.ndarray, images: list, rows: np.ndarray, cols: np.ndarra
         got[i0:i1, j0:j1] = pillow_resize(images, (i1 - i0, j1 - j0), spec.family, (s * j0, s * i0, s * j1, s * i1))
 
 
-def match_pillow(levels: np.ndarray, x: torch.Tensor, spec, max_passes: int = PILLOW_PASSES,
-                 on_pass: Callable[[int, int], None] = lambda done, total: None) -> int:
+def match_pillow(
+    levels: np.ndarray,
+    x: torch.Tensor,
+    spec,
+    max_passes: int = PILLOW_PASSES,
+    on_pass: Callable[[int, int], None] = lambda done, total: None,
+) -> int:
     """In place: nudge the 8-bit levels (H, W, C) until Pillow's own 8-bit resize gives the 8-bit x
     (C, h, w) back, LR pixel for LR pixel. Pillow rounds and clips to [0, 255] between its horizontal
     and vertical passes, which A (in floating point) does not: near black and white edges that moves
@@ -160,7 +169,9 @@ def lr_psnr(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int = 1) 
     return psnr, mse
 
 
-def _measure(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int, near: float) -> tuple[float, float, float, float]:
+def _measure(
+    stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int, near: float
+) -> tuple[float, float, float, float]:
     """(LR-PSNR, LR-MSE, max |A(saved) − x|, share of LR values further than `near` from x) of a saved image."""
     c = x.shape[0]
     if stored.shape[2] < c:
@@ -169,7 +180,7 @@ def _measure(stored: np.ndarray, x: torch.Tensor, A: nn.Module, levels: int, nea
     with threads(1 if stored.shape[0] * stored.shape[1] <= SMALL else None):
         for k in range(c):
             band = torch.from_numpy(np.ascontiguousarray(stored[..., k]).astype(np.float32)) / levels
-            r = (A(band[None]) - x[k:k + 1]).double().abs_()
+            r = (A(band[None]) - x[k : k + 1]).double().abs_()
             sse += float(r.square().sum())
             worst = max(worst, float(r.max()))
             off += int((r > near).sum())
@@ -194,8 +205,15 @@ class Verdict:
     warning: str | None  # None when consistent; else one line: what was reached, why, what gives exactness
 
 
-def verdict(stored: np.ndarray, x: torch.Tensor, A: nn.Module, spec, bits: int, fit: BoxFit | None = None,
-            lossy: str | None = None) -> Verdict:
+def verdict(
+    stored: np.ndarray,
+    x: torch.Tensor,
+    A: nn.Module,
+    spec,
+    bits: int,
+    fit: BoxFit | None = None,
+    lossy: str | None = None,
+) -> Verdict:
     """Judge a saved image, stored (H, W, C ≥ x's C) as read back (levels, or float32 values for bits=32),
     against x (C, h, w): consistent when its LR-PSNR reaches FLOOR_DB[bits] (8 and 16 bits) or its
     largest LR error is at most FLOAT_TOLERANCE (float32), and, for 8-bit files under one of Pillow's
@@ -214,8 +232,11 @@ def verdict(stored: np.ndarray, x: torch.Tensor, A: nn.Module, spec, bits: int, 
     if ok:
         return Verdict(True, psnr, mse, worst, off, pillow, None)
     depth = "float32" if bits == 32 else f"{bits}-bit"
-    reached = (f"max |A(saved) − x| {worst:.1e}, over {FLOAT_TOLERANCE:g}" if bits == 32 else
-               f"LR-PSNR {psnr:.1f} dB, under the {FLOOR_DB[bits]:g} dB of an exact {depth} file")
+    reached = (
+        f"max |A(saved) − x| {worst:.1e}, over {FLOAT_TOLERANCE:g}"
+        if bits == 32
+        else f"LR-PSNR {psnr:.1f} dB, under the {FLOOR_DB[bits]:g} dB of an exact {depth} file"
+    )
     if pillow is not None:
         reached += f"; Pillow's {spec.family} resize gives back {100 * pillow:.1f} % of the input's values"
     family = f"{spec.family} A"
@@ -225,11 +246,15 @@ def verdict(stored: np.ndarray, x: torch.Tensor, A: nn.Module, spec, bits: int, 
     if lossy:
         why, exact = f"{lossy} is lossy", "a lossless format (png, tif, webp)"
     elif fit is not None and fit.infeasible:
-        why = (f"under {family} no image with values in [0, 1] downsamples to this input ({100 * off:.1f} % of its "
-               "LR values stay more than half a level off), so the values were clipped to the range")
+        why = (
+            f"under {family} no image with values in [0, 1] downsamples to this input ({100 * off:.1f} % of its "
+            "LR values stay more than half a level off), so the values were clipped to the range"
+        )
     elif fit is not None and not fit.reached:
-        why = (f"the values were clipped to [0, 1] and the fit back towards x stopped after {fit.iterations} "
-               f"iterations ({100 * off:.1f} % of the LR values more than half a level off)")
+        why = (
+            f"the values were clipped to [0, 1] and the fit back towards x stopped after {fit.iterations} "
+            f"iterations ({100 * off:.1f} % of the LR values more than half a level off)"
+        )
     elif bits == 32:
         why, exact = "float32 rounding in A", "none beyond float32"
     else:

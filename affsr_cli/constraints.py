@@ -9,6 +9,7 @@ flag that does not apply to the chosen method is refused (methods.check_options)
 Notation (<variable name> -> <name in paper>): f -> f(x), the network's output; yhat -> ŷ;
 x -> x; A -> A.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,12 +5,13 @@ resized to 64×64, `imagenet` centre square crop resized to 128×128 with files 
 skipped, `patch` (and `photos`, the default for a folder) a random N×N crop of every photo (short sides below N
 are first resized up).
 """
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
+
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
@@ -31,19 +32,26 @@ IMAGENET_MIN_BYTES = 20_000
 DECODE_CHECK = 16  # files decoded in full when a dataset opens (the rest: header only, then skipped on use)
 
 
-def find_images(root: str | Path, what: str = "--data", exclude: tuple = (), problems: list[str] | None = None) -> list[Path]:
+def find_images(
+    root: str | Path, what: str = "--data", exclude: tuple = (), problems: list[str] | None = None
+) -> list[Path]:
     """The image files under the folder `root` (option `what`, for messages), links to folders not followed.
     Run folders of `affsr train` (rundir.is_run_folder) and the folders in `exclude` (this run's own) are left
     out with all under them: a run folder inside the data folder must not become training data on --resume.
     A subfolder that cannot be read is a line in `problems` (the caller warns), or without it an error."""
     root = Path(root)
     if not root.is_dir():
-        raise AffsrError(f"{what} folder {root} does not exist" if not root.exists() else f"{what} {root} is not a folder")
+        raise AffsrError(
+            f"{what} folder {root} does not exist" if not root.exists() else f"{what} {root} is not a folder"
+        )
     skip = {Path(p).resolve() for p in exclude}
-    files, unreadable = images.walk_images(root, images.SUFFIXES,
-                                           skip_folder=lambda d: d.resolve() in skip or rundir.is_run_folder(d))
+    files, unreadable = images.walk_images(
+        root, images.SUFFIXES, skip_folder=lambda d: d.resolve() in skip or rundir.is_run_folder(d)
+    )
     if unreadable and problems is None:
-        raise AffsrError(f"{what} {root}: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
+        raise AffsrError(
+            f"{what} {root}: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else "")
+        )
     if problems is not None:
         problems += [f"skipping {u}" for u in unreadable]
     if not files:
@@ -54,7 +62,11 @@ def find_images(root: str | Path, what: str = "--data", exclude: tuple = (), pro
 def detect_preset(root: str | Path) -> str:
     """CelebA's layout (img_align_celeba/ or list_eval_partition.txt) or 178×218 images -> celeba, else patch."""
     root = Path(root)
-    if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file() or root.name == "img_align_celeba":
+    if (
+        (root / "img_align_celeba").is_dir()
+        or (root / "list_eval_partition.txt").is_file()
+        or root.name == "img_align_celeba"
+    ):
         return "celeba"
     files = find_images(root, problems=[])[:8]
     sizes = set()
@@ -106,7 +118,7 @@ class StepBatches(Sampler[list[int]]):
                 if pos // self.n != e:
                     e, order = pos // self.n, self._epoch(pos // self.n)
                 j = pos % self.n
-                got = order[j:j + self.batch - len(take)].tolist()
+                got = order[j : j + self.batch - len(take)].tolist()
                 take += got
                 pos += len(got)
             yield take
@@ -118,8 +130,17 @@ class ImageFolder(Dataset):
     see find_images). Item i is file i mod len(files); its crop and flips are drawn from (seed, i) (see
     sample_generator)."""
 
-    def __init__(self, root: str | Path, preset: str = "patch", size: int = 0, channels: int = 3, flips: bool = True,
-                 smooth: float = 0.0, seed: int = 0, exclude: tuple = ()):
+    def __init__(
+        self,
+        root: str | Path,
+        preset: str = "patch",
+        size: int = 0,
+        channels: int = 3,
+        flips: bool = True,
+        smooth: float = 0.0,
+        seed: int = 0,
+        exclude: tuple = (),
+    ):
         if preset not in PRESETS:
             raise AffsrError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
         if channels not in (1, 3):
@@ -148,8 +169,14 @@ class ImageFolder(Dataset):
                 self.warnings.append(f"skipping {f}: its pixels do not decode ({why})")
                 self.files.remove(f)
         if not self.files:
-            why = f": {len(self.warnings)} skipped, e.g. {self.warnings[0].removeprefix('skipping ')}" if self.warnings else ""
-            raise AffsrError(f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why)
+            why = (
+                f": {len(self.warnings)} skipped, e.g. {self.warnings[0].removeprefix('skipping ')}"
+                if self.warnings
+                else ""
+            )
+            raise AffsrError(
+                f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why
+            )
 
     def __len__(self) -> int:
         per = TEXTURE_PATCHES_PER_IMAGE if self.preset == "texture" else 1
@@ -173,7 +200,7 @@ class ImageFolder(Dataset):
                 y = resize(y, n * max(y.shape[-2:]) // min(y.shape[-2:]), short=n)
             top = int(torch.randint(0, y.shape[-2] - n + 1, (), generator=g))
             left = int(torch.randint(0, y.shape[-1] - n + 1, (), generator=g))
-            y = y[:, top:top + n, left:left + n]
+            y = y[:, top : top + n, left : left + n]
         if self.flips and torch.rand((), generator=g) < 0.5:
             y = y.flip(-1)
         if self.flips and self.preset == "texture" and torch.rand((), generator=g) < 0.5:
@@ -189,7 +216,7 @@ def blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
     network that never saw such flat content paints a faint sub-pixel pattern on it."""
     r = min(int(3 * sigma), y.shape[-1] - 1, y.shape[-2] - 1)
     t = torch.arange(-r, r + 1, dtype=y.dtype)
-    k = torch.exp(-t**2 / (2 * sigma**2))
+    k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     z = torch.nn.functional.pad(y[:, None], (r, r, r, r), mode="reflect")  # (C, 1, H + 2r, W + 2r)
     z = torch.nn.functional.conv2d(z, k.view(1, 1, 1, -1))
@@ -200,7 +227,7 @@ def blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
 def centre_square(y: torch.Tensor) -> torch.Tensor:
     h, w = y.shape[-2:]
     m = min(h, w)
-    return y[:, (h - m) // 2:(h - m) // 2 + m, (w - m) // 2:(w - m) // 2 + m]
+    return y[:, (h - m) // 2 : (h - m) // 2 + m, (w - m) // 2 : (w - m) // 2 + m]
 
 
 def resize(y: torch.Tensor, long: int, short: int | None = None) -> torch.Tensor:
@@ -231,20 +258,27 @@ def _quiet_on_lost_connection(hook):
     def excepthook(kind, value, tb):
         if not issubclass(kind, (ConnectionError, EOFError)):
             hook(kind, value, tb)
+
     return excepthook
 
 
 def dataset(cfg):
     if cfg.preset == "swissroll":
         return swissroll.SwissRoll(seed=cfg.seed)
-    return ImageFolder(cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed,
-                            exclude=(cfg.out,))
+    return ImageFolder(
+        cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed, exclude=(cfg.out,)
+    )
 
 
 def loader(run, source) -> torch.utils.data.DataLoader:
     """Batches from step run.step on; a private generator, so the DataLoader never draws from torch's."""
     cfg = run.cfg
     sampler = StepBatches(len(source), cfg.batch_size, cfg.seed, run.step, run.rank, run.world)
-    return torch.utils.data.DataLoader(source, batch_sampler=sampler, num_workers=cfg.workers,
-                                       pin_memory=run.device.type == "cuda", worker_init_fn=_worker_init,
-                                       generator=torch.Generator().manual_seed(cfg.seed))
+    return torch.utils.data.DataLoader(
+        source,
+        batch_sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=run.device.type == "cuda",
+        worker_init_fn=_worker_init,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )

@@ -1,6 +1,7 @@
 """One typed description of a network f for inference, affsr's own or another tool's (the model is
 spandrel's `ModelBase`: documented fields, not attributes looked up with defaults).
 checkpoint.describe and foreign.load return it; infer.Upscaler and export read its fields."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

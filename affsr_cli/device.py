@@ -1,11 +1,13 @@
 """Where and in what precision the networks run: the device named by the user (auto: CUDA, then MPS,
 then the CPU), the dtype it honours, the memory free for tiles, and out-of-memory detection.
 Shared by inference (infer.py), training (train.py) and A⁺'s fit (pinv.py)."""
+
 from __future__ import annotations
 
 import os
 
 import torch
+
 from .errors import AffsrError
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,4 +62,5 @@ def available_memory(device: torch.device) -> int:
 
 def is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(e, RuntimeError) and ("out of memory" in str(e) or "can't allocate memory" in str(e)))
+        isinstance(e, RuntimeError) and ("out of memory" in str(e) or "can't allocate memory" in str(e))
+    )

@@ -4,6 +4,7 @@ Paper: Sønderby et al., *Amortised MAP Inference for Image Super-resolution*, I
 Appendix B (the Gaussian A). Kernel families, the grid alignment and the border conventions are
 described in projection.py, which builds A⁺ and Π on it; OperatorSpec (there) names an A and builds it.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,8 +107,11 @@ class Downsample(nn.Module):
     def _index(self, n: int, device) -> torch.Tensor:
         """HR indices read by the n LR samples: (s·(n−1)+k,) positions, boundary-mapped."""
         s, k = self.spec.scale, self.spec.kernel_size
-        make = lambda: boundary_index(torch.arange(s * (n - 1) + k, device=device) + self.spec.offset,  # noqa: E731
-                                      s * n, self.spec.boundary)
+        make = lambda: boundary_index(
+            torch.arange(s * (n - 1) + k, device=device) + self.spec.offset,  # noqa: E731
+            s * n,
+            self.spec.boundary,
+        )
         return self._index_cache.get_or_make((n, str(device)), make)
 
     def _index_list(self, n: int) -> list[int]:
@@ -119,7 +123,8 @@ class Downsample(nn.Module):
         return -o, s * (n - 1) + k + o - s * n
 
     def _row_scale(self, n: int) -> list[tuple[int, float]]:
-        """"pil": (LR row, 1 / the sum of its taps inside the image) for the rows that lose taps."""
+        """ "pil": (LR row, 1 / the sum of its taps inside the image) for the rows that lose taps."""
+
         def make():
             s, o, k = self.spec.scale, self.spec.offset, len(self.weights)
             low = min(n, -(-(-o) // s))  # rows i < low read HR samples below 0 (o ≤ 0)

@@ -10,6 +10,7 @@ Mode (c), `evaluate_outputs`: SR images alone, no HR: only the no-reference metr
 Where NIQE is measured in modes (a) and (b), the method `HR` holds the NIQE of y itself. The engine never prints; progress
 reaches the caller through `on_image(done, total, name)`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,26 +25,34 @@ from PIL import Image
 
 from . import metrics as M
 from . import niqe as NQ
+from .downsample import Downsample
+from .errors import AffsrError
 from .images import list_images, pair_by_name, quantize, read_image
 from .lpips import LPIPS, NEEDS
-from .downsample import Downsample
 from .projection import ExactPinv, OperatorSpec, choose_operator
-from .errors import AffsrError
-
 
 # name: (label, higher is better, format); lr-*-x compare Aŷ with the input x, lr-*-ay with A y
 METRICS = {
-    "psnr": ("PSNR (dB)", True, "{:.3f}"), "ssim": ("SSIM", True, "{:.4f}"),
-    "lr-mse-x": ("LR-MSE, Aŷ vs x", False, "{:.3e}"), "lr-mse-ay": ("LR-MSE, Aŷ vs Ay", False, "{:.3e}"),
-    "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"), "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
-    "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"), "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
-    "lattice": ("s-pixel lattice ŷ / y (1 = y's)", None, "{:.2f}"), "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
+    "psnr": ("PSNR (dB)", True, "{:.3f}"),
+    "ssim": ("SSIM", True, "{:.4f}"),
+    "lr-mse-x": ("LR-MSE, Aŷ vs x", False, "{:.3e}"),
+    "lr-mse-ay": ("LR-MSE, Aŷ vs Ay", False, "{:.3e}"),
+    "lr-psnr-x": ("LR-PSNR (dB), Aŷ vs x", True, "{:.2f}"),
+    "lr-psnr-ay": ("LR-PSNR (dB), Aŷ vs Ay", True, "{:.2f}"),
+    "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"),
+    "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
+    "lattice": ("s-pixel lattice ŷ / y (1 = y's)", None, "{:.2f}"),
+    "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
     "niqe": ("NIQE (no reference)", False, "{:.3f}"),
 }
 NO_REFERENCE = ("niqe",)  # metrics of ŷ alone: mode (c) measures only these
 REFERENCE = "HR"  # the method whose rows hold the no-reference metrics of y itself
-GROUPS = {"lr-mse": ("lr-mse-x", "lr-mse-ay"), "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
-          "sharpness": ("hf-ratio", "spectrum-db"), "all": tuple(m for m in METRICS if m != "lpips")}
+GROUPS = {
+    "lr-mse": ("lr-mse-x", "lr-mse-ay"),
+    "lr-psnr": ("lr-psnr-x", "lr-psnr-ay"),
+    "sharpness": ("hf-ratio", "spectrum-db"),
+    "all": tuple(m for m in METRICS if m != "lpips"),
+}
 DEFAULT_METRICS = ("psnr", "ssim", "lr-psnr-x", "lr-psnr-ay", "hf-ratio")
 BASELINES = ("bicubic", "pinv")
 Upscale = Callable[[torch.Tensor, int], torch.Tensor]  # (x (1, C, h, w), bit depth of the file) -> ŷ
@@ -71,21 +80,30 @@ class Conventions:
         """Everything a reader needs to compare the figures with another tool's; lr: 'made' (mode a),
         'files' or 'none' (mode b with or without --lr)."""
         d = {
-            "colour": "Y (ITU-R BT.601 luma, as BasicSR and MATLAB rgb2ycbcr)" if self.y_channel else "all channels (RGB or gray)",
+            "colour": "Y (ITU-R BT.601 luma, as BasicSR and MATLAB rgb2ycbcr)"
+            if self.y_channel
+            else "all channels (RGB or gray)",
             "crop border": f"{self.crop_border} px of HR per edge",
-            "data range": "max − min of y per image" if self.data_range is None else f"{self.data_range:g} (images on [0, 1])",
+            "data range": "max − min of y per image"
+            if self.data_range is None
+            else f"{self.data_range:g} (images on [0, 1])",
             "SSIM": "Gaussian 11×11, σ = 1.5, K1 = 0.01, K2 = 0.03, channel mean (skimage, Wang et al.)",
             "ŷ": "checkpoints: as affsr upscale saves it (Π, box fit, rounded to the HR bit depth); baselines: "
-                 + ("clamped and rounded to the HR bit depth" if self.round_sr else "float, unclipped"),
-            "LR input x": {"made": "A y " + ("rounded to the HR bit depth" if self.quantize_lr else "in floating point"),
-                           "files": "the LR files", "none": "not given"}[lr],
+            + ("clamped and rounded to the HR bit depth" if self.round_sr else "float, unclipped"),
+            "LR input x": {
+                "made": "A y " + ("rounded to the HR bit depth" if self.quantize_lr else "in floating point"),
+                "files": "the LR files",
+                "none": "not given",
+            }[lr],
             "LR metrics": "Aŷ vs A y only" if lr == "none" else "Aŷ vs the input x, and Aŷ vs A y; whole LR image",
             "means": "average of the per-image values",
         }
         if "niqe" in metrics:
-            d["NIQE"] = ("no reference; BT.601 luma on 0–255, rounded; 96×96 patches at 2 scales, after the crop; "
-                         f"pristine model: {NQ.load_pristine().metadata.get('patches', '?')} patches of the HR training photos "
-                         "of the affsr corpus (not MATLAB's parameters); column HR: y's own")
+            d["NIQE"] = (
+                "no reference; BT.601 luma on 0–255, rounded; 96×96 patches at 2 scales, after the crop; "
+                f"pristine model: {NQ.load_pristine().metadata.get('patches', '?')} patches of the HR training photos "
+                "of the affsr corpus (not MATLAB's parameters); column HR: y's own"
+            )
         if "lpips" in metrics:
             d["LPIPS"] = "v0.1, AlexNet trunk, on RGB (gray repeated) after the crop; --y-channel does not apply"
         if spec is not None:
@@ -101,17 +119,22 @@ class Results:
     conventions: dict[str, str] = field(default_factory=dict)
 
     def means(self) -> dict[str, dict[str, float]]:
-        return {m: {k: float(np.mean([r.get(k, math.nan) for r in self.rows if r["method"] == m])) for k in self.metrics}
-                for m in self.methods}
+        return {
+            m: {k: float(np.mean([r.get(k, math.nan) for r in self.rows if r["method"] == m])) for k in self.metrics}
+            for m in self.methods
+        }
 
 
 # -- upscalers ----------------------------------------------------------------------------------------
 
+
 def bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
     """PIL's bicubic (a = −0.5) per channel in float mode 'F': no rounding, same centre alignment as A."""
     h, w = x.shape[-2:]
-    planes = [np.asarray(Image.fromarray(c.numpy().astype(np.float32)).resize((w * scale, h * scale), Image.BICUBIC))
-              for c in x.detach().cpu().reshape(-1, h, w)]
+    planes = [
+        np.asarray(Image.fromarray(c.numpy().astype(np.float32)).resize((w * scale, h * scale), Image.BICUBIC))
+        for c in x.detach().cpu().reshape(-1, h, w)
+    ]
     return torch.from_numpy(np.stack(planes)).reshape(*x.shape[:-2], h * scale, w * scale).to(x.dtype)
 
 
@@ -125,10 +148,18 @@ def baseline(name: str, spec: OperatorSpec) -> Upscale:
     raise AffsrError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
 
 
-def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32", on_note=None,
-                        operator: str | None = None, boundary: str | None = None, ensemble: bool = False,
-                        as_trained: bool = False, kernel_size: int | None = None,
-                        sigma: float | None = None) -> tuple[Upscale, OperatorSpec]:
+def checkpoint_upscaler(
+    name: str,
+    device: str = "cpu",
+    precision: str = "fp32",
+    on_note=None,
+    operator: str | None = None,
+    boundary: str | None = None,
+    ensemble: bool = False,
+    as_trained: bool = False,
+    kernel_size: int | None = None,
+    sigma: float | None = None,
+) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
@@ -138,20 +169,34 @@ def checkpoint_upscaler(name: str, device: str = "cpu", precision: str = "fp32",
     [0, 1] and rounded to the bit depth (float for 32), not through Π (the paper's Table 2 compares so)."""
     from .infer import Upscaler
 
-    up = Upscaler.load(name, device, precision, on_note=on_note, operator=operator, boundary=boundary, ensemble=ensemble,
-                       kernel_size=kernel_size, sigma=sigma)
+    up = Upscaler.load(
+        name,
+        device,
+        precision,
+        on_note=on_note,
+        operator=operator,
+        boundary=boundary,
+        ensemble=ensemble,
+        kernel_size=kernel_size,
+        sigma=sigma,
+    )
     if as_trained and up.constraint not in (None, "aff"):
+
         def raw(x: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
             f = up.network(x[0]).double()  # (C, sH, sW) f(x), no Π
             if bits in (None, 32):
                 return f[None]
             levels = 2**bits - 1
             return (f.clamp(0, 1) * levels).round()[None] / levels
+
         return raw, up.spec
-    return (lambda x, bits=8: up(x[0], bits=None if bits == 32 else bits).saved()[None]), up.spec  # 32: a float HR, ŷ float too
+    return (
+        lambda x, bits=8: up(x[0], bits=None if bits == 32 else bits).saved()[None]
+    ), up.spec  # 32: a float HR, ŷ float too
 
 
 # -- files -------------------------------------------------------------------------------------------
+
 
 def _channels(n: int) -> str:
     return {1: "1 channel (gray)", 3: "3 channels (RGB)"}.get(n, f"{n} channels")
@@ -159,9 +204,11 @@ def _channels(n: int) -> str:
 
 # -- measuring ----------------------------------------------------------------------------------------
 
+
 def single_threaded(fn):
     """Run fn with one torch thread. The metrics work on one image at a time, where a thread pool
     gains little and, on a busy machine, loses up to 10× to threads waiting for each other."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         n = torch.get_num_threads()
@@ -170,6 +217,7 @@ def single_threaded(fn):
             return fn(*args, **kwargs)
         finally:
             torch.set_num_threads(n)
+
     return wrapper
 
 
@@ -178,8 +226,15 @@ class _Reference:
     and crop, its data range, its spectrum, A y."""
 
     @single_threaded
-    def __init__(self, y: torch.Tensor, bits: int, conv: Conventions, metrics: tuple[str, ...], lpips: LPIPS | None = None,
-                 name: str = "the HR image"):
+    def __init__(
+        self,
+        y: torch.Tensor,
+        bits: int,
+        conv: Conventions,
+        metrics: tuple[str, ...],
+        lpips: LPIPS | None = None,
+        name: str = "the HR image",
+    ):
         if "lpips" in metrics and lpips is None:
             raise AffsrError(NEEDS)
         self.bits, self.conv, self.metrics, self.lpips = bits, conv, metrics, lpips
@@ -206,7 +261,9 @@ class _Reference:
         return out
 
     @single_threaded
-    def _classic(self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor) -> dict[str, float]:
+    def _classic(
+        self, y_hat: torch.Tensor, A: Downsample, x: torch.Tensor | None, Ay: torch.Tensor
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         yh = self.colour_crop(y_hat)
         if "psnr" in self.metrics:
@@ -259,17 +316,25 @@ def _checked(y_hat: torch.Tensor, want: tuple, who: str) -> torch.Tensor:
     return y_hat.double()
 
 
-def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpec]], metrics: tuple[str, ...],
-                       conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
-                       lpips: LPIPS | None = None) -> Results:
+def evaluate_upscalers(
+    hr: Path,
+    upscalers: dict[str, tuple[Upscale, OperatorSpec]],
+    metrics: tuple[str, ...],
+    conv: Conventions = Conventions(),
+    on_image: Callable[[int, int, str], None] | None = None,
+    lpips: LPIPS | None = None,
+) -> Results:
     """Mode (a): y -> x = A y -> ŷ = upscaler(x) -> metrics, for every HR image and upscaler.
     Each upscaler's input is made with its own A; upscalers that share A share x."""
     if not upscalers:
         raise AffsrError("nothing to evaluate: give at least one upscaler")
     files = list_images(hr)
     ops = {spec: Downsample(spec) for _, spec in upscalers.values()}
-    res = Results(metrics, _with_reference(list(upscalers), metrics),
-                  conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics))
+    res = Results(
+        metrics,
+        _with_reference(list(upscalers), metrics),
+        conventions=conv.describe(next(iter(ops)) if len(ops) == 1 else None, "made", metrics),
+    )
     if len(ops) > 1:  # upscalers with different A see different x
         res.conventions.update({f"A of {name}": spec.describe() for name, (_, spec) in upscalers.items()})
     for done, (stem, path) in enumerate(files.items()):
@@ -282,7 +347,9 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
                 H, W = pic.pixels.shape[1:]
                 if min(H, W) < s:
                     raise AffsrError(f"{path}: {W}×{H} is smaller than the scale {s}")
-                refs[s] = _Reference(pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips, path.name)
+                refs[s] = _Reference(
+                    pic.pixels[:, : H // s * s, : W // s * s], pic.bits, conv, metrics, lpips, path.name
+                )
             ref = refs[s]
             if spec not in inputs:
                 Ay = A(ref.y)
@@ -302,9 +369,17 @@ def evaluate_upscalers(hr: Path, upscalers: dict[str, tuple[Upscale, OperatorSpe
     return res
 
 
-def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...], spec: OperatorSpec | None = None,
-                   conv: Conventions = Conventions(), on_image: Callable[[int, int, str], None] | None = None,
-                   method: str = "sr", lpips: LPIPS | None = None) -> Results:
+def evaluate_pairs(
+    hr: Path,
+    sr: Path,
+    lr: Path | None,
+    metrics: tuple[str, ...],
+    spec: OperatorSpec | None = None,
+    conv: Conventions = Conventions(),
+    on_image: Callable[[int, int, str], None] | None = None,
+    method: str = "sr",
+    lpips: LPIPS | None = None,
+) -> Results:
     """Mode (b): results made elsewhere. y is cropped to ŷ's size when it is at most s−1 pixels
     larger (HR sizes not a multiple of the scale); x is A's input when `lr` is given. `spec`: the A that
     made x (default: projection.choose_operator's for files made elsewhere, bicubic)."""
@@ -316,13 +391,18 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
             raise AffsrError("LR metrics against the input x need the LR images: pass --lr DIR")
     pairs = pair_by_name(hr, sr, lr)
     A, s = Downsample(spec), spec.scale
-    res = Results(metrics, _with_reference([method], metrics),
-                  conventions=conv.describe(spec, "none" if lr is None else "files", metrics))
+    res = Results(
+        metrics,
+        _with_reference([method], metrics),
+        conventions=conv.describe(spec, "none" if lr is None else "files", metrics),
+    )
     for done, (stem, hp, sp, lp) in enumerate(pairs):
         y_pic, sr_pic = read_image(hp, torch.float64), read_image(sp, torch.float64)
         y, y_hat = y_pic.pixels, sr_pic.pixels
         if y.shape[0] != y_hat.shape[0]:
-            raise AffsrError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {sp} has {_channels(y_hat.shape[0])}")
+            raise AffsrError(
+                f"channel mismatch: {hp} has {_channels(y.shape[0])}, {sp} has {_channels(y_hat.shape[0])}"
+            )
         (H, W), (h2, w2) = y.shape[1:], y_hat.shape[1:]
         if (H, W) != (h2, w2):
             if not (0 <= H - h2 < s and 0 <= W - w2 < s and h2 % s == 0 and w2 % s == 0):
@@ -332,10 +412,14 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
         if lp is not None:
             x = read_image(lp, torch.float64).pixels
             if x.shape[0] != y.shape[0]:
-                raise AffsrError(f"channel mismatch: {hp} has {_channels(y.shape[0])}, {lp} has {_channels(x.shape[0])}")
+                raise AffsrError(
+                    f"channel mismatch: {hp} has {_channels(y.shape[0])}, {lp} has {_channels(x.shape[0])}"
+                )
             if (s * x.shape[1], s * x.shape[2]) != (h2, w2):
-                raise AffsrError(f"size mismatch: {lp} is {x.shape[2]}×{x.shape[1]}, so {s}× is not {sp.name}'s {w2}×{h2} "
-                                 f"(pass --scale if the scale is not {s})")
+                raise AffsrError(
+                    f"size mismatch: {lp} is {x.shape[2]}×{x.shape[1]}, so {s}× is not {sp.name}'s {w2}×{h2} "
+                    f"(pass --scale if the scale is not {s})"
+                )
         if any(m.startswith("lr-") for m in metrics) and (h2 % s or w2 % s):
             raise AffsrError(f"LR metrics need SR sizes that are multiples of the scale {s}; {sp} is {w2}×{h2}")
         ref = _Reference(y, y_pic.bits, conv, metrics, lpips, hp.name)
@@ -348,15 +432,24 @@ def evaluate_pairs(hr: Path, sr: Path, lr: Path | None, metrics: tuple[str, ...]
     return res
 
 
-def evaluate_outputs(sr: Path, metrics: tuple[str, ...], conv: Conventions = Conventions(),
-                     on_image: Callable[[int, int, str], None] | None = None, method: str = "sr") -> Results:
+def evaluate_outputs(
+    sr: Path,
+    metrics: tuple[str, ...],
+    conv: Conventions = Conventions(),
+    on_image: Callable[[int, int, str], None] | None = None,
+    method: str = "sr",
+) -> Results:
     """Mode (c): images without HR (a folder or one file), measured by the no-reference metrics only."""
     others = [m for m in metrics if m not in NO_REFERENCE]
     if others:
-        raise AffsrError(f"without HR images only {', '.join(NO_REFERENCE)} can be measured; {', '.join(others)} "
-                         "need the ground truth (pass --hr DIR)")
+        raise AffsrError(
+            f"without HR images only {', '.join(NO_REFERENCE)} can be measured; {', '.join(others)} "
+            "need the ground truth (pass --hr DIR)"
+        )
     files = list_images(sr)
-    conventions = {k: v for k, v in conv.describe(None, "none", metrics).items() if k in ("colour", "crop border", "NIQE", "means")}
+    conventions = {
+        k: v for k, v in conv.describe(None, "none", metrics).items() if k in ("colour", "crop border", "NIQE", "means")
+    }
     conventions["NIQE"] = conventions["NIQE"].replace("; column HR: y's own", "")
     res = Results(metrics, [method], conventions=conventions)
     for done, (stem, path) in enumerate(files.items()):

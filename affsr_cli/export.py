@@ -6,6 +6,7 @@ generator — with dynamic batch, height and width, and returns f (B, C, s·h, s
 weights were trained for is written into the model's metadata (metadata_props, the same keys as
 a weights file) so that the consistency step can be told which A to use.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,8 @@ from torch import nn
 
 from . import files
 from .descriptor import Descriptor
-from .model import SRModel
 from .errors import AffsrError
+from .model import SRModel
 
 CHECK_TOLERANCE = 1e-4  # max |onnxruntime − torch| on a random input, float32
 
@@ -39,7 +40,9 @@ class _F(nn.Module):
         return self.net(x, z) if self.noise else self.net(x)
 
 
-def example_inputs(model: Descriptor, h: int = 19, w: int = 23, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    model: Descriptor, h: int = 19, w: int = 23, batch: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, model.channels, h, w, generator=g)
     if model.noise_channels:
@@ -47,8 +50,9 @@ def example_inputs(model: Descriptor, h: int = 19, w: int = 23, batch: int = 2, 
     return (x,)
 
 
-def export(model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18, overwrite: bool = False,
-           verify: bool = True) -> tuple[Path, float | None]:
+def export(
+    model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18, overwrite: bool = False, verify: bool = True
+) -> tuple[Path, float | None]:
     """Write f of `model` as an ONNX file, atomically, after checking it with onnxruntime (when
     installed and `verify`): (path, max |onnxruntime − torch|, None when not checked). ValueError for
     what cannot be exported or a file that does not agree with torch (nothing is then written)."""
@@ -57,8 +61,10 @@ def export(model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18
             raise AffsrError("only image generators can be exported (this one is the Swiss roll's MLP)")
         model = model.describe()
     if model.grid != "lr":
-        raise AffsrError("this generator computes on the HR grid from A⁺x, which depends on the image size; "
-                         "only LR-grid generators (every preset's default) can be exported")
+        raise AffsrError(
+            "this generator computes on the HR grid from A⁺x, which depends on the image size; "
+            "only LR-grid generators (every preset's default) can be exported"
+        )
     try:
         import onnx
 
@@ -68,7 +74,7 @@ def export(model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18
         raise AffsrError("ONNX export needs the onnx and onnxscript packages: pip install 'affsr[onnx]'") from None
     f = _F(model.net.float().eval(), bool(model.noise_channels))
     inputs = example_inputs(model)
-    names = ["x", "z"][:len(inputs)]
+    names = ["x", "z"][: len(inputs)]
     batch, h, w = torch.export.Dim("batch"), torch.export.Dim("h", min=1), torch.export.Dim("w", min=1)
     shapes = [{0: batch, 2: h, 3: w}] * len(inputs)
     diff = None
@@ -81,20 +87,33 @@ def export(model: SRModel | Descriptor, path: str | os.PathLike, opset: int = 18
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
                 warnings.simplefilter("ignore")
-                program = torch.onnx.export(f, inputs, dynamic_shapes=shapes, input_names=names, output_names=["f"],
-                                            opset_version=opset, dynamo=True, external_data=False, verbose=False)
+                program = torch.onnx.export(
+                    f,
+                    inputs,
+                    dynamic_shapes=shapes,
+                    input_names=names,
+                    output_names=["f"],
+                    opset_version=opset,
+                    dynamo=True,
+                    external_data=False,
+                    verbose=False,
+                )
         finally:
             quiet.setLevel(level)
         proto = program.model_proto
-        for key, value in {**model.spec.metadata(), "affsr.model": "generator f without Π; run `affsr project` for "
-                           "consistency", "affsr.inputs": ",".join(names)}.items():
+        for key, value in {
+            **model.spec.metadata(),
+            "affsr.model": "generator f without Π; run `affsr project` for consistency",
+            "affsr.inputs": ",".join(names),
+        }.items():
             proto.metadata_props.add(key=key, value=str(value))
         onnx.save_model(proto, str(tmp))
         if verify:
             diff = check(model, tmp)
             if diff is not None and not diff <= CHECK_TOLERANCE:
-                raise AffsrError(f"the exported model differs from torch by {diff:.2g} (allowed {CHECK_TOLERANCE:g}); "
-                                 f"not written")
+                raise AffsrError(
+                    f"the exported model differs from torch by {diff:.2g} (allowed {CHECK_TOLERANCE:g}); not written"
+                )
 
     return files.atomic_write(path, write, overwrite), diff
 

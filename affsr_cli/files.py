@@ -3,6 +3,7 @@ it is written), then renamed into place, so a reader never sees half a file and 
 leaves nothing behind (stale temporaries of dead writers are removed); an existing file is replaced
 only with `overwrite`; every refusal says what is wrong in words (a missing folder, a full disk, a
 name too long). Used for every output: images, weights, checkpoints, reports."""
+
 from __future__ import annotations
 
 import errno
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from safetensors import SafetensorError  # what a safetensors write raises (a full disk: StorageFull)
+
 from .errors import AffsrError
 
 try:
@@ -42,9 +44,19 @@ def _name_max(folder: Path) -> int:
 
 
 def _kind(mode: int) -> str:
-    return ("a folder" if stat.S_ISDIR(mode) else "a block device" if stat.S_ISBLK(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a character device" if stat.S_ISCHR(mode) else
-            "a named pipe" if stat.S_ISFIFO(mode) else "not a regular file")
+    return (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a named pipe"
+        if stat.S_ISFIFO(mode)
+        else "not a regular file"
+    )
 
 
 def _missing_folder(path: Path) -> str:
@@ -65,8 +77,10 @@ def _check_name(path: Path, folder: Path | None):
     longest = _name_max(folder) if folder is not None else NAME_MAX
     size = len(os.fsencode(path.name))
     if size > longest:
-        raise AffsrError(f"cannot write {path}: its name is {size} bytes, over the {longest} a file name may have "
-                         "here; give a shorter name")
+        raise AffsrError(
+            f"cannot write {path}: its name is {size} bytes, over the {longest} a file name may have "
+            "here; give a shorter name"
+        )
 
 
 def output_target(path: str | os.PathLike, overwrite: bool = False) -> tuple[Path, bool]:
@@ -92,8 +106,11 @@ def output_target(path: str | os.PathLike, overwrite: bool = False) -> tuple[Pat
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     shown = path if target == path else f"{path} (a link to {target})"
     if mode is not None and not stat.S_ISREG(mode):
-        raise AffsrError(f"{shown} is {_kind(mode)}, not a file: not replaced" if not stat.S_ISDIR(mode)
-                         else f"{shown} is a folder, not a file name")
+        raise AffsrError(
+            f"{shown} is {_kind(mode)}, not a file: not replaced"
+            if not stat.S_ISDIR(mode)
+            else f"{shown} is a folder, not a file name"
+        )
     if mode is not None and not overwrite:
         raise OutputExists(str(path))
     if not target.parent.is_dir():
@@ -195,7 +212,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     if not streamed:
         remove_stale_temporaries(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{_short(target.name, folder)}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{_short(target.name, folder)}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=folder
+        )
     except OSError as e:
         raise AffsrError(f"cannot write {path}: {e.strerror}") from None
     try:
@@ -209,8 +228,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
                 with open(tmp, "rb") as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
         except (SafetensorError, OSError) as e:
-            raise AffsrError(f"cannot write {path}: {write_error(e)}"
-                             + (" (the file there is unchanged)" if path.exists() and not streamed else "")) from None
+            raise AffsrError(
+                f"cannot write {path}: {write_error(e)}"
+                + (" (the file there is unchanged)" if path.exists() and not streamed else "")
+            ) from None
         if streamed:
             return path
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors, which recreates the file) make 0600 files

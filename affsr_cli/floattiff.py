@@ -11,12 +11,14 @@ more bands, so gray outputs open in Pillow and colour ones do not (Pillow 13).
 try); images.read_image uses them, so `affsr eval`, `affsr project` and `affsr upscale` read float
 outputs with their values outside [0, 1] kept.
 """
+
 from __future__ import annotations
 
 import struct
 from pathlib import Path
 
 import numpy as np
+
 from .errors import AffsrError
 
 TIFF_LE = b"II*\0"
@@ -29,8 +31,18 @@ def header(shape: tuple[int, int, int], icc: bytes | None = None) -> bytes:
     if nbytes > 0xFFFF_0000:
         raise AffsrError(f"a {W}×{H}×{C} float32 image is over the 4 GB of a classic TIFF; write .npy")
     # (tag, type, values): type 3 SHORT, 4 LONG, 7 UNDEFINED (bytes); 273 StripOffsets is filled in below
-    entries = [(256, 4, [W]), (257, 4, [H]), (258, 3, [32] * C), (259, 3, [1]), (262, 3, [2 if C >= 3 else 1]),
-               (273, 4, [0]), (277, 3, [C]), (278, 4, [H]), (279, 4, [nbytes]), (284, 3, [1])]
+    entries = [
+        (256, 4, [W]),
+        (257, 4, [H]),
+        (258, 3, [32] * C),
+        (259, 3, [1]),
+        (262, 3, [2 if C >= 3 else 1]),
+        (273, 4, [0]),
+        (277, 3, [C]),
+        (278, 4, [H]),
+        (279, 4, [nbytes]),
+        (284, 3, [1]),
+    ]
     if C in (2, 4):
         entries.append((338, 3, [2]))  # ExtraSamples: unassociated alpha
     entries.append((339, 3, [3] * C))  # SampleFormat: IEEE float
@@ -72,7 +84,7 @@ def info(path: str | Path) -> tuple[int, int, int, int] | None:
             return None
         tags = {}
         for i in range(n):
-            tag, kind, count, field = struct.unpack("<HHI4s", raw[12 * i:12 * i + 12])
+            tag, kind, count, field = struct.unpack("<HHI4s", raw[12 * i : 12 * i + 12])
             if kind not in (3, 4) or count < 1:
                 continue
             width = 2 if kind == 3 else 4
@@ -85,8 +97,15 @@ def info(path: str | Path) -> tuple[int, int, int, int] | None:
             tags[tag] = (count, struct.unpack("<H" if kind == 3 else "<I", field[:width])[0])
     value = lambda tag, default=None: tags.get(tag, (1, default))[1]  # noqa: E731
     H, W, C, offset = value(257, 0), value(256, 0), value(277, 1), value(273, 0)
-    if (value(339) != 3 or value(258) != 32 or value(259, 1) != 1 or value(284, 1) != 1 or tags.get(273, (0,))[0] != 1
-            or not (H > 0 and W > 0 and 1 <= C <= 4) or offset + H * W * C * 4 > size):
+    if (
+        value(339) != 3
+        or value(258) != 32
+        or value(259, 1) != 1
+        or value(284, 1) != 1
+        or tags.get(273, (0,))[0] != 1
+        or not (H > 0 and W > 0 and 1 <= C <= 4)
+        or offset + H * W * C * 4 > size
+    ):
         return None
     return H, W, C, offset
 

@@ -2,6 +2,7 @@
 side (projection.ExactPinv): a dense inverse for short sides, the FFT of a circulant for circular borders,
 a block Cholesky factor of the banded Gram for long sides, so that time and memory grow with the pixel
 count whatever the aspect ratio. Each is factored once in float64; `to` casts it for a dtype and device."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

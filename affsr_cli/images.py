@@ -15,6 +15,7 @@ TIFF, BMP, WebP (8 bits), float32 TIFF or .npy, to a temporary name beside the t
 an existing file is kept unless `overwrite`. Every problem with a file is an AffsrError (a ValueError)
 that names it.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,15 @@ from .files import atomic_write
 from .png import PNG_SIGNATURE, check_pixels, read_png, write_png
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".pnm", ".gif", ".tga")
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-                 ".bmp": "BMP", ".webp": "WEBP"}
+WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
 FLOAT_FORMATS = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY"}  # float32 outputs (write_image)
 LOSSY = ("JPEG",)  # WebP is written lossless
 LEVEL_BITS = {"PNG": (8, 16), "TIFF": (8,), "JPEG": (8,), "BMP": (8,), "WEBP": (8,)}  # integer samples each can hold
@@ -47,16 +55,21 @@ def check_output_size(path: str | os.PathLike, fmt: str, width: int, height: int
     input ≥ 4,096 wide failed after the whole upscale), JPEG at 65,535, classic TIFF and BMP at 4 GB."""
     side = MAX_SIDE.get(fmt)
     if side is not None and max(width, height) > side:
-        raise AffsrError(f"{path}: a {width}×{height} image is over the {side:,} pixels a side that {fmt} can hold; "
-                         "write png or tif (--ext)")
+        raise AffsrError(
+            f"{path}: a {width}×{height} image is over the {side:,} pixels a side that {fmt} can hold; "
+            "write png or tif (--ext)"
+        )
     size = width * height * channels * max(bits, 8) // 8
     if fmt in MAX_BYTES and size > MAX_BYTES[fmt]:
-        raise AffsrError(f"{path}: a {width}×{height} image is {size / 2**30:.1f} GB, over the 4 GB that a {fmt} file "
-                         "can hold; write png (--ext)" + (" or npy" if bits == 32 else ""))
+        raise AffsrError(
+            f"{path}: a {width}×{height} image is {size / 2**30:.1f} GB, over the 4 GB that a {fmt} file "
+            "can hold; write png (--ext)" + (" or npy" if bits == 32 else "")
+        )
 
 
-def walk_images(root: str | os.PathLike, suffixes=SUFFIXES, *, hidden: bool = True,
-                skip_folder=None) -> tuple[list[Path], list[str]]:
+def walk_images(
+    root: str | os.PathLike, suffixes=SUFFIXES, *, hidden: bool = True, skip_folder=None
+) -> tuple[list[Path], list[str]]:
     """(image files under the folder `root`, sorted; the folders that could not be read, as "FOLDER: why").
     Links to folders are not followed (a `self -> .` link would go round forever); `hidden` False leaves out
     names starting with "."; `skip_folder(path)` True leaves a folder and all under it out (run folders)."""
@@ -68,10 +81,16 @@ def walk_images(root: str | os.PathLike, suffixes=SUFFIXES, *, hidden: bool = Tr
 
     for folder, subfolders, files in os.walk(root, onerror=failed):
         here = Path(folder)
-        subfolders[:] = sorted(d for d in subfolders if (hidden or not d.startswith("."))
-                               and not (skip_folder is not None and skip_folder(here / d)))
-        found += [here / f for f in files if (hidden or not f.startswith(".")) and Path(f).suffix.lower() in suffixes
-                  and (here / f).is_file()]
+        subfolders[:] = sorted(
+            d
+            for d in subfolders
+            if (hidden or not d.startswith(".")) and not (skip_folder is not None and skip_folder(here / d))
+        )
+        found += [
+            here / f
+            for f in files
+            if (hidden or not f.startswith(".")) and Path(f).suffix.lower() in suffixes and (here / f).is_file()
+        ]
     return sorted(found), unreadable
 
 
@@ -87,7 +106,9 @@ def list_images(folder: Path) -> dict[str, Path]:
         if p.name.startswith(".") or p.suffix.lower() not in SUFFIXES or not p.is_file():
             continue
         if p.stem in found:
-            raise AffsrError(f"{folder}: two images named {p.stem!r} ({found[p.stem].name}, {p.name}); pairing by name is ambiguous")
+            raise AffsrError(
+                f"{folder}: two images named {p.stem!r} ({found[p.stem].name}, {p.name}); pairing by name is ambiguous"
+            )
         found[p.stem] = p
     if not found:
         raise AffsrError(f"{folder}: no image files ({', '.join(SUFFIXES)})")
@@ -160,13 +181,13 @@ def _pnm_header(data: bytes) -> tuple[list[int], int]:
     """([width, height, maxval], offset of the first sample) of a binary or plain PPM/PGM (P2, P3, P5, P6)."""
     fields, pos = [], 2
     while len(fields) < 3:
-        while pos < len(data) and (data[pos:pos + 1].isspace() or data[pos:pos + 1] == b"#"):
-            if data[pos:pos + 1] == b"#":
+        while pos < len(data) and (data[pos : pos + 1].isspace() or data[pos : pos + 1] == b"#"):
+            if data[pos : pos + 1] == b"#":
                 end = data.find(b"\n", pos)
                 pos = len(data) if end < 0 else end
             pos += 1
         end = pos
-        while end < len(data) and data[end:end + 1].isdigit():
+        while end < len(data) and data[end : end + 1].isdigit():
             end += 1
         if end == pos:
             raise ImageFileError("corrupt PNM header")
@@ -200,7 +221,7 @@ def read_pnm16(path: Path, limit: int) -> np.ndarray:
             raise ImageFileError(f"{path}: truncated PPM (image data ends early)")
         k = np.frombuffer(data, ">u2", count, start)
     else:
-        k = np.array(data[start - 1:].split()[:count], dtype=np.int64)
+        k = np.array(data[start - 1 :].split()[:count], dtype=np.int64)
         if k.size < count:
             raise ImageFileError(f"{path}: truncated PPM (image data ends early)")
     if k.max() > maxval:
@@ -254,9 +275,13 @@ def _orientation(path: Path) -> int:
 
 
 _ORIENT = {  # EXIF orientation -> the transform that makes the image upright (as ImageOps.exif_transpose)
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
 }
 
 
@@ -266,14 +291,23 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 # -- writing ----------------------------------------------------------------------------------------
 
+
 def quantize(pixels: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Clamp to [0, 1] and round to the nearest of the 2^bits levels (same dtype, values k/(2^bits − 1))."""
     levels = 2**bits - 1
     return (pixels.clamp(0, 1) * levels).round() / levels
 
 
-def write_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray, *, alpha: torch.Tensor | None = None,
-                bits: int = 8, icc: bytes | None = None, overwrite: bool = False, quality: int = 95) -> Path:
+def write_image(
+    path: str | os.PathLike,
+    image: torch.Tensor | np.ndarray,
+    *,
+    alpha: torch.Tensor | None = None,
+    bits: int = 8,
+    icc: bytes | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
     """Write an image file, the one writer of every output (upscale, project, eval, training samples):
 
     - a tensor (C, H, W) of floats in [0, 1] (C = 1 or 3; `alpha` (1, H, W) optional), rounded to `bits`
@@ -318,10 +352,13 @@ def _write_array(path: Path, a: np.ndarray, icc: bytes | None, overwrite: bool, 
         fmt = WRITE_FORMATS.get(suffix)
         bits = 16 if a.dtype == np.uint16 else 8
         if fmt is None:
-            raise AffsrError(f"{path}: cannot write '{path.suffix}' images; use one of "
-                             f"{', '.join(sorted(WRITE_FORMATS))}, .npy")
+            raise AffsrError(
+                f"{path}: cannot write '{path.suffix}' images; use one of {', '.join(sorted(WRITE_FORMATS))}, .npy"
+            )
         if bits not in LEVEL_BITS[fmt]:
-            raise AffsrError(f"{path}: {fmt} cannot hold {bits}-bit samples here (16 bits: PNG only; float32: TIFF or .npy)")
+            raise AffsrError(
+                f"{path}: {fmt} cannot hold {bits}-bit samples here (16 bits: PNG only; float32: TIFF or .npy)"
+            )
     else:
         raise AffsrError(f"{path}: samples of type {a.dtype} are not written (uint8, uint16 or float32)")
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):

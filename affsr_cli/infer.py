@@ -13,6 +13,7 @@ where both are exact: tiled output = untiled output up to float rounding when ov
 
 The engine never prints; notes and progress reach the caller through `on_note` and `on_tile`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,11 +29,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import boxfit, checkpoint, consistency, foreign
 from . import weights as weights_io
-from .device import available_memory, is_out_of_memory, pick_device, pick_dtype
 from .descriptor import Descriptor
+from .device import available_memory, is_out_of_memory, pick_device, pick_dtype
+from .errors import AffsrError
 from .model import SRModel
 from .projection import OperatorSpec, choose_operator
-from .errors import AffsrError
 
 CPU_TILE_BUDGET = 1 << 30  # bytes of activations per tile on the CPU (tile="auto")
 MAX_TILE = 1024  # LR pixels per side
@@ -49,7 +50,9 @@ def receptive_radius(net: nn.Module, bounds: tuple[int, int] | None = None) -> i
     """Pixels of context one output pixel sees on each side, on the network's input grid: the sum
     over its convolutions of dilation·(k−1)/2, exact for a chain and an upper bound with skips,
     clamped to `bounds` (lo, hi) when given (Descriptor.radius_bounds: attention networks)."""
-    radius = sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd))
+    radius = sum(
+        m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd)
+    )
     lo, hi = bounds or (0, radius)
     return min(max(radius, lo), hi)
 
@@ -121,9 +124,17 @@ class Output:
         return torch.from_numpy(self.levels.astype(np.float64)).permute(2, 0, 1) / (2**self.bits - 1)
 
 
-def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.Module, pinv: nn.Module,
-                    bits: int | None = 8, rounding: bool = True, device: torch.device | str = "cpu",
-                    on_stage: Stage | None = None) -> Output:
+def make_consistent(
+    f: torch.Tensor,
+    x: torch.Tensor,
+    spec: OperatorSpec,
+    A: nn.Module,
+    pinv: nn.Module,
+    bits: int | None = 8,
+    rounding: bool = True,
+    device: torch.device | str = "cpu",
+    on_stage: Stage | None = None,
+) -> Output:
     """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
     tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
     the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
@@ -132,12 +143,22 @@ def make_consistent(f: torch.Tensor, x: torch.Tensor, spec: OperatorSpec, A: nn.
     total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes)."""
     stage = on_stage or (lambda name, done, total: None)
     pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
-    fitted = boxfit.fit(f, x, A, pinv, bits, device=device,  # in place: f becomes ŷ
-                             max_error=boxfit.MAX_FIT_ERROR if pillow else None,
-                             on_step=lambda done, total: stage("fit", done, total))
+    fitted = boxfit.fit(
+        f,
+        x,
+        A,
+        pinv,
+        bits,
+        device=device,  # in place: f becomes ŷ
+        max_error=boxfit.MAX_FIT_ERROR if pillow else None,
+        on_step=lambda done, total: stage("fit", done, total),
+    )
     levels = boxfit.round_shaped(f, bits) if bits is not None and rounding else None
-    passes = consistency.match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total)) \
-        if pillow and fitted.reached else 0
+    passes = (
+        consistency.match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total))
+        if pillow and fitted.reached
+        else 0
+    )
     return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)
 
 
@@ -147,10 +168,20 @@ class Upscaler:
     `up.network(x)` only f(x), before the projection."""
 
     @classmethod
-    def load(cls, weights: str, device: str | torch.device = "cpu", precision: str = "fp32", tile: int | None = None,
-             overlap: int | None = None, on_note: Note | None = None, operator: str | OperatorSpec | None = None,
-             boundary: str | None = None, ensemble: bool = False, kernel_size: int | None = None,
-             sigma: float | None = None) -> "Upscaler":
+    def load(
+        cls,
+        weights: str,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        tile: int | None = None,
+        overlap: int | None = None,
+        on_note: Note | None = None,
+        operator: str | OperatorSpec | None = None,
+        boundary: str | None = None,
+        ensemble: bool = False,
+        kernel_size: int | None = None,
+        sigma: float | None = None,
+    ) -> "Upscaler":
         """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
         `operator` (the family of A; `boundary` optional): its file does not name the degradation.
@@ -172,14 +203,25 @@ class Upscaler:
         if not up.foreign and any(o is not None for o in (operator, boundary, kernel_size, sigma)):
             spec = named or choose_operator(family, up.scale, kernel_size, sigma, boundary, trained=up.trained_for)
             if spec != up.trained_for:
-                warnings.warn(f"{weights} was trained for another degradation ({up.trained_for.describe()}); its "
-                              f"outputs are made consistent with {spec.describe()}", OperatorWarning, stacklevel=2)
+                warnings.warn(
+                    f"{weights} was trained for another degradation ({up.trained_for.describe()}); its "
+                    f"outputs are made consistent with {spec.describe()}",
+                    OperatorWarning,
+                    stacklevel=2,
+                )
             up.set_operator(spec)
         return up
 
-    def __init__(self, model: Descriptor | SRModel, device: str | torch.device = "cpu", precision: str = "fp32",
-                 tile: int | None = None, overlap: int | None = None, on_note: Note | None = None,
-                 ensemble: bool = False):
+    def __init__(
+        self,
+        model: Descriptor | SRModel,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        tile: int | None = None,
+        overlap: int | None = None,
+        on_note: Note | None = None,
+        ensemble: bool = False,
+    ):
         d = model if isinstance(model, Descriptor) else model.describe()
         self.note = on_note or (lambda message: None)
         self.trained_for = d.spec  # the A of the training data; `spec` is the one outputs are consistent with
@@ -198,18 +240,26 @@ class Upscaler:
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
         self.radius = math.ceil(receptive_radius(self.net, d.radius_bounds) / g)  # in LR pixels
         if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
-            raise AffsrError(f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}")  # < 0 left gaps
+            raise AffsrError(
+                f"--overlap must be a whole number of LR pixels, 0 or more, got {overlap!r}"
+            )  # < 0 left gaps
         self.overlap = 2 * self.radius + 8 if overlap is None else overlap
         if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or (tile != 0 and tile < 8)):
-            raise AffsrError(f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}")
+            raise AffsrError(
+                f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}"
+            )
         self.tile = self._auto_tile() if tile is None else tile  # LR side of a tile; 0: the whole image in one
         self.foreign = d.architecture  # the spandrel architecture's name, or None (ours)
         self.constraint = None if self.foreign else d.constraint  # what training put around f: aff, soft, none
         if self.foreign:
-            self.note(f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
-                      f"with {self.spec.describe()}")
+            self.note(
+                f"a {self.foreign} network ({self.scale}×, through spandrel); its outputs are made consistent "
+                f"with {self.spec.describe()}"
+            )
         elif d.constraint != "aff":
-            self.note(f"checkpoint trained without the projection layer ({d.constraint}); its outputs are projected here")
+            self.note(
+                f"checkpoint trained without the projection layer ({d.constraint}); its outputs are projected here"
+            )
 
     def set_operator(self, spec: OperatorSpec):
         """Make outputs consistent with `spec`, the A that made the inputs, instead of the A the network
@@ -221,8 +271,11 @@ class Upscaler:
     def _auto_tile(self) -> int:
         """Side of the largest square LR tile whose activations fit the memory budget."""
         sizes, n = [], 16 * (self.scale if self.grid == "hr" else 1)
-        hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
-                 for m in self.net.modules() if not list(m.children())]
+        hooks = [
+            m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
+            for m in self.net.modules()
+            if not list(m.children())
+        ]
         try:
             with torch.no_grad():
                 self._forward(torch.zeros(1, self.channels, n, n), torch.zeros(1, self.noise_channels, n, n))
@@ -247,8 +300,16 @@ class Upscaler:
         gen = torch.Generator().manual_seed(seed)
         return torch.randn(batch, self.noise_channels, g * h, g * w, generator=gen)
 
-    def __call__(self, x: torch.Tensor, *, bits: int | None = 8, seed: int = 0, rounding: bool = True,
-                 on_tile: Callable[[int, int], None] | None = None, on_stage: Stage | None = None) -> Output:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        *,
+        bits: int | None = 8,
+        seed: int = 0,
+        rounding: bool = True,
+        on_tile: Callable[[int, int], None] | None = None,
+        on_stage: Stage | None = None,
+    ) -> Output:
         """x (C, h, w) in [0, 1] -> the saved image: f on tiles, one Π_x over the whole image (so Aŷ = x
         never depends on the tiling), the box fit into [0, 1] and, when `rounding`, error-fed rounding to
         `bits` (8 or 16); 8-bit inputs under one of Pillow's operators are then nudged until Pillow's own
@@ -265,7 +326,9 @@ class Upscaler:
         return out.clamp_(0, 1)
 
     @torch.no_grad()
-    def network(self, x: torch.Tensor, seed: int = 0, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    def network(
+        self, x: torch.Tensor, seed: int = 0, on_tile: Callable[[int, int], None] | None = None
+    ) -> torch.Tensor:
         """f(x) (C, s·h, s·w) float32 on the CPU for x (C, h, w) in [0, 1]; C = 1 or 3 whatever the
         checkpoint's channels (gray models run on each colour channel, RGB models on gray replicated
         and averaged back: every channel stays consistent)."""
@@ -279,7 +342,11 @@ class Upscaler:
         else:
             raise AffsrError(f"a {c}-channel image and a {self.channels}-channel checkpoint do not fit")
         g = self.scale if self.grid == "hr" else 1
-        z = self.noise(batch.shape[0], h, w, seed) if self.noise_channels else torch.zeros(batch.shape[0], 0, g * h, g * w)
+        z = (
+            self.noise(batch.shape[0], h, w, seed)
+            if self.noise_channels
+            else torch.zeros(batch.shape[0], 0, g * h, g * w)
+        )
         inp = self.pinv(batch.float()) if self.grid == "hr" else batch.float()  # A⁺x of the whole image, not of tiles
         while True:
             try:
@@ -291,8 +358,10 @@ class Upscaler:
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                self.note(f"out of memory with {f'{self.tile}-pixel tiles' if self.tile else 'the whole image at once'}; "
-                          f"retrying with tiles of {side // 2}")
+                self.note(
+                    f"out of memory with {f'{self.tile}-pixel tiles' if self.tile else 'the whole image at once'}; "
+                    f"retrying with tiles of {side // 2}"
+                )
                 self.tile = side // 2
         if self.channels == c:
             return f[0]
@@ -303,6 +372,7 @@ class Upscaler:
         self-ensemble of EDSR+ and BasicSR): 8× the time; Π comes after, so consistency is the same."""
         total = None
         for k, (transpose, flip) in enumerate(DIHEDRAL):
+
             def there(t: torch.Tensor) -> torch.Tensor:
                 t = t.transpose(-2, -1) if transpose else t
                 return (t.flip(flip) if flip else t).contiguous()
@@ -332,8 +402,10 @@ class Upscaler:
         done, total = 0, len(rows) * len(cols)
         for (a, b), u in zip(rows, wr):
             for (c, d), v in zip(cols, wc):
-                part = self._forward(inp[..., g * a:g * b, g * c:g * d], z[..., g * a:g * b, g * c:g * d])  # (B, C, s·th, s·tw)
-                out[..., s * a:s * b, s * c:s * d].addcmul_(part, u[:, None] * v[None, :])
+                part = self._forward(
+                    inp[..., g * a : g * b, g * c : g * d], z[..., g * a : g * b, g * c : g * d]
+                )  # (B, C, s·th, s·tw)
+                out[..., s * a : s * b, s * c : s * d].addcmul_(part, u[:, None] * v[None, :])
                 done += 1
                 if on_tile:
                     on_tile(done, total)

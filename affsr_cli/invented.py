@@ -16,6 +16,7 @@ black where the output is A⁺x (the input's own content, nothing added), white 
 together moved MAP_WHITE or more. The square root lifts the fine texture that a linear scale hides
 beside strong edges. The same scale for every file, so maps can be compared.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def split(y_hat: torch.Tensor, A: nn.Module, pinv: nn.Module) -> torch.Tensor:
     """The invented part (I − A⁺A)ŷ (C, H, W) of an output ŷ (C, H, W); one channel at a time (memory)."""
     out = torch.empty_like(y_hat, dtype=torch.float32)
     for k in range(y_hat.shape[0]):
-        band = y_hat[k:k + 1].float()  # (1, H, W)
+        band = y_hat[k : k + 1].float()  # (1, H, W)
         out[k] = (band - pinv(A(band)))[0]  # ŷ − A⁺Aŷ
     return out
 

@@ -1,10 +1,12 @@
 """Losses: pixel objectives, the GAN losses of eq. 10 from logits, and instance noise (App. C)."""
+
 from __future__ import annotations
 
 import math
 
 import torch
 import torch.nn.functional as F
+
 from .errors import AffsrError
 
 
@@ -61,7 +63,9 @@ class InstanceNoise:
     the loss is held near the target (the paper's heuristic schedule).
     """
 
-    def __init__(self, sigma0: float, schedule: str = "linear", steps: int = 1, target: float = 0.6, rate: float = 0.01):
+    def __init__(
+        self, sigma0: float, schedule: str = "linear", steps: int = 1, target: float = 0.6, rate: float = 0.01
+    ):
         if schedule not in ("linear", "adaptive"):
             raise AffsrError(f"noise schedule must be 'linear' or 'adaptive', got {schedule!r}")
         if not (sigma0 >= 0 and math.isfinite(sigma0)):
@@ -74,7 +78,9 @@ class InstanceNoise:
             self.sigma = self.sigma0 * max(0.0, 1 - step / self.steps)
         elif math.isfinite(d_loss):
             # d_loss sums the real and fake terms: per-sample loss is d_loss / 2
-            self.sigma = min(1.0, max(1e-4, self.sigma * math.exp(self.rate * (self.target - d_loss / 2) / self.target)))
+            self.sigma = min(
+                1.0, max(1e-4, self.sigma * math.exp(self.rate * (self.target - d_loss / 2) / self.target))
+            )
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
         return y + self.sigma * torch.randn_like(y) if self.sigma > 0 else y

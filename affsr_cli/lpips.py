@@ -16,6 +16,7 @@ holding that model's state dict (README, "affsr eval" says how to make it):
 d(y, ŷ) = Σ_l mean_hw( w_l · (φ̂_l(y) − φ̂_l(ŷ))² ), φ̂ the features scaled to unit length over
 channels at every position, inputs mapped from [0, 1] to [−1, 1] and then (v − shift) / scale.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,18 @@ from . import weights
 from .errors import AffsrError
 
 LAYERS = (  # (key prefix, in, out, kernel, stride, padding, max-pool before)
-    ("net.slice1.0", 3, 64, 11, 4, 2, False), ("net.slice2.3", 64, 192, 5, 1, 2, True),
-    ("net.slice3.6", 192, 384, 3, 1, 1, True), ("net.slice4.8", 384, 256, 3, 1, 1, False),
+    ("net.slice1.0", 3, 64, 11, 4, 2, False),
+    ("net.slice2.3", 64, 192, 5, 1, 2, True),
+    ("net.slice3.6", 192, 384, 3, 1, 1, True),
+    ("net.slice4.8", 384, 256, 3, 1, 1, False),
     ("net.slice5.10", 256, 256, 3, 1, 1, False),
 )
 SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)
 MIN_SIZE = 32  # smaller images vanish in AlexNet's pooling
-NEEDS = ("lpips needs the weights of its network as a local safetensors file: pass --lpips-weights FILE "
-         "(the state dict of lpips.LPIPS(net='alex'), see the README); nothing is downloaded")
+NEEDS = (
+    "lpips needs the weights of its network as a local safetensors file: pass --lpips-weights FILE "
+    "(the state dict of lpips.LPIPS(net='alex'), see the README); nothing is downloaded"
+)
 
 
 class LPIPS:
@@ -47,7 +52,9 @@ class LPIPS:
             w, b = _get(tensors, f"{key}.weight", (cout, cin, k, k), name), _get(tensors, f"{key}.bias", (cout,), name)
             self.convs.append((w, b, stride, pad, pool))
             lin = tensors.get(f"lin{l}.model.1.weight", tensors.get(f"lins.{l}.model.1.weight"))
-            self.lins.append(_get({"w": lin} if lin is not None else {}, "w", (1, cout, 1, 1), name, f"lin{l}.model.1.weight"))
+            self.lins.append(
+                _get({"w": lin} if lin is not None else {}, "w", (1, cout, 1, 1), name, f"lin{l}.model.1.weight")
+            )
         self.shift = tensors.get("scaling_layer.shift", torch.tensor(SHIFT)).float().reshape(1, 3, 1, 1)
         self.scale = tensors.get("scaling_layer.scale", torch.tensor(SCALE)).float().reshape(1, 3, 1, 1)
 

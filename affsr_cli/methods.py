@@ -5,20 +5,25 @@ SRModel (model.py: network + constraint) is what a checkpoint holds; a Constrain
 to ŷ and adds its penalty; an Objective (objectives.py) holds what training needs besides (a
 discriminator, a denoiser, a density model) and returns losses.
 """
+
 from __future__ import annotations
 
-
 from . import constraints, losses, nets, objectives
+from .errors import AffsrError
+from .model import SRModel
 from .nets import discriminator as dpresets
 from .nets import efficient as epresets
 from .nets import generator as gpresets
 from .nets import span as spresets
 from .projection import OperatorSpec
-from .errors import AffsrError
-from .model import SRModel
 
-OBJECTIVE_KINDS = {"mse": objectives.PixelObjective, "mae": objectives.PixelObjective, "gan": objectives.GANObjective,
-                   "dg": objectives.DenoiserObjective, "ll": objectives.DensityObjective}
+OBJECTIVE_KINDS = {
+    "mse": objectives.PixelObjective,
+    "mae": objectives.PixelObjective,
+    "gan": objectives.GANObjective,
+    "dg": objectives.DenoiserObjective,
+    "ll": objectives.DensityObjective,
+}
 OBJECTIVES = tuple(OBJECTIVE_KINDS)
 CONSTRAINTS = tuple(constraints.CONSTRAINTS)
 METHODS = tuple(c.replace("none", "") + o for c in CONSTRAINTS for o in OBJECTIVES)
@@ -27,8 +32,8 @@ METHODS = tuple(c.replace("none", "") + o for c in CONSTRAINTS for o in OBJECTIV
 def parse_method(name: str) -> tuple[str, str]:
     """'affgan' -> ('aff', 'gan'); 'mse' -> ('none', 'mse')."""
     for constraint in ("aff", "soft"):
-        if name.startswith(constraint) and name[len(constraint):] in OBJECTIVES:
-            return constraint, name[len(constraint):]
+        if name.startswith(constraint) and name[len(constraint) :] in OBJECTIVES:
+            return constraint, name[len(constraint) :]
     if name in OBJECTIVES:
         return "none", name
     raise AffsrError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
@@ -47,22 +52,34 @@ def check_options(cfg, defaults) -> None:
     for option in sorted(set(owners) - used):
         if getattr(cfg, option) != getattr(defaults, option):
             where = " or the ".join(dict.fromkeys(owners[option]))
-            raise AffsrError(f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
-                             f"(it is an option of the {where})")
+            raise AffsrError(
+                f"--{option.replace('_', '-')} does not apply to the method {cfg.method} "
+                f"(it is an option of the {where})"
+            )
 
 
-def build_generator(preset: str, spec: OperatorSpec, constraint: str | constraints.Constraint, channels: int = 3,
-                    noise_channels: int = 0, grid: str = "lr") -> SRModel:
+def build_generator(
+    preset: str,
+    spec: OperatorSpec,
+    constraint: str | constraints.Constraint,
+    channels: int = 3,
+    noise_channels: int = 0,
+    grid: str = "lr",
+) -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
     for cls, family in (("EfficientGenerator", epresets.PRESETS), ("SPAN", spresets.PRESETS)):
         if preset in family:
-            kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **family[preset])
+            kwargs = dict(
+                channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **family[preset]
+            )
             return SRModel({"class": cls, "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
         known = [*epresets.PRESETS, *spresets.PRESETS, *gpresets.PRESETS]
         raise AffsrError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
-    kwargs = dict(channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset])
+    kwargs = dict(
+        channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset]
+    )
     kwargs["widths"] = list(kwargs["widths"])  # as JSON gives it back
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
 
@@ -79,21 +96,30 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in (*dpresets.PRESETS, "unet"):
-            raise AffsrError(f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)}, unet)")
+            raise AffsrError(
+                f"unknown discriminator preset {d_preset!r} (known: auto, {', '.join(dpresets.PRESETS)}, unet)"
+            )
         if vectors:
             d = nets.MLPCritic()
         elif d_preset == "unet":
             d = nets.UNetDiscriminator(channels=cfg.channels)
         else:
-            d = nets.Discriminator(channels=cfg.channels,
-                                   **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()})
+            d = nets.Discriminator(
+                channels=cfg.channels,
+                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()},
+            )
         return objectives.GANObjective(d, noise, cfg.critic_warmup, cfg.gan_loss)
     width = cfg.prior_width or (256 if vectors and objective == "dg" else 128 if objective == "dg" else 64)
     layers = cfg.prior_layers or (2 if vectors else 4)
     if objective == "dg":
-        dae = nets.MLPDenoiser(width=width, layers=layers) if vectors else \
-            nets.ConvDenoiser(channels=cfg.channels, width=width, layers=layers)
-        return objectives.DenoiserObjective(dae, cfg.prior_steps, cfg.steps, cfg.ladder, cfg.dae_sigma_max, cfg.dae_sigma_min)
+        dae = (
+            nets.MLPDenoiser(width=width, layers=layers)
+            if vectors
+            else nets.ConvDenoiser(channels=cfg.channels, width=width, layers=layers)
+        )
+        return objectives.DenoiserObjective(
+            dae, cfg.prior_steps, cfg.steps, cfg.ladder, cfg.dae_sigma_max, cfg.dae_sigma_min
+        )
     if objective == "ll":
         if vectors:
             raise AffsrError("the ll objective needs images (its prior is a PixelCNN)")

@@ -16,12 +16,14 @@
 R is the data range (peak-to-peak value of the signal, 1 for images on [0, 1]). `to_y` is ITU-R
 BT.601 luma as in BasicSR and MATLAB's rgb2ycbcr; `crop_border` cuts n pixels off every edge.
 """
+
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
 
 import torch
+
 from .errors import AffsrError
 
 BT601_Y = (65.481, 128.553, 24.966)  # Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255 on [0, 1]
@@ -43,7 +45,7 @@ def crop_border(img: torch.Tensor, n: int) -> torch.Tensor:
     H, W = img.shape[-2:]
     if 2 * n >= min(H, W):
         raise AffsrError(f"crop border {n} leaves nothing of a {H}×{W} image")
-    return img[..., n:H - n, n:W - n] if n else img
+    return img[..., n : H - n, n : W - n] if n else img
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -83,8 +85,15 @@ def _blur_valid(z: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def ssim(y: torch.Tensor, y_hat: torch.Tensor, data_range: float = 1.0, *, sigma: float = SSIM_SIGMA,
-         K1: float = SSIM_K1, K2: float = SSIM_K2) -> float:
+def ssim(
+    y: torch.Tensor,
+    y_hat: torch.Tensor,
+    data_range: float = 1.0,
+    *,
+    sigma: float = SSIM_SIGMA,
+    K1: float = SSIM_K1,
+    K2: float = SSIM_K2,
+) -> float:
     """Mean SSIM of (C, H, W) images, averaged over channels (Wang et al. 2004, Gaussian window)."""
     _same_shape(y, y_hat)
     taps = gaussian_taps(sigma)
@@ -115,11 +124,13 @@ def spectrum(img: torch.Tensor) -> Spectrum:
     full FFT), for `hf_ratio` and `spectrum_db`; compute it once to compare y with several ŷ."""
     H, W = img.shape[-2:]
     img = img.double().reshape(-1, H, W)
-    win = torch.hann_window(H, periodic=False, dtype=torch.float64)[:, None] * \
-        torch.hann_window(W, periodic=False, dtype=torch.float64)[None, :]
+    win = (
+        torch.hann_window(H, periodic=False, dtype=torch.float64)[:, None]
+        * torch.hann_window(W, periodic=False, dtype=torch.float64)[None, :]
+    )
     f = torch.fft.rfft2((img - img.mean((-2, -1), keepdim=True)) * win)
     power = torch.view_as_real(f).square().sum((0, -1))  # (H, W//2+1)
-    power[:, 1:(W + 1) // 2] *= 2  # columns 1 … ⌈W/2⌉−1 stand for their mirror images too
+    power[:, 1 : (W + 1) // 2] *= 2  # columns 1 … ⌈W/2⌉−1 stand for their mirror images too
     fy = torch.fft.fftfreq(H, dtype=torch.float64).abs()[:, None]
     return Spectrum(power, fy, torch.fft.rfftfreq(W, dtype=torch.float64)[None, :], (H, W))
 
@@ -169,7 +180,7 @@ def lattice_share(img: torch.Tensor, scale: int) -> float:
     img = img[..., :H, :W].double().reshape(-1, H, W)
     power = torch.fft.fft2(img - img.mean((-2, -1), keepdim=True)).abs().square().sum(0)  # (H, W), DC = 0
     total = float(power.sum())
-    grid = float(power[::H // scale, ::W // scale].sum())  # (s, s) bins; (0, 0) is the removed mean
+    grid = float(power[:: H // scale, :: W // scale].sum())  # (s, s) bins; (0, 0) is the removed mean
     return grid / total if total > 0 else math.nan
 
 

@@ -1,5 +1,6 @@
 """SRModel: what a generator checkpoint holds, the network f and what training put around it (a
 constraint: Π for aff), with its operator A. ŷ = Π_x f(x) for aff, f(x) otherwise."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,9 @@ from .projection import OperatorSpec, Projection
 class SRModel(nn.Module):
     """ŷ = Π_x f(x) for the aff constraint, f(x) otherwise. `A` is always the model's own."""
 
-    def __init__(self, net: dict, spec: OperatorSpec | swissroll.AverageSpec,
-                 constraint: str | constraints.Constraint = "aff"):
+    def __init__(
+        self, net: dict, spec: OperatorSpec | swissroll.AverageSpec, constraint: str | constraints.Constraint = "aff"
+    ):
         """net: {"class": a name in nets.NETS, "kwargs": its keyword arguments} (kept for checkpoints);
         constraint: a name (inference) or a Constraint with its training weights."""
         super().__init__()
@@ -39,8 +41,14 @@ class SRModel(nn.Module):
         """What inference reads of this generator (infer.Upscaler, export): f, its A and its fields."""
         if not isinstance(self.spec, OperatorSpec):
             raise AffsrError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
-        return Descriptor(net=self.net, spec=self.spec, channels=self.net_config["kwargs"].get("channels", 3),
-                          grid=self.grid, noise_channels=self.noise_channels, constraint=self.constraint.name)
+        return Descriptor(
+            net=self.net,
+            spec=self.spec,
+            channels=self.net_config["kwargs"].get("channels", 3),
+            grid=self.grid,
+            noise_channels=self.noise_channels,
+            constraint=self.constraint.name,
+        )
 
     def config(self) -> dict:
         return {"net": self.net_config, "operator": self.spec.metadata(), "constraint": self.constraint.name}
@@ -63,4 +71,6 @@ class SRModel(nn.Module):
 
 def operator_spec(meta: dict[str, str]):
     """The operator described by a checkpoint's metadata: A of images, or the Swiss roll's average."""
-    return swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
+    return (
+        swissroll.AverageSpec.from_metadata(meta) if meta.get("kind") == "average" else OperatorSpec.from_metadata(meta)
+    )

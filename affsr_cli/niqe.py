@@ -41,6 +41,7 @@ Conventions (which change the absolute numbers; the shipped pristine model was f
                NOT the MATLAB release's parameters, so values differ from MATLAB's NIQE by an offset
                and scale that depend on the image, while the ranking of degradations agrees
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,6 +51,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
 from .errors import AffsrError
 
 PATCH = 96  # patch side at scale 1 (48 at scale 2), as the paper
@@ -70,6 +72,7 @@ class Pristine(NamedTuple):
 
 # -- 1. luma -------------------------------------------------------------------------------------
 
+
 def luma255(img: torch.Tensor | np.ndarray) -> np.ndarray:
     """(3, H, W) RGB or (1, H, W) / (H, W) gray on [0, 1] -> (H, W) float64 luma on 0–255, rounded."""
     a = img.detach().cpu().double().numpy() if isinstance(img, torch.Tensor) else np.asarray(img, dtype=np.float64)
@@ -85,6 +88,7 @@ def luma255(img: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 # -- 2. MSCN and the ½ downscale -------------------------------------------------------------------
+
 
 def _gauss_taps(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA) -> np.ndarray:
     t = np.arange(size) - (size - 1) / 2
@@ -131,6 +135,7 @@ def half(img: np.ndarray) -> np.ndarray:
 
 
 # -- 3. GGD and AGGD fits, patch features ---------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,6 +216,7 @@ def features(img: np.ndarray, patch: int = PATCH) -> tuple[np.ndarray, np.ndarra
 
 # -- 4. the MVG, the pristine model, eq. (5) ------------------------------------------------------
 
+
 def mvg(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 36) -> (ν, Σ) over the rows without NaN; Σ = 0 when a single row remains."""
     feats = feats[np.isfinite(feats).all(axis=1)]
@@ -231,7 +237,9 @@ def pristine_features(img: np.ndarray, threshold: float = SHARPNESS_THRESHOLD, p
     return feats[keep]
 
 
-def fit_pristine(images, threshold: float = SHARPNESS_THRESHOLD, patch: int = PATCH) -> tuple[np.ndarray, np.ndarray, int]:
+def fit_pristine(
+    images, threshold: float = SHARPNESS_THRESHOLD, patch: int = PATCH
+) -> tuple[np.ndarray, np.ndarray, int]:
     """ν₁, Σ₁ and the number of patches, from an iterable of (H, W) luma images on 0–255."""
     rows = [pristine_features(img, threshold, patch) for img in images]
     feats = np.concatenate(rows) if rows else np.zeros((0, FEATURES))
@@ -252,7 +260,9 @@ def load_pristine(path: str | Path | None = None) -> Pristine:
     tensors, meta = load(path)
     mean, cov = tensors.get("mean"), tensors.get("cov")
     if mean is None or cov is None or tuple(mean.shape) != (FEATURES,) or tuple(cov.shape) != (FEATURES, FEATURES):
-        raise AffsrError(f"{path}: not a NIQE pristine model (needs 'mean' ({FEATURES},) and 'cov' ({FEATURES}, {FEATURES}))")
+        raise AffsrError(
+            f"{path}: not a NIQE pristine model (needs 'mean' ({FEATURES},) and 'cov' ({FEATURES}, {FEATURES}))"
+        )
     return Pristine(mean.double().numpy(), cov.double().numpy(), meta)
 
 

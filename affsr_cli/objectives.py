@@ -10,6 +10,7 @@ dg and ll first train their prior alone for `prior_steps` steps, then the genera
 Objective state beyond parameters (instance-noise σ, the DAE ladder) travels through
 `get_extra_state`, so `state_dict()` covers everything --resume needs.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,8 +82,18 @@ class GANObjective(Objective):
     """Amortised MAP via KL[q‖p] (paper §3.2, eq. 10), with instance noise (App. C)."""
 
     critic_uses_output = True
-    options = ("pixel_weight", "lr_critic", "instance_noise", "noise_schedule", "noise_steps", "noise_target",
-               "discriminator", "critic_steps", "critic_warmup", "gan_loss")
+    options = (
+        "pixel_weight",
+        "lr_critic",
+        "instance_noise",
+        "noise_schedule",
+        "noise_steps",
+        "noise_target",
+        "discriminator",
+        "critic_steps",
+        "critic_warmup",
+        "gan_loss",
+    )
 
     def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise, warmup: int = 0, loss: str = "kl"):
         """loss: "kl" (eq. 10, the paper's) or "relativistic" (ESRGAN's relativistic average)."""
@@ -100,14 +111,25 @@ class GANObjective(Objective):
     def critic_loss(self, yhat, y):
         logits = self.trained_critic(self.noise(torch.cat([y, yhat.detach()])))  # real and fake in one batch
         real, fake = logits.chunk(2)
-        loss = losses.relativistic_loss(real, fake) if self.loss == "relativistic" else losses.discriminator_loss(real, fake)
-        return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
-                      "d_fake": float(torch.sigmoid(fake.detach()).mean())}
+        loss = (
+            losses.relativistic_loss(real, fake)
+            if self.loss == "relativistic"
+            else losses.discriminator_loss(real, fake)
+        )
+        return loss, {
+            "d_loss": float(loss.detach()),
+            "d_real": float(torch.sigmoid(real.detach()).mean()),
+            "d_fake": float(torch.sigmoid(fake.detach()).mean()),
+        }
 
     def generator_loss(self, yhat, y):
         # D sees the same mixed batch as when it was trained, so batch norm normalises alike
         real, fake = self.trained_critic(self.noise(torch.cat([y, yhat]))).split(len(y))
-        loss = losses.relativistic_loss(fake, real.detach()) if self.loss == "relativistic" else losses.generator_loss(fake)
+        loss = (
+            losses.relativistic_loss(fake, real.detach())
+            if self.loss == "relativistic"
+            else losses.generator_loss(fake)
+        )
         return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
 
     def after_step(self, step, logs):
@@ -183,8 +205,17 @@ class DenoiserObjective(PriorObjective):
 
     options = (*PriorObjective.options, "dae_sigma_max", "dae_sigma_min")
 
-    def __init__(self, dae: nn.Module, prior_steps: int, total_steps: int, rungs: int, sigma_max: float, sigma_min: float,
-                 clip: float = 3.0, noisy: bool = True):
+    def __init__(
+        self,
+        dae: nn.Module,
+        prior_steps: int,
+        total_steps: int,
+        rungs: int,
+        sigma_max: float,
+        sigma_min: float,
+        clip: float = 3.0,
+        noisy: bool = True,
+    ):
         super().__init__(dae, prior_steps, total_steps, rungs)
         self.noisy = noisy  # evaluate the DAE at ŷ + σε (as trained) rather than at ŷ
         self.clip = clip  # cap on each sample's residual norm, in units of σ√d
@@ -220,8 +251,11 @@ class DenoiserObjective(PriorObjective):
             cap = self.clip * sigma * math.sqrt(residual[0].numel())
             residual = residual * (cap / norm.clamp(min=cap)).view(-1, *[1] * (residual.dim() - 1))
         loss = -(residual * yhat).sum() / yhat.shape[0]
-        return loss, {"score_norm": float(norm.mean()) / sigma**2, "dae_sigma": sigma,
-                      "score_clipped": float((norm > cap).float().mean())}
+        return loss, {
+            "score_norm": float(norm.mean()) / sigma**2,
+            "dae_sigma": sigma,
+            "score_clipped": float((norm > cap).float().mean()),
+        }
 
     def after_step(self, step, logs):
         before = len(self.ladder)

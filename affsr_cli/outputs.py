@@ -1,6 +1,7 @@
 """The files of `affsr upscale`: inputs (files, folders, globs) collected, and each one's output paths
 planned (names, extensions, bit depths, samples and maps, the batch's own outputs never taken as inputs,
 --shard slices balanced by pixels) before any work, so that a refusal comes first and nothing is lost."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,9 +27,13 @@ class Options:
     max_pixels: int | None = None  # input pixels refused above this (default: Pillow's bomb limit)
     quality: int = 95  # JPEG quality
     shard: tuple[int, int] | None = None  # (K, N): process only the K-th (0-based) of N balanced slices of the inputs
-    skip_existing: bool = False  # inputs whose outputs all exist are skipped (a re-run after a failure finishes the rest)
+    skip_existing: bool = (
+        False  # inputs whose outputs all exist are skipped (a re-run after a failure finishes the rest)
+    )
     strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
-    invented_map: bool = False  # also write NAME_invented.png, the map of (I − A⁺A)ŷ (invented.py); N samples: NAME_spread.png
+    invented_map: bool = (
+        False  # also write NAME_invented.png, the map of (I − A⁺A)ŷ (invented.py); N samples: NAME_spread.png
+    )
 
 
 def is_glob(text: str) -> bool:
@@ -50,22 +55,34 @@ def collect(args: list[str], exclude: Path | None = None) -> tuple[list[tuple[Pa
             found.append((p, Path(p.name)))
         elif p.is_dir():
             if skip is not None and (p.resolve() == skip or skip in p.resolve().parents):
-                problems.append((arg, f"{arg}: the -o folder holds it, so its outputs would mix with its inputs; give "
-                                      "another -o folder, or none to write each output beside its input"))
+                problems.append(
+                    (
+                        arg,
+                        f"{arg}: the -o folder holds it, so its outputs would mix with its inputs; give "
+                        "another -o folder, or none to write each output beside its input",
+                    )
+                )
                 continue
             files, unreadable = walk_images(p, SUFFIXES, hidden=False, skip_folder=lambda d: d.resolve() == skip)
-            problems += [(arg, u) for u in unreadable]  # a subfolder we cannot list is an error, as a file we cannot read
+            problems += [
+                (arg, u) for u in unreadable
+            ]  # a subfolder we cannot list is an error, as a file we cannot read
             if not files and not unreadable:
                 problems.append((arg, f"{arg}: a folder with no image files ({', '.join(SUFFIXES)})"))
             found += [(q, q.relative_to(p)) for q in files]
         elif is_glob(arg):
             parts = Path(arg).parts
-            root = Path(*[q for q in parts[:next(i for i, q in enumerate(parts) if is_glob(q))]] or ["."])
-            rest = str(Path(*parts[len(root.parts) if str(root) != "." else 0:]))
+            root = Path(*[q for q in parts[: next(i for i, q in enumerate(parts) if is_glob(q))]] or ["."])
+            rest = str(Path(*parts[len(root.parts) if str(root) != "." else 0 :]))
             # pathlib's glob does not follow links to folders (glob.glob's '**' followed `self -> .` links
             # around and around); hidden files and folders are skipped as in folders
-            files = sorted(q for q in root.glob(rest) if q.is_file() and not under_output(q)
-                           and not any(part.startswith(".") for part in q.relative_to(root).parts))
+            files = sorted(
+                q
+                for q in root.glob(rest)
+                if q.is_file()
+                and not under_output(q)
+                and not any(part.startswith(".") for part in q.relative_to(root).parts)
+            )
             if not files:
                 problems.append((arg, f"{arg}: no files match"))
             found += [(q, q.relative_to(root)) for q in files]
@@ -112,7 +129,9 @@ def header_bits(src: Path) -> int:
         if floattiff.info(src) is not None:
             return 32
         with Image.open(src) as im:
-            return 32 if im.mode == "F" else 16 if im.mode.startswith("I;16") or im.mode == "I" else 8  # as read_image reads them
+            return (
+                32 if im.mode == "F" else 16 if im.mode.startswith("I;16") or im.mode == "I" else 8
+            )  # as read_image reads them
     except Exception:  # unreadable: process() reports it
         return 8
 
@@ -153,12 +172,16 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
     many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
     if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
         if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise AffsrError(f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
-                             f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder)")
+            raise AffsrError(
+                f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
+                f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder)"
+            )
         if many:
             raise AffsrError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")
         return [Job(inputs[0][0], opts.output, opts.output.suffix)]
-    suffix = opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
+    suffix = (
+        opts.suffix if opts.suffix is not None else ("" if opts.output is not None else f"_x{opts.outscale or scale:g}")
+    )
     key = lambda p: p.parent.resolve() / p.name  # noqa: E731 (the file itself, not where a link points)
     jobs = []
     for src, rel in inputs:
@@ -185,10 +208,14 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
         k = key(job.dst)
         kept = [p for p in sample_paths(job.dst, seeds) if key(p) in sources]
         if kept:
-            job.problem = (f"{job.src}: its output {kept[0]} is an input of this batch and is kept; give -o DIR or "
-                           "--suffix" + ("" if sources[key(kept[0])] == job.src else ", or move it away"))
+            job.problem = (
+                f"{job.src}: its output {kept[0]} is an input of this batch and is kept; give -o DIR or "
+                "--suffix" + ("" if sources[key(kept[0])] == job.src else ", or move it away")
+            )
         elif outputs[k] != job.src:
-            job.problem = f"{job.src}: its output {job.dst} is also that of {outputs[k]}; give --suffix or keep them apart"
+            job.problem = (
+                f"{job.src}: its output {job.dst} is also that of {outputs[k]}; give --suffix or keep them apart"
+            )
         owner = names.get(key(job.src))
         if owner is not None and owner != job.src:
             job.skip = f"{job.src}: not upscaled, its name is the output of {owner}"

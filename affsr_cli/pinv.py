@@ -7,6 +7,7 @@ followed by a pixel shuffle, fitted by minimising ℓ1 + ℓ2 (eqs. 21–23) on 
 The fit runs on a periodic ("circular") domain so that B is fitted as the translation-invariant
 operator it is; in use, B pads the LR image with A's boundary convention.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,8 @@ from torch import nn
 
 from . import weights
 from .downsample import Downsample, boundary_index
-from .projection import ExactPinv, OperatorSpec, Projection
 from .errors import AffsrError
+from .projection import ExactPinv, OperatorSpec, Projection
 
 FIT_LR_SIZE = 16  # LR side of the periodic fitting domain (HR = s × 16)
 
@@ -110,8 +111,10 @@ def fit_local_pinv(
 
     free = available_memory(torch.device("cpu"))
     if need > free:
-        raise AffsrError(f"fitting a {size}×{size} A⁺ at scale {s} needs about {need / 2**30:.1f} GB for its Gauss–Newton "
-                         f"Jacobian and {free / 2**30:.1f} GB are free; use a smaller --size")
+        raise AffsrError(
+            f"fitting a {size}×{size} A⁺ at scale {s} needs about {need / 2**30:.1f} GB for its Gauss–Newton "
+            f"Jacobian and {free / 2**30:.1f} GB are free; use a smaller --size"
+        )
     periodic = dataclasses.replace(spec, boundary="circular")
     A = Downsample(periodic)
     B = LocalPinv(periodic, size)
@@ -142,8 +145,14 @@ def fit_local_pinv(
     fitted = LocalPinv(spec, size, w)
     with torch.no_grad():
         r1, r2 = _penrose_residuals(A, LocalPinv(periodic, size, w), *draw(8))
-    report = FitReport(float(r1.pow(2).mean()), float(r2.pow(2).mean()), float(r1.abs().max()),
-                       float((w - start).abs().max()), it, time.perf_counter() - t0)
+    report = FitReport(
+        float(r1.pow(2).mean()),
+        float(r2.pow(2).mean()),
+        float(r1.abs().max()),
+        float((w - start).abs().max()),
+        it,
+        time.perf_counter() - t0,
+    )
     return fitted, report
 
 
@@ -173,7 +182,10 @@ def consistency_report(B: LocalPinv, lr_size: tuple[int, int] = (37, 53), seed: 
     f = torch.rand(1, 3, s * h, s * w, generator=gen, dtype=torch.float64)
     fitted = (A(Projection(A, B)(f, x)) - x).abs()
     m = max(B.size, math.ceil(B.spec.kernel_size / s)) + 1  # LR pixels whose stencil meets the border
-    out = {"consistency_fitted": float(fitted.max()), "consistency_fitted_interior": float(fitted[..., m:-m, m:-m].max())}
+    out = {
+        "consistency_fitted": float(fitted.max()),
+        "consistency_fitted_interior": float(fitted[..., m:-m, m:-m].max()),
+    }
     exact = Projection(A)
     for name, dtype in (("consistency_exact", torch.float64), ("consistency_exact_float32", torch.float32)):
         xd, fd = x.to(dtype), f.to(dtype)

@@ -1,6 +1,7 @@
 """The PNG codec: 8 or 16 bits per sample, plain or Adam7. Pillow reads 16-bit colour PNGs as 8-bit and
 writes 8-bit ones in four times our time, so images.py reads and writes PNG here (Pillow reads the rest).
 Arrays are (H, W, C) uint8 or uint16, C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,9 @@ BAND_BYTES = 1 << 20  # rows deflated per thread when writing PNG: at least this
 def check_pixels(path: Path, width: int, height: int, limit: int):
     """Refuse an image of more than `limit` pixels (a decompression bomb) or of none, before decoding it."""
     if width * height > limit:
-        raise ImageFileError(f"{path}: {width}×{height} pixels is over the limit of {limit} "
-                         "(refused as a possible decompression bomb)")
+        raise ImageFileError(
+            f"{path}: {width}×{height} pixels is over the limit of {limit} (refused as a possible decompression bomb)"
+        )
     if width < 1 or height < 1:
         raise ImageFileError(f"{path}: the image has no pixels ({width}×{height})")
 
@@ -32,10 +34,14 @@ ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (
 # Pillow's C unfilter, by bytes per pixel: [(mode, rawmode, the bytes of each pixel that the decode keeps)]. The
 # filters are byte-wise with a stride of bpp bytes, so any unpacker of bpp bytes a pixel serves; the 16-bit
 # ones keep one byte of each big-endian sample, byte 0 (";16B", the high) or byte 1 (";16L", the low).
-_PIL_DECODES = {1: [("L", "L", [0])], 2: [("LA", "LA", [0, 1])], 3: [("RGB", "RGB", [0, 1, 2])],
-                4: [("RGBA", "RGBA", [0, 1, 2, 3])],
-                6: [("RGB", "RGB;16B", [0, 2, 4]), ("RGB", "RGB;16L", [1, 3, 5])],
-                8: [("RGBA", "RGBA;16B", [0, 2, 4, 6]), ("RGBA", "RGBA;16L", [1, 3, 5, 7])]}
+_PIL_DECODES = {
+    1: [("L", "L", [0])],
+    2: [("LA", "LA", [0, 1])],
+    3: [("RGB", "RGB", [0, 1, 2])],
+    4: [("RGBA", "RGBA", [0, 1, 2, 3])],
+    6: [("RGB", "RGB;16B", [0, 2, 4]), ("RGB", "RGB;16L", [1, 3, 5])],
+    8: [("RGBA", "RGBA;16B", [0, 2, 4, 6]), ("RGBA", "RGBA;16L", [1, 3, 5, 7])],
+}
 
 
 def read_png(path: Path, limit: int) -> np.ndarray:
@@ -45,8 +51,8 @@ def read_png(path: Path, limit: int) -> np.ndarray:
     while True:
         if pos + 12 > len(data):
             raise ImageFileError(f"{path}: truncated PNG (the file ends before its IEND chunk)")
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body, crc = data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body, crc = data[pos + 8 : pos + 8 + length], data[pos + 8 + length : pos + 12 + length]
         if len(crc) < 4:
             raise ImageFileError(f"{path}: truncated PNG (chunk {kind!r} is cut short)")
         if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
@@ -70,8 +76,10 @@ def read_png(path: Path, limit: int) -> np.ndarray:
         raise ImageFileError(f"{path}: unsupported PNG (interlace method {interlace})")
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
     bpp = channels * depth // 8  # bytes per pixel
-    passes = [(y0, x0, dy, dx, -(-(height - y0) // dy), -(-(width - x0) // dx))  # + the pass's h, w
-              for y0, x0, dy, dx in (ADAM7 if interlace else ((0, 0, 1, 1),))]
+    passes = [
+        (y0, x0, dy, dx, -(-(height - y0) // dy), -(-(width - x0) // dx))  # + the pass's h, w
+        for y0, x0, dy, dx in (ADAM7 if interlace else ((0, 0, 1, 1),))
+    ]
     passes = [p for p in passes if p[4] > 0 and p[5] > 0]  # an empty pass has no bytes, not even filter bytes
     size = sum(h * (1 + w * bpp) for *_, h, w in passes)
     compressed = b"".join(idat)
@@ -97,8 +105,9 @@ def read_png(path: Path, limit: int) -> np.ndarray:
     return out.view(dtype).reshape(height, width, channels).astype(np.uint16 if depth == 16 else np.uint8)
 
 
-def _unfilter_pil(raw: bytes, shape: tuple[int, int, int], interlace: int, passes: list,
-                  rows: list) -> np.ndarray | None:
+def _unfilter_pil(
+    raw: bytes, shape: tuple[int, int, int], interlace: int, passes: list, rows: list
+) -> np.ndarray | None:
     """The unfiltered bytes (H, W, bpp) uint8 by Pillow's decoder, from the inflated `raw`; None where it cannot
     make them, or makes them wrong on rows spread over each pass (a Pillow with other decoders or unpackers)."""
     width, height, bpp = shape
@@ -148,7 +157,7 @@ def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
         i0, i1 = max(0, d - w + 1), min(h, d + 1)  # the rows that diagonal d crosses
         s = (i0 + 1) * (w + 1) + d - i0 + 1  # flat index of (i0, d − i0); e: one past (i1 − 1, d − i1 + 1)
         e = s + (i1 - i0 - 1) * w + 1
-        left, up, up_left = (flat[s - m:e - m:w] for m in (1, w + 1, w + 2))
+        left, up, up_left = (flat[s - m : e - m : w] for m in (1, w + 1, w + 2))
         flat[s:e:w] = (raw[s:e:w] + _predict(kinds, k[i0:i1], left, up, up_left)) & 0xFF
     return out[1:, 1:].astype(np.uint8)
 
@@ -198,7 +207,7 @@ def png_pieces(a: np.ndarray, level: int = 6, *, threads: int | None = None, icc
     threads = threads or min(8, os.cpu_count() or 1)
     bands = max(1, min(threads, len(data) // BAND_BYTES))
     step = -(-height // bands) * lines.shape[1]
-    parts = [data[i:i + step] for i in range(0, len(data), step)]  # views, no copies
+    parts = [data[i : i + step] for i in range(0, len(data), step)]  # views, no copies
 
     def deflate(i: int) -> bytes:
         z = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate: the zlib header and trailer are ours
@@ -212,8 +221,13 @@ def png_pieces(a: np.ndarray, level: int = 6, *, threads: int | None = None, icc
     stream = [b"\x78\x01", *body, struct.pack(">I", zlib.adler32(data))]  # zlib header: deflate, 32 K window
     ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     profile = _chunk(b"iCCP", [b"ICC profile\0\0" + zlib.compress(icc)]) if icc else []
-    return [PNG_SIGNATURE, *_chunk(b"IHDR", [struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)]),
-            *profile, *_chunk(b"IDAT", stream), *_chunk(b"IEND", [])]
+    return [
+        PNG_SIGNATURE,
+        *_chunk(b"IHDR", [struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)]),
+        *profile,
+        *_chunk(b"IDAT", stream),
+        *_chunk(b"IEND", []),
+    ]
 
 
 def _chunk(kind: bytes, content: list) -> list:

@@ -10,6 +10,7 @@ Float32 outputs (bits 32: a .tif or .npy) keep Π's values unclipped, exact for 
 engine never prints: results are dicts, problems per pair go to `on_error(name, message)`, files
 written that miss the promise to `on_warn(name, message)` (with `strict`: an error, and no file).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,10 @@ from typing import Callable
 
 from . import consistency, invented
 from . import images as X
-from .images import pair_by_name
-from .images import WRITE_FORMATS, read_image
+from .errors import AffsrError
+from .images import WRITE_FORMATS, pair_by_name, read_image
 from .infer import make_consistent
 from .projection import OperatorSpec
-from .errors import AffsrError
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
 FLOAT = (".tif", ".tiff", ".npy")  # float32 outputs (bits 32)
@@ -46,8 +46,9 @@ def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: 
     s = H // h if h and H % h == 0 else 0
     if not s or W != s * w or not 2 <= s <= 16 or (scale is not None and s != scale):
         want = f"{scale} ×" if scale else "an integer multiple (2–16) of"
-        raise AffsrError(f"{name}: SR {W}×{H} is not {want} LR {w}×{h}; a resized (--outscale'd) result cannot be "
-                         "made consistent")
+        raise AffsrError(
+            f"{name}: SR {W}×{H} is not {want} LR {w}×{h}; a resized (--outscale'd) result cannot be made consistent"
+        )
     return s
 
 
@@ -80,7 +81,9 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     if bits == 32 and suffix not in FLOAT:
         raise AffsrError(f"{out}: float32 output (--bits 32) is written as .tif or .npy")
     if bits != 32 and WRITE_FORMATS.get(suffix) is None:
-        raise AffsrError(f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp (float32: .tif, .npy)")
+        raise AffsrError(
+            f"{out}: cannot write '{out.suffix}' images; use .png, .tif, .webp or .bmp (float32: .tif, .npy)"
+        )
     if bits == 16 and WRITE_FORMATS[suffix] != "PNG":
         raise AffsrError(f"{out}: 16-bit output is written as PNG")
     lossy = WRITE_FORMATS.get(suffix) if WRITE_FORMATS.get(suffix) in X.LOSSY and bits != 32 else None
@@ -105,23 +108,43 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     extra = {}
     if chart:  # (I − A⁺A)ŷ: Π keeps the SR image's null-space part (the box fit and rounding
         # move it by about a level), so this is what its tool invented beyond x
-        y_hat = invented.as_float(stored[..., :x.pixels.shape[0]], bits)
+        y_hat = invented.as_float(stored[..., : x.pixels.shape[0]], bits)
         part = invented.split(y_hat, A, pinv)
         X.write_image(chart, invented.invented_map(part), overwrite=opts.overwrite)
-        extra = {"invented_map": str(chart), "invented_share": round(invented.share(part, y_hat), 6),
-                 "invented_rms": round(invented.rms(part), 6)}
+        extra = {
+            "invented_map": str(chart),
+            "invented_share": round(invented.share(part, y_hat), 6),
+            "invented_rms": round(invented.rms(part), 6),
+        }
     after = judged.lr_psnr
-    return {"lr": str(lr), "sr": str(sr), "output": str(out), "scale": s, "bits": bits,
-            "lr_psnr_before": None if before == math.inf else round(before, 3),
-            "lr_psnr_after": None if after == math.inf else round(after, 3), "lr_max_error": judged.max_error,
-            "consistent": judged.consistent, "pillow_exact": None if judged.pillow is None else round(judged.pillow, 6),
-            "warning": judged.warning, "infeasible": None if fit is None else fit.infeasible,
-            "box_iterations": result.box_iterations, "pillow_passes": result.pillow_passes,
-            "seconds": round(time.perf_counter() - t0, 3), **extra}
+    return {
+        "lr": str(lr),
+        "sr": str(sr),
+        "output": str(out),
+        "scale": s,
+        "bits": bits,
+        "lr_psnr_before": None if before == math.inf else round(before, 3),
+        "lr_psnr_after": None if after == math.inf else round(after, 3),
+        "lr_max_error": judged.max_error,
+        "consistent": judged.consistent,
+        "pillow_exact": None if judged.pillow is None else round(judged.pillow, 6),
+        "warning": judged.warning,
+        "infeasible": None if fit is None else fit.infeasible,
+        "box_iterations": result.box_iterations,
+        "pillow_passes": result.pillow_passes,
+        "seconds": round(time.perf_counter() - t0, 3),
+        **extra,
+    }
 
 
-def run(lr: Path, sr: Path, opts: Options, on_error: Callable[[str, str], None], on_file=lambda done, total, name: None,
-        on_warn: Callable[[str, str], None] = lambda name, message: None) -> list[dict]:
+def run(
+    lr: Path,
+    sr: Path,
+    opts: Options,
+    on_error: Callable[[str, str], None],
+    on_file=lambda done, total, name: None,
+    on_warn: Callable[[str, str], None] = lambda name, message: None,
+) -> list[dict]:
     """Every pair; returns the results (failed pairs are reported through on_error and skipped, files
     that miss the promise through on_warn)."""
     pairs = [(stem, a, b) for stem, a, b, _ in pair_by_name(lr, sr)]

@@ -31,6 +31,7 @@ The exact A⁺ is separable: A = A_h ⊗ A_w, so (AAᵀ)⁻¹ = (A_hA_hᵀ)⁻¹
 inverse for short sides and as a block Cholesky factor (or its FFT) for long ones, so that time and memory
 grow with the pixel count whatever the aspect ratio (a 1 × 20000 image as a 140 × 143 one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .downsample import (BOUNDARIES, DEFAULT_BOUNDARY, FAMILIES, KERNELS, LRU, SHAPES, Downsample,
-                         resize_window)
+from .downsample import BOUNDARIES, DEFAULT_BOUNDARY, FAMILIES, KERNELS, LRU, SHAPES, Downsample, resize_window
 from .errors import AffsrError
 from .gram import DENSE_MAX, BandedGram, CirculantGram, DenseGram
 
@@ -70,15 +70,19 @@ class OperatorSpec:
         if self.family != "gaussian":
             taps = resize_window(self.family, s)[1]
             if k is not None and k != taps:
-                raise AffsrError(f"the {self.family} operator has {taps} taps at scale {s}; --kernel-size is for gaussian")
+                raise AffsrError(
+                    f"the {self.family} operator has {taps} taps at scale {s}; --kernel-size is for gaussian"
+                )
             if self.sigma is not None:
                 raise AffsrError(f"σ applies to the gaussian operator only, not to {self.family}")
             set_("kernel_size", taps)
             return
         k = 2 * s + 1 if k is None else k
         if not isinstance(k, int) or isinstance(k, bool) or not s <= k <= 4 * s + 1:
-            raise AffsrError(f"kernel size {k!r} is not supported at scale {s}: "
-                             f"use an integer from {s} to {4 * s + 1} (the paper: 9 at scale 4)")
+            raise AffsrError(
+                f"kernel size {k!r} is not supported at scale {s}: "
+                f"use an integer from {s} to {4 * s + 1} (the paper: 9 at scale 4)"
+            )
         sigma = SIGMA_PER_SCALE * s if self.sigma is None else self.sigma
         if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and 0.1 <= sigma <= 4 * s):
             raise AffsrError(f"sigma must be a number from 0.1 to {4 * s} (4·scale) HR pixels, got {sigma!r}")
@@ -86,8 +90,14 @@ class OperatorSpec:
         set_("sigma", float(sigma))
 
     @classmethod
-    def for_scale(cls, scale: int = 4, kernel_size: int | None = None, sigma: float | None = None,
-                  boundary: str | None = None, family: str = "gaussian") -> "OperatorSpec":
+    def for_scale(
+        cls,
+        scale: int = 4,
+        kernel_size: int | None = None,
+        sigma: float | None = None,
+        boundary: str | None = None,
+        family: str = "gaussian",
+    ) -> "OperatorSpec":
         """The constructor by another name (kept for callers of v1)."""
         return cls(scale, kernel_size, sigma, boundary, family)
 
@@ -140,12 +150,15 @@ class OperatorSpec:
         missing = [k for k in needed if k not in meta]
         if missing:
             raise AffsrError(f"metadata lacks the operator field {missing[0]!r}")
+
         def number(field: str, kind: type):
             try:
                 return kind(meta[field])
             except (TypeError, ValueError, OverflowError):
-                raise AffsrError(f"operator field {field!r} is not {'an integer' if kind is int else 'a number'} "
-                                 f"({str(meta[field])[:40]!r})") from None
+                raise AffsrError(
+                    f"operator field {field!r} is not {'an integer' if kind is int else 'a number'} "
+                    f"({str(meta[field])[:40]!r})"
+                ) from None
 
         scale = number("scale", int)
         k = number("kernel_size", int) if "kernel_size" in meta else None
@@ -156,8 +169,14 @@ class OperatorSpec:
 PHOTO_FAMILY = "bicubic"  # the A of an image made elsewhere when nothing names one: Pillow's (and most tools') resize
 
 
-def choose_operator(family: str | None = None, scale: int = 4, kernel_size: int | None = None, sigma: float | None = None,
-                    boundary: str | None = None, trained: OperatorSpec | None = None) -> OperatorSpec:
+def choose_operator(
+    family: str | None = None,
+    scale: int = 4,
+    kernel_size: int | None = None,
+    sigma: float | None = None,
+    boundary: str | None = None,
+    trained: OperatorSpec | None = None,
+) -> OperatorSpec:
     """The A of a command from its options, one rule for upscale, eval and project (docs/operators.md,
     "Which A when none is named"):
 
@@ -169,8 +188,13 @@ def choose_operator(family: str | None = None, scale: int = 4, kernel_size: int 
     With `trained`, `scale` is the weights' (the argument is not read)."""
     if trained is not None and (family is None or family.lower() == trained.family):
         keep = trained.family == "gaussian"
-        return OperatorSpec(trained.scale, kernel_size or (trained.kernel_size if keep else None),
-                            sigma or trained.sigma, boundary or trained.boundary, trained.family)
+        return OperatorSpec(
+            trained.scale,
+            kernel_size or (trained.kernel_size if keep else None),
+            sigma or trained.sigma,
+            boundary or trained.boundary,
+            trained.family,
+        )
     if family is None:
         family = "gaussian" if kernel_size is not None or sigma is not None else PHOTO_FAMILY
     return OperatorSpec(trained.scale if trained is not None else scale, kernel_size, sigma, boundary, family.lower())
@@ -188,6 +212,7 @@ class ExactPinv(nn.Module):
 
     def gram_solver(self, n: int, dtype, device):
         """The solver of A₁A₁ᵀ u = r for LR length n, factored in float64 and cached (LRU) per size, dtype, device."""
+
         def make():
             band, B = self.A.gram_band(n)
             circular = self.A.spec.boundary == "circular"

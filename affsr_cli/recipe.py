@@ -1,6 +1,7 @@
 """What a run of `affsr train` will do, decided before it starts: the configuration resolved from the
 options given (a folder of images gets the shipped weights' recipe, --preset photos; the paper's presets
 their own), and the lines that tell the user about it (notes, the warning of a run too long for the CPU)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,13 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
     if cfg.preset == "photos":
         fill_photos_schedule(cfg, unset)
     try:
-        spec = OperatorSpec(cfg.scale, cfg.kernel_size or None, cfg.sigma or None,
-                            None if cfg.boundary == "auto" else cfg.boundary, cfg.operator)
+        spec = OperatorSpec(
+            cfg.scale,
+            cfg.kernel_size or None,
+            cfg.sigma or None,
+            None if cfg.boundary == "auto" else cfg.boundary,
+            cfg.operator,
+        )
     except ValueError as e:
         raise TrainingError(str(e)) from None
     cfg.kernel_size, cfg.sigma, cfg.boundary = spec.kernel_size, spec.sigma or 0.0, spec.boundary
@@ -97,19 +103,27 @@ def notes(asked: TrainConfig, cfg: TrainConfig, given=None) -> list[str]:
     photos run from random weights."""
     lines = []
     if asked.preset == "auto" and cfg.preset == "photos" and data.detect_preset(cfg.data) == "celeba":
-        lines.append(f"{cfg.data} looks like CelebA; it is trained with the photos recipe. --preset celeba trains the "
-                     "paper's setup (its 9.2 M-parameter network, the Gaussian A, 64×64 faces)")
+        lines.append(
+            f"{cfg.data} looks like CelebA; it is trained with the photos recipe. --preset celeba trains the "
+            "paper's setup (its 9.2 M-parameter network, the Gaussian A, 64×64 faces)"
+        )
     if cfg.preset == "photos" and not cfg.init and "init" in asked.left_unset(given):
-        lines.append(f"the {cfg.generator} network starts from random weights (the shipped files started from trained "
-                     "ones: --init affmse-x4 needs --generator span52 at 4× on RGB): expect a long run")
+        lines.append(
+            f"the {cfg.generator} network starts from random weights (the shipped files started from trained "
+            "ones: --init affmse-x4 needs --generator span52 at 4× on RGB): expect a long run"
+        )
     return lines
 
 
 def slow_warning(cfg: TrainConfig, seconds: list[tuple[int, float]]) -> str:
     """The one line for a run that `estimate` says would take more than CPU_WARN_SECONDS on the CPU."""
-    hint = "fewer --steps" + ("" if cfg.init else ", --init from trained weights (e.g. --init affmse-x4 with --generator span52)")
-    return (f"{sum(n for n, _ in seconds):,} steps would take about {duration(sum(n * t for n, t in seconds))} on the CPU: "
-            f"{hint}, or a GPU (--device cuda); --time-limit MIN stops with a resumable checkpoint")
+    hint = "fewer --steps" + (
+        "" if cfg.init else ", --init from trained weights (e.g. --init affmse-x4 with --generator span52)"
+    )
+    return (
+        f"{sum(n for n, _ in seconds):,} steps would take about {duration(sum(n * t for n, t in seconds))} on the CPU: "
+        f"{hint}, or a GPU (--device cuda); --time-limit MIN stops with a resumable checkpoint"
+    )
 
 
 def duration(seconds: float) -> str:

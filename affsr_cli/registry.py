@@ -2,6 +2,7 @@
 entry each as torchvision's `Weights` (the file, what it was trained for, its model-card figures, one line
 of documentation), with the default of `affsr upscale`, `affsr eval` and the Python API. `--help`, the default, `affsr train`'s starting points, tests/test_shipped.py and the check
 of the model card (weights/README.md) read this table: a retrain edits it and the card, nothing else."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,6 @@ def bundled(folder: str) -> Path:
     return source
 
 
-
 WEIGHTS_DIR = bundled("weights")  # the shipped files, named by stem
 VALIDATION_SET = bundled("examples/val")  # the small bundled validation set (SOURCES.md there)
 
@@ -58,20 +58,51 @@ class ShippedWeights:
         return WEIGHTS_DIR / f"{self.name}.safetensors"
 
 
-SHIPPED = {w.name: w for w in (
-    ShippedWeights("affmse-x4", "affmse", "bicubic", 16, "SPAN", "SPAN x4 ch52 (official, Apache-2.0)",
-                   "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic: the most faithful",
-                   {"psnr": 33.92, "ssim": 0.8837, "hf_ratio": 0.367, "lattice": 1.42, "niqe": 6.62}),
-    ShippedWeights("affgan-x4", "affgan", "bicubic", 16, "SPAN", "affmse-x4",
-                   "the AffGAN from affmse-x4: sharper, more invented detail",
-                   {"psnr": 33.57, "ssim": 0.8796, "hf_ratio": 0.587, "lattice": 2.58, "niqe": 6.21}),
-    ShippedWeights("affmse-x4-gaussian", "affmse", "gaussian", 9, "SPAN", "SPAN x4 ch52 (official, Apache-2.0)",
-                   "AffMSE for the paper's Gaussian A (σ 1.5)",
-                   {"psnr": 33.66, "ssim": 0.8812, "hf_ratio": 0.359, "lattice": 3.18, "niqe": 6.42}),
-    ShippedWeights("affgan-x4-gaussian", "affgan", "gaussian", 9, "SPAN", "affmse-x4-gaussian",
-                   "the AffGAN for the paper's Gaussian A",
-                   {"psnr": 33.28, "ssim": 0.8766, "hf_ratio": 0.591, "lattice": 3.49, "niqe": 6.22}),
-)}
+SHIPPED = {
+    w.name: w
+    for w in (
+        ShippedWeights(
+            "affmse-x4",
+            "affmse",
+            "bicubic",
+            16,
+            "SPAN",
+            "SPAN x4 ch52 (official, Apache-2.0)",
+            "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic: the most faithful",
+            {"psnr": 33.92, "ssim": 0.8837, "hf_ratio": 0.367, "lattice": 1.42, "niqe": 6.62},
+        ),
+        ShippedWeights(
+            "affgan-x4",
+            "affgan",
+            "bicubic",
+            16,
+            "SPAN",
+            "affmse-x4",
+            "the AffGAN from affmse-x4: sharper, more invented detail",
+            {"psnr": 33.57, "ssim": 0.8796, "hf_ratio": 0.587, "lattice": 2.58, "niqe": 6.21},
+        ),
+        ShippedWeights(
+            "affmse-x4-gaussian",
+            "affmse",
+            "gaussian",
+            9,
+            "SPAN",
+            "SPAN x4 ch52 (official, Apache-2.0)",
+            "AffMSE for the paper's Gaussian A (σ 1.5)",
+            {"psnr": 33.66, "ssim": 0.8812, "hf_ratio": 0.359, "lattice": 3.18, "niqe": 6.42},
+        ),
+        ShippedWeights(
+            "affgan-x4-gaussian",
+            "affgan",
+            "gaussian",
+            9,
+            "SPAN",
+            "affmse-x4-gaussian",
+            "the AffGAN for the paper's Gaussian A",
+            {"psnr": 33.28, "ssim": 0.8766, "hf_ratio": 0.591, "lattice": 3.49, "niqe": 6.22},
+        ),
+    )
+}
 DEFAULT = SHIPPED["affmse-x4"]  # of upscale, eval and the API; an AffGAN again once one is preferred at 400 %
 
 

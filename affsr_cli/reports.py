@@ -1,5 +1,6 @@
 """The files `affsr eval` writes: its results as JSON (infinity as "inf", NaN as null, names that are not
 UTF-8 as JSON escapes) and as CSV, atomically, nothing measured lost."""
+
 from __future__ import annotations
 
 import csv
@@ -21,9 +22,13 @@ def _plain(v):
 
 
 def to_json(res: Results) -> str:
-    doc = {"conventions": res.conventions, "metrics": list(res.metrics), "methods": res.methods,
-           "means": {m: {k: _plain(v) for k, v in d.items()} for m, d in res.means().items()},
-           "images": [{k: _plain(v) for k, v in r.items()} for r in res.rows]}
+    doc = {
+        "conventions": res.conventions,
+        "metrics": list(res.metrics),
+        "methods": res.methods,
+        "means": {m: {k: _plain(v) for k, v in d.items()} for m, d in res.means().items()},
+        "images": [{k: _plain(v) for k, v in r.items()} for r in res.rows],
+    }
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     # a file name that is not UTF-8 holds surrogate escapes, which no UTF-8 file can: as JSON escapes
     # ("\udce9"), which a JSON reader turns back into the same name (lossless, and valid UTF-8)

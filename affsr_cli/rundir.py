@@ -7,6 +7,7 @@
     metrics.jsonl          one JSON object per logged step
     samples/step-NNNNNNN.png, tensorboard/   sample grids, TensorBoard events (optional)
 """
+
 from __future__ import annotations
 
 import errno
@@ -30,8 +31,10 @@ from .errors import AffsrError
 FILES = ("config.json", "state.safetensors", "generator.safetensors", "metrics.jsonl")
 SAMPLES, EVENTS = "samples", "tensorboard"
 SAMPLE_NAME = re.compile(r"step-\d{7}\.png")
-TEMPORARY = re.compile(r"\.(config\.json|state\.safetensors|generator\.safetensors|metrics\.jsonl|step-\d{7}\.png)"
-                       r"\.(?:(\d+)\.[a-z0-9_]{8}|\w+)\.tmp")  # files.atomic_write's .NAME.PID.XXXXXXXX.tmp; old: no PID
+TEMPORARY = re.compile(
+    r"\.(config\.json|state\.safetensors|generator\.safetensors|metrics\.jsonl|step-\d{7}\.png)"
+    r"\.(?:(\d+)\.[a-z0-9_]{8}|\w+)\.tmp"
+)  # files.atomic_write's .NAME.PID.XXXXXXXX.tmp; old: no PID
 _held: dict[Path, int] = {}  # run folders this process has locked: their open descriptors (the lock lives with them)
 
 
@@ -83,8 +86,9 @@ def lock(out: Path):
     except OSError as e:
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise FolderInUse(f"run folder {out} is in use by another affsr train; wait for it to end, or give "
-                              "another --out") from None
+            raise FolderInUse(
+                f"run folder {out} is in use by another affsr train; wait for it to end, or give another --out"
+            ) from None
         return  # a file system without locks: nothing to hold
     _held[key] = fd
 
@@ -177,8 +181,10 @@ def _check(cfg: TrainConfig, out: Path):
         if diff:
             raise TrainingError(f"--resume with a different config than the run in {out}: {'; '.join(diff)}")
     elif present and not cfg.overwrite:
-        raise TrainingError(f"{out} already holds a run ({present[0].name}): pass --resume to continue it "
-                             "or --overwrite to start afresh")
+        raise TrainingError(
+            f"{out} already holds a run ({present[0].name}): pass --resume to continue it "
+            "or --overwrite to start afresh"
+        )
 
 
 def saved_config(out: Path) -> TrainConfig:
@@ -200,8 +206,10 @@ def check_state_config(out: Path, state_config: dict):
         raise TrainingError(f"{path}: its recorded config is unreadable ({e})") from None
     diff = recorded.differences(saved_config(out))
     if diff:
-        raise TrainingError(f"{path} belongs to another run than {out / 'config.json'} ({'; '.join(diff)}); "
-                             "start afresh with --overwrite")
+        raise TrainingError(
+            f"{path} belongs to another run than {out / 'config.json'} ({'; '.join(diff)}); "
+            "start afresh with --overwrite"
+        )
 
 
 def _parse_log(path: Path) -> tuple[list[str], list[dict], int]:

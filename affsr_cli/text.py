@@ -4,6 +4,7 @@ A name is whatever bytes the file system or a file holds: escape sequences that 
 window title or ask for a clipboard write (OSC 52), bytes that are not UTF-8 (Python holds them as
 surrogate escapes, which cannot be encoded), and, in a spreadsheet, cells that read as formulas.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a cell starting so is a formula to
 def _escape(m: re.Match) -> str:
     c = m.group()
     if "\udc80" <= c <= "\udcff":
-        return f"\\x{ord(c) - 0xdc00:02x}"  # the byte that was there
+        return f"\\x{ord(c) - 0xDC00:02x}"  # the byte that was there
     return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 

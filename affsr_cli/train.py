@@ -6,6 +6,7 @@ Resume is exact: the state holds the weights, the optimisers, the objective's ow
 process's RNG (CPU and CUDA); the data stream is a function of (seed, step) (data.StepBatches), so a
 resumed run on the CPU is bit-identical to one that was never stopped.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,11 +20,10 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, trainlog
-from .device import pick_device
 from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
+from .device import pick_device
 from .model import SRModel
 from .recipe import CPU_WARN_SECONDS, notes, resolve, slow_warning
-
 
 
 def lr_factor(schedule: str, step: int, start: int, end: int) -> float:
@@ -45,9 +45,11 @@ class Callbacks:
     def on_start(self, config: dict, info: dict): ...
     def on_step(self, step: int, logs: dict): ...
     def on_message(self, message: str): ...
+
     # True: before the first step, time a few steps on a copy of the run (estimate) and report them through
     # on_estimate, with an on_message warning when the CPU would take more than CPU_WARN_SECONDS
     estimate = False
+
     def on_estimate(self, seconds: list[tuple[int, float]]): ...  # (steps, seconds a step) of each phase left
 
 
@@ -82,7 +84,9 @@ def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: i
     constraint_name, objective_name = methods.parse_method(cfg.method)
     spec = swissroll.AverageSpec() if cfg.preset == "swissroll" else cfg.operator_spec()
     constraint = constraints.build(constraint_name, cfg)
-    model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(device)
+    model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(
+        device
+    )
     objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)
     if cfg.preset != "swissroll":  # channels_last: oneDNN's and cuDNN's fastest layout for convolutions
         model.to(memory_format=torch.channels_last)
@@ -116,7 +120,11 @@ def start_from(run: Run, init: str):
     if more:  # the first layer's input channels: x's (and the start's z), then the new z channels at zero
         mine = run.model.net.state_dict()
         for key, value in state.items():
-            if value.dim() == 4 and mine[key].shape[1] == value.shape[1] + more and mine[key].shape[0] == value.shape[0]:
+            if (
+                value.dim() == 4
+                and mine[key].shape[1] == value.shape[1] + more
+                and mine[key].shape[0] == value.shape[0]
+            ):
                 state[key] = torch.cat([value, value.new_zeros(value.shape[0], more, *value.shape[2:])], 1)
     for m in (run.model, run.ema_model):
         m.net.load_state_dict(state)
@@ -124,7 +132,10 @@ def start_from(run: Run, init: str):
 
 def rng_states(run: Run, gather: bool = True) -> dict:
     """Every process's RNG: CPU, and CUDA where the run uses it (a list by rank)."""
-    mine = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None}
+    mine = {
+        "cpu": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+    }
     everyone = [mine]
     if gather and run.world > 1:
         everyone = [None] * run.world
@@ -141,11 +152,18 @@ def save(run: Run, gather: bool = True):
     for name, module in run.modules.items():
         for key, value in module.state_dict().items():
             if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-                raise TrainingError(f"{name} tensor {key} is not finite at step {run.step}; stopped without saving. "
-                                    f"The last good checkpoint in {run.out} is intact")
-    checkpoint.save_state(run.out / "state.safetensors", run.step, run.modules, run.optimizers, extra, run.cfg.to_dict())
-    checkpoint.save_generator(run.out / "generator.safetensors", run.ema_model,
-                              {"method": run.cfg.method, "step": str(run.step), "preset": run.cfg.preset})
+                raise TrainingError(
+                    f"{name} tensor {key} is not finite at step {run.step}; stopped without saving. "
+                    f"The last good checkpoint in {run.out} is intact"
+                )
+    checkpoint.save_state(
+        run.out / "state.safetensors", run.step, run.modules, run.optimizers, extra, run.cfg.to_dict()
+    )
+    checkpoint.save_generator(
+        run.out / "generator.safetensors",
+        run.ema_model,
+        {"method": run.cfg.method, "step": str(run.step), "preset": run.cfg.preset},
+    )
 
 
 def restore(run: Run):
@@ -221,9 +239,17 @@ def train(cfg: TrainConfig, callbacks: Callbacks = Callbacks(), given=None) -> P
             for note in notes(asked, cfg, given):
                 callbacks.on_message(note)
             params = sum(p.numel() for p in run.modules["net"].parameters())
-            callbacks.on_start(cfg.to_dict(), {"device": str(device), "processes": world, "images": len(source.files),
-                                               "network": run.model.net_config["class"], "generator_parameters": params,
-                                               "start_step": run.step})
+            callbacks.on_start(
+                cfg.to_dict(),
+                {
+                    "device": str(device),
+                    "processes": world,
+                    "images": len(source.files),
+                    "network": run.model.net_config["class"],
+                    "generator_parameters": params,
+                    "start_step": run.step,
+                },
+            )
             if callbacks.estimate:
                 try:
                     seconds = estimate(run)
@@ -257,8 +283,10 @@ def loop(run: Run, batches, callbacks: Callbacks, val=None):
             y = next(it).to(run.device, non_blocking=True)  # (B, C, H, W) HR, or (B, 2) for the Swiss roll
             loss, logs, x, y, z, yhat = advance(run, y)
             if not math.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} at step {run.step + 1}; stopped. "
-                                    f"The last good checkpoint in {out} is intact")
+                raise TrainingError(
+                    f"the loss became {loss} at step {run.step + 1}; stopped. "
+                    f"The last good checkpoint in {out} is intact"
+                )
             run.step += 1
             clock["seen"] += y.shape[0] * run.world
             run.objective.after_step(run.step, logs)
@@ -270,8 +298,10 @@ def loop(run: Run, batches, callbacks: Callbacks, val=None):
                 save(run)
             if out_of_time and run.step < cfg.steps:
                 if run.rank == 0:
-                    callbacks.on_message(f"time limit of {cfg.time_limit:g} min reached at step {run.step} of "
-                                         f"{cfg.steps}: checkpoint saved, --resume continues")
+                    callbacks.on_message(
+                        f"time limit of {cfg.time_limit:g} min reached at step {run.step} of "
+                        f"{cfg.steps}: checkpoint saved, --resume continues"
+                    )
                 break
     except KeyboardInterrupt:
         save(run, gather=False)  # the other processes may be anywhere: no collective call

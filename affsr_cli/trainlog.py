@@ -1,5 +1,6 @@
 """What a training run shows while it runs (rank 0): the metrics.jsonl line, validation PSNR/SSIM
 on centre crops, TensorBoard scalars and the sample grids (LR | output | HR)."""
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,12 @@ def report(run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict
     sample_now = step % cfg.sample_every == 0 or step == cfg.steps
     if step % cfg.log_every == 0 or step == cfg.steps:
         now = time.perf_counter()
-        logs.update(step=step, loss=loss, images_per_s=clock["seen"] / (now - clock["t"]),
-                    lr=run.optimizers["g"].param_groups[0]["lr"])
+        logs.update(
+            step=step,
+            loss=loss,
+            images_per_s=clock["seen"] / (now - clock["t"]),
+            lr=run.optimizers["g"].param_groups[0]["lr"],
+        )
         if yhat is not None:
             with torch.no_grad():
                 logs["lr_mse"] = float((run.model.A(yhat.detach().double()) - x.double()).pow(2).mean())
@@ -55,7 +60,7 @@ def validation_set(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     for i, y in enumerate(crops):
         h, w = y.shape[-2:]
         n = min(cfg.patch, h - h % cfg.scale, w - w % cfg.scale)
-        crops[i] = y[:, (h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n]
+        crops[i] = y[:, (h - n) // 2 : (h - n) // 2 + n, (w - n) // 2 : (w - n) // 2 + n]
     n = min(c.shape[-1] for c in crops)
     y = torch.stack([c[:, :n, :n] for c in crops])
     return y, spec.build()[0](y)
@@ -68,8 +73,10 @@ def validate(model, y: torch.Tensor, x: torch.Tensor) -> dict:
 
     device = next(model.parameters()).device
     yhat = model(x.to(device)).float().cpu().clamp(0, 1)
-    return {"val_psnr": sum(metrics.psnr(a, b) for a, b in zip(y, yhat)) / len(y),
-            "val_ssim": sum(metrics.ssim(a, b) for a, b in zip(y, yhat)) / len(y)}
+    return {
+        "val_psnr": sum(metrics.psnr(a, b) for a, b in zip(y, yhat)) / len(y),
+        "val_ssim": sum(metrics.ssim(a, b) for a, b in zip(y, yhat)) / len(y),
+    }
 
 
 def tensorboard(out: Path):

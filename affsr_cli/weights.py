@@ -1,5 +1,6 @@
 """safetensors files: written atomically (files.py), read with guards.
 Nothing is ever unpickled."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .files import atomic_write
 from .errors import AffsrError
+from .files import atomic_write
 
 PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save zip archives and raw pickles (protocol ≥ 2)
 
@@ -28,8 +29,9 @@ def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
     return next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
 
 
-def save_atomic(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
-                overwrite: bool = False) -> Path:
+def save_atomic(
+    path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str], overwrite: bool = False
+) -> Path:
     """Write a safetensors file to a temporary name beside `path`, then rename it into place."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite)
@@ -47,8 +49,10 @@ def check_header(path: Path):
         if size > path.stat().st_size - 8:
             raise AffsrError(f"{path}: not a valid safetensors file (its header would be longer than the file)")
         if size > MAX_HEADER_BYTES:
-            raise AffsrError(f"{path}: its safetensors header is {size / 2**20:.0f} MB, over the {MAX_HEADER_BYTES >> 20} MB "
-                             "a weights file may have; refused before reading it")
+            raise AffsrError(
+                f"{path}: its safetensors header is {size / 2**20:.0f} MB, over the {MAX_HEADER_BYTES >> 20} MB "
+                "a weights file may have; refused before reading it"
+            )
         text = fh.read(size)
     try:
         header = json.loads(text)
@@ -78,5 +82,7 @@ def load(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, st
             metadata = dict(fh.metadata() or {})
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise AffsrError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise AffsrError(
+            f"{path}: not a valid safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     return tensors, metadata

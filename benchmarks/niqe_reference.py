@@ -15,6 +15,7 @@ inside each family of one degradation at rising strength (original first), where
 the families against each other differently (how much worse is noise σ 5 than blur σ 1) and still
 agree on what is worse within one.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,6 +44,7 @@ def skvideo_niqe():
         misc = types.ModuleType("scipy.misc")
         sys.modules["scipy.misc"] = scipy.misc = misc
     if not hasattr(misc, "imresize"):
+
         def imresize(arr, size, interp="bicubic", mode=None):
             h, w = arr.shape
             if np.isscalar(size):
@@ -50,6 +52,7 @@ def skvideo_niqe():
             else:
                 h2, w2 = size[:2]
             return np.asarray(Image.fromarray(np.asarray(arr, np.float32), mode="F").resize((w2, h2), Image.BICUBIC))
+
         misc.imresize = imresize
     try:
         import skvideo.measure
@@ -69,12 +72,14 @@ def degradations(rgb: np.ndarray, rng) -> dict[str, np.ndarray]:
         taps = M.gaussian_taps(s, 4.0).numpy()
         r = len(taps) // 2
         a = np.pad(rgb.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="reflect")
-        a = sum(t * a[k:k + h] for k, t in enumerate(taps))
-        a = sum(t * a[:, k:k + w] for k, t in enumerate(taps))
+        a = sum(t * a[k : k + h] for k, t in enumerate(taps))
+        a = sum(t * a[:, k : k + w] for k, t in enumerate(taps))
         out[f"blur σ{s}"] = np.clip(np.round(a), 0, 255).astype(np.uint8)
     for s in (5, 10, 20):
         out[f"noise σ{s}"] = np.clip(np.round(rgb + rng.normal(0, s, rgb.shape)), 0, 255).astype(np.uint8)
-    out["bicubic ×4"] = np.asarray(im.resize((w // 4, h // 4), Image.BICUBIC).resize((w // 4 * 4, h // 4 * 4), Image.BICUBIC))
+    out["bicubic ×4"] = np.asarray(
+        im.resize((w // 4, h // 4), Image.BICUBIC).resize((w // 4 * 4, h // 4 * 4), Image.BICUBIC)
+    )
     for q in (30, 10):
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=q)
@@ -108,8 +113,12 @@ def main(argv: list[str]) -> int:
     paths = [Path(p) for p in argv] or default_images()
     rng = np.random.default_rng(0)
     ours_all, ref_all, taus = [], [], []
-    families = {"blur": ("original", "blur σ1", "blur σ2", "blur σ3"), "noise": ("original", "noise σ5", "noise σ10", "noise σ20"),
-                "JPEG": ("original", "JPEG q30", "JPEG q10"), "bicubic": ("original", "bicubic ×4")}
+    families = {
+        "blur": ("original", "blur σ1", "blur σ2", "blur σ3"),
+        "noise": ("original", "noise σ5", "noise σ10", "noise σ20"),
+        "JPEG": ("original", "JPEG q30", "JPEG q10"),
+        "bicubic": ("original", "bicubic ×4"),
+    }
     within: dict[str, list[tuple[float, float]]] = {f: [] for f in families}
     print(f"{'image':28s} {'degradation':12s} {'ours':>7s} {'skvideo':>8s}")
     start = time.time()
@@ -131,13 +140,19 @@ def main(argv: list[str]) -> int:
     a, b = np.array(ours_all), np.array(ref_all)
     pearson = float(np.corrcoef(a, b)[0, 1])
     spearman = float(np.corrcoef(ranks(a), ranks(b))[0, 1])
-    print(f"\n{len(paths)} images × {len(a) // len(paths)} versions: Pearson {pearson:.3f}, Spearman {spearman:.3f}; "
-          f"per-image Kendall τ mean {np.mean(taus):.3f} (min {np.min(taus):.3f}); {time.time() - start:.0f} s")
-    print("within one degradation, Kendall τ of the score against the strength (1 = always worse when stronger), "
-          "mean over images: ours / skvideo")
+    print(
+        f"\n{len(paths)} images × {len(a) // len(paths)} versions: Pearson {pearson:.3f}, Spearman {spearman:.3f}; "
+        f"per-image Kendall τ mean {np.mean(taus):.3f} (min {np.min(taus):.3f}); {time.time() - start:.0f} s"
+    )
+    print(
+        "within one degradation, Kendall τ of the score against the strength (1 = always worse when stronger), "
+        "mean over images: ours / skvideo"
+    )
     for fam, pairs in within.items():
         o, s = np.array(pairs).T
-        print(f"  {fam:8s} {o.mean():6.3f} / {s.mean():6.3f}   (images where ours < 1: {int((o < 1).sum())}, skvideo: {int((s < 1).sum())})")
+        print(
+            f"  {fam:8s} {o.mean():6.3f} / {s.mean():6.3f}   (images where ours < 1: {int((o < 1).sum())}, skvideo: {int((s < 1).sum())})"
+        )
     return 0
 
 

@@ -6,6 +6,7 @@ f only (no Π: `affsr project` adds it to either). Prints seconds per call (best
 warm-up), output megapixels per second, the ratio, and the largest difference of the two outputs.
 torch runs as `affsr upscale` runs it: float32, channels_last, inference mode.
 """
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -13,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from timing import best  # benchmarks/timing.py
 
 from affsr_cli import checkpoint, export, methods
 from affsr_cli.projection import OperatorSpec
-from timing import best  # benchmarks/timing.py
 
 
 def main():
@@ -28,8 +29,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = (checkpoint.load_generator(checkpoint.resolve_weights(args.weights)) if args.weights else
-             methods.build_generator(args.generator, OperatorSpec(4, family="bicubic"), "aff")).eval()
+    model = (
+        checkpoint.load_generator(checkpoint.resolve_weights(args.weights))
+        if args.weights
+        else methods.build_generator(args.generator, OperatorSpec(4, family="bicubic"), "aff")
+    ).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path, _ = export.export(model, Path(tmp) / "f.onnx", verify=False)
         opts = ort.SessionOptions()
@@ -50,12 +54,16 @@ def main():
     t_torch, t_ort = best(run_torch, args.repeats, warmup=True), best(run_ort, args.repeats, warmup=True)
     mp = (4 * args.size) ** 2 / 1e6
     name = args.weights or args.generator
-    print(f"f = {name} ({sum(p.numel() for p in model.net.parameters()):,} parameters), "
-          f"{args.size}² → {4 * args.size}², {args.threads} threads, best of {args.repeats}")
+    print(
+        f"f = {name} ({sum(p.numel() for p in model.net.parameters()):,} parameters), "
+        f"{args.size}² → {4 * args.size}², {args.threads} threads, best of {args.repeats}"
+    )
     print(f"{'runtime':<14}{'s/call':>9}{'MP/s':>8}")
     for label, t in (("torch", t_torch), ("onnxruntime", t_ort)):
         print(f"{label:<14}{t:>9.3f}{mp / t:>8.2f}")
-    print(f"onnxruntime / torch speed: {t_torch / t_ort:.2f}×; max |difference| {np.abs(out['ort'] - out['torch']).max():.1e}")
+    print(
+        f"onnxruntime / torch speed: {t_torch / t_ort:.2f}×; max |difference| {np.abs(out['ort'] - out['torch']).max():.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ LR-PSNR of A(saved) vs x as upscale reports it; for 8-bit files, Pillow's 8-bit 
 against the input (share of equal LR pixels, largest difference in levels, PSNR); for 16-bit files,
 Pillow's float resize (mode "F") of the output against the input (PSNR).
 """
+
 import argparse
 import json
 import math
@@ -21,8 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
-           "lanczos3": Image.Resampling.LANCZOS}
+FILTERS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "area": Image.Resampling.BOX,
+    "lanczos3": Image.Resampling.LANCZOS,
+}
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
@@ -49,15 +54,35 @@ def main():
         rows = {}
         for bits in (8, 16):
             out = Path(tmp) / f"out{bits}"
-            r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(lr_dir), "-o", str(out), "-w", args.weights,
-                                "--operator", args.operator, "--bit-depth", str(bits), "--json"], capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "affsr_cli",
+                    "upscale",
+                    str(lr_dir),
+                    "-o",
+                    str(out),
+                    "-w",
+                    args.weights,
+                    "--operator",
+                    args.operator,
+                    "--bit-depth",
+                    str(bits),
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode:
                 sys.exit(r.stderr)
             for item in json.loads(r.stdout):
                 rows.setdefault(Path(item["input"]).stem, {})[bits] = item["lr_psnr"]
         print(f"{len(files)} photos from {args.hr}, LR by Pillow {args.operator} 8-bit, weights {args.weights}\n")
-        print(f"{'image':14s} {'LR':>9s} {'8-bit: ours':>11s} {'PIL equal':>10s} {'max diff':>8s} {'PIL dB':>7s} "
-              f"{'16-bit: ours':>12s} {'PIL F dB':>9s}")
+        print(
+            f"{'image':14s} {'LR':>9s} {'8-bit: ours':>11s} {'PIL equal':>10s} {'max diff':>8s} {'PIL dB':>7s} "
+            f"{'16-bit: ours':>12s} {'PIL F dB':>9s}"
+        )
         tot = {"eq": 0, "n": 0, "max": 0, "ours8": [], "pil8": [], "ours16": [], "pil16": []}
         for p in files:
             x = np.asarray(Image.open(lr_dir / f"{p.stem}.png"))
@@ -65,8 +90,15 @@ def main():
             back = np.asarray(y8.resize((x.shape[1], x.shape[0]), flt))
             diff = np.abs(back.astype(int) - x.astype(int))
             y16 = _read16(Path(tmp) / "out16" / f"{p.stem}.png")  # (H, W, 3) levels
-            back16 = np.stack([np.asarray(Image.fromarray((y16[..., c] / 65535).astype(np.float32)).resize(
-                (x.shape[1], x.shape[0]), flt)) for c in range(3)], 2)
+            back16 = np.stack(
+                [
+                    np.asarray(
+                        Image.fromarray((y16[..., c] / 65535).astype(np.float32)).resize((x.shape[1], x.shape[0]), flt)
+                    )
+                    for c in range(3)
+                ],
+                2,
+            )
             p8, p16 = psnr(back, x, 255), psnr(back16, x / 255, 1)
             ours8, ours16 = rows[p.stem][8], rows[p.stem][16]
             tot["eq"] += int((diff == 0).sum())
@@ -74,10 +106,14 @@ def main():
             tot["max"] = max(tot["max"], int(diff.max()))
             for k, v in (("ours8", ours8), ("pil8", p8), ("ours16", ours16), ("pil16", p16)):
                 tot[k].append(v if v is not None else math.inf)
-            print(f"{p.stem[:14]:14s} {x.shape[1]:4d}×{x.shape[0]:<4d} {_db(ours8):>11s} {(diff == 0).mean() * 100:9.3f}% "
-                  f"{int(diff.max()):8d} {_db(p8):>7s} {_db(ours16):>12s} {_db(p16):>9s}")
-        print(f"\n{'all':14s} {'':9s} min {_db(min(tot['ours8'])):>7s} {tot['eq'] / tot['n'] * 100:9.3f}% {tot['max']:8d} "
-              f"min {_db(min(tot['pil8'])):>3s} min {_db(min(tot['ours16'])):>8s} min {_db(min(tot['pil16'])):>5s}")
+            print(
+                f"{p.stem[:14]:14s} {x.shape[1]:4d}×{x.shape[0]:<4d} {_db(ours8):>11s} {(diff == 0).mean() * 100:9.3f}% "
+                f"{int(diff.max()):8d} {_db(p8):>7s} {_db(ours16):>12s} {_db(p16):>9s}"
+            )
+        print(
+            f"\n{'all':14s} {'':9s} min {_db(min(tot['ours8'])):>7s} {tot['eq'] / tot['n'] * 100:9.3f}% {tot['max']:8d} "
+            f"min {_db(min(tot['pil8'])):>3s} min {_db(min(tot['ours16'])):>8s} min {_db(min(tot['pil16'])):>5s}"
+        )
 
 
 def _read16(path: Path) -> np.ndarray:

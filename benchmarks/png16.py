@@ -8,6 +8,7 @@ The image is photo-like (smooth gradients + noise at ~1/2000 of full scale), eve
 decodes for the high and the low bytes); read_png's numpy route (taken where that Pillow route is unavailable);
 Pillow reading the 8-bit file; their ratio. Each time is the best of --repeats, the file read from a temporary folder.
 """
+
 import argparse
 import struct
 import tempfile
@@ -17,9 +18,9 @@ from unittest import mock
 
 import numpy as np
 from PIL import Image
+from timing import best  # benchmarks/timing.py
 
 from affsr_cli import images as I
-from timing import best  # benchmarks/timing.py
 
 FILTERS = {"none": 0, "sub": 1, "up": 2, "average": 3, "paeth": 4, "mixed": None}
 
@@ -42,8 +43,12 @@ def encode(a: np.ndarray, kind: int | None, rng) -> bytes:
     def chunk(name: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
 
-    return (I.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(lines.tobytes(), 6)) + chunk(b"IEND", b""))
+    return (
+        I.PNG_SIGNATURE
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(lines.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def photo(height: int, width: int, rng) -> np.ndarray:
@@ -82,8 +87,10 @@ def main():
 
             assert np.array_equal(pillow(), a8)
             reference = best(pillow, args.repeats) / mp
-            print(f"{name:>8} {f16.stat().st_size / 1e6:6.1f} {ours:9.3f} {numpy_route:12.3f} {reference:13.3f} "
-                  f"{ours / reference:5.1f}×")
+            print(
+                f"{name:>8} {f16.stat().st_size / 1e6:6.1f} {ours:9.3f} {numpy_route:12.3f} {reference:13.3f} "
+                f"{ours / reference:5.1f}×"
+            )
 
 
 if __name__ == "__main__":

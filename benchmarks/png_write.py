@@ -6,6 +6,7 @@ beside Pillow's encoder (its per-row filter choice) at the same zlib levels, in 
 The image is what `affsr upscale` writes: a photo (the bundled astronaut) reduced 4× and enlarged back by
 Pillow's bicubic to side × side. Each time is the best of --repeats, encoding to memory (no disk).
 """
+
 import argparse
 import io
 import os
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from timing import best  # benchmarks/timing.py
 
 from affsr_cli import images as I
-from timing import best  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +49,13 @@ def main(argv=None):
             rows = [("Pillow (per-row filters)", ref_s, ref_mb)]
             for threads in sorted({1, cpus}):
                 s = best(lambda: I.png_bytes(a, level, threads=threads), args.repeats)
-                rows.append((f"png_bytes, Up, {threads} thread{'s' * (threads > 1)}", s,
-                             len(I.png_bytes(a, level, threads=threads)) / 1e6))
+                rows.append(
+                    (
+                        f"png_bytes, Up, {threads} thread{'s' * (threads > 1)}",
+                        s,
+                        len(I.png_bytes(a, level, threads=threads)) / 1e6,
+                    )
+                )
             for name, s, mb in rows:
                 print(f"{side:6d} {level:5d} {name:32s} {1e3 * s:8.1f} {mb:7.3f} {ref_s / s:8.2f}×")
     return 0

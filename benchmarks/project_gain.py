@@ -9,6 +9,7 @@ checkpoint's network f(x) *without* Π (what a tool without the projection layer
 8-bit files. Each is then projected as `affsr project` does (infer.make_consistent) with A = D and
 with the other operator. Times: project per output megapixel beside PIL bicubic 4× in the same run.
 """
+
 import argparse
 import math
 import time
@@ -19,10 +20,10 @@ import torch
 from PIL import Image
 
 from affsr_cli import metrics as M
+from affsr_cli.downsample import Downsample
 from affsr_cli.evaluate import bicubic
 from affsr_cli.images import quantize, read_image
 from affsr_cli.infer import Upscaler, make_consistent
-from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
 
 OPS = {"bicubic": OperatorSpec(4, family="bicubic"), "gaussian": OperatorSpec(4)}
@@ -53,8 +54,10 @@ def main():
     args = ap.parse_args()
     files = sorted(p for p in args.hr.iterdir() if p.suffix.lower() == ".png")
     # a run folder's generator.safetensors is named after its run
-    nets = {(Path(w).parent.name if Path(w).stem == "generator" else Path(w).stem): Upscaler.load(w, tile=512)
-            for w in args.weights}
+    nets = {
+        (Path(w).parent.name if Path(w).stem == "generator" else Path(w).stem): Upscaler.load(w, tile=512)
+        for w in args.weights
+    }
     rows: dict = {}  # (degradation, upscaler, projected with) -> [(ypsnr, lrpsnr)]
     t_project, t_bicubic, mp, mp_bicubic = 0.0, 0.0, 0.0, 0.0
     for path in files:
@@ -79,15 +82,19 @@ def main():
                     mp += saved[0].numel() / 1e6
                     result = out.saved()
                     rows.setdefault((deg, name, with_), []).append((ypsnr(y, result), lrpsnr(result, x, OPS[deg])))
-    print(f"{len(files)} photos from {args.hr}; Y-PSNR with a 4-pixel crop; LR-PSNR of the 8-bit file against x, "
-          "measured with the degradation's operator\n")
+    print(
+        f"{len(files)} photos from {args.hr}; Y-PSNR with a 4-pixel crop; LR-PSNR of the 8-bit file against x, "
+        "measured with the degradation's operator\n"
+    )
     print(f"{'degradation':12s} {'upscaler':24s} {'projected with':15s} {'Y-PSNR':>8s} {'gain':>7s} {'LR-PSNR':>8s}")
     for (deg, name, with_), v in rows.items():
         ps, lr = np.mean([a for a, _ in v]), np.mean([b for _, b in v])
         base = np.mean([a for a, _ in rows[(deg, name, "—")]])
         print(f"{deg:12s} {name:24s} {with_:15s} {ps:8.3f} {ps - base:+7.3f} {lr:8.2f}")
-    print(f"\nproject: {t_project / mp:.3f} s per output MP (Π, box fit, rounding, Pillow match); "
-          f"PIL bicubic 4× of the same inputs: {t_bicubic / mp_bicubic:.3f} s per output MP")
+    print(
+        f"\nproject: {t_project / mp:.3f} s per output MP (Π, box fit, rounding, Pillow match); "
+        f"PIL bicubic 4× of the same inputs: {t_bicubic / mp_bicubic:.3f} s per output MP"
+    )
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ Ripple: A⁺ of a flat LR image (0.5) should be flat; the table gives max |A⁺x
 the borders (64 LR pixels in) and over the whole image. cond(AAᵀ) of the 1-D 256-sample operator
 (that of the 2-D A Aᵀ is its square).
 """
+
 import argparse
 
 import numpy as np
 import torch
 from PIL import Image
-
-from affsr_cli.pinv import fit_local_pinv
-from affsr_cli.downsample import Downsample
-from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
 from timing import timings  # benchmarks/timing.py
+
+from affsr_cli.downsample import Downsample
+from affsr_cli.pinv import fit_local_pinv
+from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
 
 SPECS = [OperatorSpec(4, family=f) for f in FAMILIES] + [OperatorSpec(4, family="bicubic", boundary="matlab")]
 
@@ -49,10 +50,14 @@ def main():
     f = torch.rand(1, 3, 1024, 1024, generator=g)
     img = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     ref = best_of(lambda: img.resize((1024, 1024), Image.BICUBIC), args.repeat)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 1024×1024×3 output, best and median of {args.repeat}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; 1024×1024×3 output, best and median of {args.repeat}"
+    )
     print(f"PIL bicubic 256→1024 (reference): best {ref[0] * 1e3:.2f} ms, median {ref[1] * 1e3:.2f} ms\n")
-    head = (f"{'operator':22s} {'taps':>4s} {'Π best ms':>10s} {'median':>8s} {'× PIL':>6s} {'A ms':>6s} "
-            f"{'max|AΠf−x|':>11s} {'ripple inner':>12s} {'ripple all':>10s} {'cond(AAᵀ)':>10s}")
+    head = (
+        f"{'operator':22s} {'taps':>4s} {'Π best ms':>10s} {'median':>8s} {'× PIL':>6s} {'A ms':>6s} "
+        f"{'max|AΠf−x|':>11s} {'ripple inner':>12s} {'ripple all':>10s} {'cond(AAᵀ)':>10s}"
+    )
     print(head)
     for spec in SPECS:
         A = Downsample(spec)
@@ -64,8 +69,10 @@ def main():
             worst = float((A(exact(f, x)) - x).abs().max())
         inner, whole = ripple(spec)
         name = f"{spec.family}/{spec.boundary}"
-        print(f"{name:22s} {spec.kernel_size:4d} {best * 1e3:10.2f} {med * 1e3:8.2f} {best / ref[0]:6.2f} {a_best * 1e3:6.2f} "
-              f"{worst:11.2e} {inner * 100:11.4f}% {whole * 100:9.2f}% {cond(spec):10.2f}")
+        print(
+            f"{name:22s} {spec.kernel_size:4d} {best * 1e3:10.2f} {med * 1e3:8.2f} {best / ref[0]:6.2f} {a_best * 1e3:6.2f} "
+            f"{worst:11.2e} {inner * 100:11.4f}% {whole * 100:9.2f}% {cond(spec):10.2f}"
+        )
     spec = OperatorSpec()
     fitted = Projection(Downsample(spec), fit_local_pinv(spec)[0])
     best, med = best_of(lambda: fitted(f, x), args.repeat)

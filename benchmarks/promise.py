@@ -18,6 +18,7 @@ kinds (its Pillow match ran to 64 passes): keep --size small there. `--crops PNG
 kind, a crop of the saved file at 400 % of the input beside the input (pixels repeated) and Pillow's
 bicubic upscale (and DIR's file with --compare-with), shown 2× (each pixel 2 × 2) to be looked at.
 """
+
 import argparse
 import json
 import os
@@ -31,10 +32,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from affsr_cli import infer
 from affsr_cli import batch as U
-from affsr_cli.registry import DEFAULT
+from affsr_cli import infer
 from affsr_cli.images import read_image
+from affsr_cli.registry import DEFAULT
 
 ROOT = Path(__file__).resolve().parent.parent
 BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) / 16
@@ -101,9 +102,17 @@ def noise(n: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(5).integers(0, 256, (n, n, 3), dtype=np.uint8))
 
 
-KINDS = {"photo": photo, "text": text, "line art": line_art, "checkerboard": checkerboard,
-         "ordered dither": ordered_dither, "error diffusion": error_diffusion, "random b/w pixels": dots,
-         "pixel art": pixel_art, "uniform noise": noise}
+KINDS = {
+    "photo": photo,
+    "text": text,
+    "line art": line_art,
+    "checkerboard": checkerboard,
+    "ordered dither": ordered_dither,
+    "error diffusion": error_diffusion,
+    "random b/w pixels": dots,
+    "pixel art": pixel_art,
+    "uniform noise": noise,
+}
 
 
 def ours(up: infer.Upscaler, src: Path, photo: Path, d: Path, repeat: int) -> dict:
@@ -129,15 +138,33 @@ def ours(up: infer.Upscaler, src: Path, photo: Path, d: Path, repeat: int) -> di
         f = timed("network", lambda: up.network(x))
         out = timed("fit", lambda: infer.make_consistent(f.clone(), x, up.spec, up.A, up.pinv, 8))
     row = rows[0]
-    return {**{k: min(v) for k, v in times.items()}, "iterations": out.box_iterations, "passes": out.pillow_passes,
-            "lr_psnr": row["lr_psnr"], "pillow": row["pillow_exact"], "warned": bool(warned),
-            "infeasible": row["infeasible"], "guarded": out.fit.guarded}
+    return {
+        **{k: min(v) for k, v in times.items()},
+        "iterations": out.box_iterations,
+        "passes": out.pillow_passes,
+        "lr_psnr": row["lr_psnr"],
+        "pillow": row["pillow_exact"],
+        "warned": bool(warned),
+        "infeasible": row["infeasible"],
+        "guarded": out.fit.guarded,
+    }
 
 
 def theirs(tree: Path, src: Path, d: Path, weights: str, operator: str | None) -> dict:
     """Another tree: the same file through its CLI (`--json`'s whole-file seconds and LR-PSNR)."""
-    cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(d / "theirs.png"), "--overwrite", "--json",
-           "-w", weights] + (["--operator", operator] if operator else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "affsr_cli",
+        "upscale",
+        str(src),
+        "-o",
+        str(d / "theirs.png"),
+        "--overwrite",
+        "--json",
+        "-w",
+        weights,
+    ] + (["--operator", operator] if operator else [])
     p = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
     if p.returncode:
         sys.exit(f"{tree}: the upscale failed: {p.stderr.strip()[-500:]}")
@@ -152,8 +179,10 @@ def crops(path: Path, panels: list[tuple[str, list[np.ndarray]]], side: int = 96
         cells = []
         for a in arrays:
             a = np.asarray(Image.fromarray(a).convert("RGB"))[:side, :side]
-            cells += [np.pad(a, ((0, side - a.shape[0]), (0, side - a.shape[1]), (0, 0)), constant_values=255),
-                      np.full((side, 4, 3), 128, np.uint8)]
+            cells += [
+                np.pad(a, ((0, side - a.shape[0]), (0, side - a.shape[1]), (0, 0)), constant_values=255),
+                np.full((side, 4, 3), 128, np.uint8),
+            ]
         rows += [np.concatenate(cells[:-1], 1), np.full((4, len(arrays) * (side + 4) - 4, 3), 128, np.uint8)]
     grid = np.concatenate(rows[:-1], 0)
     Image.fromarray(grid).resize((2 * grid.shape[1], 2 * grid.shape[0]), Image.Resampling.NEAREST).save(path)
@@ -172,28 +201,37 @@ def main():
     up = infer.Upscaler.load(args.weights, "cpu")
     if args.operator:
         from affsr_cli.projection import OperatorSpec
+
         up.set_operator(OperatorSpec(up.scale, family=args.operator))
     d = Path(tempfile.mkdtemp())
     n = args.size
-    print(f"{n}×{n} → {4 * n}×{4 * n}, {Path(args.weights).name}, A = {up.spec.describe()}, "
-          f"{torch.get_num_threads()} thread(s); seconds: fastest of {args.repeat}")
-    head = (f"{'input':18s} {'file s':>7s} {'× photo':>7s} {'f s':>6s} {'fit+Pil s':>9s} {'÷ f':>5s} {'iter':>4s} "
-            f"{'LR-PSNR':>7s} {'Pillow':>7s} {'warned':>6s}")
+    print(
+        f"{n}×{n} → {4 * n}×{4 * n}, {Path(args.weights).name}, A = {up.spec.describe()}, "
+        f"{torch.get_num_threads()} thread(s); seconds: fastest of {args.repeat}"
+    )
+    head = (
+        f"{'input':18s} {'file s':>7s} {'× photo':>7s} {'f s':>6s} {'fit+Pil s':>9s} {'÷ f':>5s} {'iter':>4s} "
+        f"{'LR-PSNR':>7s} {'Pillow':>7s} {'warned':>6s}"
+    )
     if args.compare_with:
         head += f" | {'before s':>8s} {'LR-PSNR':>7s} {'warned':>6s}"
     print(head)
     panels = []
     photo = d / "the_photo.png"
     KINDS["photo"](n).save(photo)
-    U.process(up, U.Job(photo, d / "photo_out.png", ".png"), U.Options(overwrite=True), U.Callbacks())  # first-call costs
+    U.process(
+        up, U.Job(photo, d / "photo_out.png", ".png"), U.Options(overwrite=True), U.Callbacks()
+    )  # first-call costs
     for kind in args.kinds:
         src = d / f"{kind.replace(' ', '_').replace('/', '')}.png"
         KINDS[kind](n).save(src)
         r = ours(up, src, photo, d, args.repeat)
         pil = "—" if r["pillow"] is None else f"{100 * r['pillow']:.1f}%"
-        line = (f"{kind:18s} {r['seconds']:7.2f} {r['seconds'] / r['photo']:7.2f} {r['network']:6.2f} {r['fit']:9.2f} "
-                f"{r['fit'] / r['network']:5.2f} {r['iterations']:4d} {r['lr_psnr'] or float('inf'):7.2f} {pil:>7s} "
-                f"{'yes' if r['warned'] else 'no':>6s}")
+        line = (
+            f"{kind:18s} {r['seconds']:7.2f} {r['seconds'] / r['photo']:7.2f} {r['network']:6.2f} {r['fit']:9.2f} "
+            f"{r['fit'] / r['network']:5.2f} {r['iterations']:4d} {r['lr_psnr'] or float('inf'):7.2f} {pil:>7s} "
+            f"{'yes' if r['warned'] else 'no':>6s}"
+        )
         lr = Image.open(src)
         row = [lr.resize((4 * n, 4 * n), Image.Resampling.NEAREST), lr.resize((4 * n, 4 * n), Image.Resampling.BICUBIC)]
         if args.compare_with:
@@ -204,8 +242,10 @@ def main():
         print(line, flush=True)
     if args.crops:
         crops(Path(args.crops), panels)
-        print(f"wrote {args.crops}: per row input (pixels repeated) | Pillow bicubic | "
-              f"{'before | ' if args.compare_with else ''}affsr, 2× enlarged")
+        print(
+            f"wrote {args.crops}: per row input (pixels repeated) | Pillow bicubic | "
+            f"{'before | ' if args.compare_with else ''}affsr, 2× enlarged"
+        )
 
 
 if __name__ == "__main__":

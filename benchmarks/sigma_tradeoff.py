@@ -7,14 +7,22 @@ distance to A⁺, and its consistency at the borders (the interior is exact for 
 
     python benchmarks/sigma_tradeoff.py
 """
+
 import dataclasses
 
 import numpy as np
 import torch
 from PIL import Image
 
-from affsr_cli.pinv import FIT_LR_SIZE, LocalPinv, _penrose_residuals, consistency_report, fit_local_pinv, truncated_exact
 from affsr_cli.downsample import Downsample
+from affsr_cli.pinv import (
+    FIT_LR_SIZE,
+    LocalPinv,
+    _penrose_residuals,
+    consistency_report,
+    fit_local_pinv,
+    truncated_exact,
+)
 from affsr_cli.projection import OperatorSpec
 
 
@@ -50,10 +58,21 @@ def main():
         x = torch.randn(8, 1, FIT_LR_SIZE, FIT_LR_SIZE, generator=g, dtype=torch.float64)
         r1, r2 = _penrose_residuals(A, LocalPinv(periodic, 5, truncated_exact(spec, 5)), y, x)
         B, rep = fit_local_pinv(spec)
-        row = [sigma, nyquist_gain(spec.taps().numpy(), s), float(ev.max() / ev.min()) ** 2,
-               float(r1.pow(2).mean() + r2.pow(2).mean()), rep.l1 + rep.l2, rep.distance_to_exact,
-               consistency_report(B)["consistency_fitted"], rep.seconds]
-        print(f"{row[0]:13.2f} {row[1]:13.3f} {row[2]:13.2f} " + " ".join(f"{v:13.2e}" for v in row[3:7]) + f" {row[7]:13.1f}")
+        row = [
+            sigma,
+            nyquist_gain(spec.taps().numpy(), s),
+            float(ev.max() / ev.min()) ** 2,
+            float(r1.pow(2).mean() + r2.pow(2).mean()),
+            rep.l1 + rep.l2,
+            rep.distance_to_exact,
+            consistency_report(B)["consistency_fitted"],
+            rep.seconds,
+        ]
+        print(
+            f"{row[0]:13.2f} {row[1]:13.3f} {row[2]:13.2f} "
+            + " ".join(f"{v:13.2e}" for v in row[3:7])
+            + f" {row[7]:13.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Timing shared by the benchmarks: each call timed on its own (with `sync` around it for GPUs)."""
+
 from __future__ import annotations
 
 import time

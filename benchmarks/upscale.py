@@ -18,6 +18,7 @@ at their full length (how `infer.tile_spans` cut before it shortened them).
 rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
 this tree and DIR in turns (interleaved, so that a busy machine slows both alike).
 """
+
 import argparse
 import json
 import os
@@ -32,19 +33,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from timing import best  # benchmarks/timing.py
 from torch import nn
 
 from affsr_cli import boxfit, checkpoint, consistency, infer, methods
-from affsr_cli.device import pick_device, pick_dtype
 from affsr_cli import images as X
+from affsr_cli.device import pick_device, pick_dtype
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
-from timing import best  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- Real-ESRGAN's generator (Wang et al., 2021), the usual reference: 23 RRDB, 64 features, growth 32
+
 
 class RDB(nn.Module):
     def __init__(self, nf=64, gc=32):
@@ -132,8 +134,9 @@ def pipeline(up: infer.Upscaler, src: Path, out: Path) -> dict:
     t["pi"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     pillow = consistency.matches_pillow(up.spec, pic.pixels, 8)
-    t["iterations"] = boxfit.fit_box(y, pic.pixels, up.A, up.pinv, 8, device=up.device,
-                                          max_error=boxfit.MAX_FIT_ERROR if pillow else None)
+    t["iterations"] = boxfit.fit_box(
+        y, pic.pixels, up.A, up.pinv, 8, device=up.device, max_error=boxfit.MAX_FIT_ERROR if pillow else None
+    )
     sync(up.device)
     t["projection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -183,29 +186,43 @@ def speed(args):
         conv_s = best(lambda: conv(feat), 5, sync)
     conv_gflops = 2 * 128 * 128 * 9 * 256 * 256 / conv_s / 1e9
 
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, precision "
-          f"{str(ups['imagenet'].dtype).replace('torch.', '')}; input {src.name} 256×256 → 1024×1024 RGB")
-    print(f"{'upscaler':36s} {'seconds':>8s} {'MP/s':>8s} {'× RRDBNet':>10s} {'GFLOP':>8s} {'GFLOP/s':>8s} {'% of conv':>9s}")
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, precision "
+        f"{str(ups['imagenet'].dtype).replace('torch.', '')}; input {src.name} 256×256 → 1024×1024 RGB"
+    )
+    print(
+        f"{'upscaler':36s} {'seconds':>8s} {'MP/s':>8s} {'× RRDBNet':>10s} {'GFLOP':>8s} {'GFLOP/s':>8s} {'% of conv':>9s}"
+    )
     rrdb_s = next((s for name, s, _ in rows if name.startswith("RRDB")), None)
     for name, seconds, flops in rows:
-        gf = f"{flops / 1e9:8.1f} {flops / seconds / 1e9:8.1f} {100 * flops / seconds / 1e9 / conv_gflops:8.0f}%" if flops else ""
+        gf = (
+            f"{flops / 1e9:8.1f} {flops / seconds / 1e9:8.1f} {100 * flops / seconds / 1e9 / conv_gflops:8.0f}%"
+            if flops
+            else ""
+        )
         ratio = f"{rrdb_s / seconds:10.1f}" if rrdb_s else f"{'':10s}"
         print(f"{name:36s} {seconds:8.3f} {mp / seconds:8.3f} {ratio} {gf}")
-    print(f"{'plain 3×3 conv 128→128 on 256×256':36s} {conv_s:8.3f} {'':8s} {'':10s} "
-          f"{2 * 128 * 128 * 9 * 256 * 256 / 1e9:8.1f} {conv_gflops:8.1f} {100:8.0f}%")
+    print(
+        f"{'plain 3×3 conv 128→128 on 256×256':36s} {conv_s:8.3f} {'':8s} {'':10s} "
+        f"{2 * 128 * 128 * 9 * 256 * 256 / 1e9:8.1f} {conv_gflops:8.1f} {100:8.0f}%"
+    )
 
     stages = lambda t: sum(v for k, v in t.items() if k not in ("iterations", "lr_psnr", "pi"))  # noqa: E731
     for preset in PRESETS:  # the whole file --repeat times; the fastest run is reported
-        t = min((pipeline(ups[preset], src, Path(tempfile.mkdtemp()) / "out.png") for _ in range(args.repeat)), key=stages)
+        t = min(
+            (pipeline(ups[preset], src, Path(tempfile.mkdtemp()) / "out.png") for _ in range(args.repeat)), key=stages
+        )
         total = stages(t)
         io = t["read"] + t["write"] + t["read back"]
         proj = t["projection"] + t["measure"]
-        print(f"whole file, {preset} ({ups[preset].spec.family} A): {total:.2f} s = network {t['network']:.2f} + projection & box fit "
-              f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding (and Pillow match) "
-              f"{t['rounding']:.3f} + I/O {io:.3f} (read {t['read']:.3f}, write PNG {t['write']:.3f}, read back "
-              f"{t['read back']:.3f}); projection {100 * proj / total:.1f}%, I/O {100 * io / total:.1f}%, "
-              f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB; "
-              f"Π alone {1e3 * t['pi']:.0f} ms ({100 * t['pi'] / total:.1f}%, Π + I/O {100 * (t['pi'] + io) / total:.1f}%)")
+        print(
+            f"whole file, {preset} ({ups[preset].spec.family} A): {total:.2f} s = network {t['network']:.2f} + projection & box fit "
+            f"{t['projection']:.3f} ({t['iterations']} POCS iterations) + LR-PSNR {t['measure']:.3f} + rounding (and Pillow match) "
+            f"{t['rounding']:.3f} + I/O {io:.3f} (read {t['read']:.3f}, write PNG {t['write']:.3f}, read back "
+            f"{t['read back']:.3f}); projection {100 * proj / total:.1f}%, I/O {100 * io / total:.1f}%, "
+            f"projection + rounding + I/O {100 * (proj + io + t['rounding']) / total:.1f}%; LR-PSNR {t['lr_psnr']:.2f} dB; "
+            f"Π alone {1e3 * t['pi']:.0f} ms ({100 * t['pi'] / total:.1f}%, Π + I/O {100 * (t['pi'] + io) / total:.1f}%)"
+        )
 
 
 def large(args):
@@ -216,21 +233,39 @@ def large(args):
 
 def _large(args, d: Path):
     torch.manual_seed(0)
-    checkpoint.save_generator(d / "net.safetensors", methods.build_generator(args.large_preset, OperatorSpec(), "aff").eval())
+    checkpoint.save_generator(
+        d / "net.safetensors", methods.build_generator(args.large_preset, OperatorSpec(), "aff").eval()
+    )
     im = Image.open(ROOT / "examples" / "val" / "coffee.png").convert("RGB")
     im.resize((2048, 2048), Image.BICUBIC).save(d / "in.png")
-    cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(d / "in.png"), "-o", str(d / "out.png"), "-w",
-           str(d / "net.safetensors"), "--json", "--device", args.device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "affsr_cli",
+        "upscale",
+        str(d / "in.png"),
+        "-o",
+        str(d / "out.png"),
+        "-w",
+        str(d / "net.safetensors"),
+        "--json",
+        "--device",
+        args.device,
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kilobytes
     if r.returncode:
         sys.exit(f"the upscale failed: {r.stderr}")
-    print(f"2048×2048 → 8192×8192 RGB ({args.large_preset} preset, {args.device}): peak resident memory "
-          f"{peak / 2**30:.2f} GiB, {seconds:.0f} s; {r.stdout.strip()}")
-    print(f"output {os.path.getsize(d / 'out.png') / 2**20:.0f} MiB PNG; the float32 HR image alone is "
-          f"{3 * 8192 * 8192 * 4 / 2**30:.2f} GiB")
+    print(
+        f"2048×2048 → 8192×8192 RGB ({args.large_preset} preset, {args.device}): peak resident memory "
+        f"{peak / 2**30:.2f} GiB, {seconds:.0f} s; {r.stdout.strip()}"
+    )
+    print(
+        f"output {os.path.getsize(d / 'out.png') / 2**20:.0f} MiB PNG; the float32 HR image alone is "
+        f"{3 * 8192 * 8192 * 4 / 2**30:.2f} GiB"
+    )
 
 
 def full_length_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
@@ -249,8 +284,10 @@ def tiles(args):
     model = checkpoint.load_generator(checkpoint.resolve_weights("affmse-x4")).eval()
     x = torch.rand(3, args.size, args.size)
     auto = infer.Upscaler(model, args.device).tile
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; f of affmse-x4 on a {args.size}² LR image "
-          f"→ {4 * args.size}² (best of {args.repeat})")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; f of affmse-x4 on a {args.size}² LR image "
+        f"→ {4 * args.size}² (best of {args.repeat})"
+    )
     print(f"{'tile':>10s} {'spans':>13s} {'tiles':>6s} {'computed/image':>15s} {'seconds':>8s} {'outside f':>10s}")
     for tile in dict.fromkeys([auto, 256, 128]):
         up = infer.Upscaler(model, args.device, tile=tile)
@@ -277,7 +314,9 @@ def tiles(args):
             total, in_f = min(runs)
             cut = spans(args.size, tile, up.overlap)
             area = sum(b - a for a, b in cut) ** 2 / args.size**2
-            print(f"{tile:10d} {name:>13s} {len(cut)**2:6d} {area:15.2f} {total:8.2f} {100 * (total - in_f) / total:9.1f}%")
+            print(
+                f"{tile:10d} {name:>13s} {len(cut) ** 2:6d} {area:15.2f} {total:8.2f} {100 * (total - in_f) / total:9.1f}%"
+            )
 
 
 def compare(args):
@@ -287,13 +326,28 @@ def compare(args):
     times: dict[str, list[float]] = {k: [] for k in trees}
     for r in range(args.rounds):
         for name, root in trees.items():
-            cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(d / "out.png"), "--overwrite", "--json",
-                   "--device", args.device]
-            p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+            cmd = [
+                sys.executable,
+                "-m",
+                "affsr_cli",
+                "upscale",
+                str(src),
+                "-o",
+                str(d / "out.png"),
+                "--overwrite",
+                "--json",
+                "--device",
+                args.device,
+            ]
+            p = subprocess.run(
+                cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}
+            )
             if p.returncode:
                 sys.exit(f"{root}: the upscale failed: {p.stderr.strip()[-500:]}")
             times[name].append(json.loads(p.stdout)[0]["seconds"])
-    print(f"whole file 256×256 → 1024×1024 RGB, shipped default weights, {args.rounds} interleaved rounds (best, median):")
+    print(
+        f"whole file 256×256 → 1024×1024 RGB, shipped default weights, {args.rounds} interleaved rounds (best, median):"
+    )
     for name, t in times.items():
         print(f"  {name:10s} {trees[name]}: best {min(t):.3f} s, median {statistics.median(t):.3f} s")
     a, b = min(times["this tree"]), min(times["other"])
@@ -304,15 +358,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=list(infer.PRECISIONS))
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each generator and of each whole file (the best is kept)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="runs of each generator and of each whole file (the best is kept)"
+    )
     ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
     ap.add_argument("--compare-with", metavar="DIR", help="another checkout to time against, interleaved (see above)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with")
     ap.add_argument("--tiles", action="store_true", help="time f on tiles, shortened vs full-length (see above)")
     ap.add_argument("--size", type=int, default=600, help="LR side for --tiles")
     ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
-    ap.add_argument("--large-preset", default="texture", choices=PRESETS,
-                    help="generator for --large (the tile budget bounds its activations either way)")
+    ap.add_argument(
+        "--large-preset",
+        default="texture",
+        choices=PRESETS,
+        help="generator for --large (the tile budget bounds its activations either way)",
+    )
     args = ap.parse_args()
     compare(args) if args.compare_with else large(args) if args.large else tiles(args) if args.tiles else speed(args)
 

@@ -4,6 +4,7 @@ and saved as an 8-bit RGB PNG; SOURCES.md beside them records where each comes f
 
     pip install scikit-image && python examples/make_val_set.py
 """
+
 from pathlib import Path
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The `slow` mark: tests that start processes (the CLI in a subprocess, the wheel, Ray, kill signals)
 are marked here, so `pytest -m "not slow"` runs the in-process suite in a few minutes."""
+
 from __future__ import annotations
 
 import types
@@ -23,5 +24,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         function = getattr(item, "function", None)
         if item.module.__name__.rpartition(".")[2] in SLOW_MODULES or (
-                function is not None and _names(function.__code__) & SPAWNS):
+            function is not None and _names(function.__code__) & SPAWNS
+        ):
             item.add_marker(pytest.mark.slow)

@@ -1,4 +1,5 @@
 """What the test files share: the repository's folders and `affsr` run as a user runs it, in a new process."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,20 @@ ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "val"  # the bundled validation photos
 
 
-def affsr(*args, cwd=None, env: dict | None = None, timeout: float | None = None, **kwargs) -> subprocess.CompletedProcess:
+def affsr(
+    *args, cwd=None, env: dict | None = None, timeout: float | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """`python -m affsr_cli ARGS` (paths and numbers as strings), its output captured as text; COLUMNS 200 so
     that tables are not cut; `env` adds to (or overrides) this process's environment."""
-    return subprocess.run([sys.executable, "-m", "affsr_cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "affsr_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        **kwargs,
+    )
 
 
 def one_thread(*args, **kwargs) -> subprocess.CompletedProcess:

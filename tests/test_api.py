@@ -1,6 +1,7 @@
 """`import affsr_cli as affsr; affsr.upscale(image)`: the same pixels as `affsr upscale`, the caller's type
 back, the promise kept (Pillow's resize of an 8-bit result, A ŷ = x for floats), one clear ValueError
 for bad input; hf:// weights from a local cache, and a fast one-line failure without a network."""
+
 import importlib.util
 import json
 import os
@@ -17,8 +18,8 @@ from PIL import Image
 
 import affsr_cli as affsr
 from affsr_cli import api, checkpoint, methods
-from affsr_cli.registry import DEFAULT
 from affsr_cli.projection import OperatorSpec
+from affsr_cli.registry import DEFAULT
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
@@ -53,8 +54,23 @@ def cli_outputs(tmp_path_factory):
     rgba.save(d / "in" / "rgba.png")
     rgb.convert("L").save(d / "in" / "gray.png")
     Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257 + 3)).save(d / "in" / "gray16.png")
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(d / "in"), "-o", str(d / "out"), "--device", "cpu",
-                        "--json"], capture_output=True, text=True, env=ENV)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "upscale",
+            str(d / "in"),
+            "-o",
+            str(d / "out"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert r.returncode == 0, r.stderr
     assert all(row["consistent"] for row in json.loads(r.stdout)), r.stdout
     return {p.stem: (Image.open(d / "in" / p.name), Image.open(p)) for p in (d / "out").glob("*.png")}
@@ -108,10 +124,14 @@ CASES = {
     "numpy uint16 HxWx3": lambda: np.asarray(chelsea().crop((0, 0, 12, 10)), np.uint16) * 257,
     "numpy float32 HxW": lambda: (gray() / 255).astype(np.float32),
     "numpy float16 HxWx3": lambda: (np.asarray(chelsea().crop((0, 0, 12, 10))) / 255).astype(np.float16),
-    "torch float32 CxHxW": lambda: torch.from_numpy(np.asarray(chelsea().crop((0, 0, 12, 10))) / 255).permute(2, 0, 1).float(),
+    "torch float32 CxHxW": lambda: (
+        torch.from_numpy(np.asarray(chelsea().crop((0, 0, 12, 10))) / 255).permute(2, 0, 1).float()
+    ),
     "torch float64 BxCxHxW": lambda: torch.from_numpy(np.stack([gray(seed=0), gray(seed=1)])[:, None] / 255),
     "torch bfloat16 CxHxW": lambda: torch.from_numpy(gray()[None] / 255).to(torch.bfloat16),
-    "torch uint8 CxHxW": lambda: torch.from_numpy(np.array(chelsea().crop((0, 0, 12, 10)))).permute(2, 0, 1).contiguous(),
+    "torch uint8 CxHxW": lambda: (
+        torch.from_numpy(np.array(chelsea().crop((0, 0, 12, 10)))).permute(2, 0, 1).contiguous()
+    ),
     "PIL L": lambda: Image.fromarray(gray().astype(np.uint8)),
     "PIL LA": lambda: Image.fromarray(np.stack([gray().astype(np.uint8)] * 2, -1)),
     "PIL RGBA": lambda: chelsea().crop((0, 0, 12, 10)).convert("RGBA"),
@@ -194,7 +214,9 @@ def test_options_reach_the_upscaler(up):
     y = affsr.upscale(x, device="cpu", operator="area")
     box = y.astype(np.float64).reshape(24, 4, 40, 4, 3).mean((1, 3))
     assert np.abs(box - x).max() <= 0.5 + 1e-9  # A = 4×4 box means: exact within rounding
-    wide = np.asarray(chelsea((100, 60, 200, 100)), np.float32) / 255  # 100 LR px: two tiles of 64 (overlap 2R + 8 = 50)
+    wide = (
+        np.asarray(chelsea((100, 60, 200, 100)), np.float32) / 255
+    )  # 100 LR px: two tiles of 64 (overlap 2R + 8 = 50)
     tiled = affsr.upscale(wide, device="cpu", tile=64)
     assert affsr.load(device="cpu", tile=64).tile == 64 and affsr.load(device="cpu").tile > 100
     assert np.abs(tiled - affsr.upscale(wide, device="cpu")).max() < 1e-4  # tiles do not change the result
@@ -202,8 +224,10 @@ def test_options_reach_the_upscaler(up):
 
 def test_a_stochastic_checkpoint_follows_the_seed(tmp_path):
     torch.manual_seed(0)
-    path = checkpoint.save_generator(tmp_path / "noisy.safetensors", methods.build_generator(
-        "texture", OperatorSpec(), "aff", noise_channels=2).eval())
+    path = checkpoint.save_generator(
+        tmp_path / "noisy.safetensors",
+        methods.build_generator("texture", OperatorSpec(), "aff", noise_channels=2).eval(),
+    )
     x = (gray() / 255).astype(np.float32)
     a, b = (affsr.upscale(x, weights=path, device="cpu", seed=s) for s in (1, 2))
     assert not np.array_equal(a, b) and np.array_equal(a, affsr.upscale(x, weights=path, device="cpu", seed=1))
@@ -240,9 +264,15 @@ def test_bad_input_is_one_clear_value_error(case):
 
 def test_bad_options_are_value_errors():
     x = np.zeros((8, 8), np.uint8)
-    for kwargs, words in [({"weights": "no-such-weights"}, "no shipped weights named"), ({"operator": "cubic"}, "operator"),
-                          ({"device": "tpu"}, "device"), ({"tile": 4}, "tile"), ({"tile": "auto"}, "tile"),
-                          ({"seed": -1}, "seed"), ({"operator": 4}, "OperatorSpec")]:
+    for kwargs, words in [
+        ({"weights": "no-such-weights"}, "no shipped weights named"),
+        ({"operator": "cubic"}, "operator"),
+        ({"device": "tpu"}, "device"),
+        ({"tile": 4}, "tile"),
+        ({"tile": "auto"}, "tile"),
+        ({"seed": -1}, "seed"),
+        ({"operator": 4}, "OperatorSpec"),
+    ]:
         with pytest.raises(ValueError, match=words):
             affsr.upscale(x, **{"device": "cpu", **kwargs})
 
@@ -265,7 +295,9 @@ def test_hub_weights_from_the_cache_and_a_fast_line_without_a_network(tmp_path):
     """hf:// from a Hugging Face cache made here; a file not in it, behind a proxy that refuses, fails within
     seconds in one line (huggingface_hub retried for ~26 s); nothing is downloaded."""
     torch.manual_seed(0)
-    src = checkpoint.save_generator(tmp_path / "rgb.safetensors", methods.build_generator("texture", OperatorSpec(), "aff").eval())
+    src = checkpoint.save_generator(
+        tmp_path / "rgb.safetensors", methods.build_generator("texture", OperatorSpec(), "aff").eval()
+    )
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someone--tiny-affsr"
     (repo / "snapshots" / commit).mkdir(parents=True)
@@ -284,9 +316,17 @@ def test_hub_weights_from_the_cache_and_a_fast_line_without_a_network(tmp_path):
             print(f"{time.monotonic() - t:.1f}")
             print(e)
     """)
-    env = {**ENV, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0",
-           "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": "",
-           "HF_ENDPOINT": "https://huggingface.co"}
+    env = {
+        **ENV,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "0",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "HF_ENDPOINT": "https://huggingface.co",
+    }
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
@@ -305,9 +345,11 @@ def test_make_crops_says_in_one_line_what_is_missing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "photos").mkdir()
     chelsea().save(tmp_path / "photos" / "chelsea.png")
-    for args, words in ([["--val", str(tmp_path / "none")], "no validation photos"],
-                        [["--val", str(tmp_path / "empty")], "no validation photos"],
-                        [["--val", str(tmp_path / "photos"), "--column", "X=no-such"], "no such weights file"]):
+    for args, words in (
+        [["--val", str(tmp_path / "none")], "no validation photos"],
+        [["--val", str(tmp_path / "empty")], "no validation photos"],
+        [["--val", str(tmp_path / "photos"), "--column", "X=no-such"], "no such weights file"],
+    ):
         assert make_crops.main([*args, "-o", str(tmp_path / "sheet.png")]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and words in err, err

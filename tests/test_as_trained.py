@@ -1,5 +1,6 @@
 """`affsr eval --as-trained` (the paper's Table 2 comparison): a checkpoint trained without the
 projection is measured on its own f(x); one trained with it, through Π as always."""
+
 import math
 
 import numpy as np
@@ -20,7 +21,9 @@ def ckpts(tmp_path_factory):
     spec = OperatorSpec(4, family="bicubic")
     for constraint in ("none", "soft", "aff"):
         torch.manual_seed(0)
-        checkpoint.save_generator(d / f"{constraint}.safetensors", methods.build_generator("small", spec, constraint).eval())
+        checkpoint.save_generator(
+            d / f"{constraint}.safetensors", methods.build_generator("small", spec, constraint).eval()
+        )
     return d
 
 
@@ -46,4 +49,7 @@ def test_as_trained_skips_the_projection_only_where_training_did(ckpts):
             assert lr_psnr(b, x, A) < 40
             assert torch.equal((b * 255).round() / 255, b) and float(b.min()) >= 0 and float(b.max()) <= 1
             f = trained(x, 32)  # a float HR: f(x) itself, off the 8-bit grid, and within a level of the file's
-            assert not torch.equal((f * 255).round() / 255, f) and float((f.clamp(0, 1) - b).abs().max()) <= 0.5 / 255 + 1e-9
+            assert (
+                not torch.equal((f * 255).round() / 255, f)
+                and float((f.clamp(0, 1) - b).abs().max()) <= 0.5 / 255 + 1e-9
+            )

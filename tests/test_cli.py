@@ -1,4 +1,5 @@
 """`affsr` as a user runs it: a subprocess, its exit code, its stdout and stderr."""
+
 import json
 import subprocess
 import sys
@@ -10,9 +11,11 @@ from helpers import affsr
 
 
 def test_help_and_version_do_not_import_torch():
-    code = ("import sys; from affsr_cli.cli.app import main; sys.argv = ['affsr', '{}']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from affsr_cli.cli.app import main; sys.argv = ['affsr', '{}']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     for flag in ("--help", "--version"):
         r = subprocess.run([sys.executable, "-c", code.format(flag)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -42,20 +45,23 @@ def test_pinv_table():
     assert "ℓ1" in r.stdout and "exact A⁺, float64" in r.stdout
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--scale", "0"], "scale"),
-    (["--sigma", "0"], "sigma"),
-    (["--sigma", "-2"], "sigma"),
-    (["--kernel-size", "2"], "kernel size"),
-    (["--size", "4"], "odd"),
-    (["--scale", "four"], "--scale"),
-    (["--boundary", "wrap"], "boundary"),
-    (["--bogus"], "--bogus"),
-    (["-o", "{tmp}/a_file/out.safetensors"], "a_file is a file, not a folder"),
-    (["-o", "{tmp}/no_folder/out.safetensors"], "does not exist"),
-    (["-o", "{tmp}"], ".safetensors"),
-    (["-o", "{tmp}/existing.safetensors"], "--overwrite"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--scale", "0"], "scale"),
+        (["--sigma", "0"], "sigma"),
+        (["--sigma", "-2"], "sigma"),
+        (["--kernel-size", "2"], "kernel size"),
+        (["--size", "4"], "odd"),
+        (["--scale", "four"], "--scale"),
+        (["--boundary", "wrap"], "boundary"),
+        (["--bogus"], "--bogus"),
+        (["-o", "{tmp}/a_file/out.safetensors"], "a_file is a file, not a folder"),
+        (["-o", "{tmp}/no_folder/out.safetensors"], "does not exist"),
+        (["-o", "{tmp}"], ".safetensors"),
+        (["-o", "{tmp}/existing.safetensors"], "--overwrite"),
+    ],
+)
 def test_bad_arguments_give_one_line(tmp_path, args, words):
     (tmp_path / "a_file").write_text("not a folder")
     existing = tmp_path / "existing.safetensors"
@@ -94,10 +100,14 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_when_asked(monke
 def test_library_warnings_are_one_line_of_ours(tmp_path):
     """A Pillow UserWarning (e.g. a JPEG's corrupt EXIF) printed its raw text with a site-packages path
     (issue 19 §8); under `affsr` it is one line, `warning: …`."""
-    code = ("import sys, warnings; from affsr_cli.cli import app as cli; sys.argv = ['affsr', '--version']; cli.one_line_warnings(); "
-            "warnings.warn('Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\\n  more', UserWarning)")
+    code = (
+        "import sys, warnings; from affsr_cli.cli import app as cli; sys.argv = ['affsr', '--version']; cli.one_line_warnings(); "
+        "warnings.warn('Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\\n  more', UserWarning)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stderr == "warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\n", r.stderr
+    assert (
+        r.returncode == 0 and r.stderr == "warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.\n"
+    ), r.stderr
 
 
 def _commands():
@@ -110,7 +120,9 @@ def _commands():
     return [((), root)] + [((name,), cmd) for name, cmd in root.commands.items()]
 
 
-@pytest.mark.parametrize("path, command", _commands(), ids=lambda v: " ".join(v) or "affsr" if isinstance(v, tuple) else "")
+@pytest.mark.parametrize(
+    "path, command", _commands(), ids=lambda v: " ".join(v) or "affsr" if isinstance(v, tuple) else ""
+)
 def test_help_shows_every_help_text_whole_and_h_is_help(path, command):
     """Help is plain text, not rich markup: '[default: …]', 'affsr[foreign]' were swallowed as markup tags
     ('needs --operator and affsr)', '… or circular .'). Every option's help from the source appears whole in
@@ -131,21 +143,24 @@ def test_bracketed_help_survives():
     assert "[default: each checkpoint's own" in " ".join(affsr("eval", "--help").stdout.split())
 
 
-@pytest.mark.parametrize("args, hint", [
-    (["upscale", "a.png", "--half"], "no such option --half; affsr upscale uses --precision fp16"),
-    (["upscale", "a.png", "--fp16"], "uses --precision fp16"),
-    (["upscale", "a.png", "--model", "m"], "no such option --model; affsr upscale uses --weights"),
-    (["upscale", "a.png", "--model_name", "m"], "uses --weights"),
-    (["upscale", "a.png", "--scale", "2"], "uses --outscale"),
-    (["eval", "--outscale", "2"], "no such option --outscale; affsr eval uses --scale"),
-    (["project", "a", "b", "--outscale", "2"], "uses --scale"),
-    (["upscale", "a.png", "--tile-size", "64"], "uses --tile"),
-    (["upscale", "a.png", "--tta"], "uses --ensemble"),
-    (["upscale", "a.png", "--ovrwrite"], "no such option --ovrwrite; did you mean --overwrite?"),
-    (["upscale", "a.png", "--skip_existing"], "did you mean --skip-existing?"),
-    (["eval", "--per-imag"], "did you mean --per-image?"),
-    (["upscale", "a.png", "--zzz"], "no such option --zzz (see '"),
-])
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        (["upscale", "a.png", "--half"], "no such option --half; affsr upscale uses --precision fp16"),
+        (["upscale", "a.png", "--fp16"], "uses --precision fp16"),
+        (["upscale", "a.png", "--model", "m"], "no such option --model; affsr upscale uses --weights"),
+        (["upscale", "a.png", "--model_name", "m"], "uses --weights"),
+        (["upscale", "a.png", "--scale", "2"], "uses --outscale"),
+        (["eval", "--outscale", "2"], "no such option --outscale; affsr eval uses --scale"),
+        (["project", "a", "b", "--outscale", "2"], "uses --scale"),
+        (["upscale", "a.png", "--tile-size", "64"], "uses --tile"),
+        (["upscale", "a.png", "--tta"], "uses --ensemble"),
+        (["upscale", "a.png", "--ovrwrite"], "no such option --ovrwrite; did you mean --overwrite?"),
+        (["upscale", "a.png", "--skip_existing"], "did you mean --skip-existing?"),
+        (["eval", "--per-imag"], "did you mean --per-image?"),
+        (["upscale", "a.png", "--zzz"], "no such option --zzz (see '"),
+    ],
+)
 def test_unknown_options_point_at_ours(args, hint):
     """One line: another tool's option (Real-ESRGAN's --half, --model_name, --tile_size) named by ours, a typo
     by the closest of the command's own options; click's 'Possible options: …' list is not shown."""

@@ -1,4 +1,5 @@
 """One inference contract: `affsr upscale`, `affsr eval` and infer.Upscaler give the same pixels."""
+
 import json
 
 import numpy as np
@@ -8,8 +9,8 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from affsr_cli import checkpoint, infer, methods
-from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.downsample import Downsample
+from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.projection import OperatorSpec
 from helpers import VAL, affsr
 
@@ -58,7 +59,11 @@ def test_contract_steps(net):
     for bits in (8, 16):
         out = up(x, bits=bits)
         L = 2**bits - 1
-        assert out.levels.dtype == (np.uint8 if bits == 8 else np.uint16) and out.levels.shape == (4 * x.shape[1], 4 * x.shape[2], 3)
+        assert out.levels.dtype == (np.uint8 if bits == 8 else np.uint16) and out.levels.shape == (
+            4 * x.shape[1],
+            4 * x.shape[2],
+            3,
+        )
         assert 0 <= out.y_hat.min() and out.y_hat.max() <= 1  # the box fit
         assert np.abs(out.levels.astype(float) - out.y_hat.permute(1, 2, 0).numpy() * L).max() <= 1 + 1e-6
         lr_mse = float(((up.A(out.saved()) - x.double()) ** 2).mean())

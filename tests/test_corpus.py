@@ -1,6 +1,7 @@
 """examples/photos/make_corpus.py: it stops with one line when a source cannot be fetched (and leaves
 an existing corpus as it was), finds copies of one photo across packages, and reads the mirror from
 apt's configuration. No network: apt-get is replaced by a script that fails."""
+
 import os
 import stat
 import sys
@@ -22,10 +23,16 @@ def photo(seed: int, size=(96, 64)) -> Image.Image:
 
 def test_copies_are_dropped_and_validation_photos_kept(tmp_path):
     a, b = photo(0), photo(1)
-    rows = [dict(name="pkg1-a", split="train"), dict(name="pkg2-a-bigger", split="val"), dict(name="pkg1-b", split="train")]
-    thumbs = {"pkg1-a": make_corpus.thumbnail(a),
-              "pkg2-a-bigger": make_corpus.thumbnail(a.resize((192, 128), Image.LANCZOS)),  # the same photo, larger
-              "pkg1-b": make_corpus.thumbnail(b)}
+    rows = [
+        dict(name="pkg1-a", split="train"),
+        dict(name="pkg2-a-bigger", split="val"),
+        dict(name="pkg1-b", split="train"),
+    ]
+    thumbs = {
+        "pkg1-a": make_corpus.thumbnail(a),
+        "pkg2-a-bigger": make_corpus.thumbnail(a.resize((192, 128), Image.LANCZOS)),  # the same photo, larger
+        "pkg1-b": make_corpus.thumbnail(b),
+    }
     dropped = make_corpus.drop_duplicates(rows, thumbs)
     assert [d[:2] for d in dropped] == [("pkg1-a", "pkg2-a-bigger")]  # the validation copy is the one kept
     assert dropped[0][2] < make_corpus.DUPLICATE_LEVELS
@@ -47,7 +54,9 @@ def failing_apt(tmp_path, monkeypatch):
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     # no package counts as installed on this machine: every one is fetched (and fails)
-    monkeypatch.setattr(make_corpus, "DEBIAN", {("lomiri-wallpapers-16.04", None): {"usr/share/nowhere/x.jpg": ("a", "CC0")}})
+    monkeypatch.setattr(
+        make_corpus, "DEBIAN", {("lomiri-wallpapers-16.04", None): {"usr/share/nowhere/x.jpg": ("a", "CC0")}}
+    )
 
 
 def test_unfetchable_source_stops_with_one_line_and_keeps_the_old_corpus(tmp_path, failing_apt, capsys):
@@ -71,8 +80,10 @@ def test_existing_corpus_needs_overwrite(tmp_path, capsys):
 
 
 def test_mirror_read_from_deb822_and_one_line_lists(tmp_path, monkeypatch):
-    d822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n" \
-           "Signed-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+    d822 = (
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+    )
     one = "# comment\ndeb [arch=amd64 signed-by=/o.gpg] http://other.example/debian trixie main\n"
     real = Path
 
@@ -130,13 +141,17 @@ def test_corpus_of_small_photos_no_upscaling_every_pixel_tiled(tmp_path, monkeyp
     for t in tiles:
         name, top, left = t.stem.rsplit("_", 2)
         if name == "fakepkg-wide":
-            canvas[int(top):int(top) + 256, int(left):int(left) + 256] = np.asarray(Image.open(t))
-            covered[int(top):int(top) + 256, int(left):int(left) + 256] = True
+            canvas[int(top) : int(top) + 256, int(left) : int(left) + 256] = np.asarray(Image.open(t))
+            covered[int(top) : int(top) + 256, int(left) : int(left) + 256] = True
     assert covered.all()  # every pixel of the photo is in a tile, at its own size (not resized)
     assert np.array_equal(canvas, np.asarray(Image.open(root / "wide.png").convert("RGB")))
     turned = [t for t in tiles if t.name.startswith("fakepkg-turned")]
     assert {tuple(t.stem.rsplit("_", 2)[1:]) for t in turned} == {  # upright: 280 wide, 400 high
-        ("0000", "0000"), ("0000", "0024"), ("0144", "0000"), ("0144", "0024")}
+        ("0000", "0000"),
+        ("0000", "0024"),
+        ("0144", "0000"),
+        ("0144", "0024"),
+    }
     assert [p.name for p in (out / "val").iterdir()] == ["fakepkg-held.png"]
     assert Image.open(out / "val" / "fakepkg-held.png").size == (320, 288)
 
@@ -159,7 +174,10 @@ def test_jpeg_xl_photo_is_read(tmp_path):
 
 
 def test_two_photos_with_one_name_are_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(make_corpus, "DEBIAN", {("lxqt-themes", "sid"): {"a/fog.jpg": ("a", "CC0")},
-                                                ("lxqt-other", None): {"b/fog.png": ("b", "CC0")}})
+    monkeypatch.setattr(
+        make_corpus,
+        "DEBIAN",
+        {("lxqt-themes", "sid"): {"a/fog.jpg": ("a", "CC0")}, ("lxqt-other", None): {"b/fog.png": ("b", "CC0")}},
+    )
     assert make_corpus.main(["--out", str(tmp_path / "photos"), "--cache", str(tmp_path / "cache")]) == 1
     assert "two photos named lxqt-fog" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """`affsr eval` as a user runs it: a subprocess, its exit code, stdout, stderr and output files."""
+
 import csv
 import json
 import math
@@ -8,14 +9,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
 from affsr_cli import evaluate as E
-from safetensors.torch import save_file
-
+from affsr_cli.downsample import Downsample
 from affsr_cli.images import read_image, write_image
 from affsr_cli.lpips import LAYERS
-from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
 from affsr_cli.registry import DEFAULT, VALIDATION_SET
 from helpers import affsr
@@ -40,8 +40,23 @@ def hr(tmp_path):
 
 def test_baselines_on_a_folder_json_csv(hr, tmp_path):
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
-    r = affsr("eval", "--metrics", "psnr", "ssim", "lr-mse", "--baseline", "bicubic", "pinv", "--hr", hr,
-              "--json", js, "--csv", cs, "--per-image")
+    r = affsr(
+        "eval",
+        "--metrics",
+        "psnr",
+        "ssim",
+        "lr-mse",
+        "--baseline",
+        "bicubic",
+        "pinv",
+        "--hr",
+        hr,
+        "--json",
+        js,
+        "--csv",
+        cs,
+        "--per-image",
+    )
     assert r.returncode == 0, r.stderr
     assert "bicubic" in r.stdout and "pinv" in r.stdout and "Aŷ vs x" in r.stdout and "crop border" in r.stdout
     doc = json.loads(js.read_text())
@@ -68,8 +83,22 @@ def test_baselines_on_a_folder_json_csv(hr, tmp_path):
 
 def test_comma_lists_groups_and_conventions(hr, tmp_path):
     js = tmp_path / "r.json"
-    r = affsr("eval", "-m", "psnr,sharpness", "-b", "all", "--hr", hr, "--y-channel", "--crop-border", "4",
-              "--data-range", "gt", "--json", js)
+    r = affsr(
+        "eval",
+        "-m",
+        "psnr,sharpness",
+        "-b",
+        "all",
+        "--hr",
+        hr,
+        "--y-channel",
+        "--crop-border",
+        "4",
+        "--data-range",
+        "gt",
+        "--json",
+        js,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(js.read_text())
     assert doc["metrics"] == ["psnr", "hf-ratio", "spectrum-db"] and doc["methods"] == ["bicubic", "pinv"]
@@ -88,21 +117,46 @@ def test_folders_pair_by_name_not_by_order(tmp_path):
         write_image(hr / f"{name}.png", y)
         y_hat = y[:, :40, :48] if name == "zeta" else smooth(i + 10, 40, 48)  # zeta: perfect
         write_image(sr / (f"{name}.tif" if name == "mid" else f"{name}.png"), y_hat)
-        write_image(lr / f"{name}.png", A(read_image(sr / next(sr.glob(f"{name}.*")).name, torch.float64).pixels), bits=16)
+        write_image(
+            lr / f"{name}.png", A(read_image(sr / next(sr.glob(f"{name}.*")).name, torch.float64).pixels), bits=16
+        )
     js, lpips = tmp_path / "r.json", tmp_path / "lpips.safetensors"
     g = torch.Generator().manual_seed(0)
-    save_file({**{f"{k}.weight": torch.randn(o, i, s, s, generator=g) * 0.1 for k, i, o, s, *_ in LAYERS},
-               **{f"{k}.bias": torch.zeros(o) for k, _, o, *_ in LAYERS},
-               **{f"lin{n}.model.1.weight": torch.rand(1, o, 1, 1, generator=g) for n, (_, _, o, *_) in enumerate(LAYERS)}}, lpips)
-    r = affsr("eval", "--hr", hr, "--sr", sr, "--lr", lr, "-m", "psnr", "lr-mse", "--json", js, "--lpips-weights", lpips,
-              "--operator", "gaussian")
+    save_file(
+        {
+            **{f"{k}.weight": torch.randn(o, i, s, s, generator=g) * 0.1 for k, i, o, s, *_ in LAYERS},
+            **{f"{k}.bias": torch.zeros(o) for k, _, o, *_ in LAYERS},
+            **{f"lin{n}.model.1.weight": torch.rand(1, o, 1, 1, generator=g) for n, (_, _, o, *_) in enumerate(LAYERS)},
+        },
+        lpips,
+    )
+    r = affsr(
+        "eval",
+        "--hr",
+        hr,
+        "--sr",
+        sr,
+        "--lr",
+        lr,
+        "-m",
+        "psnr",
+        "lr-mse",
+        "--json",
+        js,
+        "--lpips-weights",
+        lpips,
+        "--operator",
+        "gaussian",
+    )
     assert r.returncode == 0, r.stderr
     rows = {row["image"]: row for row in json.loads(js.read_text())["images"]}
     assert rows["zeta"]["psnr"] == "inf" and math.isfinite(rows["alpha"]["psnr"]) and math.isfinite(rows["mid"]["psnr"])
     assert rows["zeta"]["lpips"] == 0 and rows["alpha"]["lpips"] > 0 and "LPIPS" in r.stdout
     assert all(row["lr-mse-x"] < 1e-9 for row in rows.values())  # LR files are A ŷ at 16 bits
     assert rows["alpha"]["lr-mse-ay"] > 1e-4
-    r = affsr("eval", "--hr", hr, "--sr", sr, "-m", "lr-mse", "--json", js, "--overwrite", "--operator", "gaussian")  # no --lr: A y only
+    r = affsr(
+        "eval", "--hr", hr, "--sr", sr, "-m", "lr-mse", "--json", js, "--overwrite", "--operator", "gaussian"
+    )  # no --lr: A y only
     assert r.returncode == 0, r.stderr
     assert json.loads(js.read_text())["metrics"] == ["lr-mse-ay"]
 
@@ -154,36 +208,54 @@ def files_untouched(bad, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--hr", "{tmp}/nowhere", "-b", "bicubic"], ["no such folder"]),
-    (["--hr", "{hr}", "--sr", "{sr_unpaired}"], ["2 image(s) do not pair by name", "c_third (no SR)", "extra (no HR)"]),
-    (["--hr", "{hr}", "--sr", "{sr_size}"], ["size mismatch", "b_second.png is 48×36"]),
-    (["--hr", "{hr}", "--sr", "{sr_gray}"], ["channel mismatch", "1 channel (gray)"]),
-    (["--hr", "{hr_broken}", "-b", "pinv"], ["a_first.png", "corrupt or truncated"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--hr", "{tmp}/nowhere", "-b", "bicubic"], ["no such folder"]),
+        (
+            ["--hr", "{hr}", "--sr", "{sr_unpaired}"],
+            ["2 image(s) do not pair by name", "c_third (no SR)", "extra (no HR)"],
+        ),
+        (["--hr", "{hr}", "--sr", "{sr_size}"], ["size mismatch", "b_second.png is 48×36"]),
+        (["--hr", "{hr}", "--sr", "{sr_gray}"], ["channel mismatch", "1 channel (gray)"]),
+        (["--hr", "{hr_broken}", "-b", "pinv"], ["a_first.png", "corrupt or truncated"]),
+    ],
+)
 def test_bad_files_give_one_line_and_write_nothing(bad, tmp_path, args, words):
-    r = affsr("eval", *[a.format(tmp=tmp_path, **bad) for a in args], "--json", tmp_path / "out.json",
-              "--csv", tmp_path / "out.csv")
+    r = affsr(
+        "eval",
+        *[a.format(tmp=tmp_path, **bad) for a in args],
+        "--json",
+        tmp_path / "out.json",
+        "--csv",
+        tmp_path / "out.csv",
+    )
     one_error_line(r.returncode, r.stdout, r.stderr, words)
     files_untouched(bad, tmp_path)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--hr", "{hr}", "--sr", "{sr_broken}"], ["a_first.png", "corrupt or truncated"]),
-    (["--hr", "{hr}", "-b", "bicubic", "-m", "lpips"], ["lpips", "--lpips-weights FILE"]),
-    (["--hr", "{hr}", "-b", "bicubic", "--lpips-weights", "{existing}"], ["existing.json", "not a valid safetensors"]),
-    (["--hr", "{hr}", "-b", "bicubic", "-m", "fid"], ["unknown metric 'fid'"]),
-    (["--hr", "{hr}", "-b", "lanczos"], ["unknown baseline 'lanczos'"]),
-    (["--hr", "{hr}", "-b", "bicubic", "psnr", "sharp"], ["unexpected argument 'sharp'"]),
-    (["--hr", "{hr}", "-b", "bicubic", "--data-range", "-1"], ["--data-range"]),
-    (["--hr", "{hr}", "-b", "bicubic", "--crop-border", "30"], ["crop border 30"]),
-    (["--hr", "{hr}", "--lr", "{hr}", "-b", "bicubic"], ["--lr goes with --sr"]),
-    (["--hr", "{hr}", "--sr", "{hr}", "-b", "bicubic"], ["--sr evaluates finished results"]),
-    (["--hr", "{hr}", "--sr", "{sr_size}", "-m", "psnr", "lr-mse-x"], ["need the LR images"]),
-    (["--hr", "{hr}", "-b", "bicubic", "--json", "{existing}"], ["existing.json exists", "--overwrite"]),
-    (["--hr", "{hr}", "-b", "bicubic", "--json", "{tmp}/out.json", "--csv", "{tmp}/out.json"], ["same file"]),
-    (["--hr", "{hr}", "--scale", "1", "-b", "bicubic"], ["scale"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--hr", "{hr}", "--sr", "{sr_broken}"], ["a_first.png", "corrupt or truncated"]),
+        (["--hr", "{hr}", "-b", "bicubic", "-m", "lpips"], ["lpips", "--lpips-weights FILE"]),
+        (
+            ["--hr", "{hr}", "-b", "bicubic", "--lpips-weights", "{existing}"],
+            ["existing.json", "not a valid safetensors"],
+        ),
+        (["--hr", "{hr}", "-b", "bicubic", "-m", "fid"], ["unknown metric 'fid'"]),
+        (["--hr", "{hr}", "-b", "lanczos"], ["unknown baseline 'lanczos'"]),
+        (["--hr", "{hr}", "-b", "bicubic", "psnr", "sharp"], ["unexpected argument 'sharp'"]),
+        (["--hr", "{hr}", "-b", "bicubic", "--data-range", "-1"], ["--data-range"]),
+        (["--hr", "{hr}", "-b", "bicubic", "--crop-border", "30"], ["crop border 30"]),
+        (["--hr", "{hr}", "--lr", "{hr}", "-b", "bicubic"], ["--lr goes with --sr"]),
+        (["--hr", "{hr}", "--sr", "{hr}", "-b", "bicubic"], ["--sr evaluates finished results"]),
+        (["--hr", "{hr}", "--sr", "{sr_size}", "-m", "psnr", "lr-mse-x"], ["need the LR images"]),
+        (["--hr", "{hr}", "-b", "bicubic", "--json", "{existing}"], ["existing.json exists", "--overwrite"]),
+        (["--hr", "{hr}", "-b", "bicubic", "--json", "{tmp}/out.json", "--csv", "{tmp}/out.json"], ["same file"]),
+        (["--hr", "{hr}", "--scale", "1", "-b", "bicubic"], ["scale"]),
+    ],
+)
 def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatch, capsys, args, words):
     """The same rules, run in this process (torch is loaded already) to keep the suite fast."""
     from affsr_cli.cli.app import main
@@ -208,15 +280,41 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     project = Projection(Downsample(spec))
     calls = []
 
-    def checkpoint_upscaler(name, device="cpu", precision="fp32", on_note=None, operator=None, boundary=None, ensemble=False,
-                            as_trained=False, kernel_size=None, sigma=None):
+    def checkpoint_upscaler(
+        name,
+        device="cpu",
+        precision="fp32",
+        on_note=None,
+        operator=None,
+        boundary=None,
+        ensemble=False,
+        as_trained=False,
+        kernel_size=None,
+        sigma=None,
+    ):
         calls.append((name, device, ensemble))
         return (lambda x, bits: project(E.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
 
     monkeypatch.setattr(E, "checkpoint_upscaler", checkpoint_upscaler)
     js = tmp_path / "r.json"
-    monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "-b", "bicubic",
-                                      "-m", "psnr,lr-mse", "--json", str(js)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "affsr",
+            "eval",
+            "--hr",
+            str(hr),
+            "-w",
+            "runs/a/ckpt.safetensors",
+            "-b",
+            "bicubic",
+            "-m",
+            "psnr,lr-mse",
+            "--json",
+            str(js),
+        ],
+    )
     main()
     assert calls == [("runs/a/ckpt.safetensors", "cpu", False)]
     doc = json.loads(js.read_text())
@@ -226,8 +324,24 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
     assert "ckpt" in capsys.readouterr().out
     # --ensemble: each checkpoint once more through the ×8 self-ensemble, a column of its own
     calls.clear()
-    monkeypatch.setattr(sys, "argv", ["affsr", "eval", "--hr", str(hr), "-w", "runs/a/ckpt.safetensors", "--ensemble",
-                                      "-m", "psnr", "--json", str(js), "--overwrite"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "affsr",
+            "eval",
+            "--hr",
+            str(hr),
+            "-w",
+            "runs/a/ckpt.safetensors",
+            "--ensemble",
+            "-m",
+            "psnr",
+            "--json",
+            str(js),
+            "--overwrite",
+        ],
+    )
     main()
     assert calls == [("runs/a/ckpt.safetensors", "cpu", False), ("runs/a/ckpt.safetensors", "cpu", True)]
     doc = json.loads(js.read_text())
@@ -241,11 +355,40 @@ def test_eval_takes_a_float_tiff_as_the_hr_image(tmp_path):
 
     Image.open(VALIDATION_SET / "coffee.png").convert("RGB").crop((0, 0, 48, 40)).save(tmp_path / "lr.png")
     (tmp_path / "hr").mkdir()
-    up = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", tmp_path / "lr.png", "-o", tmp_path / "hr" / "y.tif",
-                         "--bits", "32"], capture_output=True, text=True)
+    up = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "upscale",
+            tmp_path / "lr.png",
+            "-o",
+            tmp_path / "hr" / "y.tif",
+            "--bits",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert up.returncode == 0, up.stderr
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "eval", "--hr", tmp_path / "hr", "-w", DEFAULT.name, "-m", "psnr",
-                        "--json", tmp_path / "e.json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "eval",
+            "--hr",
+            tmp_path / "hr",
+            "-w",
+            DEFAULT.name,
+            "-m",
+            "psnr",
+            "--json",
+            tmp_path / "e.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "e.json").read_text())["means"][DEFAULT.name]["psnr"] > 100
 
@@ -256,7 +399,6 @@ def test_files_made_by_affsr_upscale_score_as_made_without_operator(tmp_path):
     weights and no --operator -> bicubic, said in a note. Without --lr, LR-PSNR is Aŷ vs the unrounded A y, which an
     8-bit LR file caps at ~59 dB (its rounding), so that case runs at 16 bits; the 8-bit case gives --lr."""
     from PIL import Image
-
 
     if not DEFAULT.path.is_file():
         pytest.skip("the default weights are not shipped in this checkout")
@@ -273,8 +415,19 @@ def test_files_made_by_affsr_upscale_score_as_made_without_operator(tmp_path):
         assert r.returncode == 0, r.stderr
 
     def lr_psnr(hr, sr, *args):
-        r = affsr("eval", "--hr", tmp_path / hr, "--sr", tmp_path / sr, "-m", "lr-psnr", "--json", tmp_path / "r.json",
-                  "--overwrite", *args)
+        r = affsr(
+            "eval",
+            "--hr",
+            tmp_path / hr,
+            "--sr",
+            tmp_path / sr,
+            "-m",
+            "lr-psnr",
+            "--json",
+            tmp_path / "r.json",
+            "--overwrite",
+            *args,
+        )
         assert r.returncode == 0, r.stderr
         doc = json.loads((tmp_path / "r.json").read_text())
         return doc["means"][sr], doc["conventions"]["A"], r.stderr

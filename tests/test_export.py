@@ -1,5 +1,6 @@
 """affsr export: the ONNX graph of f agrees with torch (onnxruntime, ≤ 1e-4) at sizes and batch sizes it
 was not traced at, carries the operator in its metadata, and refuses what it cannot export."""
+
 import os
 import subprocess
 import sys
@@ -75,8 +76,12 @@ def test_a_file_that_disagrees_is_not_written(tmp_path, monkeypatch):
 def test_cli_export_and_its_refusals(tmp_path):
     model = methods.build_generator("tiny", OperatorSpec(4, family="area"), "aff")
     w = checkpoint.save_generator(tmp_path / "g.safetensors", model)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "affsr_cli", "export", *map(str, a)], capture_output=True,  # noqa: E731
-                                    text=True, env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "affsr_cli", "export", *map(str, a)],
+        capture_output=True,  # noqa: E731
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+    )
     r = run(w, "-o", tmp_path / "g.onnx")
     assert r.returncode == 0 and "agrees with torch" in r.stdout and "area" in r.stdout, r.stderr
     before = (tmp_path / "g.onnx").read_bytes()

@@ -6,6 +6,7 @@ spandrel is installed without its dependencies by the README's test command: PyP
 wheels are CUDA builds that do not load beside the CPU torch used here. spandrel imports two names
 from torchvision at module level for architectures tested nowhere here (LaMa, RestoreFormer), so
 this module stands in a stub for them when torchvision is missing; the stub raises if ever called."""
+
 import importlib.util
 import inspect
 import json
@@ -31,12 +32,15 @@ def _stub_torchvision():
     def unavailable(*args, **kwargs):
         raise RuntimeError("torchvision is not installed (a test stub)")
 
-    tv, transforms, functional = (types.ModuleType(n) for n in ("torchvision", "torchvision.transforms",
-                                                                "torchvision.transforms.functional"))
+    tv, transforms, functional = (
+        types.ModuleType(n) for n in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
+    )
     functional.InterpolationMode = types.SimpleNamespace(BILINEAR="bilinear", NEAREST="nearest")
     functional.rotate = functional.normalize = unavailable
     tv.transforms, transforms.functional = transforms, functional
-    sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional})
+    sys.modules.update(
+        {"torchvision": tv, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional}
+    )
 
 
 _stub_torchvision()
@@ -48,16 +52,27 @@ from spandrel.architectures.SwinIR import SwinIR  # noqa: E402
 ARCHS = {
     "ESRGAN": lambda s: ESRGAN(in_nc=3, out_nc=3, num_filters=16, num_blocks=1, scale=s),
     "SPAN": lambda s: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=16, upscale=s),
-    "SwinIR": lambda s: SwinIR(img_size=16, in_chans=3, embed_dim=12, depths=[1], num_heads=[2], window_size=4,
-                               upscale=s, upsampler="pixelshuffledirect", resi_connection="1conv", mlp_ratio=2),
+    "SwinIR": lambda s: SwinIR(
+        img_size=16,
+        in_chans=3,
+        embed_dim=12,
+        depths=[1],
+        num_heads=[2],
+        window_size=4,
+        upscale=s,
+        upsampler="pixelshuffledirect",
+        resi_connection="1conv",
+        mlp_ratio=2,
+    ),
 }
 
 
 def smooth_image(h: int, w: int) -> torch.Tensor:
     """(3, h, w) on the 8-bit grid, smooth like a photo (uniform noise has no consistent HR image in [0, 1])."""
     coarse = torch.rand(1, 3, h // 4 + 2, w // 4 + 2)
-    return (torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1)
-            * 255).round() / 255
+    return (
+        torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1) * 255
+    ).round() / 255
 
 
 def save(arch: str, scale: int, path, seed: int = 0):
@@ -135,8 +150,22 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     # eval: the same network beside bicubic on HR images, consistent with the operator named
     (tmp_path / "hr").mkdir()
     Image.open(tmp_path / "out.png").save(tmp_path / "hr" / "b.png")
-    r = affsr("eval", "--hr", tmp_path / "hr", "-w", path, "--operator", "bicubic", "--baseline", "bicubic",
-              "-m", "psnr", "lr-psnr", "--json", tmp_path / "eval.json")
+    r = affsr(
+        "eval",
+        "--hr",
+        tmp_path / "hr",
+        "-w",
+        path,
+        "--operator",
+        "bicubic",
+        "--baseline",
+        "bicubic",
+        "-m",
+        "psnr",
+        "lr-psnr",
+        "--json",
+        tmp_path / "eval.json",
+    )
     assert r.returncode == 0, r.stderr
     report = (tmp_path / "eval.json").read_text()
     assert "span" in report and "bicubic" in report
@@ -150,7 +179,17 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     (cache / "models--someone--span-x4" / "refs").mkdir()
     (cache / "models--someone--span-x4" / "refs" / "main").write_text("0" * 40)
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    r = affsr("upscale", tmp_path / "a.png", "-w", "hf://someone/span-x4/span.safetensors", "--operator", "bicubic",
-              "-o", tmp_path / "hub.png", "--json", env=env)
+    r = affsr(
+        "upscale",
+        tmp_path / "a.png",
+        "-w",
+        "hf://someone/span-x4/span.safetensors",
+        "--operator",
+        "bicubic",
+        "-o",
+        tmp_path / "hub.png",
+        "--json",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["lr_psnr"] > 55

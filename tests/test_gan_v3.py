@@ -1,5 +1,6 @@
 """The AffGAN v3 pieces: the U-Net discriminator with spectral norm, the relativistic average loss,
 and an AffGAN run of SPAN with both, resumed and consistent."""
+
 import numpy as np
 import pytest
 import torch
@@ -46,9 +47,24 @@ def test_affgan_of_span_with_the_unet_d_and_relativistic_loss(tmp_path):
     for i in range(2):
         small = (rng.random((6, 6, 3)) * 255).astype(np.uint8)
         Image.fromarray(small).resize((40, 40), Image.BICUBIC).save(tmp_path / f"img{i}.png")
-    cfg = TrainConfig(method="affgan", data=str(tmp_path), out=str(tmp_path / "run"), preset="patch", patch=32,
-                      batch_size=2, steps=2, generator="span48", discriminator="unet", gan_loss="relativistic",
-                      operator="bicubic", workers=0, log_every=1, sample_every=10, checkpoint_every=1, seed=0)
+    cfg = TrainConfig(
+        method="affgan",
+        data=str(tmp_path),
+        out=str(tmp_path / "run"),
+        preset="patch",
+        patch=32,
+        batch_size=2,
+        steps=2,
+        generator="span48",
+        discriminator="unet",
+        gan_loss="relativistic",
+        operator="bicubic",
+        workers=0,
+        log_every=1,
+        sample_every=10,
+        checkpoint_every=1,
+        seed=0,
+    )
     engine.train(cfg, engine.Callbacks())
     engine.train(TrainConfig(**{**cfg.__dict__, "steps": 3, "resume": True}), engine.Callbacks())
     state, saved = checkpoint.load_state(tmp_path / "run" / "state.safetensors")
@@ -60,7 +76,9 @@ def test_affgan_of_span_with_the_unet_d_and_relativistic_loss(tmp_path):
         y_hat = model(x)
     assert (model.A(y_hat) - x).abs().max() < 1e-5
     with pytest.raises((ValueError, engine.TrainingError), match="gan loss"):
-        engine.train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), "gan_loss": "wgan"}), engine.Callbacks())
+        engine.train(
+            TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), "gan_loss": "wgan"}), engine.Callbacks()
+        )
 
 
 def test_grad_clip_bounds_the_generator_gradient_at_each_step(tmp_path, monkeypatch):
@@ -83,9 +101,23 @@ def test_grad_clip_bounds_the_generator_gradient_at_each_step(tmp_path, monkeypa
         def on_step(self, s, entry):
             logs.append(entry)
 
-    cfg = TrainConfig(method="affmse", data=str(tmp_path), out=str(tmp_path / "run"), preset="patch", patch=32,
-                      batch_size=2, steps=3, generator="span48", grad_clip=1e-4, operator="bicubic", workers=0,
-                      log_every=1, sample_every=10, checkpoint_every=10, seed=0)
+    cfg = TrainConfig(
+        method="affmse",
+        data=str(tmp_path),
+        out=str(tmp_path / "run"),
+        preset="patch",
+        patch=32,
+        batch_size=2,
+        steps=3,
+        generator="span48",
+        grad_clip=1e-4,
+        operator="bicubic",
+        workers=0,
+        log_every=1,
+        sample_every=10,
+        checkpoint_every=10,
+        seed=0,
+    )
     engine.train(cfg, Log())
     assert len(seen) == 3 and max(seen) <= 1e-4 * (1 + 1e-4), seen
     assert all(entry["grad_norm"] > 1e-4 for entry in logs)  # the raw norm: larger, so clipping acted
@@ -96,10 +128,26 @@ def test_lr_bits_rounds_the_training_input_as_a_file_holds_it(tmp_path, monkeypa
     Image.fromarray((np.random.default_rng(2).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "img.png")
     inputs = []
     step = engine.train_step
-    monkeypatch.setattr(engine, "train_step", lambda run, x, y, z: (inputs.append(x.detach().clone()), step(run, x, y, z))[1])
-    cfg = TrainConfig(method="affmse", data=str(tmp_path), out=str(tmp_path / "run"), preset="patch", patch=32,
-                      batch_size=2, steps=2, generator="tiny", lr_bits=bits, operator="bicubic", workers=0,
-                      log_every=1, sample_every=10, checkpoint_every=10, seed=0)
+    monkeypatch.setattr(
+        engine, "train_step", lambda run, x, y, z: (inputs.append(x.detach().clone()), step(run, x, y, z))[1]
+    )
+    cfg = TrainConfig(
+        method="affmse",
+        data=str(tmp_path),
+        out=str(tmp_path / "run"),
+        preset="patch",
+        patch=32,
+        batch_size=2,
+        steps=2,
+        generator="tiny",
+        lr_bits=bits,
+        operator="bicubic",
+        workers=0,
+        log_every=1,
+        sample_every=10,
+        checkpoint_every=10,
+        seed=0,
+    )
     engine.train(cfg, engine.Callbacks())
     x = torch.cat(inputs)
     on_grid = torch.equal(x * 255, (x * 255).round()) and x.min() >= 0 and x.max() <= 1

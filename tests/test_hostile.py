@@ -1,6 +1,7 @@
 """Issue 36 (reliability, round 3): hostile and awkward inputs, one test per class it lists. Each case
 is the issue's example of its class; the test checks the property the fix gives (bounded cost, nothing
 replaced that is not a regular file, locks, honest batches, clean text, checks in the right order)."""
+
 import json
 import os
 import shutil
@@ -19,10 +20,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+import helpers
 from affsr_cli import checkpoint, data, files, methods, outputs, swissroll, weights
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
-import helpers
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 ENV = {"COLUMNS": "250", "OMP_NUM_THREADS": "1"}
@@ -54,6 +55,7 @@ def ckpt(tmp_path_factory):
 
 # -- 1. cost bounded by the input's size ------------------------------------------------------------
 
+
 def _header_file(path: Path, header: bytes) -> Path:
     path.write_bytes(len(header).to_bytes(8, "little") + header)
     return path
@@ -72,19 +74,22 @@ def test_a_weights_header_is_bounded_before_its_tensors_are_parsed(tmp_path):
 def test_an_interrupt_stops_the_exact_projection_of_a_long_side_within_seconds():
     """SIGTERM, handled as the CLI does, while Π runs on 1 × n images (a 1 × 8000 image ignored it for 88 s,
     inside one dense solve): the banded solver returns to Python between small steps."""
-    code = ("import sys, torch\n"
-            "from affsr_cli.cli.app import terminate_as_interrupt\n"
-            "from affsr_cli.projection import Downsample, OperatorSpec, Projection\n"
-            "terminate_as_interrupt()\n"
-            "A = Downsample(OperatorSpec(4, family='bicubic')); P = Projection(A)\n"
-            "print('ready', flush=True)\n"
-            "try:\n"
-            "    for n in range(8000, 10**6, 7):  # a new long side each time: a new Gram to factor\n"
-            "        P(torch.rand(3, 4, 4 * n), torch.rand(3, 1, n))\n"
-            "except KeyboardInterrupt:\n"
-            "    sys.exit(130)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        "import sys, torch\n"
+        "from affsr_cli.cli.app import terminate_as_interrupt\n"
+        "from affsr_cli.projection import Downsample, OperatorSpec, Projection\n"
+        "terminate_as_interrupt()\n"
+        "A = Downsample(OperatorSpec(4, family='bicubic')); P = Projection(A)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    for n in range(8000, 10**6, 7):  # a new long side each time: a new Gram to factor\n"
+        "        P(torch.rand(3, 4, 4 * n), torch.rand(3, 1, n))\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)  # well inside the work
     t0 = time.monotonic()
@@ -99,6 +104,7 @@ def test_an_interrupt_stops_the_exact_projection_of_a_long_side_within_seconds()
 
 
 # -- 2. what sits at an output path -----------------------------------------------------------------
+
 
 def test_outputs_never_replace_what_is_not_a_regular_file(tmp_path):
     """--overwrite replaced device nodes and links (`eval --json /dev/null --overwrite` as root would replace
@@ -148,7 +154,11 @@ def test_overwrite_is_suggested_only_where_it_helps(ckpt, tmp_path):
     could not help (with it: the same line and a raw [Errno 17])."""
     src = picture(tmp_path / "a.png")
     (tmp_path / "README").write_text("keep me")
-    for args in (["-o", tmp_path / "README" / "x.png"], ["-o", tmp_path / "README"], ["-o", tmp_path / "README", "--overwrite"]):
+    for args in (
+        ["-o", tmp_path / "README" / "x.png"],
+        ["-o", tmp_path / "README"],
+        ["-o", tmp_path / "README", "--overwrite"],
+    ):
         r = affsr("upscale", src, "-w", ckpt, *args)
         lines = r.stderr.strip().splitlines()
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
@@ -159,6 +169,7 @@ def test_overwrite_is_suggested_only_where_it_helps(ckpt, tmp_path):
 
 # -- 3. concurrency ---------------------------------------------------------------------------------
 
+
 def test_a_run_folder_is_locked_while_a_training_uses_it(tmp_path):
     """A second `train --resume` beside a running one overwrote its checkpoints (metrics.jsonl ended with 51
     repeated steps): it gets one line and exit 1; once the first is killed, --resume works at once."""
@@ -167,10 +178,35 @@ def test_a_run_folder_is_locked_while_a_training_uses_it(tmp_path):
     for i in range(3):
         picture(images / f"{i}.png", 40, 40, seed=i)
     run = tmp_path / "run"
-    args = ["train", "--data", images, "--out", run, "--method", "affmse", "--generator", "tiny", "--patch", "16",
-            "--batch-size", "2", "--workers", "0", "--log-every", "1", "--checkpoint-every", "1", "--sample-every", "100000"]
-    first = subprocess.Popen([sys.executable, "-m", "affsr_cli", *map(str, args), "--steps", "100000"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **ENV})
+    args = [
+        "train",
+        "--data",
+        images,
+        "--out",
+        run,
+        "--method",
+        "affmse",
+        "--generator",
+        "tiny",
+        "--patch",
+        "16",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--sample-every",
+        "100000",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "affsr_cli", *map(str, args), "--steps", "100000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **ENV},
+    )
     try:
         deadline = time.monotonic() + 180
         while not (run / "state.safetensors").exists() and time.monotonic() < deadline and first.poll() is None:
@@ -189,6 +225,7 @@ def test_a_run_folder_is_locked_while_a_training_uses_it(tmp_path):
 
 
 # -- 4. silently wrong or incomplete results --------------------------------------------------------
+
 
 def test_run_folders_inside_the_data_folder_are_not_training_data(tmp_path):
     """`cd photos && affsr train --data .`: on --resume the run's sample images were counted (3 -> 5)."""
@@ -263,6 +300,7 @@ def test_webp_size_limit_is_checked_before_the_work(ckpt, tmp_path):
 
 # -- 5. text from files -----------------------------------------------------------------------------
 
+
 def test_names_reach_the_terminal_escaped_and_never_as_markup(ckpt, tmp_path):
     """`holiday [final].png` was listed as `holiday _x4.png`; `scans [/b] 1.png` was written and then reported
     as failed; escape sequences in names (erase line, window title, OSC 52 clipboard) reached the terminal."""
@@ -296,17 +334,20 @@ def test_eval_reports_keep_non_utf8_names_and_defuse_formulas(tmp_path):
     for i, name in enumerate(names):
         picture(hr / name, 16, 16, seed=i)
         picture(sr / name, 16, 16, seed=i + 10)
-    r = affsr("eval", "--hr", hr, "--sr", sr, "--metrics", "psnr", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv")
+    r = affsr(
+        "eval", "--hr", hr, "--sr", sr, "--metrics", "psnr", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv"
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     images = {row["image"] for row in doc["images"]}
     assert os.fsdecode(b"caf\xe9") in images  # the same name back: os.fsencode gives the file's bytes
     csv_bytes = (tmp_path / "r.csv").read_bytes()
     assert b"\ncaf\xe9," in csv_bytes
-    assert b"'=HYPERLINK" in csv_bytes and b"\n=HYPERLINK" not in csv_bytes and b',=HYPERLINK' not in csv_bytes
+    assert b"'=HYPERLINK" in csv_bytes and b"\n=HYPERLINK" not in csv_bytes and b",=HYPERLINK" not in csv_bytes
 
 
 # -- 6. order and wording of checks -----------------------------------------------------------------
+
 
 def test_a_mistyped_val_or_init_is_refused_before_the_run_folder_is_taken(tmp_path):
     """A mistyped --val was reported as a bad "data folder" after the run folder was taken, so the corrected command was
@@ -315,8 +356,25 @@ def test_a_mistyped_val_or_init_is_refused_before_the_run_folder_is_taken(tmp_pa
     images.mkdir()
     for i in range(2):
         picture(images / f"{i}.png", 40, 40, seed=i)
-    args = ["train", "--data", images, "--out", tmp_path / "run", "--method", "affmse", "--generator", "tiny",
-            "--patch", "16", "--batch-size", "2", "--workers", "0", "--steps", "1"]
+    args = [
+        "train",
+        "--data",
+        images,
+        "--out",
+        tmp_path / "run",
+        "--method",
+        "affmse",
+        "--generator",
+        "tiny",
+        "--patch",
+        "16",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--steps",
+        "1",
+    ]
     r = affsr(*args, "--val", tmp_path / "vall")
     assert "--val folder" in one_error_line(r, 2) and not (tmp_path / "run").exists()
     r = affsr(*args, "--init", tmp_path / "nope.safetensors")  # the same for a mistyped --init
@@ -343,7 +401,9 @@ def test_weights_metadata_errors_name_the_file_and_the_field(tmp_path):
     assert str(tmp_path / "scale.safetensors") in str(e.value) and "'scale' is not an integer ('four')" in str(e.value)
     assert "invalid literal" not in str(e.value)
 
-    mlp = checkpoint.save_generator(tmp_path / "mlp.safetensors", methods.build_generator("mlp", swissroll.AverageSpec(), "aff"))
+    mlp = checkpoint.save_generator(
+        tmp_path / "mlp.safetensors", methods.build_generator("mlp", swissroll.AverageSpec(), "aff")
+    )
     tensors, meta = weights.load(mlp)
     config = json.loads(meta["model"])
     config["operator"] = OperatorSpec().metadata()
@@ -368,9 +428,13 @@ def test_sighup_stops_like_sigterm_and_leaves_no_temporaries(ckpt, tmp_path):
     src.mkdir()
     for i in range(8):
         picture(src / f"p{i}.png", 96, 96, seed=i)
-    proc = subprocess.Popen([sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(tmp_path / "out"),
-                             "-w", str(ckpt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ENV})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(tmp_path / "out"), "-w", str(ckpt)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not any((tmp_path / "out").glob("*.png")) and proc.poll() is None:
         time.sleep(0.05)
@@ -387,6 +451,11 @@ def test_a_deleted_working_folder_is_one_line_before_torch(tmp_path):
         pytest.skip("no affsr entry point")
     gone = tmp_path / "gone"
     gone.mkdir()
-    r = subprocess.run(["bash", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{script}" upscale a.png'],
-                       capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
+    r = subprocess.run(
+        ["bash", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{script}" upscale a.png'],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+        timeout=120,
+    )
     assert "current folder no longer exists" in one_error_line(r, 2)

@@ -1,4 +1,5 @@
 """affsr_cli.images: exact 8/16-bit round trips, every PNG row filter, EXIF orientation, modes, bad files."""
+
 import struct
 import zlib
 
@@ -32,8 +33,12 @@ def test_png_round_trip_is_exact(tmp_path, channels, bits):
 
 def png(width, height, depth, ctype, lines: bytes) -> bytes:
     chunk = lambda k, b: struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b))  # noqa: E731
-    return (I.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(lines)) + chunk(b"IEND", b""))
+    return (
+        I.PNG_SIGNATURE
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(lines))
+        + chunk(b"IEND", b"")
+    )
 
 
 def filter_rows(raw: np.ndarray, bpp: int, kinds) -> bytes:

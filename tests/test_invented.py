@@ -1,6 +1,7 @@
 """The invented-detail map (affsr_cli/invented.py, `upscale --invented-map`, `project --invented-map`):
 the split ŷ = A⁺Aŷ + (I − A⁺A)ŷ against a dense Moore–Penrose inverse from numpy, its properties,
 the map's scale, and the files the commands write."""
+
 import json
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def test_share_rms_and_the_input_own_part():
     assert invented.share(invented.split(base, A, pinv), base) < 1e-9
     part = invented.split(y, A, pinv)
     total = y.double().numpy() - y.double().numpy().mean(axis=(1, 2), keepdims=True)
-    assert invented.share(part, y) == pytest.approx(float((part.double().numpy() ** 2).sum() / (total**2).sum()), rel=1e-9)
+    assert invented.share(part, y) == pytest.approx(
+        float((part.double().numpy() ** 2).sum() / (total**2).sum()), rel=1e-9
+    )
     assert invented.rms(part) == pytest.approx(float(np.sqrt((part.double().numpy() ** 2).mean())), rel=1e-9)
     assert 0.01 < invented.share(part, y) < 0.5  # a real photo holds detail its 4× reduction does not determine
     flat = torch.full((3, 16, 16), 0.5)
@@ -91,8 +94,10 @@ def ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     for name, noise in (("rgb", 0), ("noisy", 2)):
-        checkpoint.save_generator(d / f"{name}.safetensors", methods.build_generator("texture", OperatorSpec(), "aff",
-                                                                                      noise_channels=noise).eval())
+        checkpoint.save_generator(
+            d / f"{name}.safetensors",
+            methods.build_generator("texture", OperatorSpec(), "aff", noise_channels=noise).eval(),
+        )
     return d
 
 
@@ -104,8 +109,16 @@ def test_upscale_writes_the_map_and_its_share(ckpt, tmp_path):
     """The map is a gray PNG of the output's size, it is the split of the file as saved, the share is in
     the JSON and the table; a second run without --overwrite touches nothing; --outscale is refused."""
     lr_image(tmp_path / "in.png")
-    r = affsr("upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "-w", ckpt / "rgb.safetensors",
-              "--invented-map", "--json")
+    r = affsr(
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "out.png",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--invented-map",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)[0]
     chart = tmp_path / "out_invented.png"
@@ -118,16 +131,37 @@ def test_upscale_writes_the_map_and_its_share(ckpt, tmp_path):
     y_hat = invented.as_float(X.read_stored(tmp_path / "out.png"), 8)
     part = invented.split(y_hat, A, pinv)
     assert np.array_equal(got, invented.invented_map(part)[..., 0])
-    assert row["invented_share"] == pytest.approx(invented.share(part, y_hat), abs=1e-6) and 0 < row["invented_share"] < 1
+    assert (
+        row["invented_share"] == pytest.approx(invented.share(part, y_hat), abs=1e-6) and 0 < row["invented_share"] < 1
+    )
     before = chart.read_bytes()
-    again = affsr("upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "-w", ckpt / "rgb.safetensors", "--invented-map")
+    again = affsr(
+        "upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "-w", ckpt / "rgb.safetensors", "--invented-map"
+    )
     assert again.returncode == 1 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     assert chart.read_bytes() == before
-    table = affsr("upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "-w", ckpt / "rgb.safetensors",
-                  "--invented-map", "--overwrite")
+    table = affsr(
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "out.png",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--invented-map",
+        "--overwrite",
+    )
     assert table.returncode == 0 and f"{100 * row['invented_share']:.1f} %" in table.stdout
-    bad = affsr("upscale", tmp_path / "in.png", "-o", tmp_path / "o2.png", "-w", ckpt / "rgb.safetensors",
-                "--invented-map", "--outscale", "2")
+    bad = affsr(
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "o2.png",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--invented-map",
+        "--outscale",
+        "2",
+    )
     assert bad.returncode != 0 and "--outscale" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o2.png").exists() and not (tmp_path / "o2_invented.png").exists()
 
@@ -136,15 +170,27 @@ def test_samples_write_a_spread_map(ckpt, tmp_path):
     """A stochastic checkpoint, --samples 3: three consistent files, three maps, one spread map whose
     mean is the samples' per-pixel spread read back from the files."""
     lr_image(tmp_path / "in.png")
-    r = affsr("upscale", tmp_path / "in.png", "-o", tmp_path / "s.png", "-w", ckpt / "noisy.safetensors",
-              "--samples", "3", "--invented-map", "--json")
+    r = affsr(
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "s.png",
+        "-w",
+        ckpt / "noisy.safetensors",
+        "--samples",
+        "3",
+        "--invented-map",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [Path(row["invented_map"]).name for row in rows] == [f"s_seed{k}_invented.png" for k in range(3)]
     assert all(row["consistent"] for row in rows)
     files = [invented.as_float(X.read_stored(row["output"]), 8) for row in rows]
     _, mean = invented.spread_map(files)
-    assert rows[0]["spread_map"] == str(tmp_path / "s_spread.png") and rows[0]["spread_mean"] == pytest.approx(mean, abs=1e-6)
+    assert rows[0]["spread_map"] == str(tmp_path / "s_spread.png") and rows[0]["spread_mean"] == pytest.approx(
+        mean, abs=1e-6
+    )
     assert mean > 0  # different seeds, different samples
 
 
@@ -159,8 +205,18 @@ def test_project_maps_what_another_tool_invented(tmp_path):
     shares = {}
     for name in ("bic.png", "pinv.tif"):
         out = tmp_path / f"p-{name}"
-        r = affsr("project", tmp_path / "lr.png", tmp_path / name, "-o", out, "--operator", "bicubic",
-                  "--invented-map", "--json", *(["--bits", "32"] if name.endswith("tif") else []))
+        r = affsr(
+            "project",
+            tmp_path / "lr.png",
+            tmp_path / name,
+            "-o",
+            out,
+            "--operator",
+            "bicubic",
+            "--invented-map",
+            "--json",
+            *(["--bits", "32"] if name.endswith("tif") else []),
+        )
         assert r.returncode == 0, r.stderr
         row = json.loads(r.stdout)[0]
         assert Path(row["invented_map"]).exists()

@@ -1,6 +1,7 @@
 """kill -9 at any moment (issue 19 §6 and its closing line): a run that checkpoints every step never
 leaves a checkpoint that fails to load, --resume continues from the last good one, and the
 temporaries a killed write leaves are removed by the next write of the same file."""
+
 import os
 import random
 import signal
@@ -55,18 +56,27 @@ def test_writers_of_one_output_never_remove_each_others_temporaries(tmp_path):
     """Processes writing the same output at once (2-3 of 16 used to fail with `No such file … .tmp`, each write
     removing the others' temporaries as stale): started together, then one every 0.1 s, each holding its
     temporary for a second; every write succeeds, the file is one writer's whole content, no temporary is left."""
-    code = ("import sys, time; from pathlib import Path; from affsr_cli import files\n"
-            "target, k, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
-            "(target.parent / f'ready{k}').touch()\n"
-            "while len(list(target.parent.glob('ready*'))) < n: time.sleep(0.01)\n"
-            "time.sleep(0.1 * k)\n"
-            "def write(tmp):\n    tmp.write_bytes(f'{k:02d}'.encode() * 1000)\n    time.sleep(1.0)\n"
-            "files.atomic_write(target, write, overwrite=True)\n")
+    code = (
+        "import sys, time; from pathlib import Path; from affsr_cli import files\n"
+        "target, k, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
+        "(target.parent / f'ready{k}').touch()\n"
+        "while len(list(target.parent.glob('ready*'))) < n: time.sleep(0.01)\n"
+        "time.sleep(0.1 * k)\n"
+        "def write(tmp):\n    tmp.write_bytes(f'{k:02d}'.encode() * 1000)\n    time.sleep(1.0)\n"
+        "files.atomic_write(target, write, overwrite=True)\n"
+    )
     folder = tmp_path / "out"
     folder.mkdir()
     target = folder / "out.bin"
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(target), str(k), str(WRITERS)], stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}) for k in range(WRITERS)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(target), str(k), str(WRITERS)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for k in range(WRITERS)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), [e.strip().splitlines()[-1] for e in errors if e.strip()]
     content = target.read_bytes()
@@ -81,19 +91,51 @@ def test_kill_9_at_random_moments_never_leaves_a_checkpoint_that_fails_to_load(t
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(data / f"{i}.png")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "affsr_cli", "train", "--method", "affmse", "--data", str(data), "--out", str(out),
-           "--generator", "tiny", "--patch", "16", "--batch-size", "2", "--steps", "100000", "--workers", "0",
-           "--checkpoint-every", "1", "--log-every", "1", "--sample-every", "100000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "affsr_cli",
+        "train",
+        "--method",
+        "affmse",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--generator",
+        "tiny",
+        "--patch",
+        "16",
+        "--batch-size",
+        "2",
+        "--steps",
+        "100000",
+        "--workers",
+        "0",
+        "--checkpoint-every",
+        "1",
+        "--log-every",
+        "1",
+        "--sample-every",
+        "100000",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     delays = random.Random(0)
     steps = []
     for k in range(KILLS):
-        p = subprocess.Popen(cmd + (["--resume"] if (out / "state.safetensors").exists() else []),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        p = subprocess.Popen(
+            cmd + (["--resume"] if (out / "state.safetensors").exists() else []),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         before = (out / "state.safetensors").stat().st_mtime_ns if (out / "state.safetensors").exists() else None
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and p.poll() is None and (
-                not (out / "state.safetensors").exists() or (out / "state.safetensors").stat().st_mtime_ns == before):
+        while (
+            time.monotonic() < deadline
+            and p.poll() is None
+            and (not (out / "state.safetensors").exists() or (out / "state.safetensors").stat().st_mtime_ns == before)
+        ):
             time.sleep(0.02)  # past the start-up: this run has written a checkpoint of its own
         time.sleep(delays.uniform(0.0, 0.3))  # then any moment: mid-step, mid-write, mid-rename
         p.send_signal(signal.SIGKILL)
@@ -103,8 +145,12 @@ def test_kill_9_at_random_moments_never_leaves_a_checkpoint_that_fails_to_load(t
         checkpoint.load_generator(out / "generator.safetensors")
         steps.append(state["step"])
     assert steps == sorted(steps) and steps[-1] > steps[0]  # each resume went on from the last good state
-    r = subprocess.run(cmd[:cmd.index("--steps") + 1] + [str(steps[-1] + 2)] + cmd[cmd.index("--steps") + 2:] + ["--resume"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        cmd[: cmd.index("--steps") + 1] + [str(steps[-1] + 2)] + cmd[cmd.index("--steps") + 2 :] + ["--resume"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert checkpoint.load_state(out / "state.safetensors")[0]["step"] == steps[-1] + 2
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the last run cleaned up

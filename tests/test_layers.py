@@ -1,5 +1,6 @@
 """The import graph of affsr_cli, read from the source (every import, those inside functions too; not those
 under `if TYPE_CHECKING:`): no circle, and arrows that point one way, from the command line down to the engine."""
+
 import ast
 from pathlib import Path
 
@@ -17,8 +18,12 @@ def _module(path: Path) -> str:
 def _imports(path: Path, name: str) -> set[str]:
     """The modules `name` (the file `path`) imports, absolute names, affsr_cli's and third parties' alike."""
     tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
-            for n in ast.walk(node)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
     for node in ast.walk(tree):
@@ -27,7 +32,7 @@ def _imports(path: Path, name: str) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
             module = ".".join(p for p in (base, node.module or "") if p)
             found.add(module)
             found |= {f"{module}.{a.name}" for a in node.names}  # `from . import checkpoint` imports a module
@@ -80,7 +85,9 @@ def test_the_commands_share_common_and_never_import_each_other_or_the_app(graph)
     for command in COMMANDS:
         deps = _ours(graph, f"affsr_cli.cli.{command}")
         assert not deps & {f"affsr_cli.cli.{c}" for c in COMMANDS - {command}} and "affsr_cli.cli.app" not in deps, deps
-    assert not {d for d in _ours(graph, "affsr_cli.cli.common") if d.startswith("affsr_cli.cli.")} - {"affsr_cli.cli.terminal"}
+    assert not {d for d in _ours(graph, "affsr_cli.cli.common") if d.startswith("affsr_cli.cli.")} - {
+        "affsr_cli.cli.terminal"
+    }
     assert {f"affsr_cli.cli.{c}" for c in COMMANDS} <= graph["affsr_cli.cli.app"]  # app registers every command
 
 

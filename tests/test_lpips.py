@@ -1,6 +1,7 @@
 """LPIPS from a local safetensors file, checked against the reference model's structure: the
 `lpips` package's LPIPS(net='alex', version='0.1') transcribed with torch.nn modules named as there
 (torchvision's AlexNet layers in slices, NetLinLayer with dropout), its state dict saved and loaded."""
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -14,9 +15,20 @@ class ReferenceLPIPS(nn.Module):
 
     def __init__(self):
         super().__init__()
-        f = [nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(True), nn.MaxPool2d(3, 2), nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(True),
-             nn.MaxPool2d(3, 2), nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(True), nn.Conv2d(384, 256, 3, padding=1),
-             nn.ReLU(True), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True)]
+        f = [
+            nn.Conv2d(3, 64, 11, 4, 2),
+            nn.ReLU(True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(True),
+        ]
         self.net = nn.Module()
         for i, (lo, hi) in enumerate([(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)]):
             s = nn.Sequential()
@@ -24,8 +36,8 @@ class ReferenceLPIPS(nn.Module):
                 s.add_module(str(x), f[x])
             setattr(self.net, f"slice{i + 1}", s)
         self.scaling_layer = nn.Module()
-        self.scaling_layer.register_buffer("shift", torch.tensor([-.030, -.088, -.188])[None, :, None, None])
-        self.scaling_layer.register_buffer("scale", torch.tensor([.458, .448, .450])[None, :, None, None])
+        self.scaling_layer.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
+        self.scaling_layer.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
         for i, c in enumerate([64, 192, 384, 256, 256]):
             lin = nn.Module()
             lin.model = nn.Sequential(nn.Dropout(), nn.Conv2d(c, 1, 1, bias=False))
@@ -66,7 +78,9 @@ def test_same_distance_as_the_reference(models):
     assert float(ours(y[0], y[0])) == 0
     assert float(ours(y_hat[0], y[0])) == pytest.approx(float(want[0]), rel=1e-5)  # symmetric
     gray = y[:1, :1]
-    assert float(ours(gray, gray * 0.5)) == pytest.approx(float(ref(gray.expand(-1, 3, -1, -1), gray.expand(-1, 3, -1, -1) * 0.5)[0]), rel=1e-5)
+    assert float(ours(gray, gray * 0.5)) == pytest.approx(
+        float(ref(gray.expand(-1, 3, -1, -1), gray.expand(-1, 3, -1, -1) * 0.5)[0]), rel=1e-5
+    )
 
 
 def test_bad_weights_and_inputs(models, tmp_path):

@@ -1,5 +1,6 @@
 """Metrics against scikit-image, BasicSR's convention (transcribed), and the behaviour of the
 sharpness measures and of the two LR-consistency definitions."""
+
 import math
 
 import numpy as np
@@ -12,8 +13,8 @@ from skimage.metrics import structural_similarity as sk_ssim
 
 from affsr_cli import evaluate as E
 from affsr_cli import metrics as M
-from affsr_cli.images import write_image
 from affsr_cli.downsample import Downsample
+from affsr_cli.images import write_image
 from affsr_cli.projection import ExactPinv, OperatorSpec
 
 
@@ -43,8 +44,15 @@ def test_psnr_and_ssim_equal_scikit_image(name, y, y_hat, data_range, crop):
     ref_y, ref_yh = (a[c, c].astype(np.float64) / 255 for a in (y, y_hat))
     channel_axis = 2 if y.ndim == 3 else None
     want_psnr = sk_psnr(ref_y, ref_yh, data_range=data_range)
-    want_ssim = sk_ssim(ref_y, ref_yh, data_range=data_range, channel_axis=channel_axis,
-                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    want_ssim = sk_ssim(
+        ref_y,
+        ref_yh,
+        data_range=data_range,
+        channel_axis=channel_axis,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
     ty, tyh = M.crop_border(tensor(y), crop), M.crop_border(tensor(y_hat), crop)
     assert abs(M.psnr(ty, tyh, data_range) - want_psnr) <= 1e-4
     assert abs(M.ssim(ty, tyh, data_range) - want_ssim) <= 1e-5
@@ -53,7 +61,9 @@ def test_psnr_and_ssim_equal_scikit_image(name, y, y_hat, data_range, crop):
 
 def test_ssim_on_uint8_as_skimage_with_dtype_range():
     _, y, y_hat = photo_pairs()[0]
-    want = sk_ssim(y, y_hat, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    want = sk_ssim(
+        y, y_hat, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert abs(M.ssim(tensor(y), tensor(y_hat)) - want) <= 1e-5
     assert M.psnr(tensor(y), tensor(y)) == math.inf and M.ssim(tensor(y), tensor(y)) == pytest.approx(1, abs=1e-12)
 
@@ -112,8 +122,12 @@ def test_lr_consistency_has_two_definitions(tmp_path):
     rgb = data.coffee()[40:88, 200:264]  # 48×64
     write_image(tmp_path / "c.png", tensor(rgb))
     spec = OperatorSpec()
-    res = E.evaluate_upscalers(tmp_path, {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
-                               E.parse_metrics(["lr-mse", "lr-psnr"]), E.Conventions())
+    res = E.evaluate_upscalers(
+        tmp_path,
+        {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
+        E.parse_metrics(["lr-mse", "lr-psnr"]),
+        E.Conventions(),
+    )
     rows = {r["method"]: r for r in res.rows}
     A = Downsample(spec)
     Ay = A(tensor(rgb))
@@ -125,8 +139,12 @@ def test_lr_consistency_has_two_definitions(tmp_path):
     assert rows["bicubic"]["lr-mse-x"] == pytest.approx(float((A(bic) - x).square().mean()), rel=1e-6)
     assert rows["bicubic"]["lr-psnr-x"] == pytest.approx(10 * math.log10(1 / rows["bicubic"]["lr-mse-x"]))
     assert rows["bicubic"]["lr-mse-x"] > 10 * rows["pinv"]["lr-mse-ay"]  # bicubic is not consistent
-    float_lr = E.evaluate_upscalers(tmp_path, {"pinv": (E.baseline("pinv", spec), spec)}, ("lr-mse-x", "lr-mse-ay"),
-                                    E.Conventions(quantize_lr=False)).rows[0]
+    float_lr = E.evaluate_upscalers(
+        tmp_path,
+        {"pinv": (E.baseline("pinv", spec), spec)},
+        ("lr-mse-x", "lr-mse-ay"),
+        E.Conventions(quantize_lr=False),
+    ).rows[0]
     assert float_lr["lr-mse-ay"] < 1e-12  # without rounding, x = A y and the definitions agree
 
 
@@ -171,8 +189,12 @@ def test_lattice_through_eval_on_a_real_photo(tmp_path):
     lat = {}
     for family in ("gaussian", "area"):
         spec = OperatorSpec(4, family=family)
-        res = E.evaluate_upscalers(tmp_path, {n: (E.baseline(n, spec), spec) for n in E.BASELINES}, ("lattice",),
-                                   E.Conventions(crop_border=4, y_channel=True))
+        res = E.evaluate_upscalers(
+            tmp_path,
+            {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
+            ("lattice",),
+            E.Conventions(crop_border=4, y_channel=True),
+        )
         lat[family] = {r["method"]: r["lattice"] for r in res.rows}
     assert lat["gaussian"]["pinv"] > 10 * lat["area"]["pinv"] and lat["gaussian"]["pinv"] > 5
     assert lat["gaussian"]["bicubic"] < 2

@@ -1,5 +1,6 @@
 """The generators of App. D: shapes for every preset and grid, and the ICNR start of the
 sub-pixel output (no period-s checkerboard at initialisation)."""
+
 import pytest
 import torch
 
@@ -92,8 +93,11 @@ def test_cost_counts_every_convolution(family):
     for preset, kwargs in family.PRESETS.items():
         net = net_class(scale=4, **kwargs)
         flops = []
-        hooks = [m.register_forward_hook(lambda m, i, o: flops.append(2 * o.numel() * m.in_channels * m.kernel_size[0] ** 2))
-                 for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        hooks = [
+            m.register_forward_hook(lambda m, i, o: flops.append(2 * o.numel() * m.in_channels * m.kernel_size[0] ** 2))
+            for m in net.modules()
+            if isinstance(m, torch.nn.Conv2d)
+        ]
         with torch.no_grad():
             net(torch.rand(1, 3, 16, 16))
         for h in hooks:
@@ -101,5 +105,9 @@ def test_cost_counts_every_convolution(family):
         params, gflop_per_mp = family.cost(**kwargs)
         assert params == sum(p.numel() for p in net.parameters())
         assert gflop_per_mp == pytest.approx(sum(flops) / (64 * 64) / 1e3)
-    assert E.cost(**E.PRESETS["tiny"])[1] <= 10 and E.cost(**E.PRESETS["small"])[1] <= 40 and E.cost(**E.PRESETS["base"])[1] <= 150
+    assert (
+        E.cost(**E.PRESETS["tiny"])[1] <= 10
+        and E.cost(**E.PRESETS["small"])[1] <= 40
+        and E.cost(**E.PRESETS["base"])[1] <= 150
+    )
     assert S.cost(**S.PRESETS["span52"])[0] == 498_208  # the official ch52 x4 model's parameter count

@@ -1,6 +1,7 @@
 """NIQE (affsr_cli/niqe.py) against what it must do: its fits recover known parameters, its filters agree
 with independent implementations, and on real photos it rises with blur, with noise and from the HR
 photo to its bicubic ×4 down-up version; `affsr eval` prints it for upscalers, for HR, and without HR."""
+
 import json
 import math
 from pathlib import Path
@@ -30,8 +31,8 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     taps = M.gaussian_taps(sigma, 4.0).numpy()
     r = len(taps) // 2
     out = np.pad(img, ((0, 0), (r, r), (r, r)), mode="reflect")
-    out = sum(w * out[:, k:k + img.shape[1], :] for k, w in enumerate(taps))
-    return sum(w * out[:, :, k:k + img.shape[2]] for k, w in enumerate(taps))
+    out = sum(w * out[:, k : k + img.shape[1], :] for k, w in enumerate(taps))
+    return sum(w * out[:, :, k : k + img.shape[2]] for k, w in enumerate(taps))
 
 
 def ggd_samples(rng, alpha: float, n: int, scale_left: float = 1.0, scale_right: float = 1.0) -> np.ndarray:
@@ -102,7 +103,9 @@ def test_half_is_the_antialiased_bicubic_of_pillow_inside_the_borders():
     y = N.luma255(torch.from_numpy(photo("coffee")))
     h, w = y.shape
     ours = N.half(y)
-    pil = np.asarray(Image.fromarray(y.astype(np.float32), mode="F").resize((w // 2, h // 2), Image.BICUBIC), dtype=np.float64)
+    pil = np.asarray(
+        Image.fromarray(y.astype(np.float32), mode="F").resize((w // 2, h // 2), Image.BICUBIC), dtype=np.float64
+    )
     assert ours.shape == pil.shape
     assert np.abs(ours[3:-3, 3:-3] - pil[3:-3, 3:-3]).max() < 1e-3
 
@@ -200,8 +203,21 @@ def two_photos(tmp_path):
 
 def test_eval_prints_niqe_for_baselines_and_hr(two_photos, tmp_path):
     js = tmp_path / "r.json"
-    r = affsr("eval", "-m", "psnr", "niqe", "hf-ratio", "-b", "bicubic", "--operator", "bicubic", "--hr", two_photos,
-              "--json", js)
+    r = affsr(
+        "eval",
+        "-m",
+        "psnr",
+        "niqe",
+        "hf-ratio",
+        "-b",
+        "bicubic",
+        "--operator",
+        "bicubic",
+        "--hr",
+        two_photos,
+        "--json",
+        js,
+    )
     assert r.returncode == 0, r.stderr
     assert "NIQE (no reference) ↓" in r.stdout and "HR" in r.stdout and "pristine model" in r.stdout
     doc = json.loads(js.read_text())

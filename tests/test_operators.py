@@ -1,5 +1,6 @@
 """The operator families against the libraries they claim to match (Pillow, OpenCV, MATLAB's imresize),
 their exact A⁺ at every pixel, and the promise anyone can check with one line of Pillow."""
+
 import json
 from pathlib import Path
 
@@ -10,16 +11,20 @@ from PIL import Image
 
 from affsr_cli import boxfit, checkpoint, consistency, methods
 from affsr_cli.config import TrainConfig
-from affsr_cli.infer import Upscaler
 from affsr_cli.downsample import Downsample
+from affsr_cli.infer import Upscaler
 from affsr_cli.projection import FAMILIES, ExactPinv, OperatorSpec, Projection
 from affsr_cli.recipe import resolve
 from helpers import one_thread as affsr
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "val"
-PILLOW = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
-          "lanczos3": Image.Resampling.LANCZOS}
+PILLOW = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "area": Image.Resampling.BOX,
+    "lanczos3": Image.Resampling.LANCZOS,
+}
 SIZES = [(37, 53), (5, 3), (1, 1), (2, 7), (1, 9)]  # LR (h, w): odd, tiny, non-square
 
 
@@ -53,10 +58,10 @@ def imresize_contributions(in_length: int, out_length: int, scale: float) -> np.
     kernel stretched by 1/scale (width 4/scale), u = x/scale + ½(1 − 1/scale) for 1-based output x,
     ceil(width) + 2 taps from floor(u − width/2), rows normalised, indices mirrored symmetrically.
     Returned as the dense (out_length, in_length) matrix."""
+
     def cubic(t):
         a = np.abs(t)
-        return ((1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1)
-                + (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * ((a > 1) & (a <= 2)))
+        return (1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1) + (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * ((a > 1) & (a <= 2))
 
     width = 4 / scale
     x = np.arange(1, out_length + 1, dtype=np.float64)[:, None]
@@ -92,7 +97,10 @@ def test_exact_pinv_every_pixel(family, boundary, scale):
     P = Projection(A)
     for h, w in SIZES:
         g = torch.Generator().manual_seed(h * w)
-        y, r = torch.rand(2, scale * h, scale * w, generator=g, dtype=torch.float64), torch.rand(2, h, w, generator=g, dtype=torch.float64)
+        y, r = (
+            torch.rand(2, scale * h, scale * w, generator=g, dtype=torch.float64),
+            torch.rand(2, h, w, generator=g, dtype=torch.float64),
+        )
         assert torch.allclose((A(y) * r).sum(), (y * A.adjoint(r)).sum(), rtol=1e-12, atol=1e-12)
         assert torch.allclose(A.matrix(h) @ y @ A.matrix(w).T, A(y), atol=1e-13)
         for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
@@ -105,13 +113,18 @@ def test_flat_image_ripple_of_pinv():
     (box, triangle, Keys cubic), ±0.4 % for Lanczos, ±17.6 % for the paper's Gaussian (the ripple a
     4-pixel lattice starts from; README "Operators"). Pillow's renormalised borders make it ripple
     near the edges; mirrored borders do not."""
+
     def ripple(family, boundary, inner=True):
-        up = ExactPinv(Downsample(OperatorSpec(4, family=family, boundary=boundary)))(torch.full((1, 64, 64), 0.5, dtype=torch.float64))
+        up = ExactPinv(Downsample(OperatorSpec(4, family=family, boundary=boundary)))(
+            torch.full((1, 64, 64), 0.5, dtype=torch.float64)
+        )
         up = up[0, 64:-64, 64:-64] if inner else up[0]
         return float((up.max() - up.min()) / 2 / 0.5)
 
     for family in ("area", "bilinear", "bicubic"):
-        assert ripple(family, "pil") < 1e-6 and ripple(family, "matlab", inner=False) < 1e-9  # pil: the border's ripple decays inwards
+        assert (
+            ripple(family, "pil") < 1e-6 and ripple(family, "matlab", inner=False) < 1e-9
+        )  # pil: the border's ripple decays inwards
     assert 0.003 < ripple("lanczos3", "pil") < 0.005
     assert 0.17 < ripple("gaussian", "symmetric") < 0.18
     assert ripple("bicubic", "pil", inner=False) > 0.3
@@ -155,8 +168,10 @@ def test_match_pillow_fixes_what_rounding_leaves():
     assert not consistency.matches_pillow(spec, x + 0.3 / 255, 8)  # x not on the 8-bit grid
 
 
-@pytest.mark.parametrize("family,scale,size", [("bicubic", 4, (37, 45)), ("lanczos3", 3, (40, 33)), ("area", 2, (50, 42)),
-                                               ("bilinear", 4, (21, 70))])
+@pytest.mark.parametrize(
+    "family,scale,size",
+    [("bicubic", 4, (37, 45)), ("lanczos3", 3, (40, 33)), ("area", 2, (50, 42)), ("bilinear", 4, (21, 70))],
+)
 def test_match_pillow_redoes_only_changed_tiles_with_the_same_result(family, scale, size, monkeypatch):
     """Pillow's resize redone on the changed tiles (box=) gives the same passes and levels as redoing
     it on the whole image (a tile larger than the image), here on sizes that are not multiples of the
@@ -168,12 +183,17 @@ def test_match_pillow_redoes_only_changed_tiles_with_the_same_result(family, sca
     rng = np.random.default_rng(3)
     hr = np.asarray(Image.open(VAL / "astronaut.png").convert("RGB").resize((scale * w, scale * h))).copy()
     hr[: scale * 6] = 255
-    hr[:, -scale * 5:] = 0
+    hr[:, -scale * 5 :] = 0
     salt = rng.random(hr.shape[:2])
     hr[salt < 0.03], hr[salt > 0.97] = 255, 0
     for channels in (slice(0, 1), slice(0, 3)):
-        lr = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(hr[..., c])).resize((w, h), PILLOW[family]))
-                       for c in range(3)], 2)[..., channels]
+        lr = np.stack(
+            [
+                np.asarray(Image.fromarray(np.ascontiguousarray(hr[..., c])).resize((w, h), PILLOW[family]))
+                for c in range(3)
+            ],
+            2,
+        )[..., channels]
         x = torch.from_numpy(lr.copy()).permute(2, 0, 1).double() / 255
         f = torch.nn.functional.interpolate(x[None], scale_factor=scale, mode="bicubic")[0]
         boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)
@@ -204,11 +224,14 @@ def test_spec_metadata_and_validation():
     assert OperatorSpec.from_metadata(old) == OperatorSpec()
     assert OperatorSpec(4, family="bicubic").boundary == "pil" and OperatorSpec().boundary == "symmetric"
     assert (OperatorSpec(4, family="bicubic").kernel_size, OperatorSpec(4, family="lanczos3").kernel_size) == (16, 24)
-    for bad, message in [(dict(family="bicubic", sigma=1.0), "gaussian operator only"),
-                         (dict(family="area", kernel_size=9), "for gaussian"),
-                         (dict(family="box"), "operator must be one of"),
-                         (dict(sigma=1e-300), "sigma must be"), (dict(sigma=1e9), "sigma must be"),
-                         (dict(boundary="mirror"), "boundary must be")]:
+    for bad, message in [
+        (dict(family="bicubic", sigma=1.0), "gaussian operator only"),
+        (dict(family="area", kernel_size=9), "for gaussian"),
+        (dict(family="box"), "operator must be one of"),
+        (dict(sigma=1e-300), "sigma must be"),
+        (dict(sigma=1e9), "sigma must be"),
+        (dict(boundary="mirror"), "boundary must be"),
+    ]:
         with pytest.raises(ValueError, match=message):
             OperatorSpec(**bad)
     with pytest.raises(ValueError, match="lacks the operator field 'sigma'"):
@@ -222,7 +245,9 @@ def test_train_picks_the_operator():
     assert (photos.operator, photos.boundary, photos.kernel_size, photos.sigma) == ("bicubic", "pil", 16, 0.0)
     texture = resolve(TrainConfig(data="x", preset="texture"))
     assert (texture.operator, texture.boundary, texture.kernel_size, texture.sigma) == ("gaussian", "symmetric", 9, 1.5)
-    assert resolve(TrainConfig(data="x", preset="patch", operator="area")).operator_spec() == OperatorSpec(4, family="area")
+    assert resolve(TrainConfig(data="x", preset="patch", operator="area")).operator_spec() == OperatorSpec(
+        4, family="area"
+    )
     old = {k: v for k, v in texture.to_dict().items() if k != "operator"}
     assert TrainConfig.from_dict(old).operator == "gaussian"
 
@@ -248,7 +273,9 @@ def test_cli_operator_for_upscale_and_eval(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "operator must be one of" in r.stderr
     assert not (tmp_path / "bad.png").exists()
     js = tmp_path / "e.json"
-    r = affsr("eval", "--hr", VAL / "chelsea.png", "-b", "bicubic", "-b", "pinv", "--operator", "lanczos3", "--json", js)
+    r = affsr(
+        "eval", "--hr", VAL / "chelsea.png", "-b", "bicubic", "-b", "pinv", "--operator", "lanczos3", "--json", js
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(js.read_text())
     assert doc["conventions"]["A"].startswith("lanczos3") and doc["means"]["pinv"]["lr-psnr-x"] > 100
@@ -267,7 +294,9 @@ def test_choose_operator_is_one_rule():
     assert choose_operator("AREA", 3) == OperatorSpec(3, family="area")
     gauss = OperatorSpec(2, 7, 0.9, "reflect", "gaussian")
     assert choose_operator(trained=gauss) == gauss  # the weights' A, whatever scale the caller guessed
-    assert choose_operator("gaussian", boundary="symmetric", trained=gauss) == OperatorSpec(2, 7, 0.9, "symmetric", "gaussian")
+    assert choose_operator("gaussian", boundary="symmetric", trained=gauss) == OperatorSpec(
+        2, 7, 0.9, "symmetric", "gaussian"
+    )
     assert choose_operator("bicubic", trained=gauss) == OperatorSpec(2, family="bicubic")
     bicubic = OperatorSpec(4, family="bicubic")
     assert choose_operator(boundary="matlab", trained=bicubic) == OperatorSpec(4, boundary="matlab", family="bicubic")

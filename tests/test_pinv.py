@@ -1,4 +1,5 @@
 """The fitted local A⁺ of App. B: convergence, closeness to the exact A⁺, file round trip."""
+
 import os
 import pickle
 import stat
@@ -6,8 +7,8 @@ import stat
 import pytest
 import torch
 
-from affsr_cli import pinv as P
 from affsr_cli import files, weights
+from affsr_cli import pinv as P
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import ExactPinv, OperatorSpec, Projection
 
@@ -36,7 +37,7 @@ def test_local_kernels_reproduce_the_exact_impulse_response():
     exact = ExactPinv(Downsample(spec))(delta)[0, 0]
     local = B(delta)[0, 0]
     support = torch.zeros_like(exact, dtype=torch.bool)
-    support[s * 5:s * 10, s * 7:s * 12] = True  # LR rows 7±2, columns 9±2
+    support[s * 5 : s * 10, s * 7 : s * 12] = True  # LR rows 7±2, columns 9±2
     assert torch.allclose(local[support], exact[support], atol=1e-15)
     assert local[~support].abs().max() == 0
 
@@ -51,7 +52,10 @@ def test_fitted_is_close_to_exact(sigma, tol):
     # applied to an image, the fitted and exact projections agree away from the borders
     A = Downsample(spec)
     g = torch.Generator().manual_seed(0)
-    x, f = torch.rand(1, 1, 24, 24, generator=g, dtype=torch.float64), torch.rand(1, 1, 96, 96, generator=g, dtype=torch.float64)
+    x, f = (
+        torch.rand(1, 1, 24, 24, generator=g, dtype=torch.float64),
+        torch.rand(1, 1, 96, 96, generator=g, dtype=torch.float64),
+    )
     diff = (Projection(A, B)(f, x) - Projection(A)(f, x))[..., 24:-24, 24:-24]
     assert diff.abs().max() <= 30 * tol
 
@@ -87,6 +91,7 @@ def test_file_round_trip(fitted, tmp_path):
 class _Bomb:
     def __reduce__(self):
         import pathlib
+
         return (pathlib.Path.touch, (pathlib.Path(_Bomb.marker),))
 
 

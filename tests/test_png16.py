@@ -1,6 +1,7 @@
 """affsr_cli.images.read_png: 16-bit PNGs of every colour type, row filter and interlacing, decoded exactly
 (against an encoder written here from the PNG spec, section 9); both routes (Pillow's C unfilter, and
 numpy where that is unavailable or wrong); bad files; speed."""
+
 import io
 import struct
 import time
@@ -48,8 +49,13 @@ def encode(a: np.ndarray, filters="mixed", interlace=False) -> bytes:
             stream += filter_lines(raw, channels * depth // 8, kinds)
     compressed = zlib.compress(stream)
     ihdr = struct.pack(">IIBBBBB", width, height, depth, CTYPE[channels], 0, 0, int(interlace))
-    return (P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", compressed[:9])  # two IDAT chunks
-            + chunk(b"IDAT", compressed[9:]) + chunk(b"IEND", b""))
+    return (
+        P.PNG_SIGNATURE
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", compressed[:9])  # two IDAT chunks
+        + chunk(b"IDAT", compressed[9:])
+        + chunk(b"IEND", b"")
+    )
 
 
 def image(kind: str, height: int, width: int, channels: int, seed=0, dtype=np.uint16) -> np.ndarray:
@@ -58,8 +64,9 @@ def image(kind: str, height: int, width: int, channels: int, seed=0, dtype=np.ui
     if kind == "random":
         return rng.integers(0, top + 1, (height, width, channels)).astype(dtype)
     if kind == "extremes":  # carries and ties: 0, 1, 255, 256, ..., the top
-        return rng.choice(np.array([0, 1, 255, 256, top - 256, top - 255, top - 1, top]) & top,
-                          (height, width, channels)).astype(dtype)
+        return rng.choice(
+            np.array([0, 1, 255, 256, top - 256, top - 255, top - 1, top]) & top, (height, width, channels)
+        ).astype(dtype)
     y, x, ch = np.meshgrid(np.arange(height), np.arange(width), np.arange(channels), indexing="ij")
     smooth = 0.5 + 0.3 * np.sin(x / 5 + ch) * np.cos(y / 7) + 0.15 * (x + y) / (width + height)
     return np.clip(smooth * top + rng.normal(0, top / 2000, smooth.shape), 0, top).round().astype(dtype)
@@ -88,8 +95,10 @@ def test_16_bit_png_decodes_exactly(tmp_path, channels, width, height, interlace
 @pytest.mark.parametrize("interlace", [False, True])
 def test_numpy_route_decodes_exactly(tmp_path, monkeypatch, interlace):
     """Where Pillow has no such decoder (here: none at all), numpy unfilters: the same arrays."""
+
     def no_decoder(*args, **kwargs):
         raise ValueError("no decoder")
+
     monkeypatch.setattr(I.Image, "frombytes", no_decoder)
     for channels in (1, 2, 3, 4):
         for width, height in SIZES + [(20, 3), (3, 20)]:
@@ -159,11 +168,13 @@ def test_bad_16_bit_pngs_are_one_clear_error(tmp_path):
     bad_filter = encode(np.zeros((2, 2, 3), np.uint16))
     body = zlib.compress(bytes([5] + [0] * 12) * 2)
     bad_filter = bad_filter[:33] + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    cases = {"crc.png": (bytes(crc), r"corrupt PNG \(bad checksum in chunk b'IDAT'\)"),
-             "cut.png": (good[:len(good) // 2], r"truncated PNG \(chunk b'IDAT' is cut short\)"),
-             "noend.png": (good[:-12], r"truncated PNG \(the file ends before its IEND chunk\)"),
-             "short.png": (cut_idat, r"truncated PNG \(image data ends early\)"),
-             "filter.png": (bad_filter, r"corrupt PNG \(unknown row filter 5\)")}
+    cases = {
+        "crc.png": (bytes(crc), r"corrupt PNG \(bad checksum in chunk b'IDAT'\)"),
+        "cut.png": (good[: len(good) // 2], r"truncated PNG \(chunk b'IDAT' is cut short\)"),
+        "noend.png": (good[:-12], r"truncated PNG \(the file ends before its IEND chunk\)"),
+        "short.png": (cut_idat, r"truncated PNG \(image data ends early\)"),
+        "filter.png": (bad_filter, r"corrupt PNG \(unknown row filter 5\)"),
+    }
     for name, (blob, message) in cases.items():
         (tmp_path / name).write_bytes(blob)
         for read in (lambda p: P.read_png(p, 10**8), I.read_image):
@@ -179,15 +190,19 @@ def test_size_is_checked_from_the_header_before_inflating(tmp_path):
     blob = P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
     (tmp_path / "bomb.png").write_bytes(blob)
     start = time.perf_counter()
-    with pytest.raises(P.ImageFileError, match=r"bomb.png: 100000×100000 pixels is over the limit of 89478485 "
-                                               r"\(refused as a possible decompression bomb\)$"):
+    with pytest.raises(
+        P.ImageFileError,
+        match=r"bomb.png: 100000×100000 pixels is over the limit of 89478485 "
+        r"\(refused as a possible decompression bomb\)$",
+    ):
         I.read_image(tmp_path / "bomb.png")
     with pytest.raises(P.ImageFileError, match="over the limit of 1000 "):
         P.read_png(tmp_path / "bomb.png", 1000)
     # within the limit, the same stream is inflated only as far as the image needs: 64 × 64 zeros
     ihdr = struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 1)
-    (tmp_path / "long.png").write_bytes(P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb)
-                                        + chunk(b"IEND", b""))
+    (tmp_path / "long.png").write_bytes(
+        P.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", bomb) + chunk(b"IEND", b"")
+    )
     assert not P.read_png(tmp_path / "long.png", 10**8).any()
     assert time.perf_counter() - start < 2
 
@@ -217,7 +232,9 @@ def test_a_malformed_header_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
-@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (3, np.uint8), (4, np.uint8), (2, np.uint16), (3, np.uint16)])
+@pytest.mark.parametrize(
+    "channels, dtype", [(1, np.uint8), (3, np.uint8), (4, np.uint8), (2, np.uint16), (3, np.uint16)]
+)
 def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads, channels, dtype):
     """png_bytes deflates bands of rows on threads and joins them: the stream must inflate with zlib
     alone (header, Adler-32), unfilter to the pixels, and Pillow must read the 8-bit files as written."""
@@ -227,9 +244,9 @@ def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads,
     png = P.png_bytes(a, 1, threads=threads, icc=b"x" * 40)
     chunks, pos = {}, len(P.PNG_SIGNATURE)
     while pos < len(png):
-        (n,), kind = struct.unpack(">I", png[pos:pos + 4]), png[pos + 4:pos + 8]
-        body = png[pos + 8:pos + 8 + n]
-        assert struct.unpack(">I", png[pos + 8 + n:pos + 12 + n])[0] == zlib.crc32(kind + body)
+        (n,), kind = struct.unpack(">I", png[pos : pos + 4]), png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + n]
+        assert struct.unpack(">I", png[pos + 8 + n : pos + 12 + n])[0] == zlib.crc32(kind + body)
         chunks.setdefault(kind, []).append(body)
         pos += 12 + n
     assert list(chunks) == [b"IHDR", b"iCCP", b"IDAT", b"IEND"]
@@ -242,4 +259,3 @@ def test_banded_encoder_is_one_valid_zlib_stream(tmp_path, monkeypatch, threads,
     (tmp_path / "b.png").write_bytes(png)
     decoded = P.read_png(tmp_path / "b.png", 10**8) if dtype == np.uint16 else np.asarray(Image.open(io.BytesIO(png)))
     assert (decoded.reshape(a.shape) == a).all()
-

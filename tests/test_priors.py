@@ -1,5 +1,6 @@
 """Denoiser and density priors (paper §3.3, §3.4): score estimates, causality, normalisation,
 the ladder, and the Swiss roll's vector methods."""
+
 import math
 
 import pytest
@@ -17,8 +18,9 @@ def test_denoiser_score_matches_the_analytic_score_of_a_gaussian():
     sigma = 0.5
     cov = torch.tensor([[1.0, 0.6], [0.6, 0.5]])
     chol = torch.linalg.cholesky(cov)
-    obj = objectives.DenoiserObjective(MLPDenoiser(width=64), prior_steps=2000, total_steps=2000, rungs=1,
-                                       sigma_max=sigma, sigma_min=sigma)
+    obj = objectives.DenoiserObjective(
+        MLPDenoiser(width=64), prior_steps=2000, total_steps=2000, rungs=1, sigma_max=sigma, sigma_min=sigma
+    )
     opt = torch.optim.Adam(obj.critic.parameters(), 3e-3)
     for step in range(1500):
         assert obj.trains_critic(step)
@@ -64,8 +66,9 @@ def test_one_pixel_likelihood_integrates_to_one():
 
 
 def test_dg_ladder_walks_decreasing_sigma():
-    obj = objectives.DenoiserObjective(MLPDenoiser(width=8), prior_steps=8, total_steps=16, rungs=4,
-                                       sigma_max=0.5, sigma_min=0.01)
+    obj = objectives.DenoiserObjective(
+        MLPDenoiser(width=8), prior_steps=8, total_steps=16, rungs=4, sigma_max=0.5, sigma_min=0.01
+    )
     for step in range(8):
         assert obj.trains_critic(step) and not obj.trains_generator(step)
         obj.after_step(step + 1, {})
@@ -92,8 +95,9 @@ class _Linear(torch.nn.Module):
 
 
 def _dg_generator_phase(sigma: float, **kw) -> objectives.DenoiserObjective:
-    obj = objectives.DenoiserObjective(MLPDenoiser(width=8), prior_steps=2, total_steps=4, rungs=1,
-                                       sigma_max=sigma, sigma_min=sigma, **kw)
+    obj = objectives.DenoiserObjective(
+        MLPDenoiser(width=8), prior_steps=2, total_steps=4, rungs=1, sigma_max=sigma, sigma_min=sigma, **kw
+    )
     for step in range(2):
         obj.trains_critic(step)
         obj.after_step(step + 1, {})
@@ -148,12 +152,19 @@ def test_swissroll_log_kde_equals_the_sum_over_every_centre():
     roll, between arms, at the rim and far off it (where the nearest centre is many cells away)."""
     centres = swissroll.kde_centres(3, n=5_000)
     g = torch.Generator().manual_seed(2)
-    points = torch.cat([swissroll.sample(300, g, dtype=torch.float64),  # on the roll, noisy
-                        torch.rand(300, 2, generator=g, dtype=torch.float64) * 24 - 12,  # between arms and beyond
-                        torch.randn(20, 2, generator=g, dtype=torch.float64) * 200])  # far off: 10⁴–10⁶ nats
+    points = torch.cat(
+        [
+            swissroll.sample(300, g, dtype=torch.float64),  # on the roll, noisy
+            torch.rand(300, 2, generator=g, dtype=torch.float64) * 24 - 12,  # between arms and beyond
+            torch.randn(20, 2, generator=g, dtype=torch.float64) * 200,
+        ]
+    )  # far off: 10⁴–10⁶ nats
     h = swissroll.KDE_BANDWIDTH
-    full = torch.logsumexp(-torch.cdist(points, centres).square() / (2 * h * h), 1) \
-        - math.log(len(centres)) - math.log(2 * math.pi * h * h)
+    full = (
+        torch.logsumexp(-torch.cdist(points, centres).square() / (2 * h * h), 1)
+        - math.log(len(centres))
+        - math.log(2 * math.pi * h * h)
+    )
     fast = swissroll.log_kde(points, centres)
     assert torch.allclose(fast, full, rtol=1e-13, atol=1e-12)
 
@@ -166,8 +177,9 @@ def test_swissroll_methods(tmp_path, method):
         def on_step(self, step, logs):
             rec_steps.append(logs)
 
-    cfg = TrainConfig(data="swissroll", method=method, out=str(tmp_path / method), steps=4, batch_size=64, workers=0,
-                      log_every=1)
+    cfg = TrainConfig(
+        data="swissroll", method=method, out=str(tmp_path / method), steps=4, batch_size=64, workers=0, log_every=1
+    )
     out = engine.train(cfg, Rec())
     model = checkpoint.load_generator(out / "generator.safetensors")
     assert isinstance(model.spec, swissroll.AverageSpec)

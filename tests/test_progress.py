@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, methods
 from affsr_cli import batch as U
+from affsr_cli import checkpoint, methods
 from affsr_cli.infer import make_consistent
 from affsr_cli.projection import OperatorSpec
 from helpers import VAL
@@ -32,15 +32,19 @@ def test_fit_and_pillow_match_report_progress():
     names = [name for name, _, _ in calls]
     assert set(names) <= {"fit", "Pillow match"} and names[0] == "fit"
     if out.pillow_passes:
-        assert "Pillow match" in names and names.index("Pillow match") > max(i for i, n in enumerate(names) if n == "fit")
+        assert "Pillow match" in names and names.index("Pillow match") > max(
+            i for i, n in enumerate(names) if n == "fit"
+        )
 
 
 def test_upscale_engine_reports_every_stage(tmp_path):
     Image.fromarray((lr() * 255).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "in.png")
     torch.manual_seed(0)
-    checkpoint.save_generator(tmp_path / "g.safetensors", methods.build_generator("small", OperatorSpec(4, family="bicubic"),
-                                                                                  "aff").eval())
+    checkpoint.save_generator(
+        tmp_path / "g.safetensors", methods.build_generator("small", OperatorSpec(4, family="bicubic"), "aff").eval()
+    )
     from affsr_cli import infer
+
     up = infer.Upscaler.load(str(tmp_path / "g.safetensors"))
     seen = []
     cb = U.Callbacks(tile=lambda d, t: seen.append(("tiles", d, t)), stage=lambda *a: seen.append(a))

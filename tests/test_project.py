@@ -1,9 +1,11 @@
 """`affsr project`: another tool's upscaled files made consistent with their LR inputs."""
+
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
+
 from helpers import VAL, one_thread
 
 

@@ -1,4 +1,5 @@
 """A, the exact A⁺ and Π: linearity, exactness at every pixel, alignment, gradients."""
+
 import pytest
 import torch
 
@@ -105,13 +106,17 @@ def test_hand_written_backward_matches_autograd():
     plain = torch.autograd.grad(((f - Ap(A(f) - x)) * g).sum(), (f, x))
     for a, b in zip(fast, plain):
         assert torch.allclose(a, b, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda f, x: Projection(A)(f, x), (f[:1, :1, :8, :8].detach().requires_grad_(),
-                                                                        x[:1, :1, :2, :2].detach().requires_grad_()))
+    assert torch.autograd.gradcheck(
+        lambda f, x: Projection(A)(f, x),
+        (f[:1, :1, :8, :8].detach().requires_grad_(), x[:1, :1, :2, :2].detach().requires_grad_()),
+    )
 
 
 def test_affine_projected_wraps_a_network_and_trains_it():
     A = Downsample(OperatorSpec())
-    net = torch.nn.Sequential(torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Sigmoid())
+    net = torch.nn.Sequential(
+        torch.nn.Upsample(scale_factor=4), torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Sigmoid()
+    )
     model = AffineProjected(net, Projection(A))
     x = rand(2, 3, 6, 5, dtype=torch.float32)
     yhat = model(x)
@@ -169,9 +174,13 @@ def test_cuda_matches_cpu():
 
 
 def test_bad_operator_arguments():
-    for kwargs, words in [({"scale": 0}, "scale"), ({"scale": 4, "sigma": 0.0}, "sigma"),
-                          ({"scale": 4, "sigma": -1.0}, "sigma"), ({"scale": 4, "kernel_size": 3}, "kernel size"),
-                          ({"scale": 4, "boundary": "wrap"}, "boundary")]:
+    for kwargs, words in [
+        ({"scale": 0}, "scale"),
+        ({"scale": 4, "sigma": 0.0}, "sigma"),
+        ({"scale": 4, "sigma": -1.0}, "sigma"),
+        ({"scale": 4, "kernel_size": 3}, "kernel size"),
+        ({"scale": 4, "boundary": "wrap"}, "boundary"),
+    ]:
         with pytest.raises(ValueError, match=words):
             OperatorSpec.for_scale(**kwargs)
     with pytest.raises(ValueError, match="multiple of the scale"):

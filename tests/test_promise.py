@@ -4,6 +4,7 @@ for every one; an 8-bit file is exact, or says so (a warning, `consistent: false
 the box fit's certificate of infeasibility agrees with an LP solver; the flat background beside a thin
 line stays flat (no ringing dots). The networks are tiny ones with random weights: Π and the box fit,
 not the weights, make these properties."""
+
 import json
 import math
 import os
@@ -15,8 +16,8 @@ from PIL import Image, ImageDraw
 
 from affsr_cli import boxfit, checkpoint, consistency, infer, methods
 from affsr_cli import images as X
-from affsr_cli.images import read_image
 from affsr_cli.downsample import Downsample
+from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
 from helpers import one_thread as affsr
 
@@ -26,7 +27,7 @@ BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 
 def gradient(w=W, h=H) -> np.ndarray:
     """A diagonal ramp in [0, 1] (h, w), what the dithering kinds quantise."""
-    return (np.arange(w)[None, :] / (w - 1) * 0.7 + np.arange(h)[:, None] / (h - 1) * 0.3)
+    return np.arange(w)[None, :] / (w - 1) * 0.7 + np.arange(h)[:, None] / (h - 1) * 0.3
 
 
 def text() -> Image.Image:
@@ -93,8 +94,15 @@ def noise() -> Image.Image:
     return Image.fromarray(np.random.default_rng(5).integers(0, 256, (H, W, 3), dtype=np.uint8))
 
 
-KINDS = {"text": text, "line_art": line_art, "checkerboard": checkerboard, "ordered_dither": ordered_dither,
-         "error_diffusion": error_diffusion, "pixel_art": pixel_art, "noise": noise}
+KINDS = {
+    "text": text,
+    "line_art": line_art,
+    "checkerboard": checkerboard,
+    "ordered_dither": ordered_dither,
+    "error_diffusion": error_diffusion,
+    "pixel_art": pixel_art,
+    "noise": noise,
+}
 PILLOW = {"bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX}
 
 
@@ -148,7 +156,9 @@ def test_8_bit_files_are_exact_or_say_so(up, kind):
     assert v.consistent == (psnr >= 60 and pillow)
     assert math.isclose(v.lr_psnr, psnr, rel_tol=1e-4) or psnr == v.lr_psnr == math.inf
     if not v.consistent:
-        assert v.warning.startswith("not exact: LR-PSNR") and "--bits 32" in v.warning and "--operator area" in v.warning
+        assert (
+            v.warning.startswith("not exact: LR-PSNR") and "--bits 32" in v.warning and "--operator area" in v.warning
+        )
     if kind != "pixel_art":  # sharp 0/1 (or 0/255 per channel) neighbours: no image in [0, 1] has A y = x
         assert not v.consistent and out.fit.infeasible and "no image with values in [0, 1]" in v.warning
         assert out.pillow_passes == 0 and out.box_iterations <= boxfit.MAX_ITER[8]
@@ -180,9 +190,12 @@ def test_the_certificate_agrees_with_a_linear_program(family):
     M = np.kron(Ah.numpy(), Aw.numpy())  # (h·w, 16·h·w): A on the flattened HR image
     rng = np.random.default_rng(1)
     checker = ((np.arange(h)[:, None] + np.arange(w)) % 2).astype(float)
-    cases = [("checker", checker, False), ("noise", rng.random((h, w)), None),
-             ("made by A", A(torch.from_numpy(rng.random((4 * h, 4 * w)))).numpy(), True),
-             ("made by A from 0/1", A(torch.from_numpy((rng.random((4 * h, 4 * w)) > 0.5).astype(float))).numpy(), True)]
+    cases = [
+        ("checker", checker, False),
+        ("noise", rng.random((h, w)), None),
+        ("made by A", A(torch.from_numpy(rng.random((4 * h, 4 * w)))).numpy(), True),
+        ("made by A from 0/1", A(torch.from_numpy((rng.random((4 * h, 4 * w)) > 0.5).astype(float))).numpy(), True),
+    ]
     for name, x, feasible in cases:
         lp = linprog(np.zeros(M.shape[1]), A_eq=M, b_eq=x.ravel(), bounds=(0, 1), method="highs")
         assert feasible is None or (lp.status == 0) == feasible, (name, lp.status)
@@ -228,12 +241,15 @@ def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("promise")
     (d / "in").mkdir()
     photo = Image.open(os.path.join(os.path.dirname(__file__), "..", "examples", "val", "chelsea.png")).convert("RGB")
-    photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.BICUBIC).crop((60, 40, 60 + W, 40 + H)).save(d / "in" / "photo.png")
+    photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.BICUBIC).crop((60, 40, 60 + W, 40 + H)).save(
+        d / "in" / "photo.png"
+    )
     for kind in ("text", "checkerboard", "noise"):
         KINDS[kind]().save(d / "in" / f"{kind}.png")
     torch.manual_seed(0)
-    checkpoint.save_generator(d / "ckpt.safetensors",
-                              methods.build_generator("texture", OperatorSpec(4, family="bicubic"), "aff").eval())
+    checkpoint.save_generator(
+        d / "ckpt.safetensors", methods.build_generator("texture", OperatorSpec(4, family="bicubic"), "aff").eval()
+    )
     return d
 
 
@@ -254,7 +270,9 @@ def test_upscale_warns_flags_and_strict_refuses(inputs):
     assert sorted(os.listdir(d / "strict")) == ["photo.png"]
     assert r.stderr.count("--strict, so") == 3
     # --bits 32: every file exact, read by Pillow-independent readers and by `affsr eval`
-    r = affsr("upscale", d / "in", "-o", d / "float", "-w", d / "ckpt.safetensors", "--bits", "32", "--strict", "--json")
+    r = affsr(
+        "upscale", d / "in", "-o", d / "float", "-w", d / "ckpt.safetensors", "--bits", "32", "--strict", "--json"
+    )
     assert r.returncode == 0, r.stderr
     assert all(row["consistent"] and row["lr_max_error"] <= 1e-5 for row in json.loads(r.stdout))
     tifffile = pytest.importorskip("tifffile")
@@ -263,8 +281,21 @@ def test_upscale_warns_flags_and_strict_refuses(inputs):
     x = read_image(d / "in" / "text.png").pixels.double()
     A = Downsample(OperatorSpec(4, family="bicubic"))
     assert (A(torch.from_numpy(y).permute(2, 0, 1).double()) - x).abs().max() <= 1e-5
-    r = affsr("eval", "--hr", d / "float" / "text.tif", "--sr", d / "float" / "text.tif", "--lr", d / "in" / "text.png",
-              "--operator", "bicubic", "--metrics", "lr-psnr-x", "--json", d / "eval.json")
+    r = affsr(
+        "eval",
+        "--hr",
+        d / "float" / "text.tif",
+        "--sr",
+        d / "float" / "text.tif",
+        "--lr",
+        d / "in" / "text.png",
+        "--operator",
+        "bicubic",
+        "--metrics",
+        "lr-psnr-x",
+        "--json",
+        d / "eval.json",
+    )
     assert r.returncode == 0, r.stderr
     means = json.loads((d / "eval.json").read_text())["means"]
     assert [row["lr-psnr-x"] >= 100 for row in means.values()] == [True]  # eval reads the float TIFF, unclipped
@@ -286,15 +317,38 @@ def test_project_warns_flags_and_strict_refuses(inputs):
     assert [line.startswith("warning: ") and "text.png" in line for line in r.stderr.splitlines()] == [True]
     r = affsr("project", d / "lr", d / "sr", "-o", d / "proj_strict", "--operator", "bicubic", "--strict")
     assert r.returncode == 1 and sorted(os.listdir(d / "proj_strict")) == ["photo.png"]
-    r = affsr("project", d / "lr", d / "sr", "-o", d / "proj_float", "--operator", "bicubic", "--bits", "32", "--strict",
-              "--json")
+    r = affsr(
+        "project",
+        d / "lr",
+        d / "sr",
+        "-o",
+        d / "proj_float",
+        "--operator",
+        "bicubic",
+        "--bits",
+        "32",
+        "--strict",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert sorted(os.path.basename(row["output"]) for row in rows) == ["photo.tif", "text.tif"]
     assert all(row["consistent"] and row["lr_max_error"] <= 1e-5 for row in rows)
-    r = affsr("project", d / "lr" / "text.png", d / "sr" / "text.png", "-o", d / "text.npy", "--operator", "bicubic", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)[0]["bits"] == 32 and json.loads(r.stdout)[0]["consistent"]  # by extension
+    r = affsr(
+        "project", d / "lr" / "text.png", d / "sr" / "text.png", "-o", d / "text.npy", "--operator", "bicubic", "--json"
+    )
+    assert (
+        r.returncode == 0 and json.loads(r.stdout)[0]["bits"] == 32 and json.loads(r.stdout)[0]["consistent"]
+    )  # by extension
     pic = read_image(d / "proj_float" / "text.tif")  # `affsr project` reads its own float files back, too
-    r = affsr("project", d / "lr" / "text.png", d / "proj_float" / "text.tif", "-o", d / "again.tif", "--operator",
-              "bicubic", "--json")
+    r = affsr(
+        "project",
+        d / "lr" / "text.png",
+        d / "proj_float" / "text.tif",
+        "-o",
+        d / "again.tif",
+        "--operator",
+        "bicubic",
+        "--json",
+    )
     assert r.returncode == 0 and pic.bits == 32 and json.loads(r.stdout)[0]["lr_psnr_before"] >= 100

@@ -12,6 +12,7 @@ reader would, in a folder holding the files they name (photo.png, photos/); `<!-
 also checks the last line printed. The two commands `.ci/run` and a fresh-machine check read (after
 `<!-- test-command -->` and `<!-- main-command -->`) must be there.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,20 +22,30 @@ import shlex
 import subprocess
 import sys
 import textwrap
-import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomllib
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md",
-                    *sorted((ROOT / "examples").glob("*/results.md"))] if p.is_file()]  # the sdist has README.md only
+DOCS = [
+    p
+    for p in [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        ROOT / "benchmarks" / "README.md",
+        *sorted((ROOT / "examples").glob("*/results.md")),
+    ]
+    if p.is_file()
+]  # the sdist has README.md only
 # link targets that another change of this round writes; a warning, not a failure, while they are missing
 PENDING = {"docs/promise.md"}
-CHECKOUT = (ROOT / "docs").is_dir()  # the sdist carries README.md and tests/ but not docs/, examples' scripts, benchmarks/
+CHECKOUT = (
+    ROOT / "docs"
+).is_dir()  # the sdist carries README.md and tests/ but not docs/, examples' scripts, benchmarks/
 HELP_ENV = {**os.environ, "COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
 SEPARATORS = {"&&", "||", ";", "|", "&", ";;"}
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")  # W, DIR, FILE: a value the reader fills in
@@ -70,7 +81,7 @@ def blocks(path: Path) -> list[Block]:
             j += 1
         prev = next((lines[k] for k in range(start - 1, -1, -1) if lines[k].strip()), "")
         marker = re.fullmatch(r"\s*<!--\s*(.*?)\s*-->\s*", prev)
-        text = textwrap.dedent("\n".join(lines[start + 1:j]))
+        text = textwrap.dedent("\n".join(lines[start + 1 : j]))
         out.append(Block(path, start + 1, lang, text, marker.group(1) if marker else None))
         i = j + 1
     return out
@@ -86,7 +97,7 @@ def commands(text: str) -> list[list[str]]:
             continue
         m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
         if m:
-            heredoc, line = m.group(1), line[:m.start()]
+            heredoc, line = m.group(1), line[: m.start()]
         lex = shlex.shlex(line, posix=True, punctuation_chars=True)
         lex.whitespace_split, lex.commenters = True, "#"
         cmd: list[str] = []
@@ -110,7 +121,7 @@ def affsr_args(cmd: list[str]) -> list[str] | None:
         return cmd[1:]
     for i in range(len(cmd) - 1):
         if cmd[i] == "-m" and cmd[i + 1] == "affsr_cli" and cmd[0] in ("python", "python3", "torchrun"):
-            return cmd[i + 2:]
+            return cmd[i + 2 :]
     return None
 
 
@@ -131,7 +142,9 @@ def flags_in(help_text: str) -> set[str]:
 
 @functools.cache
 def help_text(*args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", *args, "--help"], capture_output=True, text=True, env=HELP_ENV)
+    r = subprocess.run(
+        [sys.executable, "-m", "affsr_cli", *args, "--help"], capture_output=True, text=True, env=HELP_ENV
+    )
     assert r.returncode == 0, f"affsr {' '.join(args)} --help: exit {r.returncode}: {r.stderr.strip()}"
     return r.stdout
 
@@ -201,7 +214,9 @@ def check_affsr(args: list[str], where: str) -> list[str]:
         if flag in ("-w", "--weights") and values:
             v = values[0]
             if "/" not in v and not v.startswith("hf://") and "." not in v and v not in shipped():
-                problems.append(f"{where}: -w {v}: no shipped weights of that name (shipped: {', '.join(sorted(shipped()))})")
+                problems.append(
+                    f"{where}: -w {v}: no shipped weights of that name (shipped: {', '.join(sorted(shipped()))})"
+                )
         elif flag == "--operator" and values and values[0] not in (*projection.FAMILIES, "auto"):
             problems.append(f"{where}: --operator {values[0]}: not one of {', '.join(projection.FAMILIES)}")
         elif flag == "--boundary" and values and values[0] not in (*projection.BOUNDARIES, "auto"):
@@ -238,8 +253,11 @@ def check_other(cmd: list[str], where: str) -> list[str]:
         for tok in cmd[2:]:
             m = re.fullmatch(r"(?:\.|affsr)\[([\w,-]+)\]", tok)
             if m:
-                problems += [f"{where}: {tok}: pyproject.toml has no extra {e!r}" for e in m.group(1).split(",")
-                             if e not in extras()]
+                problems += [
+                    f"{where}: {tok}: pyproject.toml has no extra {e!r}"
+                    for e in m.group(1).split(",")
+                    if e not in extras()
+                ]
     return problems
 
 
@@ -260,7 +278,9 @@ def test_commands_use_what_exists(doc):
 def test_help_pages_are_read():
     """The parser sees the options of each subcommand (so the check above can fail)."""
     assert {"upscale", "eval", "train", "project", "pinv", "export"} <= subcommands()
-    assert {"-o", "--output", "-w", "--weights", "--operator", "--overwrite", "--no-overwrite", "--outscale"} <= flags("upscale")
+    assert {"-o", "--output", "-w", "--weights", "--operator", "--overwrite", "--no-overwrite", "--outscale"} <= flags(
+        "upscale"
+    )
     assert "--help" in flags(None) and "--version" in flags(None)
     bad = check_affsr(["upscale", "x.png", "--no-such-flag", "-w", "no-such-weights", "--operator", "cubic"], "here")
     assert len(bad) == 3, bad
@@ -341,12 +361,20 @@ def shims(folder: Path) -> dict[str, str]:
     """An environment whose `affsr` and `python` are this interpreter's, offline."""
     bin_ = folder / ".bin"
     bin_.mkdir()
-    for name, line in [("affsr", f'exec "{sys.executable}" -m affsr_cli "$@"'),
-                       ("python", f'exec "{sys.executable}" "$@"'), ("python3", f'exec "{sys.executable}" "$@"')]:
+    for name, line in [
+        ("affsr", f'exec "{sys.executable}" -m affsr_cli "$@"'),
+        ("python", f'exec "{sys.executable}" "$@"'),
+        ("python3", f'exec "{sys.executable}" "$@"'),
+    ]:
         (bin_ / name).write_text(f"#!/bin/sh\n{line}\n")
         (bin_ / name).chmod(0o755)
-    return {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-            "COLUMNS": "120", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return {
+        **os.environ,
+        "PATH": f"{bin_}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "120",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
 
 
 RUNNABLE = [doc for doc in DOCS if any(b.marker and b.marker.startswith("run") for b in blocks(doc))]
@@ -360,18 +388,27 @@ def test_marked_blocks_run(doc, tmp_path):
         if not (block.marker and block.marker.startswith("run")):
             continue
         if block.lang == "python":
-            r = subprocess.run([sys.executable, "-"], input=block.text, capture_output=True, text=True, cwd=tmp_path, env=env)
+            r = subprocess.run(
+                [sys.executable, "-"], input=block.text, capture_output=True, text=True, cwd=tmp_path, env=env
+            )
         else:
             assert block.lang in ("bash", "sh"), f"{block.where()}: cannot run a {block.lang!r} block"
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block.text], capture_output=True, text=True,
-                               cwd=tmp_path, env=env)
+            r = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", block.text], capture_output=True, text=True, cwd=tmp_path, env=env
+            )
         assert r.returncode == 0, f"{block.where()}: exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
         m = re.fullmatch(r"run:\s*prints\s+(.*)", block.marker)
         if m:
             last = (r.stdout.strip().splitlines() or [""])[-1].strip()
             assert last == m.group(1), f"{block.where()}: printed {last!r}, the text says {m.group(1)!r}"
     if doc.name == "README.md":  # what the quick start says it writes
-        for name, size in [("photo_x4.png", (128, 128)), ("big.png", (128, 128)), ("photo_gan.png", (128, 128)),
-                           ("photos_x4/a.png", (96, 80)), ("photos_x4/more/b.png", (80, 64)), ("photo_api.png", (128, 128))]:
+        for name, size in [
+            ("photo_x4.png", (128, 128)),
+            ("big.png", (128, 128)),
+            ("photo_gan.png", (128, 128)),
+            ("photos_x4/a.png", (96, 80)),
+            ("photos_x4/more/b.png", (80, 64)),
+            ("photo_api.png", (128, 128)),
+        ]:
             assert (tmp_path / name).is_file(), f"README.md: the quick start did not write {name}"
             assert Image.open(tmp_path / name).size == size, name

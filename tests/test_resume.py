@@ -1,5 +1,6 @@
 """Resume you can trust: bit-identical continuation, --overwrite that leaves nothing of the old run,
 a state that knows its config, a torn log, folders that hold someone's files, flags that do not apply."""
+
 import json
 import subprocess
 import sys
@@ -24,8 +25,20 @@ def images(tmp_path_factory):
 
 
 def tiny(images, out, **kw):
-    base = dict(data=str(images), out=str(out), preset="patch", patch=16, batch_size=2, steps=2, generator="texture",
-                workers=0, log_every=1, sample_every=1, checkpoint_every=1, seed=0)
+    base = dict(
+        data=str(images),
+        out=str(out),
+        preset="patch",
+        patch=16,
+        batch_size=2,
+        steps=2,
+        generator="texture",
+        workers=0,
+        log_every=1,
+        sample_every=1,
+        checkpoint_every=1,
+        seed=0,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -37,8 +50,15 @@ def tensors(path):
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(images, tmp_path, workers):
     """affgan with a stochastic generator: the data order and crops, z, the instance noise, D's and G's
     Adam states, the EMA and the noise schedule all continue exactly where the checkpoint left them."""
-    kw = dict(method="affgan", noise_channels=2, workers=workers, checkpoint_every=3, sample_every=100, instance_noise=0.2,
-              noise_steps=6)  # (the default anneal, over --steps, would differ between a 3- and a 6-step run)
+    kw = dict(
+        method="affgan",
+        noise_channels=2,
+        workers=workers,
+        checkpoint_every=3,
+        sample_every=100,
+        instance_noise=0.2,
+        noise_steps=6,
+    )  # (the default anneal, over --steps, would differ between a 3- and a 6-step run)
     whole = engine.train(tiny(images, tmp_path / "whole", steps=6, **kw))
     engine.train(tiny(images, tmp_path / "split", steps=3, **kw))
     split = engine.train(tiny(images, tmp_path / "split", steps=6, resume=True, **kw))
@@ -178,15 +198,18 @@ def test_non_finite_weights_are_never_saved(images, tmp_path, monkeypatch):
     assert all(torch.isfinite(v).all() for v in tensors(tmp_path / "run" / "generator.safetensors").values())
 
 
-@pytest.mark.parametrize("method, option, owner", [
-    ("softmse", dict(range_weight=0.1), "aff constraint"),
-    ("affmse", dict(soft_weight=2.0), "soft constraint"),
-    ("affmse", dict(instance_noise=0.5), "gan objective"),
-    ("affmse", dict(pixel_weight=1.0), "gan objective or the dg objective or the ll objective"),
-    ("affdg", dict(mixture=4), "ll objective"),
-    ("affgan", dict(dae_sigma_max=0.3), "dg objective"),
-    ("affll", dict(critic_steps=3), "gan objective"),
-])
+@pytest.mark.parametrize(
+    "method, option, owner",
+    [
+        ("softmse", dict(range_weight=0.1), "aff constraint"),
+        ("affmse", dict(soft_weight=2.0), "soft constraint"),
+        ("affmse", dict(instance_noise=0.5), "gan objective"),
+        ("affmse", dict(pixel_weight=1.0), "gan objective or the dg objective or the ll objective"),
+        ("affdg", dict(mixture=4), "ll objective"),
+        ("affgan", dict(dae_sigma_max=0.3), "dg objective"),
+        ("affll", dict(critic_steps=3), "gan objective"),
+    ],
+)
 def test_a_flag_that_does_not_apply_is_refused(images, tmp_path, method, option, owner):
     flag = "--" + next(iter(option)).replace("_", "-")
     with pytest.raises(engine.TrainingError, match=f"{flag} does not apply to the method {method} .*{owner}"):
@@ -195,8 +218,26 @@ def test_a_flag_that_does_not_apply_is_refused(images, tmp_path, method, option,
 
 
 def test_cli_refuses_a_flag_that_does_not_apply_in_one_line(images, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(tmp_path / "r"),
-                        "--method", "softmse", "--range-weight", "0.1", "--steps", "1"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "train",
+            "--data",
+            str(images),
+            "--out",
+            str(tmp_path / "r"),
+            "--method",
+            "softmse",
+            "--range-weight",
+            "0.1",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "--range-weight does not apply to the method softmse" in lines[0]
 

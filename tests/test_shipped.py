@@ -1,5 +1,6 @@
 """The shipped 4× checkpoints in weights/: small, loadable from the file alone, consistent, better
 than bicubic, and the defaults of `affsr upscale` and `affsr eval`."""
+
 import json
 import re
 import subprocess
@@ -8,16 +9,20 @@ import sys
 import pytest
 import torch
 
-from affsr_cli import checkpoint, evaluate as E, methods
+from affsr_cli import checkpoint, methods
+from affsr_cli import evaluate as E
 from affsr_cli.images import quantize, read_image, write_image
 from affsr_cli.metrics import psnr
 from affsr_cli.projection import OperatorSpec
-from affsr_cli.registry import DEFAULT, SHIPPED as REGISTRY, VALIDATION_SET
+from affsr_cli.registry import DEFAULT, VALIDATION_SET
+from affsr_cli.registry import SHIPPED as REGISTRY
 from helpers import ROOT, VAL, affsr
 
 SHIPPED = {name: w.path for name, w in REGISTRY.items()}
 CARD = ROOT / "weights" / "README.md"
-pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout")
+pytestmark = pytest.mark.skipif(
+    not all(p.is_file() for p in SHIPPED.values()), reason="weights not shipped in this checkout"
+)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -26,11 +31,15 @@ def test_small_and_loadable_from_the_file_alone(name):
     assert path.stat().st_size <= 20 * 2**20
     # a crop of a bundled photo (on uniform noise SPAN's f reaches ±190, and float32's relative rounding of
     # that, not Π, decided whether the error passed 1e-5: a flaky test)
-    code = ("import sys, numpy as np, torch; from PIL import Image; from affsr_cli.checkpoint import load_generator; "
-            "m = load_generator(sys.argv[1]); im = Image.open(sys.argv[2]).convert('RGB').crop((100, 60, 111, 69)); "
-            "x = torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 255; "
-            "print(m.spec.scale, m.spec.family, m.spec.kernel_size, float((m.A(m(x)) - x).abs().max()), tuple(m(x).shape))")
-    r = subprocess.run([sys.executable, "-c", code, str(path), str(VAL / "chelsea.png")], capture_output=True, text=True)
+    code = (
+        "import sys, numpy as np, torch; from PIL import Image; from affsr_cli.checkpoint import load_generator; "
+        "m = load_generator(sys.argv[1]); im = Image.open(sys.argv[2]).convert('RGB').crop((100, 60, 111, 69)); "
+        "x = torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 255; "
+        "print(m.spec.scale, m.spec.family, m.spec.kernel_size, float((m.A(m(x)) - x).abs().max()), tuple(m(x).shape))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(VAL / "chelsea.png")], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     scale, family, taps, err, shape = r.stdout.split(maxsplit=4)
     assert (int(scale), family, int(taps)) == (4, REGISTRY[name].operator, REGISTRY[name].taps)  # the registry's A
@@ -70,7 +79,7 @@ def test_eval_card_command_uses_the_shipped_weights(tmp_path):
     res = json.loads((tmp_path / "e.json").read_text())
     means = res["means"][DEFAULT.name]
     # eval judges the 8-bit file upscale would write: LR-PSNR above 64 dB (the box fit's bound), not float Π's ~1e-15
-    assert 1e-12 < means["lr-mse-x"] < 10 ** -6.4 and 15 < means["psnr"] < 60
+    assert 1e-12 < means["lr-mse-x"] < 10**-6.4 and 15 < means["psnr"] < 60
 
 
 @pytest.mark.parametrize("preset, family", [("imagenet", "gaussian"), ("small", "bicubic")])
@@ -79,7 +88,9 @@ def test_a_retired_file_still_upscales_from_its_path(tmp_path, preset, family):
     replaced by SPAN in v3) left the wheel; one a user kept still loads with `-w PATH` and its output
     is consistent with the input under the A in its metadata."""
     spec = OperatorSpec(4, family=family)
-    path = checkpoint.save_generator(tmp_path / "retired.safetensors", methods.build_generator(preset, spec, "aff").eval())
+    path = checkpoint.save_generator(
+        tmp_path / "retired.safetensors", methods.build_generator(preset, spec, "aff").eval()
+    )
     A, _ = spec.build()
     x = quantize(A(read_image(VALIDATION_SET / "coffee.png").pixels[None, :, :64, :64].double())[0].float())
     write_image(tmp_path / "lr.png", x)
@@ -94,7 +105,7 @@ def _card_rows(header: str) -> list[list[str]]:
     lines = CARD.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip("|").split("|")])

@@ -1,6 +1,7 @@
 """SPAN (nets/span.py) and the ncnn reader of examples/photos/import_span.py: shapes (cost figures:
 test_nets), and a round trip through an ncnn .param/.bin pair that the test writes itself (float16 and float32
 storage, the mean in a MemoryData layer), with every byte accounted for."""
+
 import struct
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 """A stochastic AffGAN (paper App. F) started from a deterministic checkpoint: --init pads the first
 layer with zero weights for the new noise channels, so the run starts from the given network exactly."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,8 +21,21 @@ def images(tmp_path_factory):
 
 
 def tiny(images, out, **kw):
-    base = dict(data=str(images), out=str(out), preset="patch", patch=16, batch_size=2, steps=1, generator="span52",
-                operator="bicubic", workers=0, log_every=1, sample_every=100, checkpoint_every=1, seed=0)
+    base = dict(
+        data=str(images),
+        out=str(out),
+        preset="patch",
+        patch=16,
+        batch_size=2,
+        steps=1,
+        generator="span52",
+        operator="bicubic",
+        workers=0,
+        log_every=1,
+        sample_every=100,
+        checkpoint_every=1,
+        seed=0,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -29,8 +43,15 @@ def tiny(images, out, **kw):
 def test_deterministic_start_of_a_stochastic_run(images, tmp_path, generator):
     engine.train(tiny(images, tmp_path / "d", method="affmse", generator=generator))
     start = tmp_path / "d" / "generator.safetensors"
-    gan = dict(method="affgan", generator=generator, discriminator="small-aa", critic_warmup=2, noise_channels=3, noise_steps=4,
-               init=str(start))
+    gan = dict(
+        method="affgan",
+        generator=generator,
+        discriminator="small-aa",
+        critic_warmup=2,
+        noise_channels=3,
+        noise_steps=4,
+        init=str(start),
+    )
     engine.train(tiny(images, tmp_path / "s", steps=2, **gan))  # steps 1–2 train D alone: G is the start, padded
     deterministic = infer.Upscaler(checkpoint.load_generator(start))
     stochastic = infer.Upscaler(checkpoint.load_generator(tmp_path / "s" / "generator.safetensors"))
@@ -48,5 +69,8 @@ def test_fewer_noise_channels_or_another_network_is_refused(images, tmp_path):
     engine.train(tiny(images, tmp_path / "n", method="affmse", generator="small", noise_channels=2))
     for other in (dict(noise_channels=1, generator="small"), dict(noise_channels=2, generator="span52")):
         with pytest.raises(engine.TrainingError, match="its network differs"):
-            engine.train(tiny(images, tmp_path / "x", method="affmse", init=str(tmp_path / "n" / "generator.safetensors"),
-                              **other))
+            engine.train(
+                tiny(
+                    images, tmp_path / "x", method="affmse", init=str(tmp_path / "n" / "generator.safetensors"), **other
+                )
+            )

@@ -1,4 +1,5 @@
 """The training loop on tiny data: every method, resume, checkpoints, DDP, bad input."""
+
 import json
 import os
 import signal
@@ -30,8 +31,20 @@ def images(tmp_path_factory):
 
 
 def tiny(images, out, **kw):
-    base = dict(data=str(images), out=str(out), preset="patch", patch=16, batch_size=2, steps=2, generator="texture",
-                workers=0, log_every=1, sample_every=1, checkpoint_every=1, seed=0)
+    base = dict(
+        data=str(images),
+        out=str(out),
+        preset="patch",
+        patch=16,
+        batch_size=2,
+        steps=2,
+        generator="texture",
+        workers=0,
+        log_every=1,
+        sample_every=1,
+        checkpoint_every=1,
+        seed=0,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -148,9 +161,11 @@ def test_checkpoint_gives_identical_outputs_in_a_fresh_process(images, tmp_path)
     x = torch.rand(1, 3, 6, 5, generator=torch.Generator().manual_seed(3))
     np.save(tmp_path / "x.npy", x.numpy())
     mine = checkpoint.load_generator(out / "generator.safetensors")(x)
-    code = ("import numpy as np, torch; from affsr_cli.checkpoint import load_generator; "
-            f"m = load_generator(r'{out / 'generator.safetensors'}'); "
-            f"np.save(r'{tmp_path / 'y.npy'}', m(torch.from_numpy(np.load(r'{tmp_path / 'x.npy'}'))).detach().numpy())")
+    code = (
+        "import numpy as np, torch; from affsr_cli.checkpoint import load_generator; "
+        f"m = load_generator(r'{out / 'generator.safetensors'}'); "
+        f"np.save(r'{tmp_path / 'y.npy'}', m(torch.from_numpy(np.load(r'{tmp_path / 'x.npy'}'))).detach().numpy())"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert torch.equal(torch.from_numpy(np.load(tmp_path / "y.npy")), mine.detach())
 
@@ -194,12 +209,40 @@ def test_ctrl_c_saves_a_resumable_state(images, tmp_path, monkeypatch):
 def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path, workers):
     """SIGTERM to the whole process group (as schedulers send it), DataLoader workers included."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(run), "--method", "affmse",
-            "--steps", "100000", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", str(workers),
-            "--log-every", "1", "--checkpoint-every", "100000", "--sample-every", "100000"]
+    args = [
+        sys.executable,
+        "-m",
+        "affsr_cli",
+        "train",
+        "--data",
+        str(images),
+        "--out",
+        str(run),
+        "--method",
+        "affmse",
+        "--steps",
+        "100000",
+        "--batch-size",
+        "2",
+        "--patch",
+        "16",
+        "--generator",
+        "texture",
+        "--workers",
+        str(workers),
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "100000",
+        "--sample-every",
+        "100000",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
-    while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().strip()) and time.time() < deadline:
+    while (
+        not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().strip())
+        and time.time() < deadline
+    ):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -212,10 +255,12 @@ def test_sigterm_stops_the_cli_like_ctrl_c(images, tmp_path, workers):
 def test_worker_keeps_quiet_about_a_transfer_the_main_process_abandoned():
     """A worker's resource-sharer thread reports errors through sys.excepthook: after the worker
     init, a reset connection (the main process stopped mid-batch) prints nothing, anything else does."""
-    code = ("import sys; from affsr_cli import data\n"
-            "data._worker_init(0)\n"
-            "for e in (ConnectionResetError('reset'), BrokenPipeError('pipe'), EOFError('eof'), ValueError('real bug')):\n"
-            "    sys.excepthook(type(e), e, None)\n")
+    code = (
+        "import sys; from affsr_cli import data\n"
+        "data._worker_init(0)\n"
+        "for e in (ConnectionResetError('reset'), BrokenPipeError('pipe'), EOFError('eof'), ValueError('real bug')):\n"
+        "    sys.excepthook(type(e), e, None)\n"
+    )
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stderr
     assert "real bug" in err and "reset" not in err and "pipe" not in err and "eof" not in err
 
@@ -276,8 +321,20 @@ def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
     """--range-weight adds w·MSE(A f, x) on the network's own output f (Aŷ = x always, so a term on ŷ
     would be 0); training pulls A f towards x while ŷ stays exactly consistent."""
     rec = Recorder()
-    engine.train(tiny(images, tmp_path / "r", method="affmse", range_weight=10.0, steps=12, lr=3e-3, sample_every=100,
-                      checkpoint_every=100, ema=0.0), rec)
+    engine.train(
+        tiny(
+            images,
+            tmp_path / "r",
+            method="affmse",
+            range_weight=10.0,
+            steps=12,
+            lr=3e-3,
+            sample_every=100,
+            checkpoint_every=100,
+            ema=0.0,
+        ),
+        rec,
+    )
     first, last = rec.steps[0][1], rec.steps[-1][1]
     assert first["range_mse"] > 1e-4 and last["range_mse"] < 0.75 * first["range_mse"]
     assert last["loss"] == pytest.approx(last["mse"] + 10.0 * last["range_mse"], rel=1e-5) and last["lr_mse"] < 1e-10
@@ -294,11 +351,27 @@ def test_cosine_schedule_decays_each_optimiser_over_its_own_steps(images, tmp_pa
     want = [1e-3 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]
     assert [logs["lr"] for _, logs in rec.steps] == pytest.approx(want)
     rec = Recorder()
-    engine.train(tiny(images, tmp_path / "c", method="affmse", lr=1e-3, steps=6, lr_schedule="cosine", resume=True), rec)
-    assert [logs["lr"] for _, logs in rec.steps] == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * k / 6)) for k in (4, 5)])
+    engine.train(
+        tiny(images, tmp_path / "c", method="affmse", lr=1e-3, steps=6, lr_schedule="cosine", resume=True), rec
+    )
+    assert [logs["lr"] for _, logs in rec.steps] == pytest.approx(
+        [1e-3 * 0.5 * (1 + np.cos(np.pi * k / 6)) for k in (4, 5)]
+    )
     rec = Recorder()
-    engine.train(tiny(images, tmp_path / "d", method="affdg", lr=1e-3, steps=6, prior_steps=2, prior_width=8,
-                      prior_layers=1, lr_schedule="cosine"), rec)
+    engine.train(
+        tiny(
+            images,
+            tmp_path / "d",
+            method="affdg",
+            lr=1e-3,
+            steps=6,
+            prior_steps=2,
+            prior_width=8,
+            prior_layers=1,
+            lr_schedule="cosine",
+        ),
+        rec,
+    )
     lrs = {step: logs["lr"] for step, logs in rec.steps}
     assert lrs[3] == pytest.approx(1e-3) and lrs[6] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))
     rec = Recorder()
@@ -322,7 +395,9 @@ def test_critic_warmup_trains_the_discriminator_alone_first(images, tmp_path):
     engine.train(tiny(images, tmp_path / "m", method="affmse", steps=1, **small))
     init = checkpoint.load_generator(tmp_path / "m" / "generator.safetensors").net.state_dict()
     rec = Recorder()
-    gan = dict(method="affgan", discriminator="small-aa", critic_warmup=2, init=str(tmp_path / "m" / "generator.safetensors"))
+    gan = dict(
+        method="affgan", discriminator="small-aa", critic_warmup=2, init=str(tmp_path / "m" / "generator.safetensors")
+    )
     engine.train(tiny(images, tmp_path / "w", steps=2, **small, **gan), rec)
     state, _ = checkpoint.load_state(tmp_path / "w" / "state.safetensors")
     assert all(torch.equal(state["modules"]["net"][k], v) for k, v in init.items()), "G changed during the warm-up"
@@ -348,8 +423,25 @@ def test_auto_preset(tmp_path):
 
 
 def test_cli_trains_and_prints_the_resolved_configuration(images, tmp_path):
-    r = affsr("train", "--method", "softmse", "--data", images, "--out", tmp_path / "run", "--steps", "2",
-              "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0")
+    r = affsr(
+        "train",
+        "--method",
+        "softmse",
+        "--data",
+        images,
+        "--out",
+        tmp_path / "run",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--patch",
+        "16",
+        "--generator",
+        "texture",
+        "--workers",
+        "0",
+    )
     assert r.returncode == 0, r.stderr
     assert "resolved configuration" in r.stdout and "patch" in r.stdout
     assert "warning: skipping" in r.stderr and "broken.jpg" in r.stderr
@@ -367,13 +459,19 @@ def test_cli_bad_input(images, tmp_path):
     cases = [
         (["--data", empty, "--out", tmp_path / "r1"], "no images"),
         (["--data", images, "--out", tmp_path / "r2", "--method", "affwhatever"], "unknown method"),
-        (["--data", images, "--out", tmp_path / "run", "--method", "affmse", "--resume", "--lr", "0.1"], "different config"),
+        (
+            ["--data", images, "--out", tmp_path / "run", "--method", "affmse", "--resume", "--lr", "0.1"],
+            "different config",
+        ),
         (["--data", images, "--out", tmp_path / "run", "--method", "affmse"], "--resume"),
         (["--data", images, "--out", afile / "run"], "cannot create run folder"),
         (["--data", tmp_path / "missing", "--out", tmp_path / "r3"], "does not exist"),
         (["--data", images, "--out", tmp_path / "r4", "--patch", "18"], "multiple of the scale"),
         (["--data", images, "--out", tmp_path / "r5", "--device", "cuda:7"], "cuda"),
-        (["--data", images, "--out", tmp_path / "r6", "--method", "affgan", "--discriminator", "huge"], "unknown discriminator"),
+        (
+            ["--data", images, "--out", tmp_path / "r6", "--method", "affgan", "--discriminator", "huge"],
+            "unknown discriminator",
+        ),
     ]
     for args, words in cases:
         r = affsr("train", *common, *args)
@@ -390,11 +488,41 @@ def test_cli_bad_input(images, tmp_path):
 
 
 def test_two_process_ddp_on_cpu(images, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "affsr_cli", "train", "--method", "affgan", "--data", images, "--out", tmp_path / "ddp",
-                        "--steps", "2", "--batch-size", "2", "--patch", "16", "--generator", "texture", "--workers", "0",
-                        "--device", "cpu"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "affsr_cli",
+            "train",
+            "--method",
+            "affgan",
+            "--data",
+            images,
+            "--out",
+            tmp_path / "ddp",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--patch",
+            "16",
+            "--generator",
+            "texture",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     state, config = checkpoint.load_state(tmp_path / "ddp" / "state.safetensors")
     assert state["step"] == 2 and config["method"] == "affgan"
@@ -403,17 +531,39 @@ def test_two_process_ddp_on_cpu(images, tmp_path):
     assert (model.A(model(x)) - x).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("option, value, words", [
-    ("--noise-channels", "-3", "greater than or equal to 0"), ("--lr", "1e9", "less than or equal to 1"),
-    ("--lr", "-1", "greater than or equal to"), ("--ema", "2", "less than or equal to"),
-    ("--ladder", "-1", "greater than or equal to 1"), ("--mixture", "0", "greater than or equal to 1"),
-    ("--prior-width", "-5", "greater than or equal to 0"), ("--workers", "-2", "greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--noise-channels", "-3", "greater than or equal to 0"),
+        ("--lr", "1e9", "less than or equal to 1"),
+        ("--lr", "-1", "greater than or equal to"),
+        ("--ema", "2", "less than or equal to"),
+        ("--ladder", "-1", "greater than or equal to 1"),
+        ("--mixture", "0", "greater than or equal to 1"),
+        ("--prior-width", "-5", "greater than or equal to 0"),
+        ("--workers", "-2", "greater than or equal to 0"),
+    ],
+)
 def test_numeric_options_are_checked_while_parsing(images, tmp_path, option, value, words):
     """Before: --noise-channels -3 or --ladder -1 wrote a run folder, then crashed with a traceback's last line;
     --lr 1e9 trained to infinities. Now: one line naming the option, and no run folder."""
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "train", "--data", str(images), "--out", str(tmp_path / "run"),
-                        option, value], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "train",
+            "--data",
+            str(images),
+            "--out",
+            str(tmp_path / "run"),
+            option,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert option in r.stderr and words in r.stderr
     assert not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 """Weights someone else made (issue 19 §2), a full disk (§3) and truncated training images (§4):
 each is refused with one clear message before it costs memory, time or a file."""
+
 import json
 import os
 import subprocess
@@ -31,8 +32,11 @@ def forged(tmp_path, good, net=None, model=None, tensors=None, **meta):
     if net is not None:
         config["net"] = net(config["net"])
     path = tmp_path / "forged.safetensors"
-    save_file(tensors if tensors is not None else dict(tensors0), str(path),
-              metadata={**meta0, "model": model if model is not None else json.dumps(config), **meta})
+    save_file(
+        tensors if tensors is not None else dict(tensors0),
+        str(path),
+        metadata={**meta0, "model": model if model is not None else json.dumps(config), **meta},
+    )
     return path
 
 
@@ -52,16 +56,19 @@ def test_the_genuine_file_loads(tmp_path, good):
     assert model.net.blocks[0].c1.weight.shape == good[0]["net.blocks.0.c1.weight"].shape
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(width=8192), "width = 8192 is outside"),          # a 1 KB file asking for gigabytes
-    (dict(width=65536), "outside"),
-    (dict(blocks=10**9), "blocks = 1000000000 is outside"),
-    (dict(width=True), "outside"),                           # a bool is not a width
-    (dict(width="48"), "outside"),
-    (dict(widths=[64] * 100_000), "entries"),
-    (dict(evil=1), "unknown argument 'evil'"),
-    (dict(grid="xyz"), "grid must be"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(width=8192), "width = 8192 is outside"),  # a 1 KB file asking for gigabytes
+        (dict(width=65536), "outside"),
+        (dict(blocks=10**9), "blocks = 1000000000 is outside"),
+        (dict(width=True), "outside"),  # a bool is not a width
+        (dict(width="48"), "outside"),
+        (dict(widths=[64] * 100_000), "entries"),
+        (dict(evil=1), "unknown argument 'evil'"),
+        (dict(grid="xyz"), "grid must be"),
+    ],
+)
 def test_metadata_outside_the_schema_is_refused_before_building(tmp_path, good, kw, words):
     refused(forged(tmp_path, good, net=with_kwargs(**kw)), words)
 
@@ -79,7 +86,10 @@ def test_deep_or_broken_json_is_refused(tmp_path, good):
 
 def test_shapes_are_compared_before_allocating(tmp_path, good):
     # the file holds tiny's tensors but claims 512 wide: checked on the meta device, no 512-wide net built
-    refused(forged(tmp_path, good, net=with_kwargs(width=512)), r"do not fit.*: \(24, 3, 3, 3\) in the file, \(512, 3, 3, 3\) described")
+    refused(
+        forged(tmp_path, good, net=with_kwargs(width=512)),
+        r"do not fit.*: \(24, 3, 3, 3\) in the file, \(512, 3, 3, 3\) described",
+    )
     refused(forged(tmp_path, good, net=with_kwargs(width=512, blocks=64)), "240 tensors missing")
     tensors = dict(good[0])
     tensors.pop("net.tail.weight")
@@ -105,19 +115,39 @@ def test_upscale_with_nan_weights_writes_nothing(tmp_path, good):
     tensors["net.head.weight"].fill_(float("nan"))
     w = forged(tmp_path, good, tensors=tensors)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "a.png")
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(tmp_path / "a.png"), "-w", str(w), "-o",
-                        str(tmp_path / "out.png")], capture_output=True, text=True,
-                       env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "upscale",
+            str(tmp_path / "a.png"),
+            "-w",
+            str(w),
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "NaN or infinite" in r.stderr, r.stderr
     assert not (tmp_path / "out.png").exists()
 
 
-@pytest.mark.parametrize("error, words", [
-    (SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'),
-     "the disk is full"),
-    (OSError(28, "No space left on device"), "the disk is full"),
-    (OSError(122, "Disk quota exceeded"), "the disk quota is exceeded"),
-])
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        (
+            SafetensorError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+            ),
+            "the disk is full",
+        ),
+        (OSError(28, "No space left on device"), "the disk is full"),
+        (OSError(122, "Disk quota exceeded"), "the disk quota is exceeded"),
+    ],
+)
 def test_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, monkeypatch, error, words):
     path = tmp_path / "state.safetensors"
     weights.save_atomic(path, {"a": torch.ones(2)}, {"v": "old"})
@@ -135,12 +165,14 @@ def test_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, monkeypatch, e
 def truncated_png(path, seed=0):
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(path)
     b = path.read_bytes()
-    path.write_bytes(b[:len(b) // 3])  # the header is intact, the pixels end early
+    path.write_bytes(b[: len(b) // 3])  # the header is intact, the pixels end early
 
 
 def test_a_folder_of_truncated_images_is_refused_not_trained_on_black(tmp_path):
     truncated_png(tmp_path / "a.png")
-    with pytest.raises(ValueError, match=r"no readable images under .*1 skipped, e\.g\. .*a\.png: its pixels do not decode"):
+    with pytest.raises(
+        ValueError, match=r"no readable images under .*1 skipped, e\.g\. .*a\.png: its pixels do not decode"
+    ):
         data.ImageFolder(tmp_path)
 
 
@@ -168,6 +200,8 @@ def test_a_swiss_roll_generator_still_loads(tmp_path):
     """Its operator (the coordinates' average) has no scale: the scale check must not need one."""
     from affsr_cli import swissroll
 
-    path = checkpoint.save_generator(tmp_path / "mlp.safetensors", methods.build_generator("mlp", swissroll.AverageSpec(), "aff"))
+    path = checkpoint.save_generator(
+        tmp_path / "mlp.safetensors", methods.build_generator("mlp", swissroll.AverageSpec(), "aff")
+    )
     model = checkpoint.load_generator(path)
     assert model.net_config["class"] == "MLPGenerator" and model(torch.zeros(3, 1)).shape == (3, 2)

@@ -1,5 +1,6 @@
 """The engine of `affsr upscale` (affsr_cli/infer.py, consistency.py, batch.py, images.py) on tiny images
 with tiny checkpoints of random weights: Π makes even those consistent, so consistency is testable."""
+
 import math
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def lr_psnr_of(levels: np.ndarray, x: torch.Tensor, A, L: int) -> float:
     return consistency.lr_psnr(levels, x, A, L)[0]
 
 
-@pytest.mark.parametrize("n, tile, overlap, align", [(50, 16, 8, 4), (161, 100, 50, 8), (100, 32, 20, 7), (30, 32, 4, 8)])
+@pytest.mark.parametrize(
+    "n, tile, overlap, align", [(50, 16, 8, 4), (161, 100, 50, 8), (100, 32, 20, 7), (30, 32, 4, 8)]
+)
 def test_aligned_tiles(n, tile, overlap, align):
     """tile_spans(align=a): every start a multiple of a, the image covered, overlaps within a − 1 of the asked."""
     spans = infer.tile_spans(n, tile, overlap, align)
@@ -59,7 +62,9 @@ def test_tiles_are_the_fewest_and_shortest():
                     spans = infer.tile_spans(n, tile, overlap, align)
                     ov = min(overlap, tile // 2)
                     k = 1 if n <= tile else math.ceil((n - ov) / (tile - ov))
-                    assert (len(spans) == k or align > 1 and len(spans) < k) and spans[0][0] == 0 and spans[-1][1] == n, (n, tile, overlap, align, spans)
+                    assert (
+                        (len(spans) == k or align > 1 and len(spans) < k) and spans[0][0] == 0 and spans[-1][1] == n
+                    ), (n, tile, overlap, align, spans)
                     assert all(a % align == 0 and b - a <= tile + align - 1 for a, b in spans)
                     if len(spans) > 1:
                         assert all(b - a <= tile for a, b in spans[:-1])
@@ -85,12 +90,12 @@ def test_tiles_cover_and_weights_sum_to_one(n, tile, overlap, margin):
     s = 4
     total = torch.zeros(s * n)
     for (a, b), w in zip(spans, infer.blend_weights(spans, s, margin)):
-        total[s * a:s * b] += w
+        total[s * a : s * b] += w
         assert w.min() >= 0 and (w[1:] - w[:-1]).abs().max() <= 0.5  # a ramp, no jump
         if margin and len(spans) > 1:  # a tile's last `margin` LR pixels carry no weight when the overlap allows
             inner = [(a1 - a) for (a1, _) in spans if a < a1 < b]
             if inner and b - inner[0] - a >= 2 * margin + 2 and b < n:
-                assert w[-s * margin:].max() == 0
+                assert w[-s * margin :].max() == 0
     assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
 
 
@@ -192,8 +197,12 @@ def test_saved_levels_are_consistent(up, bits, target):
 
 def test_shaped_rounding_beats_plain_rounding(up):
     """Rounding alone (y in range, Ay = x exactly): error feedback down the columns gains ≥ 4 dB (~8)."""
-    y = 0.1 + 0.8 * torch.nn.functional.interpolate(torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(0)),
-                                                    size=(192, 160), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    y = 0.1 + 0.8 * torch.nn.functional.interpolate(
+        torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(0)),
+        size=(192, 160),
+        mode="bicubic",
+        align_corners=False,
+    )[0].clamp(0, 1)
     x = up.A(y)
     plain = (y * 255).round().permute(1, 2, 0).numpy()
     shaped = boxfit.round_shaped(y, 8)
@@ -227,7 +236,10 @@ def test_same_seed_same_sample():
 
 def test_devices_and_precisions():
     assert device.pick_device("cpu").type == "cpu"
-    assert device.pick_dtype("bf16", torch.device("cpu")) == (torch.float32, device.pick_dtype("bf16", torch.device("cpu"))[1])
+    assert device.pick_dtype("bf16", torch.device("cpu")) == (
+        torch.float32,
+        device.pick_dtype("bf16", torch.device("cpu"))[1],
+    )
     assert "fp32" in device.pick_dtype("fp16", torch.device("cpu"))[1]
     with pytest.raises(ValueError, match="precision"):
         device.pick_dtype("fp64", torch.device("cpu"))
@@ -277,13 +289,24 @@ def test_collect_and_plan(tmp_path):
         (tmp_path / "in" / rel).write_bytes(b"x")
     (tmp_path / "in" / "fake.png").mkdir()  # a folder named like an image is not an input
     (tmp_path / "empty").mkdir()
-    found, problems = O.collect([str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "*.jpg"), str(tmp_path / "empty"),
-                                 str(tmp_path / "missing.png")])
+    found, problems = O.collect(
+        [
+            str(tmp_path / "in"),
+            str(tmp_path / "in" / "sub" / "*.jpg"),
+            str(tmp_path / "empty"),
+            str(tmp_path / "missing.png"),
+        ]
+    )
     assert [str(r) for _, r in found] == ["a.png", "sub/b.jpg"]  # sub/b.jpg once, though the glob names it too
-    assert [p for _, p in problems] == [f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(O.SUFFIXES)})",
-                                        f"{tmp_path / 'missing.png'}: no such file or folder"]
+    assert [p for _, p in problems] == [
+        f"{tmp_path / 'empty'}: a folder with no image files ({', '.join(O.SUFFIXES)})",
+        f"{tmp_path / 'missing.png'}: no such file or folder",
+    ]
     jobs = O.plan(found[:2], O.Options(output=tmp_path / "out"), 4)
-    assert [j.dst for j in jobs] == [tmp_path / "out" / "a.png", tmp_path / "out" / "sub" / "b.png"]  # names final at planning
+    assert [j.dst for j in jobs] == [
+        tmp_path / "out" / "a.png",
+        tmp_path / "out" / "sub" / "b.png",
+    ]  # names final at planning
     jobs = O.plan(found[:2], O.Options(), 4)
     assert jobs[1].dst == tmp_path / "in" / "sub" / "b_x4.png"
     (tmp_path / "two").mkdir()

@@ -1,5 +1,6 @@
 """`affsr upscale` as a user runs it: a subprocess on real image files of every kind, with tiny
 checkpoints of random weights (Π makes their outputs consistent all the same)."""
+
 import hashlib
 import json
 import math
@@ -17,8 +18,8 @@ import torch
 from PIL import Image, ImageCms
 
 from affsr_cli import checkpoint, methods
-from affsr_cli.images import read_image, write_image
 from affsr_cli.downsample import Downsample
+from affsr_cli.images import read_image, write_image
 from affsr_cli.projection import OperatorSpec
 from affsr_cli.registry import DEFAULT
 from helpers import VAL
@@ -28,8 +29,13 @@ A = Downsample(OperatorSpec())
 
 def affsr(*args, env=None, cwd=None):
     """One thread: the images are tiny, and the test machine's cores are shared."""
-    return subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "affsr_cli", "upscale", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 def natural(name="chelsea", box=(50, 30, 74, 50)) -> Image.Image:
@@ -50,8 +56,10 @@ def ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     for name, noise in (("rgb", 0), ("noisy", 2)):
-        checkpoint.save_generator(d / f"{name}.safetensors", methods.build_generator("texture", OperatorSpec(), "aff",
-                                                                                      noise_channels=noise).eval())
+        checkpoint.save_generator(
+            d / f"{name}.safetensors",
+            methods.build_generator("texture", OperatorSpec(), "aff", noise_channels=noise).eval(),
+        )
     return d
 
 
@@ -63,7 +71,9 @@ def test_short_flags_of_realesrgan_and_ncnn(ckpt, tmp_path):
     w = ckpt / "rgb.safetensors"
     r = affsr(tmp_path / "a.png", "--weights", w, "--outscale", "4", "--tile", "auto", "-o", tmp_path / "long.png")
     assert r.returncode == 0, r.stderr
-    assert "note: A = Gaussian σ = 1.5, 9 taps, stride 4, symmetric borders: the weights' own" in r.stderr  # no --operator
+    assert (
+        "note: A = Gaussian σ = 1.5, 9 taps, stride 4, symmetric borders: the weights' own" in r.stderr
+    )  # no --operator
     r = affsr("-i", tmp_path / "a.png", "-n", w, "-s", "4", "-t", "0", "-o", tmp_path / "short.png")
     assert r.returncode == 0 and "no tiling" in r.stdout, r.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "long.png")), np.asarray(Image.open(tmp_path / "short.png")))
@@ -73,7 +83,8 @@ def test_short_flags_of_realesrgan_and_ncnn(ckpt, tmp_path):
     assert Image.open(tmp_path / "out" / "b.png").size == (48, 40)  # -s 2: twice the 24×20 input
     r = affsr("-n", w)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "affsr: error: no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'"]
+        "affsr: error: no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'"
+    ]
     r = affsr(tmp_path / "a.png", "-n", w, "-t", "4")
     assert r.returncode == 2 and "tile size must be 0 (no tiling" in r.stderr and "note:" not in r.stderr
     r = affsr(tmp_path / "a.png", "-n", w, "--operator", "gaussian", "-o", tmp_path / "named.png")
@@ -85,8 +96,11 @@ def test_every_format_in_a_folder(ckpt, tmp_path):
     (src / "sub" / "deeper").mkdir(parents=True)
     im = natural()
     im.save(src / "rgb.png")
-    write_image(src / "deep.png", torch.from_numpy(np.array(natural("coffee", (60, 40, 84, 60)))).permute(2, 0, 1) / 255,
-                bits=16)  # 16-bit colour PNG
+    write_image(
+        src / "deep.png",
+        torch.from_numpy(np.array(natural("coffee", (60, 40, 84, 60)))).permute(2, 0, 1) / 255,
+        bits=16,
+    )  # 16-bit colour PNG
     im.convert("L").save(src / "gray.png")
     rgba = im.copy()
     rgba.putalpha(Image.linear_gradient("L").resize(im.size))
@@ -108,10 +122,21 @@ def test_every_format_in_a_folder(ckpt, tmp_path):
     r = affsr(src, "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors", "--json")
     assert r.returncode == 0, r.stderr
     rows = {Path(row["input"]).relative_to(src).as_posix(): row for row in json.loads(r.stdout)}
-    expected = {"rgb.png": "rgb.png", "deep.png": "deep.png", "gray.png": "gray.png", "rgba.png": "rgba.png",
-                "sub/la.png": "sub/la.png", "photo.jpg": "photo.png", "cmyk.jpg": "cmyk.png", "anim.gif": "anim.png",
-                "rotated.jpg": "rotated.png", "sub/icc.png": "sub/icc.png", "sub/deeper/tree.webp": "sub/deeper/tree.webp",
-                "t.tif": "t.tif", "b.bmp": "b.bmp"}
+    expected = {
+        "rgb.png": "rgb.png",
+        "deep.png": "deep.png",
+        "gray.png": "gray.png",
+        "rgba.png": "rgba.png",
+        "sub/la.png": "sub/la.png",
+        "photo.jpg": "photo.png",
+        "cmyk.jpg": "cmyk.png",
+        "anim.gif": "anim.png",
+        "rotated.jpg": "rotated.png",
+        "sub/icc.png": "sub/icc.png",
+        "sub/deeper/tree.webp": "sub/deeper/tree.webp",
+        "t.tif": "t.tif",
+        "b.bmp": "b.bmp",
+    }
     assert set(rows) == set(expected)
     for name, out_name in expected.items():
         row, out = rows[name], tmp_path / "out" / out_name
@@ -158,8 +183,10 @@ def test_float_outputs_are_exact(ckpt, tmp_path):
     tifffile = pytest.importorskip("tifffile")
     natural().save(tmp_path / "a.png")
     x = read_image(tmp_path / "a.png").pixels.double()
-    for args, out in ((["--bit-depth", "32", "-o", tmp_path / "a.tif"], tmp_path / "a.tif"),
-                      (["--ext", "npy", "-o", tmp_path / "npy"], tmp_path / "npy" / "a.npy")):
+    for args, out in (
+        (["--bit-depth", "32", "-o", tmp_path / "a.tif"], tmp_path / "a.tif"),
+        (["--ext", "npy", "-o", tmp_path / "npy"], tmp_path / "npy" / "a.npy"),
+    ):
         r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--json", *args)
         assert r.returncode == 0, r.stderr
         y = tifffile.imread(out) if out.suffix == ".tif" else np.load(out)
@@ -172,8 +199,18 @@ def test_samples_are_consistent_and_seeded(ckpt, tmp_path):
     natural().save(tmp_path / "a.png")
     digests = []
     for run in ("one", "two"):
-        r = affsr(tmp_path / "a.png", "-w", ckpt / "noisy.safetensors", "--samples", "2", "--seed", "5",
-                  "-o", tmp_path / run, "--json")
+        r = affsr(
+            tmp_path / "a.png",
+            "-w",
+            ckpt / "noisy.safetensors",
+            "--samples",
+            "2",
+            "--seed",
+            "5",
+            "-o",
+            tmp_path / run,
+            "--json",
+        )
         assert r.returncode == 0, r.stderr
         rows = json.loads(r.stdout)
         assert [Path(row["output"]).name for row in rows] == ["a_seed5.png", "a_seed6.png"]
@@ -186,8 +223,18 @@ def test_samples_are_consistent_and_seeded(ckpt, tmp_path):
 
 def test_outscale_tiles_device_and_precision(ckpt, tmp_path):
     natural("chelsea", (40, 20, 80, 60)).save(tmp_path / "a.png")  # LR 40×40
-    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--outscale", "2", "-o", tmp_path / "half.png", "--json",
-              "--precision", "bf16")
+    r = affsr(
+        tmp_path / "a.png",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--outscale",
+        "2",
+        "-o",
+        tmp_path / "half.png",
+        "--json",
+        "--precision",
+        "bf16",
+    )
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)[0]
     assert row["lr_psnr"] is None and row["size_out"] == [80, 80] and Image.open(tmp_path / "half.png").size == (80, 80)
@@ -196,10 +243,24 @@ def test_outscale_tiles_device_and_precision(ckpt, tmp_path):
         r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--tile", tile, "-o", tmp_path / f"t{tile}.npy")
         assert r.returncode == 0, r.stderr
     a, b = (np.load(tmp_path / f"t{t}.npy") for t in ("auto", "28"))
-    assert np.abs(a - b).max() <= 1e-5  # 2×2 tiles overlapping by 16 ≥ 2R + 2 LR pixels = one tile, up to float rounding
-    r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--tile", "28", "--overlap", "-100", "-o", tmp_path / "gap.png")
+    assert (
+        np.abs(a - b).max() <= 1e-5
+    )  # 2×2 tiles overlapping by 16 ≥ 2R + 2 LR pixels = one tile, up to float rounding
+    r = affsr(
+        tmp_path / "a.png",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--tile",
+        "28",
+        "--overlap",
+        "-100",
+        "-o",
+        tmp_path / "gap.png",
+    )
     lines = r.stderr.strip().splitlines()  # a negative overlap left gaps between tiles (37 levels off), exit 0
-    assert r.returncode == 2 and len(lines) == 1 and "'--overlap': Input should be greater than or equal to 0" in lines[0]  # at parse time
+    assert (
+        r.returncode == 2 and len(lines) == 1 and "'--overlap': Input should be greater than or equal to 0" in lines[0]
+    )  # at parse time
     assert not (tmp_path / "gap.png").exists()
     if not torch.cuda.is_available():
         r = affsr(tmp_path / "a.png", "-w", ckpt / "rgb.safetensors", "--device", "cuda:0")
@@ -210,10 +271,16 @@ def test_outscale_tiles_device_and_precision(ckpt, tmp_path):
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims width×height pixels (a decompression bomb's header) with almost no data."""
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_bad_inputs_are_reported_and_the_rest_is_done(ckpt, tmp_path):
@@ -221,13 +288,26 @@ def test_bad_inputs_are_reported_and_the_rest_is_done(ckpt, tmp_path):
     src.mkdir()
     natural().save(src / "good.png")
     good = (src / "good.png").read_bytes()
-    bad = {"empty.png": b"", "corrupt.png": good[:40] + bytes(range(256)) * 4 + good[-40:], "truncated.png": good[:len(good) // 2],
-           "text.jpg": b"just some words\n", "bomb.png": png_header_only(40000, 40000)}
+    bad = {
+        "empty.png": b"",
+        "corrupt.png": good[:40] + bytes(range(256)) * 4 + good[-40:],
+        "truncated.png": good[: len(good) // 2],
+        "text.jpg": b"just some words\n",
+        "bomb.png": png_header_only(40000, 40000),
+    }
     for name, data in bad.items():
         (src / name).write_bytes(data)
     (tmp_path / "folder.png").mkdir()  # a folder named like an image, given explicitly
-    r = affsr(src, tmp_path / "folder.png", tmp_path / "missing.png", "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors",
-              "--json")
+    r = affsr(
+        src,
+        tmp_path / "folder.png",
+        tmp_path / "missing.png",
+        "-o",
+        tmp_path / "out",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--json",
+    )
     assert r.returncode == 1
     rows = json.loads(r.stdout)
     assert len(rows) == 8 and [row["lr_psnr"] >= 60 for row in rows if not row.get("error")] == [True]
@@ -259,8 +339,13 @@ def test_bad_weights_are_refused_without_unpickling(tmp_path):
     (tmp_path / "raw.pkl").write_bytes(pickle.dumps(Boom(str(marker))))
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
-    for name, words in (("torch.pt", "pickle"), ("raw.pkl", "pickle"), ("empty.safetensors", "empty"),
-                        ("corrupt.safetensors", "not a valid safetensors"), ("no-such-name", "no shipped weights")):
+    for name, words in (
+        ("torch.pt", "pickle"),
+        ("raw.pkl", "pickle"),
+        ("empty.safetensors", "empty"),
+        ("corrupt.safetensors", "not a valid safetensors"),
+        ("no-such-name", "no shipped weights"),
+    ):
         r = affsr(tmp_path / "a.png", "-w", tmp_path / name if "." in name else name, "-o", tmp_path / "out.png")
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
         assert not (tmp_path / "out.png").exists()
@@ -279,11 +364,21 @@ def test_default_weights_and_the_hub_cache(ckpt, tmp_path):
     (repo / "refs" / "main").write_text(commit)
     (repo / "snapshots" / commit / "rgb.safetensors").write_bytes((ckpt / "rgb.safetensors").read_bytes())
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
-    r = affsr(tmp_path / "a.png", "-w", "hf://someone/tiny-affsr/rgb.safetensors", "-o", tmp_path / "hub.png", "--json", env=env)
+    r = affsr(
+        tmp_path / "a.png",
+        "-w",
+        "hf://someone/tiny-affsr/rgb.safetensors",
+        "-o",
+        tmp_path / "hub.png",
+        "--json",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["lr_psnr"] >= 60
     r = affsr(tmp_path / "a.png", "-w", "hf://someone/other/rgb.safetensors", "-o", tmp_path / "no.png", env=env)
-    assert r.returncode == 2 and "not in the local Hugging Face cache" in r.stderr and not (tmp_path / "no.png").exists()
+    assert (
+        r.returncode == 2 and "not in the local Hugging Face cache" in r.stderr and not (tmp_path / "no.png").exists()
+    )
 
 
 def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
@@ -303,7 +398,9 @@ def test_shards_cover_a_folder_exactly_once_and_balance_pixels(ckpt, tmp_path):
         r = affsr(src, "-o", tmp_path / "many", "-w", ckpt / "rgb.safetensors", "--shard", f"{k}/3")
         assert r.returncode == 0 and f"shard {k}/3" in r.stderr, r.stderr
     one, many = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "many").iterdir())
-    assert [p.name for p in one] == [p.name for p in many] and all(a.read_bytes() == b.read_bytes() for a, b in zip(one, many))
+    assert [p.name for p in one] == [p.name for p in many] and all(
+        a.read_bytes() == b.read_bytes() for a, b in zip(one, many)
+    )
     (tmp_path / "many" / "p3.png").unlink()  # a shard that died
     r = affsr(src, "-o", tmp_path / "many", "-w", ckpt / "rgb.safetensors", "--skip-existing", "--json")
     assert r.returncode == 0 and [Path(x["output"]).name for x in json.loads(r.stdout)] == ["p3.png"]
@@ -332,8 +429,16 @@ def test_glob_visits_each_real_file_once(ckpt, tmp_path):
     (tmp_path / "in" / "a").mkdir(parents=True)
     natural().save(tmp_path / "in" / "a" / "p.png")
     (tmp_path / "in" / "a" / "self").symlink_to(".")
-    r = affsr(f"{tmp_path / 'in'}/**/*.png", tmp_path / "in" / "a", tmp_path / "in" / "a" / "p.png",
-              "-o", tmp_path / "out", "-w", ckpt / "rgb.safetensors", "--json")
+    r = affsr(
+        f"{tmp_path / 'in'}/**/*.png",
+        tmp_path / "in" / "a",
+        tmp_path / "in" / "a" / "p.png",
+        "-o",
+        tmp_path / "out",
+        "-w",
+        ckpt / "rgb.safetensors",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)) == 1 and [p.name for p in (tmp_path / "out").rglob("*.png")] == ["p.png"]
 
@@ -342,8 +447,12 @@ def test_a_latin1_terminal_gets_ascii_not_a_crash(ckpt, tmp_path):
     """LANG=C / latin-1 terminals: the table's → and × failed the run after the file was written (exit 2,
     issue 19 §8); now they print as ASCII."""
     natural().save(tmp_path / "p.png")
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(tmp_path / "p.png"), "-w", str(ckpt / "rgb.safetensors")],
-                       capture_output=True, encoding="latin-1", env={**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "latin-1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "affsr_cli", "upscale", str(tmp_path / "p.png"), "-w", str(ckpt / "rgb.safetensors")],
+        capture_output=True,
+        encoding="latin-1",
+        env={**os.environ, "COLUMNS": "200", "PYTHONIOENCODING": "latin-1"},
+    )
     assert r.returncode == 0 and (tmp_path / "p_x4.png").exists(), r.stderr
     assert "->" in r.stdout and "→" not in r.stdout
 
@@ -359,17 +468,35 @@ def test_sigterm_leaves_no_partial_file(ckpt, tmp_path):
     big = Image.open(VAL / "astronaut.png").convert("RGB")
     for i in range(6):
         big.save(src / f"p{i}.png")
-    proc = subprocess.Popen([sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(tmp_path / "out"),
-                             "-w", str(ckpt / "rgb.safetensors")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "upscale",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "-w",
+            str(ckpt / "rgb.safetensors"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and not any((tmp_path / "out").glob("*.png")):  # the first file is written: work under way
+    while time.time() < deadline and not any(
+        (tmp_path / "out").glob("*.png")
+    ):  # the first file is written: work under way
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
-    assert all(Image.open(p).size == (4 * big.width, 4 * big.height) for p in (tmp_path / "out").glob("*.png"))  # whole files
+    assert all(
+        Image.open(p).size == (4 * big.width, 4 * big.height) for p in (tmp_path / "out").glob("*.png")
+    )  # whole files
 
 
 def test_no_input_of_the_batch_is_replaced_or_upscaled_again(ckpt, tmp_path):
@@ -384,7 +511,10 @@ def test_no_input_of_the_batch_is_replaced_or_upscaled_again(ckpt, tmp_path):
     for extra in ([], ["--overwrite"]):
         r = affsr(d, "-w", ckpt / "rgb.safetensors", *extra)
         assert r.returncode == 1 and (d / "p_x4.png").read_bytes() == mine and not (d / "p_x4_x4.png").exists()
-        assert "is an input of this batch and is kept" in r.stderr and "not upscaled, its name is the output of" in r.stderr
+        assert (
+            "is an input of this batch and is kept" in r.stderr
+            and "not upscaled, its name is the output of" in r.stderr
+        )
     (d / "p_x4.png").unlink()
     natural().save(d / "x.tif")  # x.png and x.tif: different outputs, both done
     natural().save(d / "x.png")
@@ -412,7 +542,9 @@ def test_a_folder_upscaled_in_place_runs_again(ckpt, tmp_path):
     first = {p.name: p.stat().st_ino for p in d.glob("*_x4.png")}  # a replaced file is a new one (written, renamed)
     assert set(first) == {"a_x4.png", "b_x4.png", "c_x4.png"}
     r = affsr(d, "-w", w)
-    assert r.returncode == 1 and "3 file(s) not upscaled: outputs of this batch's inputs from an earlier run" in r.stderr
+    assert (
+        r.returncode == 1 and "3 file(s) not upscaled: outputs of this batch's inputs from an earlier run" in r.stderr
+    )
     assert r.stderr.count("exists; pass --overwrite to replace it or --skip-existing to keep it") == 3, r.stderr
     assert "is an input of this batch" not in r.stderr
     r = affsr(d, "-w", w, "--skip-existing", "--json")
@@ -437,7 +569,9 @@ def test_a_run_folder_stands_for_its_generator(ckpt, tmp_path):
     for w, out in ((run, "folder.png"), (ckpt / "rgb.safetensors", "file.png")):
         r = affsr(tmp_path / "a.png", "-w", w, "-o", tmp_path / out)
         assert r.returncode == 0, r.stderr
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "folder.png")), np.asarray(Image.open(tmp_path / "file.png")))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "folder.png")), np.asarray(Image.open(tmp_path / "file.png"))
+    )
     (tmp_path / "empty").mkdir()
     r = affsr(tmp_path / "a.png", "-w", tmp_path / "empty", "-o", tmp_path / "no.png")
     assert r.returncode == 2 and "without generator.safetensors" in r.stderr and len(r.stderr.strip().splitlines()) == 1

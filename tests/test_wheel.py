@@ -5,6 +5,7 @@ validation set.
 
 The wheel is built with the test environment's setuptools (no build isolation, no index), from a copy
 of the source tree, so that the checkout gets no build/ folder and concurrent runs do not collide."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -23,10 +24,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "affsr_cli"
-DATA = {"weights": ["*.safetensors", "README.md", "LICENSE-SPAN.txt"], "examples/val": ["*.png", "SOURCES.md"]}  # pyproject data-files
+DATA = {
+    "weights": ["*.safetensors", "README.md", "LICENSE-SPAN.txt"],
+    "examples/val": ["*.png", "SOURCES.md"],
+}  # pyproject data-files
 PACKAGE_DATA = ["affsr_cli/niqe_pristine.safetensors"]  # pyproject package-data: inside the package
 SKIP_TOP = {".git", ".venv", "venv", "data", "runs", "build", "dist", ".tox", ".nox"}  # never part of a build
-SKIP_ANY = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+SKIP_ANY = shutil.ignore_patterns(
+    "__pycache__", "*.py[cod]", "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache"
+)
 
 
 def _no_backend() -> str | None:
@@ -58,7 +64,9 @@ def _source_modules() -> dict[str, Path]:
 
 
 def _data_files() -> list[Path]:
-    files = sorted({p for folder, patterns in DATA.items() for pattern in patterns for p in (ROOT / folder).glob(pattern)})
+    files = sorted(
+        {p for folder, patterns in DATA.items() for pattern in patterns for p in (ROOT / folder).glob(pattern)}
+    )
     assert files, "no data files in the source tree"
     return files
 
@@ -67,11 +75,29 @@ def _data_files() -> list[Path]:
 def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=lambda d, names: (SKIP_ANY(d, names) | (SKIP_TOP & set(names) if Path(d) == ROOT else set())))
+    shutil.copytree(
+        ROOT, src, ignore=lambda d, names: SKIP_ANY(d, names) | (SKIP_TOP & set(names) if Path(d) == ROOT else set())
+    )
     out = tmp / "dist"
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                        "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, f"building the wheel failed:\n{r.stdout}\n{r.stderr}"
     wheels = list(out.glob("affsr-*.whl"))
     assert len(wheels) == 1, wheels
@@ -80,17 +106,36 @@ def wheel(tmp_path_factory) -> Path:
 
 def _our_installs() -> list[str]:
     """The affsr distributions the test environment itself has (the checkout's editable install)."""
-    return sorted(f"{d.version} {d.locate_file('')}" for d in importlib.metadata.distributions()
-                  if (d.metadata["Name"] or "").lower() == "affsr")
+    return sorted(
+        f"{d.version} {d.locate_file('')}"
+        for d in importlib.metadata.distributions()
+        if (d.metadata["Name"] or "").lower() == "affsr"
+    )
 
 
 def _pip_install(wheel: Path, *where: str) -> None:
     """Install the wheel elsewhere. --ignore-installed always: without it `pip install --prefix` first
     uninstalls the test environment's own affsr (the editable install every other test runs on)."""
     before = _our_installs()
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
-                        "--disable-pip-version-check", "--no-warn-script-location", "-q", *where, str(wheel)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "-q",
+            *where,
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, f"installing the wheel failed:\n{r.stdout}\n{r.stderr}"
     assert _our_installs() == before, f"pip changed the test environment's affsr install: {before} → {_our_installs()}"
 
@@ -134,15 +179,20 @@ def _run_installed(site: Path, cwd: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=str(site), PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1")
     cwd.mkdir()  # outside the checkout, so that it is not on sys.path
-    r = subprocess.run([sys.executable, "-c", CHECK, *_source_modules()], capture_output=True, text=True, cwd=cwd,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", CHECK, *_source_modules()], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.splitlines()[-1])
 
 
 def test_every_module_is_in_the_wheel(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    missing = [p.relative_to(ROOT).as_posix() for p in _source_modules().values() if p.relative_to(ROOT).as_posix() not in names]
+    missing = [
+        p.relative_to(ROOT).as_posix()
+        for p in _source_modules().values()
+        if p.relative_to(ROOT).as_posix() not in names
+    ]
     assert not missing, f"modules missing from {wheel.name}: {missing}"
     assert any(n.startswith("affsr_cli/nets/") for n in names)
     for path in PACKAGE_DATA:
@@ -167,7 +217,9 @@ def test_installed_wheel_imports_every_module_and_finds_its_data(target, tmp_pat
     modules = _source_modules()
     got = _run_installed(target, tmp_path / "elsewhere")
     assert not got["errors"], f"modules that do not import from the installed wheel: {got['errors']}"
-    not_installed = {n: f for n, f in got["files"].items() if f is None or not Path(f).resolve().is_relative_to(target.resolve())}
+    not_installed = {
+        n: f for n, f in got["files"].items() if f is None or not Path(f).resolve().is_relative_to(target.resolve())
+    }
     assert not not_installed, f"modules not served by the installed wheel (under {target}): {not_installed}"
     assert set(got["files"]) == set(modules), sorted(set(modules) ^ set(got["files"]))
     assert set(got["walked"]) == set(modules) - {"affsr_cli"}
@@ -175,7 +227,9 @@ def test_installed_wheel_imports_every_module_and_finds_its_data(target, tmp_pat
     assert Path(got["val"]) == target / "share" / "affsr" / "examples" / "val"
     assert Path(got["default_weights"]).is_file()
     assert Path(got["niqe"]).resolve().is_relative_to(target.resolve()) and int(got["niqe_patches"]) > 0
-    assert sorted(p.name for p in Path(got["val"]).iterdir()) == sorted(p.name for p in _data_files() if p.parent.name == "val")
+    assert sorted(p.name for p in Path(got["val"]).iterdir()) == sorted(
+        p.name for p in _data_files() if p.parent.name == "val"
+    )
 
 
 def test_a_user_or_prefix_install_finds_its_data(wheel, tmp_path):

@@ -3,6 +3,7 @@ common.py), `affsr -h`, and `main()`, which turns every error into one line on s
 is the only one that imports typer and rich (the engine never prints); torch is imported inside the
 commands so that `affsr --help` and `affsr --version` answer at once. Imports point one way:
 app -> the commands -> common -> terminal, and from any of them down into the engine."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,10 @@ import typer
 import typer.core
 
 from .. import __version__
+from ..errors import AffsrError
 from . import eval as eval_command
 from . import export, pinv, project, train, upscale
 from .common import err, fail
-from ..errors import AffsrError
 
 try:  # typer ≥ 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException, NoSuchOption
@@ -27,8 +28,11 @@ class _Commands(typer.core.TyperGroup):
     """`affsr -h` lists each command with its first sentence whole (click cuts it at the width, mid-sentence)."""
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
-                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        rows = [
+            (name, cmd.get_short_help_str(limit=10_000))
+            for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden
+        ]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -54,8 +58,11 @@ def _version(value: bool):
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")):
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+):
     pass
 
 
@@ -67,14 +74,39 @@ app.command()(project.project)
 app.command(help=train.train.__doc__)(train.train)  # its options come from TrainConfig (train.__signature__)
 
 
-ASCII = {"→": "->", "←": "<-", "−": "-", "–": "-", "—": "-", "×": "x", "⁺": "+", "ᵀ": "^T", "σ": "sigma", "Π": "Pi",
-         "ŷ": "y^", "≤": "<=", "≥": ">=", "∞": "inf", "↑": "(up)", "↓": "(down)", "·": "*", "…": "...", "²": "^2",
-         "‖": "||", "ℓ": "l", "½": "1/2", "━": "-", "─": "-", "│": "|", "┃": "|"}
+ASCII = {
+    "→": "->",
+    "←": "<-",
+    "−": "-",
+    "–": "-",
+    "—": "-",
+    "×": "x",
+    "⁺": "+",
+    "ᵀ": "^T",
+    "σ": "sigma",
+    "Π": "Pi",
+    "ŷ": "y^",
+    "≤": "<=",
+    "≥": ">=",
+    "∞": "inf",
+    "↑": "(up)",
+    "↓": "(down)",
+    "·": "*",
+    "…": "...",
+    "²": "^2",
+    "‖": "||",
+    "ℓ": "l",
+    "½": "1/2",
+    "━": "-",
+    "─": "-",
+    "│": "|",
+    "┃": "|",
+}
 
 
 def _ascii_fallback(e: UnicodeEncodeError):
     """Terminals that cannot show a character (LANG=C, latin-1) get an ASCII stand-in, never a crash."""
-    text = e.object[e.start:e.end]
+    text = e.object[e.start : e.end]
     return "".join(ASCII.get(c, "?") for c in text), e.end
 
 
@@ -136,18 +168,31 @@ def check_working_folder():
 # Options of other tools (Real-ESRGAN, its ncnn build, waifu2x, BasicSR) and near misses -> ours: (option, what to
 # write). A hint is given only where its option exists in the command at hand.
 OTHER_TOOLS = {
-    "--half": ("--precision", "--precision fp16"), "--fp16": ("--precision", "--precision fp16"),
-    "--bf16": ("--precision", "--precision bf16"), "--fp32": ("--precision", "--precision fp32"),
-    "--model": ("--weights", "--weights NAME|PATH"), "--model-name": ("--weights", "--weights NAME|PATH"),
-    "--model-path": ("--weights", "--weights NAME|PATH"), "--checkpoint": ("--weights", "--weights NAME|PATH"),
-    "--ckpt": ("--weights", "--weights NAME|PATH"), "-m": ("--weights", "--weights NAME|PATH (or -n)"),
-    "--gpu": ("--device", "--device cuda"), "--gpu-id": ("--device", "--device cuda:N"), "-g": ("--device", "--device cuda:N"),
+    "--half": ("--precision", "--precision fp16"),
+    "--fp16": ("--precision", "--precision fp16"),
+    "--bf16": ("--precision", "--precision bf16"),
+    "--fp32": ("--precision", "--precision fp32"),
+    "--model": ("--weights", "--weights NAME|PATH"),
+    "--model-name": ("--weights", "--weights NAME|PATH"),
+    "--model-path": ("--weights", "--weights NAME|PATH"),
+    "--checkpoint": ("--weights", "--weights NAME|PATH"),
+    "--ckpt": ("--weights", "--weights NAME|PATH"),
+    "-m": ("--weights", "--weights NAME|PATH (or -n)"),
+    "--gpu": ("--device", "--device cuda"),
+    "--gpu-id": ("--device", "--device cuda:N"),
+    "-g": ("--device", "--device cuda:N"),
     "--cpu": ("--device", "--device cpu"),
-    "--tile-size": ("--tile", "--tile N"), "--tile-pad": ("--overlap", "--overlap N"), "--tta": ("--ensemble", "--ensemble"),
-    "-x": ("--ensemble", "--ensemble"), "--format": ("--ext", "--ext png|tif|webp|jpg|npy"), "-f": ("--ext", "--ext png|tif|webp|jpg|npy"),
-    "--output-dir": ("--output", "-o DIR"), "--outdir": ("--output", "-o DIR"),
+    "--tile-size": ("--tile", "--tile N"),
+    "--tile-pad": ("--overlap", "--overlap N"),
+    "--tta": ("--ensemble", "--ensemble"),
+    "-x": ("--ensemble", "--ensemble"),
+    "--format": ("--ext", "--ext png|tif|webp|jpg|npy"),
+    "-f": ("--ext", "--ext png|tif|webp|jpg|npy"),
+    "--output-dir": ("--output", "-o DIR"),
+    "--outdir": ("--output", "-o DIR"),
     "--scale": ("--outscale", "--outscale F (-s F) to resize the result; the network's own scale comes with --weights"),
-    "--outscale": ("--scale", "--scale N"), "--input": ("--hr", "--hr (ground truth), --sr or --lr"),
+    "--outscale": ("--scale", "--scale N"),
+    "--input": ("--hr", "--hr (ground truth), --sr or --lr"),
 }
 
 
@@ -158,8 +203,12 @@ def option_hint(e: NoSuchOption) -> str:
 
     given = e.option_name.split("=", 1)[0]
     ctx = getattr(e, "ctx", None)
-    names = [n for p in (ctx.command.get_params(ctx) if ctx is not None else []) for n in (*p.opts, *p.secondary_opts)
-             if n.startswith("-")]
+    names = [
+        n
+        for p in (ctx.command.get_params(ctx) if ctx is not None else [])
+        for n in (*p.opts, *p.secondary_opts)
+        if n.startswith("-")
+    ]
     where = f"affsr {ctx.info_name}" if ctx is not None and ctx.parent is not None else "affsr"
     normal = given.replace("_", "-").lower()  # --skip_existing, --Tile
     target, write = OTHER_TOOLS.get(normal, (None, None))

@@ -1,26 +1,38 @@
 """What the commands share: the consoles (every string shown as text, terminal.py), the one-line
 messages (error, warning, note), the progress bar, the A options' help and the cells of the tables."""
+
 from __future__ import annotations
 
 import sys
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .terminal import SafeConsole, SafeTextColumn
 from ..errors import AffsrError
+from .terminal import SafeConsole, SafeTextColumn
 
 out = SafeConsole()  # strings are shown as text: never markup, control characters escaped (terminal.py)
 err = SafeConsole(stderr=True)
-OPERATOR_HELP = ("A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
-                 "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); docs/operators.md.")
-BOUNDARY_HELP = ("Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
-                 "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil].")
+OPERATOR_HELP = (
+    "A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
+    "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); docs/operators.md."
+)
+BOUNDARY_HELP = (
+    "Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
+    "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil]."
+)
 
 
 def progress(total: int | None, description: str) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    SafeTextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        SafeTextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def warn(message: str):
@@ -40,8 +52,7 @@ def why_default(kernel_size, sigma) -> str:
 
 def operator_note(spec, why: str):
     """The line that says which A a command uses when --operator was not given (projection.choose_operator)."""
-    note(f"A = {spec.describe()}: {why} (--operator names the A that made "
-          "your LR images; docs/operators.md)")
+    note(f"A = {spec.describe()}: {why} (--operator names the A that made your LR images; docs/operators.md)")
 
 
 def exact(consistent: bool | None) -> str:

@@ -1,4 +1,5 @@
 """`affsr eval`: the table and JSON/CSV of evaluate.py's results, and the Swiss roll's H[q, p]."""
+
 from __future__ import annotations
 
 import json
@@ -9,75 +10,139 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import BOUNDARY_HELP, OPERATOR_HELP, err, operator_note, out, progress, why_default
 from ..errors import AffsrError
 from ..registry import DEFAULT, VALIDATION_SET
+from .common import BOUNDARY_HELP, OPERATOR_HELP, err, operator_note, out, progress, why_default
 
 
 def eval_(
     names: Optional[list[str]] = typer.Argument(
-        None, metavar="[NAMES]...", show_default=False,
-        help="More metric or baseline names, so that `--metrics psnr ssim lr-mse` and `--baseline bicubic pinv` work as written."),
+        None,
+        metavar="[NAMES]...",
+        show_default=False,
+        help="More metric or baseline names, so that `--metrics psnr ssim lr-mse` and `--baseline bicubic pinv` work as written.",
+    ),
     metrics: Optional[list[str]] = typer.Option(
-        None, "--metrics", "-m", show_default=False,
+        None,
+        "--metrics",
+        "-m",
+        show_default=False,
         help="psnr, ssim, lr-mse, lr-psnr (both definitions: Aŷ vs the input x and vs A y; or one of lr-mse-x, lr-mse-ay, "
-             "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), niqe (no reference; "
-             "column HR: y's own; the only metric of --sr without --hr), all; several or a comma list "
-             "(default: psnr ssim lr-psnr hf-ratio)."),
-    hr: Optional[Path] = typer.Option(None, "--hr", help="Folder (or file) of ground-truth HR images (default: the bundled examples/val)."),
-    sr: Optional[Path] = typer.Option(None, "--sr", help="Folder of SR results made elsewhere, paired with --hr by file name "
-                                      "(without --hr: measured by niqe alone)."),
-    lr: Optional[Path] = typer.Option(None, "--lr", help="With --sr: their LR inputs x, paired by name, for LR metrics against x."),
-    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", show_default=False,
-                                                help="Checkpoint(s) to evaluate: a path, a run folder, a shipped name or hf://owner/repo/file "
-                                                     "(default: the shipped default weights); measured as affsr upscale saves them."),
-    baseline: Optional[list[str]] = typer.Option(None, "--baseline", "-b", show_default=False,
-                                                 help="bicubic (PIL, float), pinv (A⁺x) or all; several allowed."),
+        "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), niqe (no reference; "
+        "column HR: y's own; the only metric of --sr without --hr), all; several or a comma list "
+        "(default: psnr ssim lr-psnr hf-ratio).",
+    ),
+    hr: Optional[Path] = typer.Option(
+        None, "--hr", help="Folder (or file) of ground-truth HR images (default: the bundled examples/val)."
+    ),
+    sr: Optional[Path] = typer.Option(
+        None,
+        "--sr",
+        help="Folder of SR results made elsewhere, paired with --hr by file name "
+        "(without --hr: measured by niqe alone).",
+    ),
+    lr: Optional[Path] = typer.Option(
+        None, "--lr", help="With --sr: their LR inputs x, paired by name, for LR metrics against x."
+    ),
+    weights: Optional[list[str]] = typer.Option(
+        None,
+        "--weights",
+        "-w",
+        show_default=False,
+        help="Checkpoint(s) to evaluate: a path, a run folder, a shipped name or hf://owner/repo/file "
+        "(default: the shipped default weights); measured as affsr upscale saves them.",
+    ),
+    baseline: Optional[list[str]] = typer.Option(
+        None, "--baseline", "-b", show_default=False, help="bicubic (PIL, float), pinv (A⁺x) or all; several allowed."
+    ),
     scale: Optional[int] = typer.Option(None, help="Scale s of A (default: the checkpoint's, else 4)."),
-    operator: Optional[str] = typer.Option(None, "--operator", help=OPERATOR_HELP + " LR inputs are made with it, checkpoints "
-                                           "are projected with it (a warning if trained for another), LR metrics use it "
-                                           "[default: each checkpoint's own; without checkpoints (--sr, baselines alone) "
-                                           "bicubic, or gaussian when --kernel-size or --sigma is given; a note says which]."),
+    operator: Optional[str] = typer.Option(
+        None,
+        "--operator",
+        help=OPERATOR_HELP + " LR inputs are made with it, checkpoints "
+        "are projected with it (a warning if trained for another), LR metrics use it "
+        "[default: each checkpoint's own; without checkpoints (--sr, baselines alone) "
+        "bicubic, or gaussian when --kernel-size or --sigma is given; a note says which].",
+    ),
     kernel_size: Optional[int] = typer.Option(None, help="Taps of A's Gaussian per axis (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of A's Gaussian in HR pixels (default: 0.375·s)."),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
-    crop_border: int = typer.Option(0, min=0, help="Pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR uses the scale)."),
-    y_channel: bool = typer.Option(False, "--y-channel", help="Compare ITU-R BT.601 luma Y as BasicSR and MATLAB do, not RGB."),
-    data_range: str = typer.Option("1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."),
-    quantize_lr: bool = typer.Option(True, "--quantize-lr/--float-lr", help="Round x = A y to the HR bit depth, as a saved LR file would be."),
-    round_sr: bool = typer.Option(False, "--round-sr", help="Baselines: clamp ŷ to [0, 1] and round it to the HR bit depth "
-                                  "before measuring (checkpoints are always measured as saved)."),
-    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Local safetensors file with the state dict of "
-                                                 "lpips.LPIPS(net='alex'); adds the lpips metric (see README)."),
+    crop_border: int = typer.Option(
+        0, min=0, help="Pixels cut off each HR edge before PSNR, SSIM and sharpness (BasicSR uses the scale)."
+    ),
+    y_channel: bool = typer.Option(
+        False, "--y-channel", help="Compare ITU-R BT.601 luma Y as BasicSR and MATLAB do, not RGB."
+    ),
+    data_range: str = typer.Option(
+        "1", help="Peak-to-peak value of the images on the [0, 1] scale, or 'gt' for max − min of each HR image."
+    ),
+    quantize_lr: bool = typer.Option(
+        True, "--quantize-lr/--float-lr", help="Round x = A y to the HR bit depth, as a saved LR file would be."
+    ),
+    round_sr: bool = typer.Option(
+        False,
+        "--round-sr",
+        help="Baselines: clamp ŷ to [0, 1] and round it to the HR bit depth "
+        "before measuring (checkpoints are always measured as saved).",
+    ),
+    lpips_weights: Optional[Path] = typer.Option(
+        None,
+        "--lpips-weights",
+        help="Local safetensors file with the state dict of "
+        "lpips.LPIPS(net='alex'); adds the lpips metric (see README).",
+    ),
     per_image: bool = typer.Option(False, "--per-image", help="Also print one row per image and method."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the conventions, per-image rows and means to this JSON file."),
+    json_path: Optional[Path] = typer.Option(
+        None, "--json", help="Write the conventions, per-image rows and means to this JSON file."
+    ),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and means to this CSV file."),
     overwrite: bool = typer.Option(False, help="Replace existing --json/--csv files."),
     device: str = typer.Option("cpu", help="Device for checkpoints (cpu, cuda, ...)."),
-    ensemble: bool = typer.Option(False, "--ensemble", help="Also evaluate each checkpoint with the ×8 self-ensemble "
-                                  "(upscale --ensemble), in a column NAME ×8."),
-    as_trained: bool = typer.Option(False, "--as-trained", help="Checkpoints trained without the projection layer (mse, "
-                                    "softmse, gan, softgan, ...) are measured on their own output f(x), clipped and rounded, "
-                                    "not through Π as upscale saves them (the comparison of the paper's Table 2)."),
-    data: Optional[str] = typer.Option(None, "--data", help="swissroll: the paper's 2-D toy; reports H[q, p] and ℓMSE(x, Aŷ) "
-                                       "of --weights (run folders or files) and of --method map."),
-    method: Optional[str] = typer.Option(None, "--method", help="With --data swissroll: map, the brute-force MAP estimate along each line Aŷ = x."),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Also evaluate each checkpoint with the ×8 self-ensemble (upscale --ensemble), in a column NAME ×8.",
+    ),
+    as_trained: bool = typer.Option(
+        False,
+        "--as-trained",
+        help="Checkpoints trained without the projection layer (mse, "
+        "softmse, gan, softgan, ...) are measured on their own output f(x), clipped and rounded, "
+        "not through Π as upscale saves them (the comparison of the paper's Table 2).",
+    ),
+    data: Optional[str] = typer.Option(
+        None,
+        "--data",
+        help="swissroll: the paper's 2-D toy; reports H[q, p] and ℓMSE(x, Aŷ) "
+        "of --weights (run folders or files) and of --method map.",
+    ),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="With --data swissroll: map, the brute-force MAP estimate along each line Aŷ = x."
+    ),
     samples: int = typer.Option(5000, "--samples", min=1, help="With --data swissroll: inputs x drawn from the data."),
-    seed: int = typer.Option(0, "--seed", help="With --data swissroll: seed of the inputs and of the KDE's roll samples."),
-    save_outputs: Optional[Path] = typer.Option(None, "--save-outputs", help="With --data swissroll: write arrays x (N) and "
-                                                "y_hat_<name> (N×2) to this .npz file (y_hat for a single model)."),
+    seed: int = typer.Option(
+        0, "--seed", help="With --data swissroll: seed of the inputs and of the KDE's roll samples."
+    ),
+    save_outputs: Optional[Path] = typer.Option(
+        None,
+        "--save-outputs",
+        help="With --data swissroll: write arrays x (N) and "
+        "y_hat_<name> (N×2) to this .npz file (y_hat for a single model).",
+    ),
 ):
     """PSNR, SSIM, LR consistency and sharpness of upscalers (mode a: --hr with --weights/--baseline) or of
     results made elsewhere (mode b: --hr with --sr [--lr]). No folders: the bundled validation set."""
     from .. import evaluate as E
     from .. import reports
-    from ..projection import choose_operator
     from ..files import check_writable
+    from ..projection import choose_operator
 
     if data is not None or method is not None or save_outputs is not None:
         return _eval_swissroll(data, list(weights or []), method, samples, seed, save_outputs, json_path, overwrite)
 
-    metric_names, baselines, weights = _sort_names(names, list(metrics or []), list(baseline or []), list(weights or []))
+    metric_names, baselines, weights = _sort_names(
+        names, list(metrics or []), list(baseline or []), list(weights or [])
+    )
     chosen = E.parse_metrics(metric_names)
     lpips = None
     if lpips_weights is not None:
@@ -112,8 +177,10 @@ def eval_(
         if hr is None:  # mode (c): no ground truth, no-reference metrics only
             others = [m for m in chosen if m not in E.NO_REFERENCE]
             if others or lr is not None:
-                raise AffsrError(f"--sr needs --hr, the ground truth to compare with, for {', '.join(others) or '--lr'} "
-                                f"(without --hr only {', '.join(E.NO_REFERENCE)} can be measured: -m niqe)")
+                raise AffsrError(
+                    f"--sr needs --hr, the ground truth to compare with, for {', '.join(others) or '--lr'} "
+                    f"(without --hr only {', '.join(E.NO_REFERENCE)} can be measured: -m niqe)"
+                )
             with bar:
                 res = E.evaluate_outputs(sr, chosen, conv, on_image, method=sr.name or "sr")
         else:
@@ -128,8 +195,10 @@ def eval_(
                 raise AffsrError(f"the bundled validation set {hr} is missing; pass --hr DIR")
         if not weights and not baselines:
             if not DEFAULT.path.is_file():
-                raise AffsrError(f"the default weights are not shipped yet ({DEFAULT.path}); "
-                                "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE")
+                raise AffsrError(
+                    f"the default weights are not shipped yet ({DEFAULT.path}); "
+                    "evaluate the baselines with --baseline all, or a checkpoint with --weights FILE"
+                )
             weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained)
@@ -160,8 +229,10 @@ def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tu
         elif token.endswith(".safetensors") or "/" in token:
             weights.append(token)
         else:
-            raise AffsrError(f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
-                            f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file")
+            raise AffsrError(
+                f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
+                f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file"
+            )
     return metric_names, baselines, weights
 
 
@@ -177,8 +248,15 @@ def _data_range(text: str) -> float | None:
     return value
 
 
-def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device: str, ensemble: bool = False,
-               as_trained: bool = False) -> dict:
+def _upscalers(
+    weights: list[str],
+    baselines: list[str],
+    spec,
+    a_options,
+    device: str,
+    ensemble: bool = False,
+    as_trained: bool = False,
+) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
     where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
     given, then the baselines with `spec` or the first checkpoint's A."""
@@ -192,8 +270,16 @@ def _upscalers(weights: list[str], baselines: list[str], spec, a_options, device
         for ens in (False, True) if ensemble else (False,):
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
             upscaler = upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
-                w, device, on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False), operator=operator,
-                boundary=boundary, ensemble=ens, as_trained=as_trained, kernel_size=kernel_size, sigma=sigma)
+                w,
+                device,
+                on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
+                operator=operator,
+                boundary=boundary,
+                ensemble=ens,
+                as_trained=as_trained,
+                kernel_size=kernel_size,
+                sigma=sigma,
+            )
             if scale is not None and scale != upscaler[1].scale:
                 raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec
@@ -219,9 +305,13 @@ def _eval_tables(res, hr: Path, per_image: bool):
         values = [means[m][k] for m in res.methods]
         contenders = [v for m, v in zip(res.methods, values) if m != REFERENCE]  # HR: y's own NIQE, not a contender
         finite = [v for v in contenders if v == v]
-        best = (max(finite) if higher else min(finite)) if finite and higher is not None and len(contenders) > 1 else None
-        table.add_row(label + {True: " ↑", False: " ↓", None: ""}[higher],
-                      *(Text(cell(k, v), style="bold") if v == best else cell(k, v) for v in values))
+        best = (
+            (max(finite) if higher else min(finite)) if finite and higher is not None and len(contenders) > 1 else None
+        )
+        table.add_row(
+            label + {True: " ↑", False: " ↓", None: ""}[higher],
+            *(Text(cell(k, v), style="bold") if v == best else cell(k, v) for v in values),
+        )
     out.print(table)
     conventions = Table(title="conventions", show_header=False)
     for k, v in {"images": f"{n} from {hr}", **res.conventions}.items():
@@ -242,8 +332,7 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
 
     from .. import swissroll
     from ..checkpoint import load_generator, resolve_weights
-    from ..files import atomic_write
-    from ..files import check_writable
+    from ..files import atomic_write, check_writable
 
     if data != "swissroll":
         raise AffsrError(f"--data takes only swissroll (image folders go with --hr), got {data!r}")
@@ -269,8 +358,10 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
     if method == "map":
         models["MAP"] = lambda x: swissroll.map_estimate(x, centres)
     results = {name: swissroll.evaluate(fn, samples, seed, centres) for name, fn in models.items()}
-    table = Table(title=f"Swiss roll: H[q, p] by a Gaussian KDE (bandwidth {swissroll.KDE_BANDWIDTH}, "
-                        f"{swissroll.KDE_SAMPLES} noiseless roll samples), {samples} inputs x, seed {seed}")
+    table = Table(
+        title=f"Swiss roll: H[q, p] by a Gaussian KDE (bandwidth {swissroll.KDE_BANDWIDTH}, "
+        f"{swissroll.KDE_SAMPLES} noiseless roll samples), {samples} inputs x, seed {seed}"
+    )
     for col in ("model", "H[q, p] (nats)", "ℓMSE(x, Aŷ)"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in results.items():
@@ -280,11 +371,14 @@ def _eval_swissroll(data, weights, method, samples, seed, save_outputs, json_pat
         arrays = {"x": next(iter(results.values()))["x"].numpy()}
         for name, r in results.items():
             arrays["y_hat" if len(results) == 1 else f"y_hat_{name}"] = r["y_hat"].numpy()
+
         def savez(tmp: Path):
             with open(tmp, "wb") as fh:  # a file object: numpy adds no second .npz
                 np.savez(fh, **arrays)
 
         atomic_write(save_outputs, savez, overwrite)
     if json_path is not None:
-        text = json.dumps({name: {"cross_entropy": r["cross_entropy"], "lr_mse": r["lr_mse"]} for name, r in results.items()})
+        text = json.dumps(
+            {name: {"cross_entropy": r["cross_entropy"], "lr_mse": r["lr_mse"]} for name, r in results.items()}
+        )
         atomic_write(json_path, lambda tmp: tmp.write_text(text + "\n"), overwrite)

@@ -1,4 +1,5 @@
 """`affsr project`: make the results of any upscaler consistent with their LR inputs."""
+
 from __future__ import annotations
 
 import json
@@ -8,30 +9,51 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import BOUNDARY_HELP, OPERATOR_HELP, err, exact, operator_note, out, progress, warn, why_default
 from ..errors import AffsrError
+from .common import BOUNDARY_HELP, OPERATOR_HELP, err, exact, operator_note, out, progress, warn, why_default
 
 
 def project(
     lr: Path = typer.Argument(..., show_default=False, help="The LR input image, or a folder of them."),
-    sr: Path = typer.Argument(..., show_default=False, help="Its upscaled result (any tool), or a folder paired by file name."),
+    sr: Path = typer.Argument(
+        ..., show_default=False, help="Its upscaled result (any tool), or a folder paired by file name."
+    ),
     output: Path = typer.Option(..., "-o", "--output", show_default=False, help="Output file (one pair) or folder."),
-    operator: Optional[str] = typer.Option(None, "--operator", show_default=False, help=OPERATOR_HELP + " [default: "
-                                           "bicubic (Pillow's resize), or gaussian when --kernel-size or --sigma is given; "
-                                           "a note says which: another tool's files do not name their A]"),
+    operator: Optional[str] = typer.Option(
+        None,
+        "--operator",
+        show_default=False,
+        help=OPERATOR_HELP + " [default: "
+        "bicubic (Pillow's resize), or gaussian when --kernel-size or --sigma is given; "
+        "a note says which: another tool's files do not name their A]",
+    ),
     boundary: Optional[str] = typer.Option(None, help=BOUNDARY_HELP),
     kernel_size: Optional[int] = typer.Option(None, min=1, max=129, help="Taps of a Gaussian A (default: 2s+1)."),
     sigma: Optional[float] = typer.Option(None, help="σ of a Gaussian A in HR pixels (default: 0.375·s)."),
-    scale: Optional[int] = typer.Option(None, min=2, max=16, help="Scale s (default: SR size / LR size, which must be a whole number)."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", "--bits", help="8, 16 (PNG) or 32 (float32 TIFF or .npy, "
-                                            "exact for every input) (default: the SR file's)."),
+    scale: Optional[int] = typer.Option(
+        None, min=2, max=16, help="Scale s (default: SR size / LR size, which must be a whole number)."
+    ),
+    bit_depth: Optional[int] = typer.Option(
+        None,
+        "--bit-depth",
+        "--bits",
+        help="8, 16 (PNG) or 32 (float32 TIFF or .npy, exact for every input) (default: the SR file's).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
-    strict: bool = typer.Option(False, "--strict", help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
-                                "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
-                                "without it: one warning line per such file (docs/promise.md)."),
-    invented_map: bool = typer.Option(False, "--invented-map", help="Also write NAME_invented.png beside each output: what the "
-                                      "upscaler invented beyond its input, (I − A⁺A)ŷ (scale in docs/invented.md), and print "
-                                      "its share of the output's contrast energy."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
+        "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
+        "without it: one warning line per such file (docs/promise.md).",
+    ),
+    invented_map: bool = typer.Option(
+        False,
+        "--invented-map",
+        help="Also write NAME_invented.png beside each output: what the "
+        "upscaler invented beyond its input, (I − A⁺A)ŷ (scale in docs/invented.md), and print "
+        "its share of the output's contrast energy.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
 ):
     """Make an upscaled image downsample exactly to its LR input (Π over the whole image, the saved-file
@@ -43,8 +65,15 @@ def project(
     if bit_depth not in (None, 8, 16, 32):
         raise AffsrError(f"--bit-depth must be 8, 16 or 32 (float32), got {bit_depth}")
     choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # the options checked before any file is read
-    opts = engine.Options(output, lambda s: choose_operator(operator, s, kernel_size, sigma, boundary), scale, bit_depth,
-                          overwrite, strict, invented_map)
+    opts = engine.Options(
+        output,
+        lambda s: choose_operator(operator, s, kernel_size, sigma, boundary),
+        scale,
+        bit_depth,
+        overwrite,
+        strict,
+        invented_map,
+    )
     failures = []
 
     def on_error(name: str, message: str):
@@ -53,8 +82,14 @@ def project(
 
     with progress(None, "projecting") as bar:
         task = bar.add_task("projecting", total=None, info="")
-        results = engine.run(lr, sr, opts, on_error, lambda done, total, name: bar.update(task, completed=done, total=total, info=name),
-                             lambda name, message: warn(message))
+        results = engine.run(
+            lr,
+            sr,
+            opts,
+            on_error,
+            lambda done, total, name: bar.update(task, completed=done, total=total, info=name),
+            lambda name, message: warn(message),
+        )
     if results and operator is None:  # which A, with the results (an error stays one line)
         operator_note(opts.operator(results[0]["scale"]), why_default(kernel_size, sigma))
     if as_json:
@@ -62,14 +97,28 @@ def project(
     elif results:
         spec = opts.operator(results[0]["scale"])
         table = Table(title=f"affsr project: A = {spec.describe()}")
-        for name in ("output", "LR-PSNR before (dB)", "after (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",):
+        for name in (
+            ("output", "LR-PSNR before (dB)", "after (dB)", "exact")
+            + (("invented",) if invented_map else ())
+            + ("seconds",)
+        ):
             table.add_column(name, justify="left" if name == "output" else "right")
         for r in results:
             cell = lambda v: "∞" if v is None else f"{v:.2f}"  # noqa: E731
             share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
-            table.add_row(r["output"], cell(r["lr_psnr_before"]), cell(r["lr_psnr_after"]), exact(r["consistent"]),
-                          *share, f"{r['seconds']:.2f}")
+            table.add_row(
+                r["output"],
+                cell(r["lr_psnr_before"]),
+                cell(r["lr_psnr_after"]),
+                exact(r["consistent"]),
+                *share,
+                f"{r['seconds']:.2f}",
+            )
         out.print(table)
     if failures:
-        err.print(f"affsr: error: {len(failures)} pair(s) failed, {len(results)} file(s) written", markup=False, highlight=False)
+        err.print(
+            f"affsr: error: {len(failures)} pair(s) failed, {len(results)} file(s) written",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1)

@@ -1,6 +1,7 @@
 """The CLI's rich consoles: every string they show is text, not markup, with its control characters and
 undecodable bytes escaped (text.printable). A file named `holiday [final].png` is listed as such, not
 as `holiday .png`; one named with escape sequences cannot erase lines or set the window title."""
+
 from __future__ import annotations
 
 from rich.console import Console

@@ -1,4 +1,5 @@
 """`affsr train`: one option per TrainConfig field, the resolved configuration and a progress bar."""
+
 from __future__ import annotations
 
 import signal
@@ -21,14 +22,21 @@ def _config_options():
     from ..config import RANGES, TrainConfig
 
     comments = dict(re.findall(r"^\s+(\w+): .*?  # (.*)$", inspect.getsource(TrainConfig), re.M))
-    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]  # which options were given
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    ]  # which options were given
     for f in dataclasses.fields(TrainConfig):
         flag = f"--{f.name.replace('_', '-')}"
         decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if f.type in ("bool", bool) else [flag]
         lo, hi = RANGES.get(f.name, (None, None))  # checked while parsing, shown in --help
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=type(f.default),
-                                        default=typer.Option(f.default, *decls, help=comments.get(f.name, ""),
-                                                             min=lo, max=hi)))
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=type(f.default),
+                default=typer.Option(f.default, *decls, help=comments.get(f.name, ""), min=lo, max=hi),
+            )
+        )
     return inspect.Signature(params)
 
 
@@ -57,20 +65,36 @@ class TrainUI:
 
         if seconds:
             total, steps = sum(n * t for n, t in seconds), sum(n for n, _ in seconds)
-            each = (", ".join(f"{n:,} at {t:.3g} s" for n, t in seconds) if len(seconds) > 1
-                    else f"{seconds[0][1]:.3g} s a step")
-            out.print(f"estimate: about {duration(total)} for {steps:,} step{'s' * (steps != 1)} on {self.info['device']} ({each}; "
-                      "timed on this machine, network only)", soft_wrap=True)
+            each = (
+                ", ".join(f"{n:,} at {t:.3g} s" for n, t in seconds)
+                if len(seconds) > 1
+                else f"{seconds[0][1]:.3g} s a step"
+            )
+            out.print(
+                f"estimate: about {duration(total)} for {steps:,} step{'s' * (steps != 1)} on {self.info['device']} ({each}; "
+                "timed on this machine, network only)",
+                soft_wrap=True,
+            )
         self._start_bar()
 
     def _start_bar(self):
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                            TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"), console=err,
-                            disable=not err.is_terminal,
-                            speed_estimate_period=600)  # slow steps: a minute-long step still gives a remaining time
-        self.task = self.bar.add_task("train", total=self.config["steps"], completed=self.info["start_step"],
-                                      rate="", info="")
+        self.bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("elapsed,"),
+            TimeRemainingColumn(),
+            TextColumn("left"),
+            console=err,
+            disable=not err.is_terminal,
+            speed_estimate_period=600,
+        )  # slow steps: a minute-long step still gives a remaining time
+        self.task = self.bar.add_task(
+            "train", total=self.config["steps"], completed=self.info["start_step"], rate="", info=""
+        )
         self.bar.start()
         self.t0, self.step0 = time.perf_counter(), self.info["start_step"]
 
@@ -78,9 +102,17 @@ class TrainUI:
         if self.bar is None:
             self._start_bar()
         rate = (step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
-        shown = {k: v for k, v in logs.items() if k in ("loss", "mse", "mae", "g_loss", "d_loss", "soft_mae", "pixel_mse", "range_mse", "noise", "lr_mse")}
-        self.bar.update(self.task, completed=step, rate=f"{rate:.2f} steps/s",
-                        info=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))
+        shown = {
+            k: v
+            for k, v in logs.items()
+            if k in ("loss", "mse", "mae", "g_loss", "d_loss", "soft_mae", "pixel_mse", "range_mse", "noise", "lr_mse")
+        }
+        self.bar.update(
+            self.task,
+            completed=step,
+            rate=f"{rate:.2f} steps/s",
+            info=" ".join(f"{k} {v:.3g}" for k, v in shown.items()),
+        )
 
     def close(self):
         if self.bar is not None:
@@ -91,21 +123,25 @@ def plan(config: dict, info: dict) -> list[str]:
     """The run in three lines: network, operator, steps and where it starts."""
     from ..recipe import PAPER_PRESETS
 
-    a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(config["operator"],
-                                                                                       config["operator"])
+    a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(
+        config["operator"], config["operator"]
+    )
     start = f"from {config['init']}" if config["init"] else "from random weights"
     if info["start_step"]:
         start = f"resumed at step {info['start_step']:,}"
     recipe = {"photos": "the shipped weights' recipe", "patch": "random crops, no recipe"}.get(
-        config["preset"], "the paper's" if config["preset"] in PAPER_PRESETS else config["preset"])
+        config["preset"], "the paper's" if config["preset"] in PAPER_PRESETS else config["preset"]
+    )
     a = f"{a} at {config['scale']}×, {config['boundary']} borders"
     if config["preset"] == "swissroll":
         a = "the mean of the two coordinates (the Swiss roll's)"
-    return [f"network: {config['generator']} ({info['network']}, {info['generator_parameters']:,} parameters), {start}",
-            f"operator A: {a}",
-            f"training: {config['method']}, {config['steps']:,} step{'s' * (config['steps'] != 1)} of {config['batch_size']} "
-            + (f"{config['patch']}×{config['patch']} crops" if config["preset"] != "swissroll" else "points")
-            + f", preset {config['preset']} ({recipe})"]
+    return [
+        f"network: {config['generator']} ({info['network']}, {info['generator_parameters']:,} parameters), {start}",
+        f"operator A: {a}",
+        f"training: {config['method']}, {config['steps']:,} step{'s' * (config['steps'] != 1)} of {config['batch_size']} "
+        + (f"{config['patch']}×{config['patch']} crops" if config["preset"] != "swissroll" else "points")
+        + f", preset {config['preset']} ({recipe})",
+    ]
 
 
 def train(ctx: typer.Context, **kwargs):
@@ -118,7 +154,9 @@ def train(ctx: typer.Context, **kwargs):
     from ..config import TrainConfig
     from ..rundir import FolderInUse
 
-    def stop(signum, frame):  # `kill`, batch schedulers (SIGTERM) and a closed terminal (SIGHUP) stop a run like Ctrl-C: resumable
+    def stop(
+        signum, frame
+    ):  # `kill`, batch schedulers (SIGTERM) and a closed terminal (SIGHUP) stop a run like Ctrl-C: resumable
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():

@@ -1,24 +1,46 @@
 """Networks of the paper's Appendix D, the efficient generator family and SPAN. Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
-from .discriminator import Discriminator, UNetDiscriminator
+
+from ..errors import AffsrError
 from .denoiser import ConvDenoiser, MLPDenoiser
+from .discriminator import Discriminator, UNetDiscriminator
 from .efficient import EfficientGenerator
 from .generator import Generator
 from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
 from .span import SPAN
-from ..errors import AffsrError
 
-NETS = {"Generator": Generator, "EfficientGenerator": EfficientGenerator, "SPAN": SPAN, "Discriminator": Discriminator, "UNetDiscriminator": UNetDiscriminator, "MLPGenerator": MLPGenerator, "MLPCritic": MLPCritic,
-        "ConvDenoiser": ConvDenoiser, "MLPDenoiser": MLPDenoiser, "PixelCNN": PixelCNN}
+NETS = {
+    "Generator": Generator,
+    "EfficientGenerator": EfficientGenerator,
+    "SPAN": SPAN,
+    "Discriminator": Discriminator,
+    "UNetDiscriminator": UNetDiscriminator,
+    "MLPGenerator": MLPGenerator,
+    "MLPCritic": MLPCritic,
+    "ConvDenoiser": ConvDenoiser,
+    "MLPDenoiser": MLPDenoiser,
+    "PixelCNN": PixelCNN,
+}
 
 
 GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "MLPGenerator")  # what a generator file may name
 # bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
 # else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
-BOUNDS = {"channels": (1, 4), "scale": (2, 16), "noise_channels": (0, 64), "kernel_size": (1, 15),
-          "width": (1, 2048), "widths": (1, 2048), "hidden": (1, 2048), "blocks": (1, 256), "layers": (1, 256),
-          "skip_every": (1, 256), "d_in": (1, 64), "d_out": (1, 64)}
+BOUNDS = {
+    "channels": (1, 4),
+    "scale": (2, 16),
+    "noise_channels": (0, 64),
+    "kernel_size": (1, 15),
+    "width": (1, 2048),
+    "widths": (1, 2048),
+    "hidden": (1, 2048),
+    "blocks": (1, 256),
+    "layers": (1, 256),
+    "skip_every": (1, 256),
+    "d_in": (1, 64),
+    "d_out": (1, 64),
+}
 MAX_DEPTH = 256  # entries of a list argument (widths)
 
 

@@ -1,6 +1,7 @@
 """Denoising autoencoders for denoiser-guided SR (paper §3.3, App. D): f_σ(ỹ) ≈ E[y | ỹ],
 so that (f_σ(ỹ) − ỹ)/σ² estimates ∂log p_σ(ỹ)/∂ỹ (Alain & Bengio, 2014).
 Residual form f(ỹ) = ỹ + g(ỹ); no batch norm, so that f treats each sample on its own."""
+
 from __future__ import annotations
 
 import torch

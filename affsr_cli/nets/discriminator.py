@@ -1,10 +1,12 @@
 """Discriminators: the paper's App. D (strided conv nets ending in one logit per image) and a U-Net
 with spectral norm (one logit per pixel). The paper's final sigmoid is folded into the losses, which
 take logits for stability."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
+
 from ..errors import AffsrError
 
 PRESETS = {
@@ -29,7 +31,9 @@ class BlurPool(nn.Module):
         super().__init__()
         self.stride = stride
         k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.register_buffer(
+            "kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).contiguous(), persistent=False
+        )
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         y = nn.functional.pad(y, (1, 1, 1, 1), mode="reflect")
@@ -41,8 +45,15 @@ class Discriminator(nn.Module):
     `first_stride` if given. `antialias` for the stride-2 layers: "none" (a strided convolution),
     "after" (a stride-1 convolution, then BlurPool) or "before" (a blur, then the strided convolution)."""
 
-    def __init__(self, *, channels: int = 3, widths: tuple = PRESETS["texture"]["widths"], stride_every: int = 1,
-                 antialias: str = "none", first_stride: int | None = None):
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        widths: tuple = PRESETS["texture"]["widths"],
+        stride_every: int = 1,
+        antialias: str = "none",
+        first_stride: int | None = None,
+    ):
         super().__init__()
         if antialias not in ("none", "after", "before"):
             raise AffsrError(f"unknown antialias {antialias!r} (known: none, after, before)")
@@ -75,8 +86,12 @@ class UNetDiscriminator(nn.Module):
         sn = nn.utils.parametrizations.spectral_norm
         w = width
         self.conv0 = nn.Conv2d(channels, w, 3, 1, 1)
-        self.down = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1, bias=False)) for a, b in ((w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)))
-        self.up = nn.ModuleList(sn(nn.Conv2d(a, b, 3, 1, 1, bias=False)) for a, b in ((8 * w, 4 * w), (4 * w, 2 * w), (2 * w, w)))
+        self.down = nn.ModuleList(
+            sn(nn.Conv2d(a, b, 4, 2, 1, bias=False)) for a, b in ((w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w))
+        )
+        self.up = nn.ModuleList(
+            sn(nn.Conv2d(a, b, 3, 1, 1, bias=False)) for a, b in ((8 * w, 4 * w), (4 * w, 2 * w), (2 * w, w))
+        )
         self.extra = nn.ModuleList(sn(nn.Conv2d(w, w, 3, 1, 1, bias=False)) for _ in range(2))
         self.out = nn.Conv2d(w, 1, 3, 1, 1)
 

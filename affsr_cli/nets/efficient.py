@@ -13,14 +13,15 @@ bilinear base is already right: flat regions). Activations are LeakyReLU(0.1), o
 every device. f is not squashed into (0, 1): the network learns the residual of a bilinear image,
 which Π and the saved-file box fit bring into range.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import icnr_
 from ..errors import AffsrError
+from .generator import icnr_
 
 PRESETS = {  # widths F, blocks N (GFLOP per output megapixel at 4× in docs/training.md "Generators")
     "tiny": dict(width=24, blocks=4),
@@ -47,8 +48,16 @@ class Block(nn.Module):
 class EfficientGenerator(nn.Module):
     """f: x (B, C, h, w) [+ z (B, nz, h, w)] -> (B, C, s·h, s·w), a residual over bilinear upsampling."""
 
-    def __init__(self, *, channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0,
-                 grid: str = "lr"):
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        scale: int = 4,
+        width: int = 48,
+        blocks: int = 6,
+        noise_channels: int = 0,
+        grid: str = "lr",
+    ):
         super().__init__()
         if grid != "lr":
             raise AffsrError("the efficient generators compute on the LR grid only (grid='lr')")
@@ -76,7 +85,9 @@ class EfficientGenerator(nn.Module):
         return base + self.shuffle(self.up(h))
 
 
-def cost(channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0) -> tuple[int, float]:
+def cost(
+    channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0
+) -> tuple[int, float]:
     """(parameters, GFLOP per output megapixel) of a preset: 2 FLOP per multiply-add of the
     convolutions on the LR grid, per s² output pixels (the bilinear base and the gates add < 1 %)."""
     convs = [(channels + noise_channels, width)] + [(width, width)] * (2 * blocks + 1) + [(width, channels * scale**2)]

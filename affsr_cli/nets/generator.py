@@ -6,10 +6,12 @@ output), a final sigmoid. https://arxiv.org/abs/1610.04490
 2016): s² times fewer pixels per layer than `grid="hr"`, which takes A⁺x (already on the HR grid)
 as its input. docs/training.md "Where the generator computes" has the measurements behind the default.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
+
 from ..errors import AffsrError
 
 # the paper's sizes; the output convolution is the last layer (texture: 5 + 1 = 6 layers)
@@ -21,7 +23,9 @@ PRESETS = {
 
 
 def conv_bn_relu(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
 
 
 @torch.no_grad()
@@ -40,8 +44,17 @@ class Generator(nn.Module):
     """f: x (B, C, h, w) [+ z (B, nz, h, w)] -> (B, C, s·h, s·w) in (0, 1); with grid="hr" the
     input is already (B, C, s·h, s·w) and z is drawn at that size."""
 
-    def __init__(self, *, channels: int = 3, scale: int = 4, widths: tuple = PRESETS["texture"]["widths"],
-                 skip_every: int = 2, noise_channels: int = 0, kernel_size: int = 3, grid: str = "lr"):
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        scale: int = 4,
+        widths: tuple = PRESETS["texture"]["widths"],
+        skip_every: int = 2,
+        noise_channels: int = 0,
+        kernel_size: int = 3,
+        grid: str = "lr",
+    ):
         super().__init__()
         if grid not in ("lr", "hr"):
             raise AffsrError(f"grid must be 'lr' or 'hr', got {grid!r}")

@@ -1,5 +1,6 @@
 """Fully connected networks for the 2-D Swiss roll (paper App. D): generators and
 discriminators with 2 layers of 64 units, the denoiser with 2 layers of 256."""
+
 from __future__ import annotations
 
 import torch

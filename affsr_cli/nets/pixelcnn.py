@@ -7,6 +7,7 @@ densities on the real line (a continuous mixture of logistics, not the discretis
 PixelCNN++), so log p(y) is differentiable in y; channels of one pixel are conditionally
 independent given the pixels before it. (The paper used an MCGSM likelihood with 32 components.)
 """
+
 from __future__ import annotations
 
 import math
@@ -20,15 +21,17 @@ class MaskedConv2d(nn.Conv2d):
     def __init__(self, c_in: int, c_out: int, k: int, mask_type: str):
         super().__init__(c_in, c_out, k, padding=k // 2)
         mask = torch.ones(k, k)
-        mask[k // 2, k // 2 + (mask_type == "B"):] = 0  # the centre row from the centre (A) or after it (B)
-        mask[k // 2 + 1:] = 0  # every row below
+        mask[k // 2, k // 2 + (mask_type == "B") :] = 0  # the centre row from the centre (A) or after it (B)
+        mask[k // 2 + 1 :] = 0  # every row below
         self.register_buffer("mask", mask.view(1, 1, k, k), persistent=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return F.conv2d(y, self.weight * self.mask, self.bias, padding=self.padding)
 
 
-def logistic_mixture_log_prob(v: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor) -> torch.Tensor:
+def logistic_mixture_log_prob(
+    v: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor
+) -> torch.Tensor:
     """log Σ_k π_k · logistic(v; μ_k, s_k), a density on ℝ; v (...), parameters (K, ...)."""
     u = (v.unsqueeze(0) - mu) * torch.exp(-log_s)
     log_pdf = -u - 2 * F.softplus(-u) - log_s  # log of e^{−u}/(s(1+e^{−u})²)
@@ -38,8 +41,16 @@ def logistic_mixture_log_prob(v: torch.Tensor, logits: torch.Tensor, mu: torch.T
 class PixelCNN(nn.Module):
     """log p(y) for y (B, C, H, W): `layers` masked convs (the first k_first×k_first, mask A)."""
 
-    def __init__(self, *, channels: int = 3, width: int = 64, layers: int = 4, kernel_size: int = 5, first_kernel: int = 7,
-                 mixture: int = 10):
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        width: int = 64,
+        layers: int = 4,
+        kernel_size: int = 5,
+        first_kernel: int = 7,
+        mixture: int = 10,
+    ):
         super().__init__()
         self.channels, self.mixture = channels, mixture
         mods = [MaskedConv2d(channels, width, first_kernel, "A")]

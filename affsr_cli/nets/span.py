@@ -13,14 +13,15 @@ weights load as they are and fine-tuning trains the plain 3×3 convs. The output
 the official weights already map into [0, 1] (no mean added back), and Π and the box fit do the rest.
 `mean` (the RGB mean of DIV2K in the official weights) is a buffer that loads with the weights.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import icnr_
 from ..errors import AffsrError
+from .generator import icnr_
 
 PRESETS = {  # width F, blocks (the official models: 48 and 52 channels, 6 blocks)
     "span48": dict(width=48, blocks=6),
@@ -50,8 +51,16 @@ class SPAB(nn.Module):
 class SPAN(nn.Module):
     """f: x (B, C, h, w) [+ z (B, nz, h, w)] -> (B, C, s·h, s·w)."""
 
-    def __init__(self, *, channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0,
-                 grid: str = "lr"):
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        scale: int = 4,
+        width: int = 48,
+        blocks: int = 6,
+        noise_channels: int = 0,
+        grid: str = "lr",
+    ):
         super().__init__()
         if grid != "lr":
             raise AffsrError("SPAN computes on the LR grid only (grid='lr')")
@@ -85,11 +94,16 @@ class SPAN(nn.Module):
         return self.shuffle(self.up(h))
 
 
-def cost(channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0) -> tuple[int, float]:
+def cost(
+    channels: int = 3, scale: int = 4, width: int = 48, blocks: int = 6, noise_channels: int = 0
+) -> tuple[int, float]:
     """(parameters, GFLOP per output megapixel): 2 FLOP per multiply-add of the convolutions on the
     LR grid, per s² output pixels (the activations and the attention add < 1 %)."""
-    convs = [(channels + noise_channels, width, 9)] + [(width, width, 9)] * (3 * blocks + 1) \
+    convs = (
+        [(channels + noise_channels, width, 9)]
+        + [(width, width, 9)] * (3 * blocks + 1)
         + [(4 * width, width, 1), (width, channels * scale**2, 9)]
+    )
     params = sum(k * a * b + b for a, b, k in convs)  # (the mean is a buffer, not a parameter)
     flop_per_lr_pixel = sum(2 * k * a * b for a, b, k in convs)
     return params, flop_per_lr_pixel / scale**2 / 1e3

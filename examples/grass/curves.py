@@ -9,14 +9,21 @@ from affmse's last step on. Top row: affdg and affll (with affmse for reference)
 Fig. 7; bottom row: every run. Dotted verticals: where affdg loads the next ladder rung (a DAE of
 lower σ, its σ written at the foot: the steps of Fig. 7). Drawn with PIL alone.
 """
+
 import json
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-RUNS = {"affdg": (200, 40, 40), "affll": (40, 90, 200), "affmse": (110, 110, 110), "affgan": (30, 150, 60),
-        "affgan-aa": (220, 150, 0), "softgan": (150, 60, 170)}
+RUNS = {
+    "affdg": (200, 40, 40),
+    "affll": (40, 90, 200),
+    "affmse": (110, 110, 110),
+    "affgan": (30, 150, 60),
+    "affgan-aa": (220, 150, 0),
+    "softgan": (150, 60, 170),
+}
 W, H, M = 600, 380, (70, 20, 20, 50)  # panel size, margins left, top, right, bottom
 
 
@@ -37,7 +44,7 @@ def read(run: Path) -> dict:
 
 def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     raw = (hi - lo) / n
-    step = min((m * 10 ** e for e in range(-4, 6) for m in (1, 2, 5)), key=lambda s: abs(s - raw))
+    step = min((m * 10**e for e in range(-4, 6) for m in (1, 2, 5)), key=lambda s: abs(s - raw))
     first = -(-lo // step) * step
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
@@ -98,8 +105,11 @@ def main(runs: str, out: str):
         font = small = ImageFont.load_default()
     # top: the paper's Fig. 7 (affdg, affll; affmse for reference), bottom: every run
     fig7 = {n: s for n, s in series.items() if n in ("affdg", "affll", "affmse")}
-    rows = [(fig7, rungs, "affdg / affll (Fig. 7)", "se"), (series, [], "all runs", "sw")] \
-        if fig7 and len(fig7) < len(series) else [(series, rungs, "", "se")]
+    rows = (
+        [(fig7, rungs, "affdg / affll (Fig. 7)", "se"), (series, [], "all runs", "sw")]
+        if fig7 and len(fig7) < len(series)
+        else [(series, rungs, "", "se")]
+    )
     img = Image.new("RGB", (2 * W, H * len(rows)), "white")
     for i, (sub, marks, name, corner) in enumerate(rows):
         img.paste(panel(sub, 1, f"val PSNR (dB), {name}".rstrip(", "), marks, font, small, corner), (0, H * i))

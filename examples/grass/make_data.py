@@ -4,6 +4,7 @@ also cut into 16 tiles of 64×64 for `affsr train --val` (which takes one centre
 
     python examples/grass/make_data.py DIR   # writes DIR/train/grass.png, DIR/test/grass.png, DIR/val/tile-NN.png
 """
+
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def main(root: str):
         Image.fromarray(part).save(root / name / "grass.png")
     (root / "val").mkdir(parents=True, exist_ok=True)
     test = grass[:, 384:]
-    tiles = [test[r:r + 64, c:c + 64] for r in range(0, 512, 64) for c in range(0, 128, 64)]
+    tiles = [test[r : r + 64, c : c + 64] for r in range(0, 512, 64) for c in range(0, 128, 64)]
     for i, tile in enumerate(tiles):
         Image.fromarray(tile).save(root / "val" / f"tile-{i:02d}.png")
     print(f"wrote {root}/train/grass.png (512×384), {root}/test/grass.png (512×128) and {len(tiles)} val tiles (64×64)")

@@ -5,6 +5,7 @@ Maps on invented.py's fixed scale. Optional last row group: a stochastic checkpo
 
     python examples/invented/make_figure.py [--weights affgan-x4] [--out docs/invented.png]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "invented.png")
     args = ap.parse_args()
     up = infer.Upscaler.load(args.weights)
-    rows, labels = [], ["LR input (nearest)", f"{args.weights}", "invented by it", "held by the photo", "original photo"]
+    rows, labels = (
+        [],
+        ["LR input (nearest)", f"{args.weights}", "invented by it", "held by the photo", "original photo"],
+    )
     for name, box in CROPS:
         y = Image.fromarray(getattr(skimage.data, name)()).convert("RGB").crop(box)
         x = y.resize((y.width // 4, y.height // 4), Image.BICUBIC)
@@ -41,10 +45,19 @@ def main() -> int:
         y_hat = invented.as_float(out.levels, 8)
         truth = invented.as_float(np.array(y), 8)
         part, held = invented.split(y_hat, up.A, up.pinv), invented.split(truth, up.A, up.pinv)
-        print(f"{name}: invented share {invented.share(part, y_hat):.3f}, photo's own {invented.share(held, truth):.3f}")
+        print(
+            f"{name}: invented share {invented.share(part, y_hat):.3f}, photo's own {invented.share(held, truth):.3f}"
+        )
         gray = lambda a: Image.fromarray(a[..., 0]).convert("RGB")  # noqa: E731
-        rows.append([x.resize(y.size, Image.NEAREST), Image.fromarray(out.levels), gray(invented.invented_map(part)),
-                     gray(invented.invented_map(held)), y])
+        rows.append(
+            [
+                x.resize(y.size, Image.NEAREST),
+                Image.fromarray(out.levels),
+                gray(invented.invented_map(part)),
+                gray(invented.invented_map(held)),
+                y,
+            ]
+        )
     w, pad, head = rows[0][0].width, 4, 18
     sheet = Image.new("RGB", (5 * w + 4 * pad, head + sum(r[0].height for r in rows) + pad * (len(rows) - 1)), "white")
     draw = ImageDraw.Draw(sheet)

@@ -7,6 +7,7 @@
 Runs the wheel's `spanx4_ch{48,52}.param/.bin` with the `ncnn` package (fp32, no Vulkan) and our
 converted `nets.SPAN` (f alone, no Π) on the same photo and prints the largest absolute difference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,10 @@ def main(argv=None):
                     ours = model.net(torch.from_numpy(x.transpose(2, 0, 1)).unsqueeze(0))[0].numpy()
                 diff = float(np.abs(ours - ref).max())
                 worst = max(worst, diff)
-                print(f"{name}: {args.image.name} {x.shape[1]}×{x.shape[0]} → {ref.shape[2]}×{ref.shape[1]}, "
-                      f"max |ours − ncnn| = {diff:.2e} (output range {ref.min():.3f}…{ref.max():.3f})")
+                print(
+                    f"{name}: {args.image.name} {x.shape[1]}×{x.shape[0]} → {ref.shape[2]}×{ref.shape[1]}, "
+                    f"max |ours − ncnn| = {diff:.2e} (output range {ref.min():.3f}…{ref.max():.3f})"
+                )
     print(f"{'PASS' if worst <= TOLERANCE else 'FAIL'}: largest difference {worst:.2e}, tolerance {TOLERANCE:g}")
     sys.exit(0 if worst <= TOLERANCE else 1)
 

@@ -11,6 +11,7 @@ two scales, the patches sharper than 0.75 × the photo's sharpest, and the MVG o
 patches. Only the photos of the `train` split are read: the validation photos stay unseen. The corpus
 is only read, never written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ def reassemble(tiles: list[Path], size: tuple[int, int]) -> tuple[np.ndarray, fl
             a = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I") else "RGB"), dtype=np.float64) / 255.0
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
         y = N.luma255(torch.from_numpy(a))
-        canvas[top:top + y.shape[0], left:left + y.shape[1]] = y
+        canvas[top : top + y.shape[0], left : left + y.shape[1]] = y
     return canvas, float(np.isfinite(canvas).mean())
 
 
@@ -67,7 +68,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     train = args.data / "train"
     if not (args.data / "sources.csv").is_file() or not train.is_dir():
-        print(f"error: {args.data} is not a corpus (needs sources.csv and train/; build it with make_corpus.py)", file=sys.stderr)
+        print(
+            f"error: {args.data} is not a corpus (needs sources.csv and train/; build it with make_corpus.py)",
+            file=sys.stderr,
+        )
         return 1
     by_photo: dict[str, list[Path]] = {}
     for t in sorted(train.glob("*.png")):
@@ -91,22 +95,24 @@ def main(argv=None) -> int:
     meta = {
         "kind": "niqe-pristine",
         "fitted_on": f"{len(used)} HR training photos of the affsr photo corpus (examples/photos/make_corpus.py: "
-                     "freely licensed Debian wallpapers and scikit-image/scikit-learn/matplotlib sample photos, "
-                     "longer side ≤ 1600 px by Lanczos), reassembled from data/photos/train tiles; no validation photo",
+        "freely licensed Debian wallpapers and scikit-image/scikit-learn/matplotlib sample photos, "
+        "longer side ≤ 1600 px by Lanczos), reassembled from data/photos/train tiles; no validation photo",
         "photos": ",".join(used),
         "patches": str(n),
         "sources_csv_sha256": csv_hash,
         "patch": str(N.PATCH),
         "sharpness_threshold": str(N.SHARPNESS_THRESHOLD),
         "conventions": "BT.601 luma on 0-255 rounded; MSCN 7x7 Gaussian sigma 7/6, C = 1, edges replicated; "
-                       "scale 2 = MATLAB-style antialiased bicubic 1/2; 36 features (GGD alpha, var; AGGD nu, eta, "
-                       "var_l, var_r of H, V, D1, D2 products, cyclic in the patch) per scale order 1, 2",
+        "scale 2 = MATLAB-style antialiased bicubic 1/2; 36 features (GGD alpha, var; AGGD nu, eta, "
+        "var_l, var_r of H, V, D1, D2 products, cyclic in the patch) per scale order 1, 2",
         "script": "examples/photos/fit_niqe.py",
         "date": date.today().isoformat(),
     }
     save_atomic(args.out, {"mean": torch.from_numpy(mean), "cov": torch.from_numpy(cov)}, meta, args.overwrite)
-    print(f"{n} patches of {len(used)} photos -> {args.out} ({time.time() - start:.0f} s); "
-          f"cond(Σ₁) = {np.linalg.cond(cov):.3g}")
+    print(
+        f"{n} patches of {len(used)} photos -> {args.out} ({time.time() - start:.0f} s); "
+        f"cond(Σ₁) = {np.linalg.cond(cov):.3g}"
+    )
     return 0
 
 

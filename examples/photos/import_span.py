@@ -18,6 +18,7 @@ no header: the layers' weights follow in `.param` order. A Convolution's weight 
 tag; a MemoryData layer holds its w·h·c float32 values with no tag (here the RGB mean). Every byte
 of the file must be consumed, or the reading is wrong.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,19 @@ def read_param(text: str) -> list[dict]:
         raise NcnnError("not an ncnn .param file (magic 7767517 missing)")
     n_layers = int(lines[1][0])
     layers = []
-    for parts in lines[2:2 + n_layers]:
+    for parts in lines[2 : 2 + n_layers]:
         kind, name, n_in, n_out = parts[0], parts[1], int(parts[2]), int(parts[3])
-        blobs = parts[4:4 + n_in + n_out]
-        params = dict(kv.split("=", 1) for kv in parts[4 + n_in + n_out:])
-        layers.append(dict(type=kind, name=name, inputs=blobs[:n_in], outputs=blobs[n_in:],
-                           params={int(k): v for k, v in params.items()}))
+        blobs = parts[4 : 4 + n_in + n_out]
+        params = dict(kv.split("=", 1) for kv in parts[4 + n_in + n_out :])
+        layers.append(
+            dict(
+                type=kind,
+                name=name,
+                inputs=blobs[:n_in],
+                outputs=blobs[n_in:],
+                params={int(k): v for k, v in params.items()},
+            )
+        )
     if len(layers) != n_layers:
         raise NcnnError(f"the .param file announces {n_layers} layers and holds {len(layers)}")
     return layers
@@ -66,7 +74,7 @@ def read_bin(layers: list[dict], data: bytes) -> dict[str, dict[str, np.ndarray]
         nonlocal pos
         if pos + n > len(data):
             raise NcnnError(f"the .bin file ends at byte {len(data)}, {pos + n} needed")
-        chunk, pos = data[pos:pos + n], pos + n
+        chunk, pos = data[pos : pos + n], pos + n
         return chunk
 
     for layer in layers:
@@ -110,8 +118,12 @@ def state_dict(layers: list[dict], blobs: dict) -> tuple[dict[str, torch.Tensor]
         if m := re.fullmatch(r"/block_(\d+)/c(\d)_r/eval_conv/Conv", name):
             key = f"blocks.{int(m[1]) - 1}.c{m[2]}"
         else:
-            key = {"/conv_1/eval_conv/Conv": "head", "/conv_2/eval_conv/Conv": "tail", "/conv_cat/Conv": "fuse",
-                   "/upsampler/upsampler.0/Conv": "up"}.get(name)
+            key = {
+                "/conv_1/eval_conv/Conv": "head",
+                "/conv_2/eval_conv/Conv": "tail",
+                "/conv_cat/Conv": "fuse",
+                "/upsampler/upsampler.0/Conv": "up",
+            }.get(name)
             if key is None:
                 raise NcnnError(f"convolution {name} is not part of SPAN")
         state[f"{key}.weight"] = torch.from_numpy(entry["weight"])
@@ -158,8 +170,10 @@ def main(argv=None):
         state, kwargs = convert(param, data)
         path = args.out / f"{name}.safetensors"
         save(path, state, kwargs, args.operator, f"{WHEEL}:{MODELS[name]}.bin")
-        print(f"{path}: SPAN width {kwargs['width']}, {sum(v.numel() for k, v in state.items() if k != 'mean'):,} parameters, "
-              f"{len(data):,} bytes read")
+        print(
+            f"{path}: SPAN width {kwargs['width']}, {sum(v.numel() for k, v in state.items() if k != 'mean'):,} parameters, "
+            f"{len(data):,} bytes read"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ size, never upscaled. Then the split:
   random patches from them. A training photo with a side shorter than one tile is left out (with a
   note): the trainer would have to upscale it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
-
 from sources import DEBIAN, SAMPLE_DATA, VAL  # noqa: E402  (beside this script)
 
 MIN_PIXELS = 2_000_000  # the summary counts the training photos of at least this size (before downscaling)
@@ -95,9 +95,20 @@ class Apt:
 
     def options(self) -> list[str]:
         r = self.root
-        return ["-o", f"Dir::Etc::SourceList={r / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/nonexistent",
-                "-o", f"Dir::State::Lists={r / 'lists'}", "-o", f"Dir::Cache={r / 'cache'}",
-                "-o", "Debug::NoLocking=1", "-o", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"]
+        return [
+            "-o",
+            f"Dir::Etc::SourceList={r / 'sources.list'}",
+            "-o",
+            "Dir::Etc::SourceParts=/nonexistent",
+            "-o",
+            f"Dir::State::Lists={r / 'lists'}",
+            "-o",
+            f"Dir::Cache={r / 'cache'}",
+            "-o",
+            "Debug::NoLocking=1",
+            "-o",
+            "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
+        ]
 
     def update(self):
         if self.ready or not self.suites:
@@ -105,8 +116,7 @@ class Apt:
         uri, key = apt_mirror()
         for d in ("lists/partial", "cache/archives/partial"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        (self.root / "sources.list").write_text(
-            "".join(f"deb [signed-by={key}] {uri} {s} main\n" for s in self.suites))
+        (self.root / "sources.list").write_text("".join(f"deb [signed-by={key}] {uri} {s} main\n" for s in self.suites))
         r = subprocess.run(["apt-get", *self.options(), "update"], capture_output=True, text=True)
         if r.returncode:
             raise SourceError(f"apt-get update for suites {', '.join(self.suites)} failed: {last_line(r.stderr)}")
@@ -179,14 +189,15 @@ def debian_photos(cache: Path, allow_missing: bool) -> tuple[list[dict], list[st
         for rel in files:
             name = photo_name(package, rel)
             if name in names:
-                raise SourceError(f"two photos named {name} ({names[name]} and {package}:/{rel}): "
-                                  "rename one in examples/photos/sources.py")
+                raise SourceError(
+                    f"two photos named {name} ({names[name]} and {package}:/{rel}): "
+                    "rename one in examples/photos/sources.py"
+                )
             names[name] = f"{package}:/{rel}"
     jxl = [f"{package}:/{rel}" for (package, _), files in DEBIAN.items() for rel in files if rel.endswith(".jxl")]
     has_jxl = not jxl or jxl_decoder()
     if not has_jxl and not allow_missing:
-        raise SourceError(f"{len(jxl)} photos are JPEG XL ({jxl[0]}, ...) and no decoder is installed "
-                          f"({JXL_PLUGIN})")
+        raise SourceError(f"{len(jxl)} photos are JPEG XL ({jxl[0]}, ...) and no decoder is installed ({JXL_PLUGIN})")
     for (package, suite), files in DEBIAN.items():
         try:
             root = package_root(package, suite, cache, apt)
@@ -206,8 +217,17 @@ def debian_photos(cache: Path, allow_missing: bool) -> tuple[list[dict], list[st
             if author is None:
                 path, author, licence = plasma_photo(path)
             name = photo_name(package, rel)
-            rows.append(dict(name=name, path=path, package=package, source=f"Debian {deb}: /{path.relative_to(root)}",
-                             author=author, licence=licence, split="val" if name in VAL else "train"))
+            rows.append(
+                dict(
+                    name=name,
+                    path=path,
+                    package=package,
+                    source=f"Debian {deb}: /{path.relative_to(root)}",
+                    author=author,
+                    licence=licence,
+                    split="val" if name in VAL else "train",
+                )
+            )
     return sorted(rows, key=lambda r: r["name"].lower()), missing
 
 
@@ -223,12 +243,22 @@ def sample_photos(allow_missing: bool) -> tuple[list[dict], list[str]]:
             continue
         if module == "matplotlib":
             import matplotlib
+
             base = Path(matplotlib.get_data_path()).parent
         path = base / rel
         if not path.exists():
             raise SourceError(f"{module} has no {rel}: its sample data changed")
-        rows.append(dict(name=f"{module}-{path.stem}", path=path, package=module, source=f"{module} sample data: {rel}",
-                         author=author, licence=licence, split=split))
+        rows.append(
+            dict(
+                name=f"{module}-{path.stem}",
+                path=path,
+                package=module,
+                source=f"{module} sample data: {rel}",
+                author=author,
+                licence=licence,
+                split=split,
+            )
+        )
     return rows, missing
 
 
@@ -278,20 +308,25 @@ def cut_tiles(a: np.ndarray, tile: int, step: int):
     black border) are skipped: nothing to learn."""
     for top in tile_starts(a.shape[0], tile, step):
         for left in tile_starts(a.shape[1], tile, step):
-            t = a[top:top + tile, left:left + tile]
+            t = a[top : top + tile, left : left + tile]
             if t.std() >= 2:
                 yield top, left, t
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=Path("data/photos"), help="corpus folder (train/, val/, sources.csv)")
     p.add_argument("--cache", type=Path, default=Path("data/debs"), help="where .deb packages are unpacked")
     p.add_argument("--max-side", type=int, default=1600, help="longer side after downscaling (px)")
     p.add_argument("--tile", type=int, default=256, help="side of the training tiles (px)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing corpus folder")
-    p.add_argument("--allow-missing", action="store_true",
-                   help="build a smaller corpus when a source cannot be fetched (default: stop with an error)")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="build a smaller corpus when a source cannot be fetched (default: stop with an error)",
+    )
     args = p.parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         print(f"error: {args.out} exists and is not empty (use --overwrite)", file=sys.stderr)
@@ -315,8 +350,11 @@ def main(argv=None) -> int:
     for dropped, kept, d in drop_duplicates(rows, thumbs):
         print(f"note: {dropped} is a copy of {kept} (thumbnails {d:.1f} levels apart): left out", file=sys.stderr)
     for r in [r for r in rows if r["split"] == "train" and min(images[r["name"]].size) < args.tile]:
-        print(f"note: {r['name']} ({images[r['name']].width}x{images[r['name']].height}) is smaller than one "
-              f"{args.tile}x{args.tile} tile: left out", file=sys.stderr)
+        print(
+            f"note: {r['name']} ({images[r['name']].width}x{images[r['name']].height}) is smaller than one "
+            f"{args.tile}x{args.tile} tile: left out",
+            file=sys.stderr,
+        )
         rows.remove(r)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))  # replaces --out only when done
@@ -336,8 +374,11 @@ def main(argv=None) -> int:
             n += 1
         r["files"] = n
     with open(tmp / "sources.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["name", "split", "megapixels", "size", "files", "author", "licence", "source", "nearest"],
-                           extrasaction="ignore")
+        w = csv.DictWriter(
+            f,
+            ["name", "split", "megapixels", "size", "files", "author", "licence", "source", "nearest"],
+            extrasaction="ignore",
+        )
         w.writeheader()
         w.writerows(rows)
     if args.out.exists():
@@ -348,10 +389,12 @@ def main(argv=None) -> int:
     big = [r for r in train if r["megapixels"] * 1e6 >= MIN_PIXELS]
     sources = {r["package"] for r in rows}
     mp = sum(images[r["name"]].width * images[r["name"]].height for r in train) / 1e6
-    print(f"{len(train)} training photos ({len(big)} of ≥ {MIN_PIXELS / 1e6:g} MP before downscaling; "
-          f"{mp:.1f} MP as used) from {len(sources)} sources → {sum(r['files'] for r in train)} tiles in "
-          f"{args.out / 'train'}; {len(val)} validation photos in {args.out / 'val'}; sources in "
-          f"{args.out / 'sources.csv'}")
+    print(
+        f"{len(train)} training photos ({len(big)} of ≥ {MIN_PIXELS / 1e6:g} MP before downscaling; "
+        f"{mp:.1f} MP as used) from {len(sources)} sources → {sum(r['files'] for r in train)} tiles in "
+        f"{args.out / 'train'}; {len(val)} validation photos in {args.out / 'val'}; sources in "
+        f"{args.out / 'sources.csv'}"
+    )
     return 0
 
 

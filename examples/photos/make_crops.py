@@ -20,6 +20,7 @@ consistency box fit included), so what is shown is what a user gets. The script 
 LR-PSNR of the saved files (A applied to the file against x) over all validation photos, for 8-
 and 16-bit output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,26 @@ SUFFIX = {"bicubic": "", "gaussian": "-gaussian"}  # the shipped pair trained fo
 
 def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dict[str, float]:
     """Runs `affsr upscale` on the folder `lr`; returns each saved file's LR-PSNR by file stem."""
-    r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(lr), "-o", str(out), "-w", str(weights),
-                        "--bit-depth", str(bits), "--operator", operator, "--json"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "affsr_cli",
+            "upscale",
+            str(lr),
+            "-o",
+            str(out),
+            "-w",
+            str(weights),
+            "--bit-depth",
+            str(bits),
+            "--operator",
+            operator,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         raise SystemExit(f"affsr upscale failed: {r.stderr.strip()}")
     return {Path(row["input"]).stem: row["lr_psnr"] for row in json.loads(r.stdout)}
@@ -59,32 +78,47 @@ def upscale(lr: Path, weights: Path, out: Path, bits: int, operator: str) -> dic
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--val", type=Path, default=ROOT / "data" / "photos" / "val", help="validation photos (make_corpus.py)")
+    p.add_argument(
+        "--val", type=Path, default=ROOT / "data" / "photos" / "val", help="validation photos (make_corpus.py)"
+    )
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder with the shipped files")
     p.add_argument("--size", type=int, default=128, help="HR crop side (px)")
     p.add_argument("--zoom", type=int, default=2, help="nearest-neighbour enlargement of every panel")
-    p.add_argument("-o", "--out", type=Path, help="the sheet (default: crops.png, crops-gaussian.png beside this script)")
+    p.add_argument(
+        "-o", "--out", type=Path, help="the sheet (default: crops.png, crops-gaussian.png beside this script)"
+    )
     p.add_argument("--operator", default="bicubic", choices=list(SUFFIX), help="the A that makes the LR inputs")
-    p.add_argument("--column", action="append", metavar="LABEL=WEIGHTS",
-                   help="a checkpoint column (default: the shipped pair), or LABEL=DIR: results made elsewhere")
+    p.add_argument(
+        "--column",
+        action="append",
+        metavar="LABEL=WEIGHTS",
+        help="a checkpoint column (default: the shipped pair), or LABEL=DIR: results made elsewhere",
+    )
     args = p.parse_args(argv)
     suffix = SUFFIX[args.operator]
     photos = sorted(p for p in args.val.iterdir() if p.suffix == ".png") if args.val.is_dir() else []
     if not photos:
-        print(f"{args.val}: no validation photos (.png) (run examples/photos/make_corpus.py first, or pass --val)",
-              file=sys.stderr)
+        print(
+            f"{args.val}: no validation photos (.png) (run examples/photos/make_corpus.py first, or pass --val)",
+            file=sys.stderr,
+        )
         return 2
     pairs = [c.split("=", 1) for c in args.column or [f"AffMSE=affmse-x4{suffix}", f"AffGAN=affgan-x4{suffix}"]]
     if any(len(c) != 2 for c in pairs):
         print("--column takes LABEL=WEIGHTS", file=sys.stderr)
         return 2
     folders = {label: Path(w) for label, w in pairs if Path(w).is_dir()}  # results made elsewhere, by photo name
-    weights = {label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
-               for label, w in pairs if label not in folders}
+    weights = {
+        label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
+        for label, w in pairs
+        if label not in folders
+    }
     missing = [str(w) for w in weights.values() if not w.is_file()]
     if missing:
-        print(f"{', '.join(missing)}: no such weights file (the shipped ones are in weights/; --weights, --column)",
-              file=sys.stderr)
+        print(
+            f"{', '.join(missing)}: no such weights file (the shipped ones are in weights/; --weights, --column)",
+            file=sys.stderr,
+        )
         return 2
     columns = ["LR (nearest)", "bicubic", *[label for label, _ in pairs], "HR"]
     out = args.out or HERE / f"crops{suffix}.png"
@@ -97,22 +131,28 @@ def main(argv=None) -> int:
         for path in photos:  # the LR input x of every validation photo, 8-bit PNG
             y = read_image(path).pixels  # (C, H, W) in [0, 1]
             write_image(lr / path.name, A(y[None].double())[0].float(), bits=8)
-        print(f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:")
+        print(
+            f"LR-PSNR (dB) of the files affsr upscale saved, A applied to each against its input, {len(photos)} photos:"
+        )
         for i, (label, w) in enumerate(weights.items()):
             for bits in (8, 16):
                 psnr = upscale(lr, w, Path(tmp) / f"{i}-{bits}", bits, args.operator)
                 v = sorted(psnr.values())
-                print(f"  {label} ({w.stem}) {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}")
+                print(
+                    f"  {label} ({w.stem}) {bits:2d}-bit PNG: min {v[0]:.1f}, median {v[len(v) // 2]:.1f}, max {v[-1]:.1f}"
+                )
         for name, left, top in CROPS:
             if not (lr / name).exists():
                 print(f"skipping {name}: not in {args.val}", file=sys.stderr)
                 continue
             xl = Image.open(lr / name)
-            panels = {"HR": Image.open(args.val / name).convert("RGB"),
-                      "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
-                      "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
-                      **{c: Image.open(Path(tmp) / f"{i}-8" / name) for i, c in enumerate(weights)},
-                      **{c: Image.open(d / name) for c, d in folders.items() if (d / name).exists()}}
+            panels = {
+                "HR": Image.open(args.val / name).convert("RGB"),
+                "LR (nearest)": xl.resize((xl.width * 4, xl.height * 4), Image.NEAREST),
+                "bicubic": xl.resize((xl.width * 4, xl.height * 4), Image.BICUBIC),
+                **{c: Image.open(Path(tmp) / f"{i}-8" / name) for i, c in enumerate(weights)},
+                **{c: Image.open(d / name) for c, d in folders.items() if (d / name).exists()},
+            }
             if any(c not in panels for c in columns):
                 print(f"skipping {name}: not in every --column folder", file=sys.stderr)
                 continue

@@ -12,6 +12,7 @@ overshoot: the 99.9th percentile, over the output's pixels, of how far ŷ rises 
 LR pixel within 2 LR pixels (in 8-bit levels). A halo is a rise above anything in the input nearby;
 bicubic's own overshoot is the reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ def main(argv=None) -> int:
     pairs = [c.split("=", 1) for c in args.column]
     missing = sorted({str(c[0]) for c in CROPS if not c[0].is_file()})
     if missing or any(len(c) != 2 for c in pairs):
-        print(f"{missing[0]}: not found (run examples/photos/make_corpus.py first)" if missing
-              else "--column takes LABEL=WEIGHTS", file=sys.stderr)
+        print(
+            f"{missing[0]}: not found (run examples/photos/make_corpus.py first)"
+            if missing
+            else "--column takes LABEL=WEIGHTS",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         lr = Path(tmp) / "lr"
@@ -58,8 +63,23 @@ def main(argv=None) -> int:
             Image.open(photo).convert("RGB").crop((left, top, left + n, top + n)).save(lr / f"crop{i}.png")
         outs = {}
         for j, (label, w) in enumerate(pairs):
-            r = subprocess.run([sys.executable, "-m", "affsr_cli", "upscale", str(lr), "-o", f"{tmp}/{j}", "-w", w,
-                                "--operator", args.operator], capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "affsr_cli",
+                    "upscale",
+                    str(lr),
+                    "-o",
+                    f"{tmp}/{j}",
+                    "-w",
+                    w,
+                    "--operator",
+                    args.operator,
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode:
                 print(f"affsr upscale -w {w} failed: {r.stderr.strip()}", file=sys.stderr)
                 return 1
@@ -69,8 +89,11 @@ def main(argv=None) -> int:
         for i in range(len(CROPS)):
             x = Image.open(lr / f"crop{i}.png")
             side = 4 * x.width
-            panels = {"LR (nearest)": x.resize((side, side), Image.NEAREST), "bicubic": x.resize((side, side), Image.BICUBIC),
-                      **{c: Image.open(d / f"crop{i}.png").convert("RGB") for c, d in outs.items()}}
+            panels = {
+                "LR (nearest)": x.resize((side, side), Image.NEAREST),
+                "bicubic": x.resize((side, side), Image.BICUBIC),
+                **{c: Image.open(d / f"crop{i}.png").convert("RGB") for c, d in outs.items()},
+            }
             for c in columns[1:]:
                 scores[c].append(overshoot(np.asarray(panels[c]), np.asarray(x)))
             rows.append([panels[c].resize((side * args.zoom,) * 2, Image.NEAREST) for c in columns])

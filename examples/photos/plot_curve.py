@@ -7,6 +7,7 @@ The validation numbers are the ones `affsr train --val` logs (RGB PSNR of centre
 photos, the run's own degradation), not `affsr eval`'s Y-PSNR with a 4-pixel crop; they show the
 trend. `--offset N` shifts a run's steps by N (a run started with --init from a run of N steps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

@@ -13,6 +13,7 @@ the period-s share of ŷ's energy over y's) and PSNR of f, Π_A⁺ f and Π_B f,
 (AU)⁻¹ is applied by Richardson iteration c ← c + r − AUc (AU's response lies in (0, 1]); the
 script checks that max |AΠ_B f − x| is at float precision.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def load(path: Path, crop: int) -> torch.Tensor:
     y = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float()[None] / 255
     H, W = y.shape[-2:]
     c = min(crop, H, W) // 4 * 4
-    return y[..., (H - c) // 2:(H - c) // 2 + c, (W - c) // 2:(W - c) // 2 + c]
+    return y[..., (H - c) // 2 : (H - c) // 2 + c, (W - c) // 2 : (W - c) // 2 + c]
 
 
 def main():
@@ -52,8 +53,11 @@ def main():
     for family in ("gaussian", "bicubic"):
         spec = OperatorSpec(s, family=family)
         A, pinv = spec.build()
-        kinds = {"0 (ŷ = R x)": lambda x, y: torch.zeros_like(y), "bicubic U x": lambda x, y: U(x),
-                 "y + noise": lambda x, y: y + 0.05 * torch.randn_like(y)}
+        kinds = {
+            "0 (ŷ = R x)": lambda x, y: torch.zeros_like(y),
+            "bicubic U x": lambda x, y: U(x),
+            "y + noise": lambda x, y: y + 0.05 * torch.randn_like(y),
+        }
         if family == gan.spec.family:
             kinds["affgan-x4's f"] = lambda x, y: gan(x, return_f=True)[1]
         for kind, make in kinds.items():
@@ -73,8 +77,10 @@ def main():
                 psnr = [metrics.psnr(y[0], o[0].clamp(0, 1)) for o in outs]
                 rows.append(lat + psnr)
             m = np.mean(rows, 0)
-            print(f"{family:9} {kind:14} {m[0]:10.2f} {m[1]:8.2f} {m[2]:8.2f} | {m[3]:7.2f} {m[4]:7.2f} {m[5]:7.2f}"
-                  f"   (max |AΠ_B f − x| {worst:.1e})")
+            print(
+                f"{family:9} {kind:14} {m[0]:10.2f} {m[1]:8.2f} {m[2]:8.2f} | {m[3]:7.2f} {m[4]:7.2f} {m[5]:7.2f}"
+                f"   (max |AΠ_B f − x| {worst:.1e})"
+            )
 
 
 if __name__ == "__main__":

