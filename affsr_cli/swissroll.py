@@ -5,6 +5,7 @@ inference is tractable.
 
 A is the average of the two coordinates: A = [½, ½], AAᵀ = ½, so A⁺ = Aᵀ(AAᵀ)⁻¹ = [1, 1]ᵀ.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,13 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
+
 from .errors import AffsrError
 
 MU1, SIGMA1, MU2, SIGMA2 = 10.0, 3.0, 0.0, 0.2
 
 
-def sample(n: int, generator: torch.Generator | None = None, sigma2: float = SIGMA2,
-           dtype=torch.float32) -> torch.Tensor:
+def sample(
+    n: int, generator: torch.Generator | None = None, sigma2: float = SIGMA2, dtype=torch.float32
+) -> torch.Tensor:
     """n points y (n, 2) of the roll; sigma2 = 0 gives the noiseless roll."""
     nu1 = MU1 + SIGMA1 * torch.randn(n, generator=generator, dtype=torch.float64)
     nu2 = MU2 + sigma2 * torch.randn(n, generator=generator, dtype=torch.float64)
@@ -92,8 +95,9 @@ def kde_centres(seed: int = 0, n: int = KDE_SAMPLES) -> torch.Tensor:
     return sample(n, torch.Generator().manual_seed(10_000 + seed), sigma2=0.0, dtype=torch.float64)
 
 
-def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 16,
-            cell: float = 0.5) -> torch.Tensor:
+def log_kde(
+    points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, chunk: int = 16, cell: float = 0.5
+) -> torch.Tensor:
     """log p̂(points) (N,) for an isotropic Gaussian KDE with standard deviation h per axis.
 
     Exact to float64 rounding, without summing every centre for every point: the centres are binned
@@ -117,9 +121,11 @@ def log_kde(points: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDT
     cells, cell_of = torch.unique_consecutive(key, return_inverse=True)  # (C,), (M,) cell index of each sorted centre
     C = len(cells)
     box_lo = torch.full((C, 2), math.inf, dtype=torch.float64).scatter_reduce(
-        0, cell_of[:, None].expand(-1, 2), centres, "amin")  # (C, 2) each cell's centres' bounding box
+        0, cell_of[:, None].expand(-1, 2), centres, "amin"
+    )  # (C, 2) each cell's centres' bounding box
     box_hi = torch.full((C, 2), -math.inf, dtype=torch.float64).scatter_reduce(
-        0, cell_of[:, None].expand(-1, 2), centres, "amax")
+        0, cell_of[:, None].expand(-1, 2), centres, "amax"
+    )
     first = torch.searchsorted(key, cells)  # (C,) one centre of each cell
     reps = centres[first]  # (C, 2)
     pij = ((points - lo) / cell).floor().long()
@@ -155,14 +161,15 @@ def kde_grid(centres: torch.Tensor, h: float = KDE_BANDWIDTH, lim: float = 12.0,
     size = 1 << (n + int(8 * h / d)).bit_length()  # zero padding: no wrap-around within 8h
     k = torch.arange(size, dtype=torch.float64)
     k = torch.minimum(k, size - k) * d
-    g = torch.exp(-k**2 / (2 * h * h)) / math.sqrt(2 * math.pi * h * h) * d  # 1-D kernel, sums to ≈ 1
+    g = torch.exp(-(k**2) / (2 * h * h)) / math.sqrt(2 * math.pi * h * h) * d  # 1-D kernel, sums to ≈ 1
     spec = torch.fft.rfft2(hist, s=(size, size)) * torch.fft.rfft(g)[None, :] * torch.fft.fft(g)[:, None]
     dens = torch.fft.irfft2(spec, s=(size, size))[:n, :n] / (len(centres) * d * d)
     return dens.clamp(min=1e-300).log()
 
 
-def map_estimate(x: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, half_width: float = 12.0,
-                 step: float = 0.002) -> torch.Tensor:
+def map_estimate(
+    x: torch.Tensor, centres: torch.Tensor, h: float = KDE_BANDWIDTH, half_width: float = 12.0, step: float = 0.002
+) -> torch.Tensor:
     """Brute-force MAP along each line Aŷ = x: ŷ = (x + t, x − t) with t on a grid of `step` in
     [−half_width, half_width] maximising the KDE, read bilinearly from `kde_grid` (an error of
     δt in t costs ~δt²/2h² nats at the peak: 1e-5 here). x (N,) or (N, 1) -> (N, 2), exactly on
@@ -187,5 +194,9 @@ def evaluate(upscale, n: int = 5000, seed: int = 0, centres: torch.Tensor | None
     x = Average()(sample(n, torch.Generator().manual_seed(20_000 + seed), dtype=torch.float64))  # (n, 1)
     with torch.no_grad():
         y_hat = upscale(x).to(torch.float64)
-    return {"cross_entropy": cross_entropy(y_hat, centres), "lr_mse": float((Average()(y_hat) - x).square().mean()),
-            "x": x.reshape(-1), "y_hat": y_hat}
+    return {
+        "cross_entropy": cross_entropy(y_hat, centres),
+        "lr_mse": float((Average()(y_hat) - x).square().mean()),
+        "x": x.reshape(-1),
+        "y_hat": y_hat,
+    }

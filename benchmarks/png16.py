@@ -1,4 +1,4 @@
-"""Speed of reading 16-bit RGB PNGs (images.read_png), in seconds per megapixel, for each row filter, beside
+"""Speed of reading 16-bit RGB PNGs (png.read_png), in seconds per megapixel, for each row filter, beside
 Pillow's own decode of the same image as 8-bit (the reference: Pillow's C decoder, one pass) in the same run.
 
     python benchmarks/png16.py [--megapixels 2] [--repeats 3]
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from timing import best  # benchmarks/timing.py
 
-from affsr_cli import images as I
+from affsr_cli import png as I
 
 FILTERS = {"none": 0, "sub": 1, "up": 2, "average": 3, "paeth": 4, "mixed": None}
 

@@ -1,4 +1,4 @@
-"""Speed and size of writing 8-bit RGB PNGs: images.png_bytes (the Up filter, zlib bands deflated on threads)
+"""Speed and size of writing 8-bit RGB PNGs: png.png_bytes (the Up filter, zlib bands deflated on threads)
 beside Pillow's encoder (its per-row filter choice) at the same zlib levels, in the same run.
 
     python benchmarks/png_write.py [--sizes 1024 4096] [--repeats 5]
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from timing import best  # benchmarks/timing.py
 
-from affsr_cli import images as I
+from affsr_cli import png as I
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,10 +21,10 @@ from PIL import Image
 
 from affsr_cli import metrics as M
 from affsr_cli.downsample import Downsample
-from affsr_cli.evaluate import bicubic
 from affsr_cli.images import quantize, read_image
 from affsr_cli.infer import Upscaler, make_consistent
 from affsr_cli.projection import OperatorSpec
+from affsr_cli.upscalers import bicubic
 
 OPS = {"bicubic": OperatorSpec(4, family="bicubic"), "gaussian": OperatorSpec(4)}
 

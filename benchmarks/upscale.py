@@ -12,7 +12,7 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
 `--tiles` times f of the shipped default weights on a SIZE×SIZE LR image cut into tiles (the
 automatic size, 256, 128): seconds, the pixels the tiles compute over the image's, and the share of
 the time spent outside the network (slicing, blending); beside it, in the same run, the same tiles
-at their full length (how `infer.tile_spans` cut before it shortened them).
+at their full length (how `tiles.tile_spans` cut before it shortened them).
 
 `--compare-with` times whole files (`affsr upscale --json`'s per-file seconds: read, f, Π, box fit,
 rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
@@ -269,7 +269,7 @@ def _large(args, d: Path):
 
 
 def full_length_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
-    """The reference: infer.tile_spans as it was, k tiles of the full `tile` length evenly spread."""
+    """The reference: tiles.tile_spans as it was, k tiles of the full `tile` length evenly spread."""
     if n <= tile:
         return [(0, n)]
     overlap = min(overlap, tile // 2)

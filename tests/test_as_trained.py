@@ -8,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, methods
-from affsr_cli import evaluate as E
+from affsr_cli import checkpoint, methods, upscalers
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
 from helpers import VAL
@@ -38,8 +37,8 @@ def test_as_trained_skips_the_projection_only_where_training_did(ckpts):
     A = Downsample(OperatorSpec(4, family="bicubic"))
     for constraint in ("none", "soft", "aff"):
         path = str(ckpts / f"{constraint}.safetensors")
-        contract, _ = E.checkpoint_upscaler(path)
-        trained, _ = E.checkpoint_upscaler(path, as_trained=True)
+        contract, _ = upscalers.checkpoint_upscaler(path)
+        trained, _ = upscalers.checkpoint_upscaler(path, as_trained=True)
         a, b = contract(x, 8), trained(x, 8)
         assert a.shape == b.shape == (1, 3, 96, 128)
         assert lr_psnr(a, x, A) > 60  # the contract: Π, box fit, rounding

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from affsr_cli import pinv as P
-from helpers import affsr
+from helpers import affsr, cli
 
 
 def test_help_and_version_do_not_import_torch():
@@ -66,7 +66,7 @@ def test_bad_arguments_give_one_line(tmp_path, args, words):
     (tmp_path / "a_file").write_text("not a folder")
     existing = tmp_path / "existing.safetensors"
     existing.write_bytes(b"precious")
-    r = affsr("pinv", *[a.format(tmp=tmp_path) for a in args])
+    r = cli("pinv", *[a.format(tmp=tmp_path) for a in args])
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("affsr: error:"), r.stderr
@@ -164,7 +164,7 @@ def test_bracketed_help_survives():
 def test_unknown_options_point_at_ours(args, hint):
     """One line: another tool's option (Real-ESRGAN's --half, --model_name, --tile_size) named by ours, a typo
     by the closest of the command's own options; click's 'Possible options: …' list is not shown."""
-    r = affsr(*args)
+    r = cli(*args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and hint in lines[0] and "Possible options" not in lines[0], r.stderr

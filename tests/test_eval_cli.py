@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 
-from affsr_cli import evaluate as E
+from affsr_cli import upscalers
 from affsr_cli.downsample import Downsample
 from affsr_cli.images import read_image, write_image
 from affsr_cli.lpips import LAYERS
@@ -71,7 +71,7 @@ def test_baselines_on_a_folder_json_csv(hr, tmp_path):
     # bicubic PSNR of one image, made independently and measured by scikit-image
     y = read_image(hr / "a_first.png", torch.float64).pixels
     x = (Downsample(OperatorSpec(family="bicubic"))(y) * 255).round() / 255  # no checkpoint, no --operator: bicubic
-    y_hat = E.bicubic(x.float()[None], 4)[0].double()
+    y_hat = upscalers.bicubic(x.float()[None], 4)[0].double()
     row = next(r for r in doc["images"] if r["method"] == "bicubic" and r["image"] == "a_first")
     assert row["psnr"] == pytest.approx(sk_psnr(y.numpy(), y_hat.numpy(), data_range=1), abs=1e-4)
     with cs.open() as fh:
@@ -271,7 +271,7 @@ def test_bad_arguments_give_one_line_and_write_nothing(bad, tmp_path, monkeypatc
 
 
 def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys):
-    """--weights goes through evaluate.checkpoint_upscaler(name, device) -> (callable, A); the baselines
+    """--weights goes through upscalers.checkpoint_upscaler(name, device) -> (callable, A); the baselines
     then use the checkpoint's A. A stand-in checkpoint: Π_x applied to bicubic, at scale 2."""
     from affsr_cli.cli.app import main
     from affsr_cli.projection import Projection
@@ -293,9 +293,9 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
         sigma=None,
     ):
         calls.append((name, device, ensemble))
-        return (lambda x, bits: project(E.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
+        return (lambda x, bits: project(upscalers.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec
 
-    monkeypatch.setattr(E, "checkpoint_upscaler", checkpoint_upscaler)
+    monkeypatch.setattr(upscalers, "checkpoint_upscaler", checkpoint_upscaler)
     js = tmp_path / "r.json"
     monkeypatch.setattr(
         sys,

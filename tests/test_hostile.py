@@ -92,7 +92,6 @@ def test_an_interrupt_stops_the_exact_projection_of_a_long_side_within_seconds()
     )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)  # well inside the work
-    t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=5)
@@ -100,7 +99,7 @@ def test_an_interrupt_stops_the_exact_projection_of_a_long_side_within_seconds()
         proc.kill()
         proc.wait()
         pytest.fail("SIGTERM was not handled within 5 s")
-    assert proc.returncode == 130 and time.monotonic() - t0 < 5
+    assert proc.returncode == 130
 
 
 # -- 2. what sits at an output path -----------------------------------------------------------------

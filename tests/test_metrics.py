@@ -13,6 +13,7 @@ from skimage.metrics import structural_similarity as sk_ssim
 
 from affsr_cli import evaluate as E
 from affsr_cli import metrics as M
+from affsr_cli import upscalers
 from affsr_cli.downsample import Downsample
 from affsr_cli.images import write_image
 from affsr_cli.projection import ExactPinv, OperatorSpec
@@ -124,7 +125,7 @@ def test_lr_consistency_has_two_definitions(tmp_path):
     spec = OperatorSpec()
     res = E.evaluate_upscalers(
         tmp_path,
-        {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
+        {n: (upscalers.baseline(n, spec), spec) for n in upscalers.BASELINES},
         E.parse_metrics(["lr-mse", "lr-psnr"]),
         E.Conventions(),
     )
@@ -135,13 +136,13 @@ def test_lr_consistency_has_two_definitions(tmp_path):
     assert rows["pinv"]["lr-mse-x"] < 1e-12  # A A⁺ x = x
     assert rows["pinv"]["lr-mse-ay"] == pytest.approx(float((x - Ay).square().mean()), rel=1e-6)
     assert 1e-7 < rows["pinv"]["lr-mse-ay"] < 1e-5  # 8-bit rounding: about (1/255)²/12
-    bic = E.bicubic(x.float()[None], 4)[0].double()
+    bic = upscalers.bicubic(x.float()[None], 4)[0].double()
     assert rows["bicubic"]["lr-mse-x"] == pytest.approx(float((A(bic) - x).square().mean()), rel=1e-6)
     assert rows["bicubic"]["lr-psnr-x"] == pytest.approx(10 * math.log10(1 / rows["bicubic"]["lr-mse-x"]))
     assert rows["bicubic"]["lr-mse-x"] > 10 * rows["pinv"]["lr-mse-ay"]  # bicubic is not consistent
     float_lr = E.evaluate_upscalers(
         tmp_path,
-        {"pinv": (E.baseline("pinv", spec), spec)},
+        {"pinv": (upscalers.baseline("pinv", spec), spec)},
         ("lr-mse-x", "lr-mse-ay"),
         E.Conventions(quantize_lr=False),
     ).rows[0]
@@ -151,9 +152,9 @@ def test_lr_consistency_has_two_definitions(tmp_path):
 def test_pinv_baseline_is_the_exact_pseudo_inverse():
     spec = OperatorSpec()
     x = torch.rand(1, 3, 6, 7, dtype=torch.float64)
-    assert torch.allclose(E.baseline("pinv", spec)(x), ExactPinv(Downsample(spec))(x))
+    assert torch.allclose(upscalers.baseline("pinv", spec)(x), ExactPinv(Downsample(spec))(x))
     with pytest.raises(ValueError, match="baseline"):
-        E.baseline("lanczos", spec)
+        upscalers.baseline("lanczos", spec)
 
 
 def test_lattice_on_images_with_a_known_grid():
@@ -191,7 +192,7 @@ def test_lattice_through_eval_on_a_real_photo(tmp_path):
         spec = OperatorSpec(4, family=family)
         res = E.evaluate_upscalers(
             tmp_path,
-            {n: (E.baseline(n, spec), spec) for n in E.BASELINES},
+            {n: (upscalers.baseline(n, spec), spec) for n in upscalers.BASELINES},
             ("lattice",),
             E.Conventions(crop_border=4, y_channel=True),
         )

@@ -30,6 +30,8 @@ import pytest
 import tomllib
 from PIL import Image
 
+from affsr_cli import upscalers
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [
     p
@@ -227,9 +229,11 @@ def check_affsr(args: list[str], where: str) -> list[str]:
             except ValueError as e:
                 problems.append(f"{where}: --metrics {' '.join(values)}: {e}")
         elif flag in ("-b", "--baseline") and sub == "eval":
-            bad = [v for v in values if v not in (*evaluate.BASELINES, "all")]
+            bad = [v for v in values if v not in (*upscalers.BASELINES, "all")]
             if bad:
-                problems.append(f"{where}: --baseline {' '.join(bad)}: not one of {', '.join(evaluate.BASELINES)}, all")
+                problems.append(
+                    f"{where}: --baseline {' '.join(bad)}: not one of {', '.join(upscalers.BASELINES)}, all"
+                )
     return problems
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import boxfit, consistency, device, infer, methods
+from affsr_cli import boxfit, consistency, device, infer, methods, tiles
 from affsr_cli import images as X
 from affsr_cli import outputs as O
 from affsr_cli.projection import OperatorSpec, project
@@ -43,7 +43,7 @@ def lr_psnr_of(levels: np.ndarray, x: torch.Tensor, A, L: int) -> float:
 )
 def test_aligned_tiles(n, tile, overlap, align):
     """tile_spans(align=a): every start a multiple of a, the image covered, overlaps within a − 1 of the asked."""
-    spans = infer.tile_spans(n, tile, overlap, align)
+    spans = tiles.tile_spans(n, tile, overlap, align)
     assert spans[0][0] == 0 and spans[-1][1] == n and all(a % align == 0 for a, _ in spans)
     assert all(b - a <= tile + align - 1 for a, b in spans)
     for (_, b0), (a1, _) in zip(spans, spans[1:]):
@@ -59,7 +59,7 @@ def test_tiles_are_the_fewest_and_shortest():
         for tile in (8, 13, 32, 64, 100):
             for overlap in (0, 3, 12, 38):
                 for align in (1, 4, 8):
-                    spans = infer.tile_spans(n, tile, overlap, align)
+                    spans = tiles.tile_spans(n, tile, overlap, align)
                     ov = min(overlap, tile // 2)
                     k = 1 if n <= tile else math.ceil((n - ov) / (tile - ov))
                     assert (
@@ -83,13 +83,13 @@ def up():
 @pytest.mark.parametrize("n, tile, overlap, margin", [(50, 16, 8, 3), (100, 32, 20, 6), (33, 32, 4, 6), (17, 8, 6, 2)])
 def test_tiles_cover_and_weights_sum_to_one(n, tile, overlap, margin):
     """(Aligned spans, for window-attention networks, are checked in test_aligned_tiles.)"""
-    spans = infer.tile_spans(n, tile, overlap)
+    spans = tiles.tile_spans(n, tile, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == n and all(b - a <= tile for a, b in spans)
     for (_, b0), (a1, _) in zip(spans, spans[1:]):
         assert b0 - a1 >= min(overlap, tile // 2)
     s = 4
     total = torch.zeros(s * n)
-    for (a, b), w in zip(spans, infer.blend_weights(spans, s, margin)):
+    for (a, b), w in zip(spans, tiles.blend_weights(spans, s, margin)):
         total[s * a : s * b] += w
         assert w.min() >= 0 and (w[1:] - w[:-1]).abs().max() <= 0.5  # a ramp, no jump
         if margin and len(spans) > 1:  # a tile's last `margin` LR pixels carry no weight when the overlap allows
@@ -173,8 +173,8 @@ def test_batchnorm_folding_keeps_the_network():
     m = model()
     x = torch.rand(2, 3, 12, 10)
     with torch.no_grad():
-        assert (infer.fuse_batchnorm(m.net)(x) - m.net(x)).abs().max() <= 1e-5
-    assert not any(isinstance(b, torch.nn.BatchNorm2d) for b in infer.fuse_batchnorm(m.net).modules())
+        assert (tiles.fuse_batchnorm(m.net)(x) - m.net(x)).abs().max() <= 1e-5
+    assert not any(isinstance(b, torch.nn.BatchNorm2d) for b in tiles.fuse_batchnorm(m.net).modules())
 
 
 @pytest.mark.parametrize("bits, target", [(8, 60), (16, 80)])

@@ -134,6 +134,7 @@ def eval_(
     results made elsewhere (mode b: --hr with --sr [--lr]). No folders: the bundled validation set."""
     from .. import evaluate as E
     from .. import reports
+    from .. import upscalers as UP
     from ..files import check_writable
     from ..projection import choose_operator
 
@@ -155,7 +156,7 @@ def eval_(
 
         raise AffsrError(NEEDS)
     baselines = [b for item in baselines for b in item.lower().split(",") if b]
-    baselines = list(dict.fromkeys(E.BASELINES if "all" in baselines else baselines))
+    baselines = list(dict.fromkeys(UP.BASELINES if "all" in baselines else baselines))
     drange = _data_range(data_range)
     conv = E.Conventions(crop_border, y_channel, drange, quantize_lr, round_sr)
     explicit = (scale, operator, kernel_size, sigma, boundary) != (None,) * 5
@@ -220,18 +221,19 @@ def eval_(
 def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tuple[list, list, list]:
     """The free arguments (`--metrics psnr ssim lr-mse` as written) sorted into metrics, baselines and weights."""
     from .. import evaluate as E
+    from .. import upscalers as UP
 
     for token in (t.strip() for n in names or [] for t in n.split(",") if t.strip()):
         if token.lower() in E.METRICS or token.lower() in E.GROUPS or token.lower() == "lpips":
             metric_names.append(token)
-        elif token.lower() in E.BASELINES:
+        elif token.lower() in UP.BASELINES:
             baselines.append(token)
         elif token.endswith(".safetensors") or "/" in token:
             weights.append(token)
         else:
             raise AffsrError(
                 f"unexpected argument {token!r}: not a metric ({', '.join([*E.METRICS, *E.GROUPS])}), "
-                f"a baseline ({', '.join(E.BASELINES)}) or a .safetensors file"
+                f"a baseline ({', '.join(UP.BASELINES)}) or a .safetensors file"
             )
     return metric_names, baselines, weights
 
@@ -260,7 +262,7 @@ def _upscalers(
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
     where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
     given, then the baselines with `spec` or the first checkpoint's A."""
-    from .. import evaluate as E
+    from .. import upscalers as UP
 
     upscalers = {}
     stems = [Path(w).stem if w.endswith(".safetensors") else w for w in weights]
@@ -269,7 +271,7 @@ def _upscalers(
         name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
         for ens in (False, True) if ensemble else (False,):
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
-            upscaler = upscalers[f"{name} ×8" if ens else name] = E.checkpoint_upscaler(
+            upscaler = upscalers[f"{name} ×8" if ens else name] = UP.checkpoint_upscaler(
                 w,
                 device,
                 on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
@@ -284,7 +286,7 @@ def _upscalers(
                 raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")
     bspec = next(iter(upscalers.values()))[1] if upscalers else spec
     for b in baselines:
-        upscalers[b] = (E.baseline(b, bspec), bspec)
+        upscalers[b] = (UP.baseline(b, bspec), bspec)
     return upscalers
 
 
