@@ -42,22 +42,12 @@ class Callbacks:
     results: list = field(default_factory=list)
 
 
-def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[dict]:
-    """One input file -> one output per sample; returns result rows. Raises ValueError/OSError."""
-    t0 = time.perf_counter()
-    src = job.src
-    seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
-    paths = sample_paths(job.dst, seeds)  # final names (planned): a rerun skips without decoding anything
-    maps = map_paths(job.dst, paths) if opts.invented_map else []
-    if opts.skip_existing and all(p.exists() for p in paths + maps):
-        cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
-        return []
-    pic = read_image(src, max_pixels=opts.max_pixels)
-    icc, frames = X.source_info(src)
-    if frames > 1:
-        cb.note(f"{src}: {frames} frames; only the first is upscaled")
-    bits = opts.bits or (32 if (job.ext or "").lower() == ".npy" else pic.bits)
-    dst = job.dst
+def refuse_before_work(up: infer.Upscaler, job: Job, pic, bits: int, opts: Options, outputs: list[Path]):
+    """(format, (W, H)) of the output of `job`, after every refusal that can be made before the network runs:
+    the output would replace the input, a format that cannot hold the samples or the transparency, --strict
+    with a lossy format, a size the format cannot hold, the memory the output needs, an output that exists
+    (without --overwrite) or cannot be written."""
+    src, dst = job.src, job.dst
     if dst.resolve() == src.resolve():
         raise AffsrError(f"{src}: the output would replace the input; give -o or --suffix")
     suffix = dst.suffix.lower()
@@ -82,10 +72,44 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
             f"{src}: a {w}×{h} input needs about {need / 2**30:.1f} GB for its {s * w}×{s * h} output "
             f"and {free / 2**30:.1f} GB are available"
         )
-    for p in paths + maps:  # files.OutputExists without --overwrite; a link, device, long name ... before the work
+    for p in outputs:  # files.OutputExists without --overwrite; a link, device, long name ... before the work
         if p.resolve() == src.resolve():
             raise AffsrError(f"{src}: the output {p} would replace the input; give -o or --suffix")
         check_writable(p, opts.overwrite)
+    return fmt, (W, H)
+
+
+def stored_samples(result: infer.Output, alpha, bits: int, rounded: bool, resize_to: tuple[int, int] | None):
+    """The array (H, W, C) written for one output: the contract's shaped levels (alpha's joined), or, with
+    --outscale (`resize_to`) or --bit-depth 32, ŷ resized and rounded, or kept float32."""
+    if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
+        return result.levels if alpha is None else np.concatenate([result.levels, boxfit.round_shaped(alpha, bits)], 2)
+    planes = result.y_hat if alpha is None else torch.cat([result.y_hat, alpha])
+    if resize_to is not None:
+        planes = consistency.resize(planes.clamp_(0, 1), resize_to).clamp_(0, 1)
+    if bits == 32:
+        return planes.permute(1, 2, 0).numpy()
+    return (planes * (2**bits - 1)).round_().permute(1, 2, 0).numpy().astype("uint16" if bits == 16 else "uint8")
+
+
+def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[dict]:
+    """One input file -> one output per sample; returns result rows. Raises ValueError/OSError."""
+    t0 = time.perf_counter()
+    src = job.src
+    seeds = [opts.seed + i for i in range(opts.samples)] if up.noise_channels else None
+    paths = sample_paths(job.dst, seeds)  # final names (planned): a rerun skips without decoding anything
+    maps = map_paths(job.dst, paths) if opts.invented_map else []
+    if opts.skip_existing and all(p.exists() for p in paths + maps):
+        cb.note(f"{src}: {', '.join(map(str, paths))} exist(s); skipped")
+        return []
+    pic = read_image(src, max_pixels=opts.max_pixels)
+    icc, frames = X.source_info(src)
+    if frames > 1:
+        cb.note(f"{src}: {frames} frames; only the first is upscaled")
+    bits = opts.bits or (32 if (job.ext or "").lower() == ".npy" else pic.bits)
+    fmt, (W, H) = refuse_before_work(up, job, pic, bits, opts, paths + maps)
+    c, h, w = pic.pixels.shape
+    s = up.scale
     consistent = opts.outscale is None or opts.outscale == s
     fit = None if bits == 32 and consistent else min(bits, 16)  # float32 files keep Π's exact values
     rounded = consistent and bits != 32  # --outscale rounds after its resize
@@ -96,34 +120,14 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
     rows, kept = [], []  # kept: each sample's ŷ as stored, for the spread map
     for path, seed in zip(paths, seeds or [None]):
         result = up(pic.pixels, bits=fit, seed=seed or 0, rounding=rounded, on_tile=cb.tile, on_stage=cb.stage)
-        if rounded:  # each channel is rounded on its own, so alpha's levels join the colour's
-            saved = (
-                result.levels if alpha is None else np.concatenate([result.levels, boxfit.round_shaped(alpha, bits)], 2)
-            )
-        else:
-            planes = result.y_hat if alpha is None else torch.cat([result.y_hat, alpha])
-            if not consistent:
-                planes = consistency.resize(planes.clamp_(0, 1), (H, W)).clamp_(0, 1)
-            if bits == 32:
-                saved = planes.permute(1, 2, 0).numpy()
-            else:
-                saved = (
-                    (planes * (2**bits - 1))
-                    .round_()
-                    .permute(1, 2, 0)
-                    .numpy()
-                    .astype("uint16" if bits == 16 else "uint8")
-                )
+        saved = stored_samples(result, alpha, bits, rounded, None if consistent else (H, W))
         fitted = result.fit
         del result
         if opts.strict:  # judged before anything is written: an inexact file never reaches its name
             before = consistency.verdict(saved, pic.pixels, up.A, up.spec, bits, fitted)
             if not before.consistent:
                 raise AffsrError(f"{src}: --strict, so {path} is not written: it is {before.warning}")
-        if bits == 32:
-            X.write_image(path, saved, icc=fits, overwrite=opts.overwrite)
-        else:
-            X.write_image(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
+        X.write_image(path, saved, icc=fits, overwrite=opts.overwrite, quality=opts.quality)
         del saved
         judged, extra = None, {}
         if consistent:  # the file as stored, read back

@@ -206,25 +206,27 @@ def upscale(
     if as_json:
         print(json.dumps(cb.results + failures))
     elif cb.results:
-        table = Table(
-            title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
-            + (f"tiles of {up.tile} LR px" if up.tile else "no tiling")
-            + (", ×8 self-ensemble" if ensemble else "")
-        )
-        for name in (
-            ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",)
-        ):
-            table.add_column(name, justify="left" if name == "file" else "right")
-        for r in cb.results:
-            (w, h), (W, H) = r["size_in"], r["size_out"]
-            psnr = "—" if r["lr_psnr"] is None else "∞" if r["lr_mse"] == 0 else f"{r['lr_psnr']:.2f}"
-            share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
-            table.add_row(
-                r["output"], f"{w}×{h} → {W}×{H}", psnr, exact(r["consistent"]), *share, f"{r['seconds']:.2f}"
-            )
-        out.print(table)
+        out.print(results_table(cb.results, weights, up, ensemble, invented_map))
     if failed:
         err.print(
             f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False
         )
         raise typer.Exit(1)
+
+
+def results_table(results: list[dict], weights: str, up, ensemble: bool, invented_map: bool) -> Table:
+    """One row per file written: its sizes, LR-PSNR, the verdict of the promise, the invented share, the time."""
+    table = Table(
+        title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
+        + (f"tiles of {up.tile} LR px" if up.tile else "no tiling")
+        + (", ×8 self-ensemble" if ensemble else "")
+    )
+    names = ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",)
+    for name in names:
+        table.add_column(name, justify="left" if name == "file" else "right")
+    for r in results:
+        (w, h), (W, H) = r["size_in"], r["size_out"]
+        psnr = "—" if r["lr_psnr"] is None else "∞" if r["lr_mse"] == 0 else f"{r['lr_psnr']:.2f}"
+        share = (f"{100 * r['invented_share']:.1f} %",) if invented_map else ()
+        table.add_row(r["output"], f"{w}×{h} → {W}×{H}", psnr, exact(r["consistent"]), *share, f"{r['seconds']:.2f}")
+    return table
