@@ -16,19 +16,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Sampler
 
-from . import images, rundir, swissroll
+from . import images, rundir, swissroll, tasks
 from .errors import AffsrError
 
 SMOOTH_SIGMA = 4.0  # HR pixels: blur of the `smooth` patches
-PRESETS = {  # HR side, how it is taken
-    "texture": dict(size=64, crop="random"),
-    "patch": dict(size=128, crop="random"),
-    "photos": dict(size=128, crop="random"),  # patch's crops; recipe.resolve fills in the shipped weights' recipe
-    "celeba": dict(size=64, crop="centre"),
-    "imagenet": dict(size=128, crop="centre"),
-}
-TEXTURE_PATCHES_PER_IMAGE = 256  # texture: a pass over the data is this many patches per image
-IMAGENET_MIN_BYTES = 20_000
 DECODE_CHECK = 16  # files decoded in full when a dataset opens (the rest: header only, then skipped on use)
 
 
@@ -141,19 +132,19 @@ class ImageFolder(Dataset):
         seed: int = 0,
         exclude: tuple = (),
     ):
-        if preset not in PRESETS:
-            raise AffsrError(f"unknown data preset {preset!r} (known: {', '.join(PRESETS)})")
+        self.task = tasks.task(preset)
+        if self.task.points:
+            raise AffsrError(f"{preset} is not a task of images")
         if channels not in (1, 3):
             raise AffsrError(f"channels must be 1 or 3, got {channels}")
         if not 0 <= smooth <= 1:
             raise AffsrError(f"smooth must be a fraction in [0, 1], got {smooth}")
         self.preset, self.channels, self.flips, self.smooth, self.seed = preset, channels, flips, smooth, seed
-        self.size = size or PRESETS[preset]["size"]
-        self.crop = PRESETS[preset]["crop"]
+        self.size, self.crop = size or self.task.size, self.task.crop
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
         self.files = []
         for f in find_images(root, exclude=exclude, problems=self.warnings):
-            if preset == "imagenet" and f.stat().st_size < IMAGENET_MIN_BYTES:
+            if f.stat().st_size < self.task.min_file_bytes:
                 continue
             try:
                 with Image.open(f) as im:
@@ -175,12 +166,13 @@ class ImageFolder(Dataset):
                 else ""
             )
             raise AffsrError(
-                f"no readable images under {root}" + (" of at least 20 kB" if preset == "imagenet" else "") + why
+                f"no readable images under {root}"
+                + (f" of at least {self.task.min_file_bytes // 1000} kB" if self.task.min_file_bytes else "")
+                + why
             )
 
     def __len__(self) -> int:
-        per = TEXTURE_PATCHES_PER_IMAGE if self.preset == "texture" else 1
-        return len(self.files) * per
+        return len(self.files) * self.task.per_image
 
     def __getitem__(self, i: int) -> torch.Tensor:
         for k in range(len(self.files)):  # a file truncated after its header: the next one instead
@@ -203,7 +195,7 @@ class ImageFolder(Dataset):
             y = y[:, top : top + n, left : left + n]
         if self.flips and torch.rand((), generator=g) < 0.5:
             y = y.flip(-1)
-        if self.flips and self.preset == "texture" and torch.rand((), generator=g) < 0.5:
+        if self.flips and self.task.vertical_flips and torch.rand((), generator=g) < 0.5:
             y = y.flip(-2)
         if self.smooth and torch.rand((), generator=g) < self.smooth:
             y = blur(y, SMOOTH_SIGMA)
@@ -263,7 +255,7 @@ def _quiet_on_lost_connection(hook):
 
 
 def dataset(cfg):
-    if cfg.preset == "swissroll":
+    if tasks.task(cfg.preset).points:
         return swissroll.SwissRoll(seed=cfg.seed)
     return ImageFolder(
         cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed, exclude=(cfg.out,)

@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import checkpoint, data, methods, registry, rundir
+from . import checkpoint, data, methods, registry, rundir, tasks
 from .config import PHOTOS, PHOTOS_FROM_WEIGHTS, TrainConfig, TrainingError
 from .projection import OperatorSpec
 
 SCHEDULES = ("constant", "cosine")
-PAPER_PRESETS = ("swissroll", "texture", "celeba", "imagenet")  # data presets that keep the paper's Gaussian A
 CPU_WARN_SECONDS = 3 * 3600  # a run estimated longer than this on the CPU gets a warning before it starts
 
 
@@ -24,16 +23,22 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
     cfg.check_ranges()
     unset = cfg.left_unset(given)
     if cfg.data == "swissroll":  # built-in 2-D data (paper §5.1): MLPs, A = the coordinates' average
-        cfg.preset, cfg.generator = "swissroll", "mlp"
+        cfg.preset = "swissroll"
     if cfg.preset == "auto":  # a folder of images: the recipe of the shipped weights; the paper's setups by name
         cfg.preset = "photos"
-    cfg.patch = cfg.patch or data.PRESETS.get(cfg.preset, {"size": 0})["size"]
+    try:
+        task = tasks.task(cfg.preset)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    if task.points:
+        cfg.generator = task.generator
+    cfg.patch = cfg.patch or task.size
     if cfg.preset == "photos":
         fill_photos(cfg, unset)
     if cfg.generator == "auto":
-        cfg.generator = {"texture": "texture", "celeba": "celeba", "imagenet": "imagenet"}.get(cfg.preset, "small")
+        cfg.generator = task.generator
     if cfg.operator == "auto":  # the paper's experiments keep its Gaussian; photos are made by resizing
-        cfg.operator = "gaussian" if cfg.preset in PAPER_PRESETS else "bicubic"
+        cfg.operator = task.operator
     if cfg.preset == "photos":
         fill_photos_schedule(cfg, unset)
     try:
@@ -51,10 +56,10 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
     saved = rundir.saved_config(Path(cfg.out)) if cfg.resume and (Path(cfg.out) / "config.json").is_file() else None
     cfg.noise_steps = cfg.noise_steps or (saved.noise_steps if saved else cfg.steps)
     cfg.prior_steps = cfg.prior_steps or (saved.prior_steps if saved else cfg.steps // 2)
-    cfg.dae_sigma_min = cfg.dae_sigma_min or (0.25 if cfg.preset == "swissroll" else 0.01)
-    if cfg.preset != "swissroll" and cfg.patch % cfg.scale:
+    cfg.dae_sigma_min = cfg.dae_sigma_min or task.dae_sigma_min
+    if not task.points and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
-    if cfg.lattice_weight and (cfg.preset == "swissroll" or cfg.patch < 8 * cfg.scale):
+    if cfg.lattice_weight and (task.points or cfg.patch < 8 * cfg.scale):
         raise TrainingError(f"--lattice-weight needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")

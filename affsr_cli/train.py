@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, trainlog
+from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, tasks, trainlog
 from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
 from .device import pick_device
 from .model import SRModel
@@ -83,13 +83,14 @@ class Run:
 
 def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: int) -> Run:
     constraint_name, objective_name = methods.parse_method(cfg.method)
-    spec = swissroll.AverageSpec() if cfg.preset == "swissroll" else cfg.operator_spec()
+    points = tasks.task(cfg.preset).points  # the Swiss roll's 2-D points, else images
+    spec = swissroll.AverageSpec() if points else cfg.operator_spec()
     constraint = constraints.build(constraint_name, cfg)
     model = methods.build_generator(cfg.generator, spec, constraint, cfg.channels, cfg.noise_channels, cfg.grid).to(
         device
     )
     objective = methods.build_objective(objective_name, cfg.generator, cfg).to(device)
-    if cfg.preset != "swissroll":  # channels_last: oneDNN's and cuDNN's fastest layout for convolutions
+    if not points:  # channels_last: oneDNN's and cuDNN's fastest layout for convolutions
         model.to(memory_format=torch.channels_last)
         objective.to(memory_format=torch.channels_last)
     run = Run(cfg, out, device, rank, world, model, copy.deepcopy(model).eval(), objective)
@@ -286,7 +287,8 @@ def estimate(run: Run, repeats: int = 2, budget: float = 2.0, slow: float = 10.0
         return []
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None
     twin = copy.deepcopy(run)
-    shape = (cfg.batch_size, 2) if cfg.preset == "swissroll" else (cfg.batch_size, cfg.channels, cfg.patch, cfg.patch)
+    points = tasks.task(cfg.preset).points
+    shape = (cfg.batch_size, 2) if points else (cfg.batch_size, cfg.channels, cfg.patch, cfg.patch)
     batch = torch.rand(shape, generator=torch.Generator().manual_seed(cfg.seed)).to(run.device)
 
     def step(at: int) -> tuple[float, dict]:

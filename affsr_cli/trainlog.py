@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, images, rundir
+from . import data, images, rundir, tasks
 from .config import TrainConfig, TrainingError
 
 
@@ -35,7 +35,7 @@ def report(run, logs: dict, loss: float, x, y, z, yhat, val, writer, clock: dict
         if writer is not None:
             for k, v in logs.items():
                 writer.add_scalar(k, v, step)
-    if cfg.preset != "swissroll" and sample_now:
+    if not tasks.task(cfg.preset).points and sample_now:
         with torch.no_grad():
             sample = run.ema_model(x[:4], None if z is None else z[:4])
         save_grid(run.out / rundir.SAMPLES / f"step-{step:07d}.png", x, sample, y, cfg.scale)

@@ -121,7 +121,7 @@ class TrainUI:
 
 def plan(config: dict, info: dict) -> list[str]:
     """The run in three lines: network, operator, steps and where it starts."""
-    from ..recipe import PAPER_PRESETS
+    from ..tasks import TASKS
 
     a = {"gaussian": f"gaussian σ {config['sigma']:g}, {config['kernel_size']} taps"}.get(
         config["operator"], config["operator"]
@@ -130,16 +130,16 @@ def plan(config: dict, info: dict) -> list[str]:
     if info["start_step"]:
         start = f"resumed at step {info['start_step']:,}"
     recipe = {"photos": "the shipped weights' recipe", "patch": "random crops, no recipe"}.get(
-        config["preset"], "the paper's" if config["preset"] in PAPER_PRESETS else config["preset"]
+        config["preset"], "the paper's" if TASKS[config["preset"]].paper else config["preset"]
     )
     a = f"{a} at {config['scale']}×, {config['boundary']} borders"
-    if config["preset"] == "swissroll":
+    if TASKS[config["preset"]].points:
         a = "the mean of the two coordinates (the Swiss roll's)"
     return [
         f"network: {config['generator']} ({info['network']}, {info['generator_parameters']:,} parameters), {start}",
         f"operator A: {a}",
         f"training: {config['method']}, {config['steps']:,} step{'s' * (config['steps'] != 1)} of {config['batch_size']} "
-        + (f"{config['patch']}×{config['patch']} crops" if config["preset"] != "swissroll" else "points")
+        + (f"{config['patch']}×{config['patch']} crops" if not TASKS[config["preset"]].points else "points")
         + f", preset {config['preset']} ({recipe})",
     ]
 
