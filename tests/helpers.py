@@ -58,3 +58,24 @@ def cli(*args) -> subprocess.CompletedProcess:
         for s, h in handlers.items():
             signal.signal(s, h)
     return subprocess.CompletedProcess(["affsr", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def noise_images(root: Path, shapes: list[tuple[int, int]], seed: int = 0) -> Path:
+    """Files img0.png, img1.png, … of uniform RGB noise, one per (height, width), in the folder `root`."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i, (h, w) in enumerate(shapes):
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(root / f"img{i}.png")
+    return root
+
+
+def tiny_config(data, out, **kw):
+    """The smallest training run of a folder: the paper's texture network on 16² patches, batch 2, 2 steps, no
+    worker processes, a log line, a sample grid and a checkpoint at every step; `kw` changes any field."""
+    from affsr_cli.config import TrainConfig
+
+    base = dict(data=str(data), out=str(out), preset="patch", patch=16, batch_size=2, steps=2, generator="texture",
+                workers=0, log_every=1, sample_every=1, checkpoint_every=1, seed=0)  # fmt: skip
+    return TrainConfig(**{**base, **kw})

@@ -5,41 +5,20 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from affsr_cli import checkpoint, data, objectives, rundir
 from affsr_cli import train as engine
-from affsr_cli.config import TrainConfig
+from helpers import noise_images, tiny_config
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(1)
-    for i in range(3):
-        Image.fromarray((rng.random((24 + 4 * i, 28, 3)) * 255).astype(np.uint8)).save(root / f"img{i}.png")
-    return root
+    return noise_images(tmp_path_factory.mktemp("images"), [(24, 28), (28, 28), (32, 28)], seed=1)
 
 
-def tiny(images, out, **kw):
-    base = dict(
-        data=str(images),
-        out=str(out),
-        preset="patch",
-        patch=16,
-        batch_size=2,
-        steps=2,
-        generator="texture",
-        workers=0,
-        log_every=1,
-        sample_every=1,
-        checkpoint_every=1,
-        seed=0,
-    )
-    return TrainConfig(**{**base, **kw})
+tiny = tiny_config
 
 
 def tensors(path):

@@ -1,42 +1,23 @@
 """A stochastic AffGAN (paper App. F) started from a deterministic checkpoint: --init pads the first
 layer with zero weights for the new noise channels, so the run starts from the given network exactly."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from affsr_cli import checkpoint, infer
 from affsr_cli import train as engine
-from affsr_cli.config import TrainConfig
+from helpers import noise_images, tiny_config
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(root / f"img{i}.png")
-    return root
+    return noise_images(tmp_path_factory.mktemp("images"), [(24, 24), (24, 24)])
 
 
 def tiny(images, out, **kw):
-    base = dict(
-        data=str(images),
-        out=str(out),
-        preset="patch",
-        patch=16,
-        batch_size=2,
-        steps=1,
-        generator="span52",
-        operator="bicubic",
-        workers=0,
-        log_every=1,
-        sample_every=100,
-        checkpoint_every=1,
-        seed=0,
+    return tiny_config(
+        images, out, **{"steps": 1, "generator": "span52", "operator": "bicubic", "sample_every": 100, **kw}
     )
-    return TrainConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("generator", ["small", "span52"])

@@ -15,7 +15,7 @@ from PIL import Image
 from affsr_cli import checkpoint, data, losses, methods, objectives
 from affsr_cli import train as engine
 from affsr_cli.config import TrainConfig
-from helpers import affsr
+from helpers import affsr, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +30,7 @@ def images(tmp_path_factory):
     return root
 
 
-def tiny(images, out, **kw):
-    base = dict(
-        data=str(images),
-        out=str(out),
-        preset="patch",
-        patch=16,
-        batch_size=2,
-        steps=2,
-        generator="texture",
-        workers=0,
-        log_every=1,
-        sample_every=1,
-        checkpoint_every=1,
-        seed=0,
-    )
-    return TrainConfig(**{**base, **kw})
+tiny = tiny_config
 
 
 class Recorder(engine.Callbacks):
