@@ -20,6 +20,10 @@ BOUNDARY_HELP = (
     "Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
     "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil]."
 )
+STRICT_HELP = (
+    "A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, 80 at 16, Pillow's round trip not exact) "
+    "is an error, exit code 1, and is not written; without it: one warning line per such file (docs/promise.md)."
+)
 
 
 def progress(total: int | None, description: str) -> Progress:

@@ -10,7 +10,18 @@ import typer
 from rich.table import Table
 
 from ..errors import AffsrError
-from .common import BOUNDARY_HELP, OPERATOR_HELP, err, exact, operator_note, out, progress, warn, why_default
+from .common import (
+    BOUNDARY_HELP,
+    OPERATOR_HELP,
+    STRICT_HELP,
+    err,
+    exact,
+    operator_note,
+    out,
+    progress,
+    warn,
+    why_default,
+)
 
 
 def project(
@@ -43,9 +54,7 @@ def project(
     strict: bool = typer.Option(
         False,
         "--strict",
-        help="A file that would miss the promise (LR-PSNR under 60 dB at 8 bits, "
-        "80 at 16, Pillow's round trip not exact) is an error, exit code 1, and is not written; "
-        "without it: one warning line per such file (docs/promise.md).",
+        help=STRICT_HELP,
     ),
     invented_map: bool = typer.Option(
         False,
