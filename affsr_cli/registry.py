@@ -1,7 +1,8 @@
-"""What ships with affsr (`bundled`: the weights and the validation photos) and the shipped weights, one
-entry each as torchvision's `Weights` (the file, what it was trained for, its model-card figures, one line
-of documentation), with the default of `affsr upscale`, `affsr eval` and the Python API. `--help`, the default, `affsr train`'s starting points, tests/test_shipped.py and the check
-of the model card (weights/README.md) read this table: a retrain edits it and the card, nothing else."""
+"""What ships with affsr: the bundled folders (`bundled`: the weights and the validation photos) and the
+shipped weights, one entry each as torchvision's `Weights` (the file, what it was trained for, its
+model-card figures, one line of documentation), with the default of `affsr upscale`, `affsr eval` and
+the Python API. `--help`, the default, `affsr train`'s starting points, tests/test_shipped.py and the
+check of the model card (weights/README.md) read this table: a retrain edits it and the card."""
 
 from __future__ import annotations
 
