@@ -37,6 +37,17 @@ def lattice(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> 
     return (phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)).pow(2).mean()
 
 
+def coherent_grid(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> torch.Tensor:
+    """Squared difference of the period-s patterns of ŷ and y averaged over every block of the batch
+    (block 8·s by default): the grid that stays at the same phase of the LR pixels everywhere, which
+    the `lattice` metric counts and the eye sees on flat areas. Texture's own period-s content has a
+    random phase from block to block and averages out, so this term leaves it alone (`lattice`, held
+    block by block, fights it)."""
+    block = block or 8 * scale
+    diff = phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)
+    return diff.mean((0, 2, 4)).pow(2).mean()
+
+
 def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
     """Logistic regression of real (label 1) against generated (label 0): −log D(y) − log(1 − D(ŷ))."""
     return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()

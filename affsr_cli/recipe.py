@@ -59,8 +59,10 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
     cfg.dae_sigma_min = cfg.dae_sigma_min or task.dae_sigma_min
     if not task.points and cfg.patch % cfg.scale:
         raise TrainingError(f"patch {cfg.patch} is not a multiple of the scale {cfg.scale}")
-    if cfg.lattice_weight and (task.points or cfg.patch < 8 * cfg.scale):
-        raise TrainingError(f"--lattice-weight needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
+    for name in ("lattice_weight", "grid_weight"):
+        if getattr(cfg, name) and (task.points or cfg.patch < 8 * cfg.scale):
+            flag = "--" + name.replace("_", "-")
+            raise TrainingError(f"{flag} needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg

@@ -363,6 +363,10 @@ def train_step(run: Run, x, y, z):
         grid = losses.lattice(yhat.float(), y, cfg.scale)
         loss_g = loss_g + cfg.lattice_weight * grid
         logs["lattice_mse"] = float(grid.detach())
+    if cfg.grid_weight:  # the s-pixel pattern shared by the whole batch (a grid locked to the LR pixels)
+        grid = losses.coherent_grid(yhat.float(), y, cfg.scale)
+        loss_g = loss_g + cfg.grid_weight * grid
+        logs["grid_mse"] = float(grid.detach())
     loss = float(loss_g.detach())
     if math.isfinite(loss):
         opt_g = run.optimizers["g"]

@@ -293,6 +293,37 @@ def test_lattice_loss_sees_a_grid_and_nothing_else():
     assert smooth < 0.05 * full  # a ramp's only period-4 part is its slope within each 4-pixel cell
 
 
+def test_coherent_grid_sees_a_grid_locked_to_the_pixels_and_not_texture():
+    """losses.coherent_grid: a 4-pixel grid at one phase everywhere costs its pattern's energy, as in
+    `lattice`; the same grid at a random phase in each 32×32 block (texture's own period-4 content)
+    averages out over the batch's blocks, while `lattice` charges it in full."""
+    torch.manual_seed(0)
+    y = torch.rand(4, 3, 128, 128)
+    grid = torch.zeros(4, 4)
+    grid[0, 0], grid[2, 1] = 0.05, -0.05
+    want = float((grid - grid.mean()).pow(2).mean())
+    locked = grid.repeat(32, 32)
+    assert losses.coherent_grid(y, y, 4) == 0
+    assert losses.coherent_grid(y + locked, y, 4) == pytest.approx(want, rel=1e-4)
+    texture = torch.zeros(4, 1, 128, 128)
+    for b in range(4):
+        for i in range(0, 128, 32):
+            for j in range(0, 128, 32):
+                dy, dx = torch.randint(0, 4, (2,)).tolist()
+                texture[b, 0, i : i + 32, j : j + 32] = torch.roll(grid, (dy, dx), (0, 1)).repeat(8, 8)
+    assert losses.lattice(y + texture, y, 4) == pytest.approx(want, rel=1e-4)
+    assert losses.coherent_grid(y + texture, y, 4) < 0.05 * want
+
+
+def test_grid_weight_adds_its_term(images, tmp_path):
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "g", method="affmse", grid_weight=1e3, patch=32), rec)
+    logs = rec.steps[-1][1]
+    assert logs["grid_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 1e3 * logs["grid_mse"], rel=1e-5)
+    with pytest.raises(engine.TrainingError, match="grid-weight needs image patches"):
+        engine.train(tiny(images, tmp_path / "g2", method="affmse", grid_weight=1.0, patch=16))
+
+
 def test_lattice_weight_adds_its_term(images, tmp_path):
     rec = Recorder()
     engine.train(tiny(images, tmp_path / "l", method="affmse", lattice_weight=10.0, patch=32), rec)
