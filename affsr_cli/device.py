@@ -5,6 +5,7 @@ Shared by inference (infer.py), training (train.py) and A⁺'s fit (pinv.py)."""
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -64,3 +65,31 @@ def is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
         isinstance(e, RuntimeError) and ("out of memory" in str(e) or "can't allocate memory" in str(e))
     )
+
+
+def cpu_mark() -> tuple[float, float, float] | None:
+    """A point to measure `busy_elsewhere` from: (wall clock, the machine's busy CPU seconds, this
+    process's CPU seconds). None where that cannot be told apart: not Linux, or a machine with more
+    cores than this process may use (a container's share of a larger host)."""
+    try:
+        with open("/proc/stat") as fh:
+            lines = fh.read().splitlines()
+        cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        if cores != len(os.sched_getaffinity(0)):
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in lines[0].split()[1:9])
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return None
+    own = os.times()
+    return time.perf_counter(), busy, own.user + own.system
+
+
+def busy_elsewhere(mark: tuple[float, float, float] | None, least: float = 0.25) -> float | None:
+    """Cores that other processes kept busy on average since `mark` (the machine's busy time less
+    this process's own); None without a mark or over less than `least` seconds (the kernel counts in
+    ticks of 10 ms)."""
+    now = cpu_mark()
+    if mark is None or now is None or now[0] - mark[0] < least:
+        return None
+    return max(0.0, ((now[1] - mark[1]) - (now[2] - mark[2])) / (now[0] - mark[0]))

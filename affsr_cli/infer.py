@@ -28,7 +28,7 @@ from torch import nn
 from . import boxfit, checkpoint, consistency, foreign
 from . import weights as weights_io
 from .descriptor import Descriptor
-from .device import available_memory, is_out_of_memory, pick_device, pick_dtype
+from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
 from .errors import AffsrError
 from .model import SRModel
 from .projection import OperatorSpec, choose_operator
@@ -73,13 +73,15 @@ def make_consistent(
     rounding: bool = True,
     device: torch.device | str = "cpu",
     on_stage: Stage | None = None,
+    small_threads: int | None = 1,
 ) -> Output:
     """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
     tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
     the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
     only when the box fit reached its target: where no image in [0, 1] downsamples to x, Pillow's
     resize cannot give x back either, and the match would only spend its passes. on_stage(name, done,
-    total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes)."""
+    total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes).
+    small_threads: the box fit's CPU threads on images of up to 4 M samples (`boxfit.fit`)."""
     stage = on_stage or (lambda name, done, total: None)
     pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
     fitted = boxfit.fit(
@@ -91,6 +93,7 @@ def make_consistent(
         device=device,  # in place: f becomes ŷ
         max_error=boxfit.MAX_FIT_ERROR if pillow else None,
         on_step=lambda done, total: stage("fit", done, total),
+        small_threads=small_threads,
     )
     levels = boxfit.round_shaped(f, bits) if bits is not None and rounding else None
     passes = (
@@ -255,8 +258,13 @@ class Upscaler:
         resize of the levels gives x back. bits=None: Π alone, unclipped float32 (exact consistency)."""
         if bits not in (None, 8, 16):
             raise AffsrError(f"bits must be 8, 16 or None (float), got {bits!r}")
+        mark = cpu_mark() if self.device.type == "cpu" else None
         f = self.network(x, seed, on_tile)  # f(x), (C, s·h, s·w)
-        return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device, on_stage)
+        # while f ran, did anything else keep a core busy? If not, the box fit may use every core (~40 %
+        # faster); if so, one thread (a busy core stalls the others' short passes: 3× slower)
+        others = busy_elsewhere(mark)
+        small_threads = None if others is not None and others < 0.5 else 1
+        return make_consistent(f, x, self.spec, self.A, self.pinv, bits, rounding, self.device, on_stage, small_threads)
 
     def alpha(self, alpha: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
         """An alpha channel (1, h, w): upscaled bicubic, then made consistent and fitted as the colour is."""

@@ -38,7 +38,7 @@ from torch import nn
 
 from affsr_cli import boxfit, checkpoint, consistency, infer, methods
 from affsr_cli import images as X
-from affsr_cli.device import pick_device, pick_dtype
+from affsr_cli.device import PRECISIONS, pick_device, pick_dtype
 from affsr_cli.images import read_image
 from affsr_cli.projection import OperatorSpec
 
@@ -357,7 +357,7 @@ def compare(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32", choices=list(infer.PRECISIONS))
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     ap.add_argument(
         "--repeat", type=int, default=2, help="runs of each generator and of each whole file (the best is kept)"
     )

@@ -27,6 +27,20 @@ def test_span_shapes(preset, noise):
         S.SPAN(grid="hr")
 
 
+def test_span_inference_in_place_equals_the_training_graph():
+    """Without autograd the blocks compute in place; the output is the same to the last bit, and a
+    training step still gets gradients (the in-place path is never taken there)."""
+    torch.manual_seed(0)
+    net = S.SPAN(scale=4, **S.PRESETS["span48"])
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        fast = net(x)
+    slow = net(x)
+    assert torch.equal(fast, slow.detach())
+    slow.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
 def ncnn_files(net: S.SPAN, fp16: set[str]) -> tuple[str, bytes]:
     """An ncnn .param/.bin pair of `net` laid out as the official export (names, order, tags)."""
     C = net.channels

@@ -2,6 +2,7 @@
 with tiny checkpoints of random weights: Π makes even those consistent, so consistency is testable."""
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +209,63 @@ def test_shaped_rounding_beats_plain_rounding(up):
     shaped = boxfit.round_shaped(y, 8)
     assert np.abs(shaped / 255 - y.permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
     assert lr_psnr_of(shaped, x, up.A, 255) >= lr_psnr_of(plain, x, up.A, 255) + 4
+
+
+def test_shaped_rounding_is_the_row_by_row_error_feedback():
+    """round_shaped (NumPy, in place) against the rule written out in torch: each row rounded half to
+    even after adding the clipped error of the row above; 8 and 16 bits, values off the range and at
+    half levels included, every level equal."""
+    g = torch.Generator().manual_seed(3)
+    for bits, shape in ((8, (3, 37, 29)), (16, (1, 20, 33))):
+        L = 2**bits - 1
+        y = torch.rand(shape, generator=g) * 1.04 - 0.02
+        y[0, 0, :4] = torch.tensor([0.5, 1.5, 2.5, L - 0.5]) / L
+        want, err = torch.empty(shape[1], shape[2], shape[0]), torch.zeros(shape[0], shape[2])
+        for i in range(shape[1]):
+            v = y[:, i] * L + err
+            level = v.round().clamp(0, L)
+            want[i] = level.T
+            err = (v - level).clamp(-1, 1)
+        got = boxfit.round_shaped(y, bits)
+        assert got.dtype == (np.uint8 if bits == 8 else np.uint16)
+        assert np.array_equal(got, want.numpy().astype(got.dtype))
+
+
+def test_busy_elsewhere_counts_other_processes_and_not_this_one():
+    """device.busy_elsewhere: this process spinning adds nothing (its own CPU time is taken off); a
+    child process spinning on a free core while this one sleeps adds about one core. Linux, where
+    /proc/stat covers exactly the cores this process may use; elsewhere the box fit keeps to one thread."""
+    import subprocess
+    import sys
+    import time
+
+    if device.cpu_mark() is None:
+        pytest.skip("no /proc/stat for this process's cores here")
+
+    def measure(work) -> float:
+        mark = device.cpu_mark()
+        work()
+        return device.busy_elsewhere(mark)
+
+    def spin():
+        end = time.perf_counter() + 0.6
+        while time.perf_counter() < end:
+            pass
+
+    assert device.busy_elsewhere(device.cpu_mark()) is None  # too short a window to tell
+    before = measure(lambda: time.sleep(0.6))
+    assert measure(spin) < before + 0.5
+    if before + 1 > len(os.sched_getaffinity(0)) - 0.5:
+        pytest.skip(f"other jobs keep {before:.1f} cores busy: no free core for the child")
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"]
+    )
+    try:
+        time.sleep(0.3)  # the child has started
+        assert measure(lambda: time.sleep(0.6)) > before + 0.6
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_float_output_is_exact(up):

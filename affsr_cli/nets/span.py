@@ -43,9 +43,15 @@ class SPAB(nn.Module):
         self.c1, self.c2, self.c3 = conv3(width, width), conv3(width, width), conv3(width, width)
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = F.silu(self.c1(u))
-        c = self.c3(F.silu(self.c2(a)))
-        return (c + u) * (torch.sigmoid(c) - 0.5), a
+        if torch.is_grad_enabled():
+            a = F.silu(self.c1(u))
+            c = self.c3(F.silu(self.c2(a)))
+            return (c + u) * (torch.sigmoid(c) - 0.5), a
+        # inference: the same arithmetic in place (no autograd to keep inputs for), 4 passes fewer
+        a = F.silu(self.c1(u), inplace=True)
+        c = self.c3(F.silu(self.c2(a), inplace=True))
+        gate = torch.sigmoid(c).sub_(0.5)
+        return c.add_(u).mul_(gate), a
 
 
 class SPAN(nn.Module):
