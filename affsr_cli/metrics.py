@@ -191,6 +191,19 @@ def lattice(y: torch.Tensor, y_hat: torch.Tensor, scale: int) -> float:
     return lattice_share(y_hat, scale) / ref if ref > 0 else math.nan
 
 
+def grid_levels(img: torch.Tensor, scale: int, levels: int = 255) -> float:
+    """Peak-to-peak of the image-wide period-s pattern of a (C, H, W) image on [0, 1], in `levels`
+    (grey levels of 8 bits by default), the largest over channels: the mean of each of the s × s pixel
+    phases over all cells, less their mean. It is what `lattice` counts, in units the eye can judge:
+    a grid under about one level is invisible. Sides are cut to multiples of s from the top left."""
+    H, W = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
+    if H == 0 or W == 0:
+        raise AffsrError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
+    img = img[..., :H, :W].double().reshape(-1, H // scale, scale, W // scale, scale)
+    phases = img.mean((1, 3))  # (C, s, s)
+    return float((phases.amax((1, 2)) - phases.amin((1, 2))).max()) * levels
+
+
 def _same_shape(a: torch.Tensor, b: torch.Tensor):
     if a.shape != b.shape:
         raise AffsrError(f"images differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")

@@ -182,6 +182,25 @@ def test_lattice_on_images_with_a_known_grid():
         M.lattice_share(torch.zeros(1, 3, 3), 4)
 
 
+def test_grid_levels_of_a_known_grid():
+    """A grid of ±d/255 at one pixel phase on a smooth image: grid-levels ≈ 2d (its peak to peak),
+    whatever the content that averages out; the largest channel counts; 0 for a constant."""
+    H, W, s = 64, 48, 4
+    j = torch.arange(W, dtype=torch.float64)[None, :].expand(H, W)
+    smooth = 0.5 + 0.3 * torch.cos(2 * math.pi * 3 * j / W)  # whole cycles: every phase has the same mean
+    grid = torch.zeros(H, W, dtype=torch.float64)
+    grid[0::4, 1::4], grid[2::4, 3::4] = 0.4 / 255, -0.4 / 255
+    img = torch.stack([smooth, smooth + grid, smooth])
+    assert M.grid_levels(img, s) == pytest.approx(0.8, abs=1e-9)
+    assert M.grid_levels(img, s, levels=65535) == pytest.approx(0.8 * 257, abs=1e-6)
+    assert M.grid_levels(torch.full((3, 8, 8), 0.3), s) == 0
+    noise = torch.rand(1, 512, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma = 255 * (1 / 12) ** 0.5 / (512 / s)  # a phase's mean over (512/s)² cells of uniform noise, in levels
+    assert 1 * sigma < M.grid_levels(noise, s) < 6 * sigma  # 16 phases: peak to peak ≈ 3.5σ, no grid of its own
+    with pytest.raises(ValueError, match="smaller than the lattice period"):
+        M.grid_levels(torch.zeros(1, 3, 3), 4)
+
+
 def test_lattice_through_eval_on_a_real_photo(tmp_path):
     """On a photo, A⁺x under the paper's Gaussian paints a 4-pixel lattice (its ±18 % ripple); under
     area it does not; bicubic upsampling has no more grid than the photo."""

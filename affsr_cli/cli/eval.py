@@ -28,7 +28,7 @@ def eval_(
         "-m",
         show_default=False,
         help="psnr, ssim, lr-mse, lr-psnr (both definitions: Aŷ vs the input x and vs A y; or one of lr-mse-x, lr-mse-ay, "
-        "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), niqe (no reference; "
+        "lr-psnr-x, lr-psnr-ay), hf-ratio, spectrum-db, sharpness (both), lattice (s-pixel grid of ŷ over y's), grid-levels (that grid's size in 8-bit levels), niqe (no reference; "
         "column HR: y's own; the only metric of --sr without --hr), all; several or a comma list "
         "(default: psnr ssim lr-psnr hf-ratio).",
     ),
