@@ -30,11 +30,16 @@ def phase_pattern(img: torch.Tensor, scale: int, block: int) -> torch.Tensor:
     return p - p.mean((3, 5), keepdim=True)
 
 
+def pattern_difference(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> torch.Tensor:
+    """phase_pattern(ŷ) − phase_pattern(y) with blocks of 8·s by default: (B, C, H/block, s, W/block, s)."""
+    block = block or 8 * scale
+    return phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)
+
+
 def lattice(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> torch.Tensor:
     """Mean squared difference of the blockwise period-s patterns of ŷ and y (block 8·s by default):
     zero unless ŷ has more (or another) s-pixel grid than the real image in some block."""
-    block = block or 8 * scale
-    return (phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)).pow(2).mean()
+    return pattern_difference(yhat, y, scale, block).pow(2).mean()
 
 
 def coherent_grid(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 0) -> torch.Tensor:
@@ -43,9 +48,7 @@ def coherent_grid(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 
     the `lattice` metric counts and the eye sees on flat areas. Texture's own period-s content has a
     random phase from block to block and averages out, so this term leaves it alone (`lattice`, held
     block by block, fights it)."""
-    block = block or 8 * scale
-    diff = phase_pattern(yhat, scale, block) - phase_pattern(y, scale, block)
-    return diff.mean((0, 2, 4)).pow(2).mean()
+    return pattern_difference(yhat, y, scale, block).mean((0, 2, 4)).pow(2).mean()
 
 
 def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:

@@ -315,22 +315,18 @@ def test_coherent_grid_sees_a_grid_locked_to_the_pixels_and_not_texture():
     assert losses.coherent_grid(y + texture, y, 4) < 0.05 * want
 
 
-def test_grid_weight_adds_its_term(images, tmp_path):
+@pytest.mark.parametrize(
+    "field, log, weight", [("lattice_weight", "lattice_mse", 10.0), ("grid_weight", "grid_mse", 1e3)]
+)
+def test_pattern_weights_add_their_terms(images, tmp_path, field, log, weight):
+    """--lattice-weight and --grid-weight each add w · their term to the loss, and need 8s × 8s patches."""
     rec = Recorder()
-    engine.train(tiny(images, tmp_path / "g", method="affmse", grid_weight=1e3, patch=32), rec)
+    engine.train(tiny(images, tmp_path / "l", method="affmse", patch=32, **{field: weight}), rec)
     logs = rec.steps[-1][1]
-    assert logs["grid_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 1e3 * logs["grid_mse"], rel=1e-5)
-    with pytest.raises(engine.TrainingError, match="grid-weight needs image patches"):
-        engine.train(tiny(images, tmp_path / "g2", method="affmse", grid_weight=1.0, patch=16))
-
-
-def test_lattice_weight_adds_its_term(images, tmp_path):
-    rec = Recorder()
-    engine.train(tiny(images, tmp_path / "l", method="affmse", lattice_weight=10.0, patch=32), rec)
-    logs = rec.steps[-1][1]
-    assert logs["lattice_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 10.0 * logs["lattice_mse"], rel=1e-5)
-    with pytest.raises(engine.TrainingError, match="lattice-weight needs image patches"):
-        engine.train(tiny(images, tmp_path / "l2", method="affmse", lattice_weight=1.0, patch=16))
+    assert logs[log] > 0 and logs["loss"] == pytest.approx(logs["mse"] + weight * logs[log], rel=1e-5)
+    flag = field.replace("_", "-")
+    with pytest.raises(engine.TrainingError, match=f"{flag} needs image patches"):
+        engine.train(tiny(images, tmp_path / "l2", method="affmse", patch=16, **{field: 1.0}))
 
 
 def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
