@@ -113,7 +113,7 @@ class RealESRGAN:
             import ncnn
         except ImportError:
             raise Failure("the ncnn package is missing: pip install ncnn") from None
-        self.ncnn, self.tile, self.pad = ncnn, tile, tile_pad
+        self.ncnn, self.tile, self.pad, self.threads = ncnn, tile, tile_pad, threads
         self.net = ncnn.Net()
         opt = self.net.opt
         for flag in (
@@ -201,7 +201,7 @@ def upscale_folder(src: Path, dst: Path, f: RealESRGAN, overwrite: bool):
     wall, cpu = np.sum(times, axis=0)
     print(
         f"{len(files)} images -> {dst}: {wall / len(files):.1f} s per image ({cpu / len(files):.1f} s CPU), "
-        f"{wall / mpx:.0f} s per LR megapixel ({cpu / mpx:.0f} s CPU), {f.net.opt.num_threads} ncnn thread(s)"
+        f"{wall / mpx:.0f} s per LR megapixel ({cpu / mpx:.0f} s CPU), {f.threads} thread(s)"
     )
 
 
