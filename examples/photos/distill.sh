@@ -4,7 +4,7 @@
 # - kd-bicubic, from affmse-x4: teacher DAT-light x4 + Π (run_dat.py; +0.19 dB over SPAN + Π on the val
 #   photos). Result: 33.924 -> 33.896 dB.
 # - kd-gaussian, from affmse-x4-gaussian: teacher the same file as its ×8 self-ensemble + Π. Result:
-#   33.699 -> 33.707 dB, lattice 1.63 -> 1.25.
+#   33.699 -> 33.707 dB, lattice 1.63 -> 1.25 (lr 3e-5 instead: 33.708).
 # The teacher corpora come first (make_teacher_corpus.py: 2 × 33 min for DAT, 41 min for the ensemble, one
 # core each; the DAT one needs `pip install --no-deps spandrel==0.4.2 einops`). The trainings take 20 and
 # 15 min on one core. Resumable: run it again (existing teacher files are kept).

@@ -17,7 +17,8 @@ file whole, flips it or not, and A ŷ gives the teacher's own x back away from t
 Training on this folder (`affsr train --data data/photos3-dat/train --patch 128 ...`) is knowledge
 distillation: the network learns Π f(x) ≈ Π t(x), a target with less noise than y, from a teacher
 stronger than itself (DAT-light + Π: +0.19 dB over SPAN + Π on the validation photos, measured by
-run_dat.py, `affsr project` and `affsr eval`; `affmse-x4`'s ×8 ensemble: +0.057 dB over the file).
+run_dat.py, `affsr project` and `affsr eval`; the ×8 ensembles: +0.057 dB over `affmse-x4`, +0.065 over
+`affmse-x4-gaussian`).
 Measured so far (weights/README.md, "Distillation from a stronger teacher"; distill.sh): it does not
 pay on corpus v3 — DAT-light taught `affmse-x4` −0.03 dB, the Gaussian file's own ensemble +0.008. Files that
 exist are kept, so a run stopped half-way resumes where it stopped; `--shard i/n` takes every n-th tile
