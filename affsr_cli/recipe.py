@@ -63,6 +63,8 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
         if getattr(cfg, name) and (task.points or cfg.patch < 8 * cfg.scale):
             flag = "--" + name.replace("_", "-")
             raise TrainingError(f"{flag} needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
+    if cfg.luma_weight and (task.points or cfg.channels != 3):
+        raise TrainingError("--luma-weight needs RGB images (--channels 3)")
     if cfg.lr_schedule not in SCHEDULES:
         raise TrainingError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(SCHEDULES)})")
     return cfg

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import checkpoint, constraints, data, losses, methods, rundir, swissroll, tasks, trainlog
+from . import checkpoint, constraints, data, losses, methods, metrics, rundir, swissroll, tasks, trainlog
 from .config import TrainConfig, TrainingError  # noqa: F401 (TrainingError: part of this module's API)
 from .device import pick_device
 from .model import SRModel
@@ -359,6 +359,10 @@ def train_step(run: Run, x, y, z):
         pixel = losses.mse(yhat.float(), y)
         loss_g = loss_g + cfg.pixel_weight * pixel
         logs["pixel_mse"] = float(pixel.detach())
+    if cfg.luma_weight:  # BT.601 luma: where the eye (and Y-PSNR) looks, chroma keeping the other terms' weight
+        luma = losses.mse(metrics.to_y(yhat.float()), metrics.to_y(y))
+        loss_g = loss_g + cfg.luma_weight * luma
+        logs["luma_mse"] = float(luma.detach())
     if cfg.lattice_weight:  # the blockwise s-pixel pattern of ŷ held to y's (the grid a GAN otherwise paints)
         grid = losses.lattice(yhat.float(), y, cfg.scale)
         loss_g = loss_g + cfg.lattice_weight * grid

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, data, losses, methods, objectives
+from affsr_cli import checkpoint, data, losses, methods, metrics, objectives
 from affsr_cli import train as engine
 from affsr_cli.config import TrainConfig
 from helpers import affsr, tiny_config
@@ -327,6 +327,22 @@ def test_pattern_weights_add_their_terms(images, tmp_path, field, log, weight):
     flag = field.replace("_", "-")
     with pytest.raises(engine.TrainingError, match=f"{flag} needs image patches"):
         engine.train(tiny(images, tmp_path / "l2", method="affmse", patch=16, **{field: 1.0}))
+
+
+def test_luma_weight_adds_the_y_error(images, tmp_path):
+    """--luma-weight adds w · MSE between the BT.601 luma of ŷ and y (the error Y-PSNR counts), blind to
+    an error of zero luma; gray training refuses it."""
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "y", method="affmse", luma_weight=7.0), rec)
+    logs = rec.steps[-1][1]
+    assert logs["luma_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 7.0 * logs["luma_mse"], rel=1e-5)
+    # an RGB error of zero luma (R against B in the ratio of their BT.601 weights) leaves the term at 0
+    y = torch.rand(1, 3, 8, 8)
+    w = torch.tensor(metrics.BT601_Y)
+    d = torch.tensor([w[2], 0.0, -w[0]]).view(1, 3, 1, 1) * 1e-5
+    assert losses.mse(metrics.to_y(y + d), metrics.to_y(y)) < 1e-15 < losses.mse(y + d, y)
+    with pytest.raises(engine.TrainingError, match="--luma-weight needs RGB images"):
+        engine.train(tiny(images, tmp_path / "g", method="affmse", channels=1, luma_weight=1.0))
 
 
 def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
