@@ -458,3 +458,15 @@ def test_a_deleted_working_folder_is_one_line_before_torch(tmp_path):
         timeout=120,
     )
     assert "current folder no longer exists" in one_error_line(r, 2)
+
+
+def test_python_m_without_a_dependency_says_which_in_one_line(tmp_path):
+    """`python -m affsr_cli` in a Python that lacks a dependency (a source tree run outside its venv) names
+    the missing package in one line and exits 1, instead of an import traceback."""
+    block = "import sys; sys.modules['typer'] = None; import runpy; runpy.run_module('affsr_cli', run_name='__main__')"
+    r = subprocess.run([sys.executable, "-c", block, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert (
+        r.stderr.strip()
+        == f"affsr: error: the package 'typer' is not installed in this Python ({sys.executable}); pip install . installs it"
+    )

@@ -472,6 +472,8 @@ def test_cli_trains_and_prints_the_resolved_configuration(images, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "resolved configuration" in r.stdout and "patch" in r.stdout
+    if not torch.cuda.is_available():  # bf16 is a CUDA autocast: the table says so rather than "True"
+        assert "CUDA only" in r.stdout
     assert "warning: skipping" in r.stderr and "broken.jpg" in r.stderr
     assert (tmp_path / "run" / "generator.safetensors").exists()
 

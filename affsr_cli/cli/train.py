@@ -54,6 +54,8 @@ class TrainUI:
     def on_start(self, config, info):
         table = Table(title="affsr train: resolved configuration", show_header=False)
         for k, v in {**config, **info}.items():
+            if k == "bf16" and v and not str(info.get("device", "")).startswith("cuda"):
+                v = f"{v} (CUDA only: this run computes in float32)"
             table.add_row(k, str(v))
         out.print(table)
         for line in plan(config, info):
