@@ -59,6 +59,7 @@ RANGES = {
     "lattice_weight": (0.0, 1e9),
     "grid_weight": (0.0, 1e12),
     "luma_weight": (0.0, 1e6),
+    "feature_weight": (0.0, 1e6),
     "instance_noise": (0.0, 10.0),
     "noise_steps": (0, 10**9),
     "noise_target": (0.01, 10.0),
@@ -155,6 +156,7 @@ class TrainConfig:
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
     discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | celeba | imagenet | unet (Real-ESRGAN's U-Net with spectral norm, a logit per pixel) | auto (the generator's; texture for tiny/small/base/span*)
     gan_loss: str = "kl"  # gan: kl (eq. 10, the paper's: −logit, an estimate of KL[q‖p]) | relativistic (ESRGAN's relativistic average)
+    feature_weight: float = 0.0  # gan: weight of feature matching, Σ over D's layers of mean |φ(ŷ) − φ(y)| (a content term in D's texture features; strided D presets)
     critic_steps: int = 1  # gan: discriminator steps per generator step
     critic_warmup: int = 0  # gan: the first steps train the discriminator alone (from --init weights: D learns what to look for before G follows it)
     prior_steps: int = 0  # dg/ll: first steps train the denoiser / density model alone (0: half of steps)

@@ -108,7 +108,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
                 channels=cfg.channels,
                 **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dpresets.PRESETS[d_preset].items()},
             )
-        return objectives.GANObjective(d, noise, cfg.critic_warmup, cfg.gan_loss)
+        return objectives.GANObjective(d, noise, cfg.critic_warmup, cfg.gan_loss, cfg.feature_weight)
     width = cfg.prior_width or (256 if vectors and objective == "dg" else 128 if objective == "dg" else 64)
     layers = cfg.prior_layers or (2 if vectors else 4)
     if objective == "dg":

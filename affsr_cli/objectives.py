@@ -93,14 +93,30 @@ class GANObjective(Objective):
         "critic_steps",
         "critic_warmup",
         "gan_loss",
+        "feature_weight",
     )
 
-    def __init__(self, discriminator: nn.Module, noise: losses.InstanceNoise, warmup: int = 0, loss: str = "kl"):
-        """loss: "kl" (eq. 10, the paper's) or "relativistic" (ESRGAN's relativistic average)."""
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        noise: losses.InstanceNoise,
+        warmup: int = 0,
+        loss: str = "kl",
+        feature_weight: float = 0.0,
+    ):
+        """loss: "kl" (eq. 10, the paper's) or "relativistic" (ESRGAN's relativistic average).
+        feature_weight: w · Σ_layers mean |φ(ŷ) − φ(y)| over D's activations (feature matching, Salimans
+        et al. 2016 / pix2pixHD), a content term in D's texture-sensitive features; needs a D with
+        `forward_with_features`."""
         super().__init__()
         if loss not in ("kl", "relativistic"):
             raise AffsrError(f"gan loss must be 'kl' or 'relativistic', got {loss!r}")
+        if feature_weight and not hasattr(discriminator, "forward_with_features"):
+            raise AffsrError(
+                f"--feature-weight needs a strided discriminator preset, not {type(discriminator).__name__}"
+            )
         self.critic, self.noise, self.warmup, self.loss = discriminator, noise, warmup, loss
+        self.feature_weight = feature_weight
 
     def trains_generator(self, step):
         return step >= self.warmup  # steps 0 … warmup − 1 train D alone
@@ -124,13 +140,23 @@ class GANObjective(Objective):
 
     def generator_loss(self, yhat, y):
         # D sees the same mixed batch as when it was trained, so batch norm normalises alike
-        real, fake = self.trained_critic(self.noise(torch.cat([y, yhat]))).split(len(y))
+        both = self.noise(torch.cat([y, yhat]))
+        if self.feature_weight:  # the plain D (not a DDP wrapper): its activations for the matching term
+            logits, feats = self.critic.forward_with_features(both)
+        else:
+            logits, feats = self.trained_critic(both), []
+        real, fake = logits.split(len(y))
         loss = (
             losses.relativistic_loss(fake, real.detach())
             if self.loss == "relativistic"
             else losses.generator_loss(fake)
         )
-        return loss, {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
+        logs = {"g_loss": float(loss.detach()), "noise": self.noise.sigma}
+        if feats:
+            match = sum((a.detach() - b).abs().mean() for a, b in (f.split(len(y)) for f in feats))
+            loss = loss + self.feature_weight * match
+            logs["feature_l1"] = float(match.detach())
+        return loss, logs
 
     def after_step(self, step, logs):
         self.noise.update(step, logs.get("d_loss", float("nan")))

@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from affsr_cli import checkpoint, losses
+from affsr_cli import checkpoint, losses, objectives
 from affsr_cli import train as engine
 from affsr_cli.config import TrainConfig
-from affsr_cli.nets import UNetDiscriminator
+from affsr_cli.errors import AffsrError
+from affsr_cli.nets import Discriminator, UNetDiscriminator
 
 
 @pytest.mark.parametrize("size", [(32, 32), (36, 44), (27, 19)])
@@ -152,3 +153,29 @@ def test_lr_bits_rounds_the_training_input_as_a_file_holds_it(tmp_path, monkeypa
     x = torch.cat(inputs)
     on_grid = torch.equal(x * 255, (x * 255).round()) and x.min() >= 0 and x.max() <= 1
     assert on_grid == (bits == 8)  # bicubic's negative lobes put float x off the grid (and outside [0, 1])
+
+
+def test_feature_matching_through_the_discriminator():
+    """--feature-weight w adds w · Σ_layers mean |φ(ŷ) − φ(y)| over the strided D's activations: zero when
+    ŷ = y, the logit unchanged by asking for the features, and refused for the U-Net D."""
+    torch.manual_seed(0)
+    d = Discriminator(widths=(8, 16, 32)).eval()
+    y = torch.rand(2, 3, 32, 32)
+    logit, feats = d.forward_with_features(y)
+    assert torch.allclose(logit, d(y)) and [f.shape[1:] for f in feats] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
+    noise = losses.InstanceNoise(0.0, "linear", 0)
+    gan = objectives.GANObjective(d, noise, loss="relativistic", feature_weight=3.0)
+    plain = objectives.GANObjective(d, noise, loss="relativistic")
+    yhat = (y + 0.1 * torch.randn_like(y)).requires_grad_()
+    loss, logs = gan.generator_loss(yhat, y)
+    base, _ = plain.generator_loss(yhat, y)
+    with torch.no_grad():
+        both = d.forward_with_features(torch.cat([y, yhat]))[1]
+        want = sum((f[:2] - f[2:]).abs().mean() for f in both)
+    assert logs["feature_l1"] == pytest.approx(float(want), rel=1e-5)
+    assert loss.item() == pytest.approx(base.item() + 3.0 * want.item(), rel=1e-5)
+    loss.backward()
+    assert yhat.grad.abs().sum() > 0
+    assert gan.generator_loss(y.clone(), y)[1]["feature_l1"] == 0
+    with pytest.raises(AffsrError, match="--feature-weight needs a strided discriminator"):
+        objectives.GANObjective(UNetDiscriminator(width=8), noise, feature_weight=1.0)

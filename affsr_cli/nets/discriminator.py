@@ -72,6 +72,16 @@ class Discriminator(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.logit(self.features(y).mean((-2, -1))).squeeze(-1)  # (B,)
 
+    def forward_with_features(self, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logit (B,), the activations after each LeakyReLU: (B, widths[i], H/2^k, W/2^k)); the same
+        logit as forward."""
+        feats = []
+        for layer in self.features:
+            y = layer(y)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(y)
+        return self.logit(y.mean((-2, -1))).squeeze(-1), feats
+
 
 class UNetDiscriminator(nn.Module):
     """D: y (B, C, H, W) -> a logit per pixel (B, 1, H, W): the U-Net discriminator with spectral norm
