@@ -154,7 +154,7 @@ class TrainConfig:
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)
     noise_steps: int = 0  # gan: linear anneal length in steps (0: all steps; longer than --steps: σ ends above 0)
     noise_target: float = 0.6  # gan: adaptive schedule's target discriminator loss (per sample, nats)
-    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | celeba | imagenet | unet (Real-ESRGAN's U-Net with spectral norm, a logit per pixel) | auto (the generator's; texture for tiny/small/base/span*)
+    discriminator: str = "auto"  # gan: discriminator preset texture | texture-aa | small-aa | texture-patch (a logit per location) | celeba | imagenet | unet (Real-ESRGAN's U-Net with spectral norm, a logit per pixel) | auto (the generator's; texture for tiny/small/base/span*)
     gan_loss: str = "kl"  # gan: kl (eq. 10, the paper's: −logit, an estimate of KL[q‖p]) | relativistic (ESRGAN's relativistic average)
     feature_weight: float = 0.0  # gan: weight of feature matching, Σ over D's layers of mean |φ(ŷ) − φ(y)| (a content term in D's texture features; strided D presets)
     critic_steps: int = 1  # gan: discriminator steps per generator step

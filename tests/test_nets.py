@@ -111,3 +111,22 @@ def test_cost_counts_every_convolution(family):
         and E.cost(**E.PRESETS["base"])[1] <= 150
     )
     assert S.cost(**S.PRESETS["span52"])[0] == 498_208  # the official ch52 x4 model's parameter count
+
+
+def test_patch_discriminator_judges_each_neighbourhood():
+    """texture-patch: one logit per location of the last (H/16) feature map, each the global preset's
+    linear layer on that location's features (their mean is the global D's logit); a change in one
+    corner of the input moves only the logits within its reach."""
+    torch.manual_seed(0)
+    d = D.Discriminator(**D.PRESETS["texture-patch"]).eval()
+    glob = D.Discriminator(**D.PRESETS["texture"]).eval()
+    glob.load_state_dict(d.state_dict())
+    y = torch.rand(2, 3, 128, 96)
+    logits = d(y)
+    assert logits.shape == (2, 1, 8, 6)
+    assert torch.allclose(logits.mean((-2, -1)).squeeze(1), glob(y), atol=1e-5)
+    assert torch.equal(d.forward_with_features(y)[0], logits)
+    y2 = y.clone()
+    y2[..., :8, :8] += 0.5
+    moved = (d(y2) - logits).abs()[0, 0] > 1e-6
+    assert moved[0, 0] and not moved[4:, :].any() and not moved[:, 4:].any()

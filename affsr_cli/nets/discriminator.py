@@ -20,6 +20,9 @@ PRESETS = {
     # conv -> blur -> subsample (the blur commutes with the convolution) at a quarter of the cost per
     # layer. Not the efficient generators' default: in the AffGAN A/B (README) its GAN painted stripes
     "small-aa": dict(widths=(16, 32, 64, 128, 256), stride_every=1, antialias="before", first_stride=1),
+    # texture's layers with a logit per location of its last feature map (a PatchGAN, Isola et al. 2017):
+    # each ~31-pixel neighbourhood is judged on its own instead of the patch's average features
+    "texture-patch": dict(widths=(32, 64, 128, 256), stride_every=1, patch_logits=True),
 }
 
 
@@ -41,8 +44,8 @@ class BlurPool(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D: y (B, C, H, W) -> logit (B,). Layer i has stride 2 when (i+1) % stride_every == 0, layer 0
-    `first_stride` if given. `antialias` for the stride-2 layers: "none" (a strided convolution),
+    """D: y (B, C, H, W) -> logit (B,), or (B, 1, H/2^k, W/2^k) with `patch_logits` (one per location of
+    the last feature map). Layer i has stride 2 when (i+1) % stride_every == 0, layer 0 `first_stride` if given. `antialias` for the stride-2 layers: "none" (a strided convolution),
     "after" (a stride-1 convolution, then BlurPool) or "before" (a blur, then the strided convolution)."""
 
     def __init__(
@@ -53,6 +56,7 @@ class Discriminator(nn.Module):
         stride_every: int = 1,
         antialias: str = "none",
         first_stride: int | None = None,
+        patch_logits: bool = False,
     ):
         super().__init__()
         if antialias not in ("none", "after", "before"):
@@ -68,9 +72,15 @@ class Discriminator(nn.Module):
             c = w
         self.features = nn.Sequential(*layers)
         self.logit = nn.Linear(c, 1)
+        self.patch_logits = patch_logits
+
+    def _logit(self, h: torch.Tensor) -> torch.Tensor:
+        if self.patch_logits:  # (B, c, h, w) -> (B, 1, h, w)
+            return self.logit(h.movedim(1, -1)).movedim(-1, 1)
+        return self.logit(h.mean((-2, -1))).squeeze(-1)  # (B,)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.logit(self.features(y).mean((-2, -1))).squeeze(-1)  # (B,)
+        return self._logit(self.features(y))
 
     def forward_with_features(self, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(logit (B,), the activations after each LeakyReLU: (B, widths[i], H/2^k, W/2^k)); the same
@@ -80,7 +90,7 @@ class Discriminator(nn.Module):
             y = layer(y)
             if isinstance(layer, nn.LeakyReLU):
                 feats.append(y)
-        return self.logit(y.mean((-2, -1))).squeeze(-1), feats
+        return self._logit(y), feats
 
 
 class UNetDiscriminator(nn.Module):
