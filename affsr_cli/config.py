@@ -60,6 +60,7 @@ RANGES = {
     "grid_weight": (0.0, 1e12),
     "luma_weight": (0.0, 1e6),
     "feature_weight": (0.0, 1e6),
+    "texture_weight": (0.0, 1e12),
     "instance_noise": (0.0, 10.0),
     "noise_steps": (0, 10**9),
     "noise_target": (0.01, 10.0),
@@ -149,6 +150,7 @@ class TrainConfig:
     lattice_weight: float = 0.0  # weight of MSE between the period-s patterns of ŷ and y in each 8s×8s block (removes the s-pixel grid a gan paints; any method; photos gan: 1e6)
     grid_weight: float = 0.0  # weight of the squared period-s pattern of ŷ − y averaged over the batch: the grid locked to the LR pixels, not texture (any method)
     luma_weight: float = 0.0  # weight of an added MSE between the BT.601 luma Y of ŷ and y (RGB only; any method): the error the eye and Y-PSNR see most
+    texture_weight: float = 0.0  # weight of the blockwise Gram-matrix difference of ŷ's and y's responses to fixed random filters (EnhanceNet's texture loss; any method, patches of 40 px or more)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)

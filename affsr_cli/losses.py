@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -49,6 +50,43 @@ def coherent_grid(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 
     random phase from block to block and averages out, so this term leaves it alone (`lattice`, held
     block by block, fights it)."""
     return pattern_difference(yhat, y, scale, block).mean((0, 2, 4)).pow(2).mean()
+
+
+TEXTURE_FILTERS, TEXTURE_TAPS = 32, 5  # the fixed random filter bank of `texture`: filters per scale, their side
+
+
+@functools.lru_cache(maxsize=4)
+def texture_bank(channels: int) -> torch.Tensor:
+    """(TEXTURE_FILTERS, channels, k, k) fixed random filters (seed 0), each of zero mean (blind to flat
+    colour) and unit norm: the same bank in every run, so the term is reproducible and resumable."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(TEXTURE_FILTERS, channels, TEXTURE_TAPS, TEXTURE_TAPS, generator=g, dtype=torch.float64)
+    w = w - w.mean((1, 2, 3), keepdim=True)
+    return (w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).float()
+
+
+def block_gram(feat: torch.Tensor, block: int) -> torch.Tensor:
+    """(B, C, H, W) features -> (B, blocks, C, C): the Gram matrix F Fᵀ / block² of every block×block
+    block (H and W cut to multiples of block): which filters respond together, not where."""
+    B, C, H, W = feat.shape
+    f = feat[..., : H // block * block, : W // block * block].reshape(B, C, H // block, block, W // block, block)
+    f = f.permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C, block * block)
+    return f @ f.transpose(-1, -2) / (block * block)
+
+
+def texture(yhat: torch.Tensor, y: torch.Tensor, block: int = 16) -> torch.Tensor:
+    """Mean squared difference of the blockwise Gram matrices of ŷ's and y's responses (ReLU) to a fixed
+    bank of random filters, at the image's scale and at half of it (block×block blocks of each): the
+    local texture statistics of EnhanceNet's texture loss (Sajjadi et al., ICCV 2017), with random
+    filters in place of VGG's, which carry texture too (Ustyuzhaninov et al., ICLR 2017). It does not
+    care where in a block the texture sits, so detail whose phase x does not fix is not averaged away
+    as under MSE; it asks for fur where y has fur and for flat where y is flat."""
+    w = texture_bank(y.shape[1]).to(y)
+    loss = yhat.new_zeros(())
+    for a, b in ((yhat, y), (F.avg_pool2d(yhat, 2), F.avg_pool2d(y, 2))):
+        ga, gb = (block_gram(F.relu(F.conv2d(t, w)), block) for t in (a, b))
+        loss = loss + (ga - gb).pow(2).mean()
+    return loss
 
 
 def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:

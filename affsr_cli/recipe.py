@@ -63,6 +63,8 @@ def resolve(cfg: TrainConfig, given=None) -> TrainConfig:
         if getattr(cfg, name) and (task.points or cfg.patch < 8 * cfg.scale):
             flag = "--" + name.replace("_", "-")
             raise TrainingError(f"{flag} needs image patches of at least {8 * cfg.scale} pixels (8 × the scale)")
+    if cfg.texture_weight and (task.points or cfg.patch < 40):
+        raise TrainingError("--texture-weight needs image patches of at least 40 pixels (16-pixel blocks at half size)")
     if cfg.luma_weight and (task.points or cfg.channels != 3):
         raise TrainingError("--luma-weight needs RGB images (--channels 3)")
     if cfg.lr_schedule not in SCHEDULES:

@@ -363,6 +363,10 @@ def train_step(run: Run, x, y, z):
         luma = losses.mse(metrics.to_y(yhat.float()), metrics.to_y(y))
         loss_g = loss_g + cfg.luma_weight * luma
         logs["luma_mse"] = float(luma.detach())
+    if cfg.texture_weight:  # local texture statistics (blockwise Gram matrices of random-filter responses)
+        tex = losses.texture(yhat.float(), y)
+        loss_g = loss_g + cfg.texture_weight * tex
+        logs["texture_mse"] = float(tex.detach())
     if cfg.lattice_weight:  # the blockwise s-pixel pattern of ŷ held to y's (the grid a GAN otherwise paints)
         grid = losses.lattice(yhat.float(), y, cfg.scale)
         loss_g = loss_g + cfg.lattice_weight * grid

@@ -345,6 +345,31 @@ def test_luma_weight_adds_the_y_error(images, tmp_path):
         engine.train(tiny(images, tmp_path / "g", method="affmse", channels=1, luma_weight=1.0))
 
 
+def test_texture_loss_sees_statistics_not_phase():
+    """losses.texture compares blockwise Gram matrices of random-filter responses: a texture moved by a
+    few pixels (large MSE) is near y's, the same texture blurred flat (smaller MSE) is far."""
+    torch.manual_seed(0)
+    y = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 68, 68), 3, 1) * 0.8 + 0.1  # (2, 3, 66, 66) fine texture
+    y = y[..., :64, :64]
+    shifted = y.roll((3, 5), (-2, -1))
+    flat = torch.nn.functional.avg_pool2d(y, 9, 1, 4, count_include_pad=False)
+    assert losses.mse(shifted, y) > losses.mse(flat, y)
+    assert losses.texture(shifted, y) < 0.1 * losses.texture(flat, y)
+    assert losses.texture(y, y) == 0
+    bank = losses.texture_bank(3)
+    assert bank.shape == (32, 3, 5, 5) and bank.flatten(1).sum(1).abs().max() < 1e-5
+    assert torch.allclose(bank.flatten(1).norm(dim=1), torch.ones(32))
+
+
+def test_texture_weight_adds_its_term(images, tmp_path):
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "t", method="affmse", patch=40, texture_weight=1e4), rec)
+    logs = rec.steps[-1][1]
+    assert logs["texture_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 1e4 * logs["texture_mse"], rel=1e-5)
+    with pytest.raises(engine.TrainingError, match="--texture-weight needs image patches of at least 40"):
+        engine.train(tiny(images, tmp_path / "t2", method="affmse", patch=32, texture_weight=1.0))
+
+
 def test_range_weight_pins_what_the_projection_discards(images, tmp_path):
     """--range-weight adds w·MSE(A f, x) on the network's own output f (Aŷ = x always, so a term on ŷ
     would be 0); training pulls A f towards x while ŷ stays exactly consistent."""
