@@ -45,8 +45,9 @@ class BlurPool(nn.Module):
 
 class Discriminator(nn.Module):
     """D: y (B, C, H, W) -> logit (B,), or (B, 1, H/2^k, W/2^k) with `patch_logits` (one per location of
-    the last feature map). Layer i has stride 2 when (i+1) % stride_every == 0, layer 0 `first_stride` if given. `antialias` for the stride-2 layers: "none" (a strided convolution),
-    "after" (a stride-1 convolution, then BlurPool) or "before" (a blur, then the strided convolution)."""
+    the last feature map). Layer i has stride 2 when (i+1) % stride_every == 0, layer 0 `first_stride`
+    if given. `antialias` for the stride-2 layers: "none" (a strided convolution), "after" (a stride-1
+    convolution, then BlurPool) or "before" (a blur, then the strided convolution)."""
 
     def __init__(
         self,
