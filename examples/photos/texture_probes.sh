@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The probes of 6 December 2026, as run (weights/README.md, "Looking for the texture" and "Distillation
+# from a stronger teacher"; none shipped). From the v3.1 `affgan-x4` (the run g34-p30x3 of train_v31.sh,
+# or the shipped file), 700 steps each of train_v31.sh's AffGAN recipe with one change: feature matching
+# in D's activations (--feature-weight 10), a PatchGAN (--discriminator texture-patch) or the random-filter
+# texture loss (--texture-weight 3e7); the same loss on the AffMSE alone; and the Gaussian AffMSE
+# distilled from its ×8 ensemble with the loss weighted to luma (--luma-weight 10; the squares of
+# distill.sh). About 17-19 min per run on one core; two at a time on this 2-core machine. Resumable.
+#   bash examples/photos/texture_probes.sh [RUNS_DIR] [INIT]
+set -euo pipefail
+runs=${1:-runs}
+init=${2:-weights/affgan-x4.safetensors}
+export OMP_NUM_THREADS=1
+gan=(--method affgan --data data/photos3/train --val data/photos/val --preset patch --patch 128 --batch-size 16
+     --lr 2e-5 --lr-critic 2e-4 --beta1 0.5 --grad-clip 0.1 --lr-bits 8 --lr-schedule constant --generator span52
+     --pixel-weight 30 --lattice-weight 1e6 --grid-weight 1e7 --range-weight 0.1 --instance-noise 0
+     --gan-loss relativistic --critic-warmup 100 --ema 0.99 --checkpoint-every 50 --workers 1 --steps 700
+     --sample-every 350 --operator bicubic --kernel-size 16 --boundary pil --init "$init")
+mse=(--method affmse --val data/photos/val --workers 1 --generator span52 --grad-clip 0.02 --beta1 0.9
+     --lr-schedule cosine --ema 0.999 --range-weight 0.1 --checkpoint-every 100 --lr-bits 8)
+resume() { [ -f "$1/state.safetensors" ] && echo --resume || true; }
+run() { local out=$runs/$1; shift; affsr train "$@" --out "$out" $(resume "$out"); }
+run g36-fm10 "${gan[@]}" --discriminator texture --feature-weight 10 &
+run g36-patchd "${gan[@]}" --discriminator texture-patch
+wait
+run g37-tex3e7 "${gan[@]}" --discriminator texture --texture-weight 3e7 &
+run m37-tex3000 "${mse[@]}" --data data/photos3/train --operator bicubic --kernel-size 16 --boundary pil \
+    --steps 700 --lr 2e-5 --sample-every 350 --texture-weight 3000 --init weights/affmse-x4.safetensors
+wait
+gauss=(--operator gaussian --kernel-size 9 --sigma 1.5 --boundary symmetric --data data/photos3-ens-gauss/train
+       --steps 1000 --sample-every 500 --luma-weight 10)
+run kdg-luma10 "${mse[@]}" "${gauss[@]}" --lr 3e-5 --init weights/affmse-x4-gaussian.safetensors &
+run kdg2-luma10 "${mse[@]}" "${gauss[@]}" --lr 2e-5 --init "$runs/kd-gaussian-lr3e5/generator.safetensors"
+wait
