@@ -52,6 +52,17 @@ def coherent_grid(yhat: torch.Tensor, y: torch.Tensor, scale: int, block: int = 
     return pattern_difference(yhat, y, scale, block).mean((0, 2, 4)).pow(2).mean()
 
 
+def halo(yhat: torch.Tensor, y: torch.Tensor, size: int = 5) -> torch.Tensor:
+    """Mean squared excursion of ŷ outside the range of y over the size×size neighbourhood of each pixel:
+    (min y − ŷ)₊² + (ŷ − max y)₊². Zero for any detail drawn within the photo's local range; it counts
+    the dark rings and bright halos that over-sharpening draws beside edges and points and the photo
+    does not have."""
+    pad = size // 2
+    hi = F.max_pool2d(y, size, 1, pad)
+    lo = -F.max_pool2d(-y, size, 1, pad)
+    return (F.relu(lo - yhat).pow(2) + F.relu(yhat - hi).pow(2)).mean()
+
+
 TEXTURE_FILTERS, TEXTURE_TAPS = 32, 5  # the fixed random filter bank of `texture`: filters per scale, their side
 
 

@@ -363,6 +363,10 @@ def train_step(run: Run, x, y, z):
         luma = losses.mse(metrics.to_y(yhat.float()), metrics.to_y(y))
         loss_g = loss_g + cfg.luma_weight * luma
         logs["luma_mse"] = float(luma.detach())
+    if cfg.halo_weight:  # ŷ outside y's local range: the rings and halos over-sharpening draws
+        ring = losses.halo(yhat.float(), y)
+        loss_g = loss_g + cfg.halo_weight * ring
+        logs["halo_mse"] = float(ring.detach())
     if cfg.texture_weight:  # local texture statistics (blockwise Gram matrices of random-filter responses)
         tex = losses.texture(yhat.float(), y)
         loss_g = loss_g + cfg.texture_weight * tex

@@ -361,11 +361,28 @@ def test_texture_loss_sees_statistics_not_phase():
     assert torch.allclose(bank.flatten(1).norm(dim=1), torch.ones(32))
 
 
-def test_texture_weight_adds_its_term(images, tmp_path):
+def test_halo_loss_counts_only_what_leaves_the_local_range():
+    """losses.halo: detail inside y's 5×5 range costs nothing however wrong; a dark ring beside a bright
+    point, below the darkest pixel around it, costs its squared depth over the image's pixels."""
+    torch.manual_seed(0)
+    y = 0.4 + 0.2 * torch.rand(1, 1, 32, 32)  # texture between 0.4 and 0.6
+    y[..., 16, 16] = 1.0  # a bright point
+    lo = -torch.nn.functional.max_pool2d(-y, 5, 1, 2)
+    hi = torch.nn.functional.max_pool2d(y, 5, 1, 2)
+    inside = lo + torch.rand_like(y) * (hi - lo)  # wrong everywhere, but within each pixel's local range
+    assert losses.halo(inside, y) == 0 < losses.mse(inside, y)
+    assert losses.halo(y, y) == 0
+    ring = y.clone()
+    ring[..., 16, 14] = lo[..., 16, 14] - 0.1  # a ring pixel 0.1 below the darkest pixel within reach
+    assert losses.halo(ring, y).item() == pytest.approx(0.1**2 / 32**2, rel=1e-4)
+
+
+def test_texture_and_halo_weights_add_their_terms(images, tmp_path):
     rec = Recorder()
-    engine.train(tiny(images, tmp_path / "t", method="affmse", patch=40, texture_weight=1e4), rec)
+    engine.train(tiny(images, tmp_path / "t", method="affmse", patch=40, texture_weight=1e4, halo_weight=100.0), rec)
     logs = rec.steps[-1][1]
-    assert logs["texture_mse"] > 0 and logs["loss"] == pytest.approx(logs["mse"] + 1e4 * logs["texture_mse"], rel=1e-5)
+    assert logs["texture_mse"] > 0 and logs["halo_mse"] > 0
+    assert logs["loss"] == pytest.approx(logs["mse"] + 1e4 * logs["texture_mse"] + 100 * logs["halo_mse"], rel=1e-5)
     with pytest.raises(engine.TrainingError, match="--texture-weight needs image patches of at least 40"):
         engine.train(tiny(images, tmp_path / "t2", method="affmse", patch=32, texture_weight=1.0))
 
