@@ -2,10 +2,10 @@
 # The probes of 6 December 2026, as run (weights/README.md, "Looking for the texture" and "Distillation
 # from a stronger teacher"; none shipped). From the v3.1 `affgan-x4` (the run g34-p30x3 of train_v31.sh,
 # or the shipped file), 700 steps each of train_v31.sh's AffGAN recipe with one change: feature matching
-# in D's activations (--feature-weight 10), a PatchGAN (--discriminator texture-patch) or the random-filter
-# texture loss (--texture-weight 3e7); the same loss on the AffMSE alone; and the Gaussian AffMSE
-# distilled from its ×8 ensemble with the loss weighted to luma (--luma-weight 10; the squares of
-# distill.sh). About 17-19 min per run on one core; two at a time on this 2-core machine. Resumable.
+# in D's activations (--feature-weight 10), a PatchGAN (--discriminator texture-patch), the random-filter
+# texture loss (--texture-weight 3e7) or the halo term (--halo-weight 1e6, 1e5, 3e4); the texture loss on
+# the AffMSE alone; the Gaussian AffMSE distilled from its ×8 ensemble with the loss weighted to luma
+# (--luma-weight 10; the squares of distill.sh). About 17-19 min per run on one core; two at a time on this 2-core machine. Resumable.
 #   bash examples/photos/texture_probes.sh [RUNS_DIR] [INIT]
 set -euo pipefail
 runs=${1:-runs}
@@ -32,3 +32,8 @@ gauss=(--operator gaussian --kernel-size 9 --sigma 1.5 --boundary symmetric --da
 run kdg-luma10 "${mse[@]}" "${gauss[@]}" --lr 3e-5 --init weights/affmse-x4-gaussian.safetensors &
 run kdg2-luma10 "${mse[@]}" "${gauss[@]}" --lr 2e-5 --init "$runs/kd-gaussian-lr3e5/generator.safetensors"
 wait
+# the halo term on the AffGAN (rings around point sources: weights/README.md, "Where Hubble's lattice comes from")
+run g38-halo1e6 "${gan[@]}" --discriminator texture --halo-weight 1e6 &
+run g38-halo1e5 "${gan[@]}" --discriminator texture --halo-weight 1e5
+wait
+run g38-halo3e4 "${gan[@]}" --discriminator texture --halo-weight 3e4
