@@ -327,6 +327,24 @@ def time_up(run: Run, start: float, minutes: float) -> bool:
     return up
 
 
+# Terms any method may add to the generator's loss, in this order: (TrainConfig weight field, log key,
+# term(ŷ, y, scale)); each is computed only when its weight is not 0.
+EXTRA_TERMS = (
+    # a content term beside gan/dg/ll (SRGAN-style); keeps Π's null space from drifting
+    ("pixel_weight", "pixel_mse", lambda yhat, y, s: losses.mse(yhat, y)),
+    # BT.601 luma: where the eye (and Y-PSNR) looks, chroma keeping the other terms' weight
+    ("luma_weight", "luma_mse", lambda yhat, y, s: losses.mse(metrics.to_y(yhat), metrics.to_y(y))),
+    # ŷ outside y's local range: the rings and halos over-sharpening draws
+    ("halo_weight", "halo_mse", lambda yhat, y, s: losses.halo(yhat, y)),
+    # local texture statistics (blockwise Gram matrices of random-filter responses)
+    ("texture_weight", "texture_mse", lambda yhat, y, s: losses.texture(yhat, y)),
+    # the blockwise s-pixel pattern of ŷ held to y's (the grid a GAN otherwise paints)
+    ("lattice_weight", "lattice_mse", losses.lattice),
+    # the s-pixel pattern shared by the whole batch (a grid locked to the LR pixels)
+    ("grid_weight", "grid_mse", losses.coherent_grid),
+)
+
+
 def train_step(run: Run, x, y, z):
     """One step: the critic's (if the objective trains one now), then the generator's (if it
     trains now). Returns (loss, logs, ŷ or None when the generator did not train)."""
@@ -355,30 +373,13 @@ def train_step(run: Run, x, y, z):
     if penalty is not None:
         loss_g = loss_g + penalty
         logs.update(p_logs)
-    if cfg.pixel_weight:  # a content term beside gan/dg/ll (SRGAN-style); keeps Π's null space from drifting
-        pixel = losses.mse(yhat.float(), y)
-        loss_g = loss_g + cfg.pixel_weight * pixel
-        logs["pixel_mse"] = float(pixel.detach())
-    if cfg.luma_weight:  # BT.601 luma: where the eye (and Y-PSNR) looks, chroma keeping the other terms' weight
-        luma = losses.mse(metrics.to_y(yhat.float()), metrics.to_y(y))
-        loss_g = loss_g + cfg.luma_weight * luma
-        logs["luma_mse"] = float(luma.detach())
-    if cfg.halo_weight:  # ŷ outside y's local range: the rings and halos over-sharpening draws
-        ring = losses.halo(yhat.float(), y)
-        loss_g = loss_g + cfg.halo_weight * ring
-        logs["halo_mse"] = float(ring.detach())
-    if cfg.texture_weight:  # local texture statistics (blockwise Gram matrices of random-filter responses)
-        tex = losses.texture(yhat.float(), y)
-        loss_g = loss_g + cfg.texture_weight * tex
-        logs["texture_mse"] = float(tex.detach())
-    if cfg.lattice_weight:  # the blockwise s-pixel pattern of ŷ held to y's (the grid a GAN otherwise paints)
-        grid = losses.lattice(yhat.float(), y, cfg.scale)
-        loss_g = loss_g + cfg.lattice_weight * grid
-        logs["lattice_mse"] = float(grid.detach())
-    if cfg.grid_weight:  # the s-pixel pattern shared by the whole batch (a grid locked to the LR pixels)
-        grid = losses.coherent_grid(yhat.float(), y, cfg.scale)
-        loss_g = loss_g + cfg.grid_weight * grid
-        logs["grid_mse"] = float(grid.detach())
+    yhat32 = yhat.float()
+    for name, key, term in EXTRA_TERMS:
+        weight = getattr(cfg, name)
+        if weight:
+            value = term(yhat32, y, cfg.scale)
+            loss_g = loss_g + weight * value
+            logs[key] = float(value.detach())
     loss = float(loss_g.detach())
     if math.isfinite(loss):
         opt_g = run.optimizers["g"]
