@@ -131,6 +131,7 @@ class ImageFolder(Dataset):
         smooth: float = 0.0,
         seed: int = 0,
         exclude: tuple = (),
+        points: float = 0.0,
     ):
         self.task = tasks.task(preset)
         if self.task.points:
@@ -139,7 +140,10 @@ class ImageFolder(Dataset):
             raise AffsrError(f"channels must be 1 or 3, got {channels}")
         if not 0 <= smooth <= 1:
             raise AffsrError(f"smooth must be a fraction in [0, 1], got {smooth}")
+        if not 0 <= points <= 1:
+            raise AffsrError(f"points must be a fraction in [0, 1], got {points}")
         self.preset, self.channels, self.flips, self.smooth, self.seed = preset, channels, flips, smooth, seed
+        self.points = points
         self.size, self.crop = size or self.task.size, self.task.crop
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
         self.files = []
@@ -199,7 +203,26 @@ class ImageFolder(Dataset):
             y = y.flip(-2)
         if self.smooth and torch.rand((), generator=g) < self.smooth:
             y = blur(y, SMOOTH_SIGMA)
+        if self.points and torch.rand((), generator=g) < self.points:
+            y = add_points(y, g)
         return y.contiguous()
+
+
+def add_points(y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """(C, H, W) dimmed to a random brightness in [0.05, 1] with 3-30 point sources added: stars, street
+    lamps, glints on water. Each is a Gaussian spot (σ 0.4-1.5 HR px, brightness 0.2-1, slightly tinted) at
+    a sub-pixel position, clipped at 1 like a saturated sensor. Photos seldom hold one in a random crop, and a
+    network that never saw them draws a dark ring around each (weights/README.md, Hubble's lattice)."""
+    c, h, w = y.shape
+    y = y * (0.05 + 0.95 * torch.rand((), generator=g))
+    k = int(torch.randint(3, 31, (), generator=g))
+    centre = torch.rand(k, 2, generator=g) * torch.tensor([h - 1.0, w - 1.0])  # (k, 2) row, column
+    sigma = 0.4 + 1.1 * torch.rand(k, 1, 1, generator=g)
+    colour = (0.2 + 0.8 * torch.rand(k, 1, generator=g)) * (0.8 + 0.2 * torch.rand(k, c, generator=g))  # (k, C)
+    rows = torch.arange(h, dtype=y.dtype).view(1, h, 1) - centre[:, 0].view(k, 1, 1)
+    cols = torch.arange(w, dtype=y.dtype).view(1, 1, w) - centre[:, 1].view(k, 1, 1)
+    spots = torch.exp(-(rows**2 + cols**2) / (2 * sigma**2))  # (k, H, W)
+    return (y + torch.einsum("kc,khw->chw", colour.to(y.dtype), spots)).clamp(0, 1)
 
 
 def blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -258,7 +281,14 @@ def dataset(cfg):
     if tasks.task(cfg.preset).points:
         return swissroll.SwissRoll(seed=cfg.seed)
     return ImageFolder(
-        cfg.data, cfg.preset, cfg.patch, cfg.channels, smooth=cfg.smooth, seed=cfg.seed, exclude=(cfg.out,)
+        cfg.data,
+        cfg.preset,
+        cfg.patch,
+        cfg.channels,
+        smooth=cfg.smooth,
+        seed=cfg.seed,
+        exclude=(cfg.out,),
+        points=cfg.points,
     )
 
 

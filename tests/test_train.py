@@ -265,6 +265,23 @@ def test_smooth_patches(images):
         data.ImageFolder(images, "patch", 16, smooth=1.5)
 
 
+def test_point_source_patches():
+    """data.add_points: the patch dimmed, then bright compact spots added, each local maximum well above
+    its surroundings; deterministic in the generator; clipped to [0, 1]."""
+    y = torch.full((3, 64, 64), 0.5)
+    z = data.add_points(y, torch.Generator().manual_seed(3))
+    assert z.shape == y.shape and 0 <= z.min() and z.max() <= 1
+    assert torch.equal(z, data.add_points(y, torch.Generator().manual_seed(3)))
+    background = z.median()
+    assert background <= 0.5  # dimmed (never brightened) away from the spots
+    lum = z.mean(0)
+    peaks = (lum == torch.nn.functional.max_pool2d(lum[None, None], 7, 1, 3)[0, 0]) & (lum > background + 0.1)
+    assert 3 <= int(peaks.sum()) <= 30  # 3-30 sources, some may merge
+    assert float((lum > background + 0.05).float().mean()) < 0.25  # compact: most of the patch untouched
+    with pytest.raises(ValueError, match="points"):
+        data.ImageFolder("unused", "patch", 16, points=2.0)
+
+
 def test_pixel_weight_adds_a_content_term(images, tmp_path):
     rec = Recorder()
     engine.train(tiny(images, tmp_path / "p", method="affgan", pixel_weight=100.0), rec)
