@@ -41,6 +41,7 @@ class SRModel(nn.Module):
         """What inference reads of this generator (infer.Upscaler, export): f, its A and its fields."""
         if not isinstance(self.spec, OperatorSpec):
             raise AffsrError("this checkpoint is not an image upscaler (its operator is not a downsampling of images)")
+        multiple, bounds = nets.TILING.get(self.net_config["class"], (1, None))
         return Descriptor(
             net=self.net,
             spec=self.spec,
@@ -48,6 +49,8 @@ class SRModel(nn.Module):
             grid=self.grid,
             noise_channels=self.noise_channels,
             constraint=self.constraint.name,
+            tile_multiple=multiple,
+            radius_bounds=bounds,
         )
 
     def config(self) -> dict:

@@ -1,7 +1,8 @@
-"""Networks of the paper's Appendix D, the efficient generator family and SPAN. Every builder is keyword-only and registered in NETS,
+"""Networks of the paper's Appendix D, the efficient generator family, SPAN and DAT. Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
 
 from ..errors import AffsrError
+from .dat import DAT, RADIUS_BOUNDS, TILE_MULTIPLE
 from .denoiser import ConvDenoiser, MLPDenoiser
 from .discriminator import Discriminator, UNetDiscriminator
 from .efficient import EfficientGenerator
@@ -14,6 +15,7 @@ NETS = {
     "Generator": Generator,
     "EfficientGenerator": EfficientGenerator,
     "SPAN": SPAN,
+    "DAT": DAT,
     "Discriminator": Discriminator,
     "UNetDiscriminator": UNetDiscriminator,
     "MLPGenerator": MLPGenerator,
@@ -24,7 +26,10 @@ NETS = {
 }
 
 
-GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "MLPGenerator")  # what a generator file may name
+# window-attention networks: (the grid LR tiles start on, the (lo, hi) clamp of their convolutional receptive
+# radius) for infer's tiles, as foreign.py gives spandrel's transformers
+TILING = {"DAT": (TILE_MULTIPLE, RADIUS_BOUNDS)}
+GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "DAT", "MLPGenerator")  # what a generator file may name
 # bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
 # else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
 BOUNDS = {
@@ -40,6 +45,9 @@ BOUNDS = {
     "skip_every": (1, 256),
     "d_in": (1, 64),
     "d_out": (1, 64),
+    "groups": (1, 16),
+    "heads": (2, 64),
+    "window": (2, 64),
 }
 MAX_DEPTH = 256  # entries of a list argument (widths)
 
