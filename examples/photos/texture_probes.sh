@@ -3,7 +3,8 @@
 # from a stronger teacher"; none shipped). From the v3.1 `affgan-x4` (the run g34-p30x3 of train_v31.sh,
 # or the shipped file), 700 steps each of train_v31.sh's AffGAN recipe with one change: feature matching
 # in D's activations (--feature-weight 10), a PatchGAN (--discriminator texture-patch), the random-filter
-# texture loss (--texture-weight 3e7) or the halo term (--halo-weight 1e6, 1e5, 3e4); the texture loss on
+# texture loss (--texture-weight 3e7), the halo term (--halo-weight 1e6, 1e5, 3e4) or point sources in the
+# crops (--points 0.2); the texture loss on
 # the AffMSE alone; the Gaussian AffMSE distilled from its ×8 ensemble with the loss weighted to luma
 # (--luma-weight 10; the squares of distill.sh). About 17-19 min per run on one core; two at a time on this 2-core machine. Resumable.
 #   bash examples/photos/texture_probes.sh [RUNS_DIR] [INIT]
@@ -37,3 +38,9 @@ run g38-halo1e6 "${gan[@]}" --discriminator texture --halo-weight 1e6 &
 run g38-halo1e5 "${gan[@]}" --discriminator texture --halo-weight 1e5
 wait
 run g38-halo3e4 "${gan[@]}" --discriminator texture --halo-weight 3e4
+# point sources in a fifth of the crops (--points 0.2), then with the content weight 10 and the lattice term 2e6;
+# measured with star_rings.py as well as affsr eval
+run g39-points02 "${gan[@]}" --discriminator texture --points 0.2
+run g40-p10-points02 "${gan[@]}" --discriminator texture --points 0.2 --pixel-weight 10 &
+run g40-p10-points02-lat2e6 "${gan[@]}" --discriminator texture --points 0.2 --pixel-weight 10 --lattice-weight 2e6
+wait
