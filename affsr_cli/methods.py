@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import constraints, losses, nets, objectives
 from .errors import AffsrError
 from .model import SRModel
+from .nets import dat as datpresets
 from .nets import discriminator as dpresets
 from .nets import efficient as epresets
 from .nets import generator as gpresets
@@ -68,14 +69,15 @@ def build_generator(
 ) -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
-    for cls, family in (("EfficientGenerator", epresets.PRESETS), ("SPAN", spresets.PRESETS)):
+    families = (("EfficientGenerator", epresets.PRESETS), ("SPAN", spresets.PRESETS), ("DAT", datpresets.PRESETS))
+    for cls, family in families:
         if preset in family:
             kwargs = dict(
                 channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **family[preset]
             )
             return SRModel({"class": cls, "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
-        known = [*epresets.PRESETS, *spresets.PRESETS, *gpresets.PRESETS]
+        known = [*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS, *gpresets.PRESETS]
         raise AffsrError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
     kwargs = dict(
         channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset]
@@ -93,7 +95,7 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
         # the efficient family: the small strided D (docs/training.md "Why AffGAN paints a lattice": with blur pooling a
         # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
-        auto = "texture" if preset in epresets.PRESETS or preset in spresets.PRESETS else preset
+        auto = "texture" if preset in (*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS) else preset
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in (*dpresets.PRESETS, "unet"):
             raise AffsrError(

@@ -7,6 +7,7 @@ GFLOP/s beside a plain 3×3 convolution's. `--large` measures the peak resident 
     python benchmarks/upscale.py [--device cpu|cuda] [--precision fp32|bf16] [--skip-rrdb]
     python benchmarks/upscale.py --large [--large-preset texture|small|imagenet|…]
     python benchmarks/upscale.py --compare-with DIR [--rounds N]   # DIR: another checkout (e.g. `git worktree add`)
+    python benchmarks/upscale.py --models affmse-x4 affmse-x4-dat [--rounds N]   # weights of this tree, in turns
     python benchmarks/upscale.py --tiles [--size 600]
 
 `--tiles` times f of the shipped default weights on a SIZE×SIZE LR image cut into tiles (the
@@ -16,7 +17,8 @@ at their full length (how `tiles.tile_spans` cut before it shortened them).
 
 `--compare-with` times whole files (`affsr upscale --json`'s per-file seconds: read, f, Π, box fit,
 rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
-this tree and DIR in turns (interleaved, so that a busy machine slows both alike).
+this tree and DIR in turns (interleaved, so that a busy machine slows both alike); `--models` the same for
+several weights of this tree, each beside the first.
 """
 
 import argparse
@@ -320,38 +322,33 @@ def tiles(args):
 
 
 def compare(args):
-    """Interleaved whole-file upscales through the CLI of this tree and of args.compare_with."""
-    trees = {"this tree": ROOT, "other": Path(args.compare_with).resolve()}
+    """Interleaved whole-file upscales through the CLI: of this tree and of args.compare_with (each with its
+    default weights), or of this tree with each of args.models."""
+    if args.models:
+        runs = {name: (ROOT, ["-w", name]) for name in args.models}
+    else:
+        runs = {"this tree": (ROOT, []), "other": (Path(args.compare_with).resolve(), [])}
     src, d = lr_input(), Path(tempfile.mkdtemp())
-    times: dict[str, list[float]] = {k: [] for k in trees}
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(args.rounds):
-        for name, root in trees.items():
-            cmd = [
-                sys.executable,
-                "-m",
-                "affsr_cli",
-                "upscale",
-                str(src),
-                "-o",
-                str(d / "out.png"),
-                "--overwrite",
-                "--json",
-                "--device",
-                args.device,
-            ]
+        for name, (root, weights) in runs.items():
+            cmd = [sys.executable, "-m", "affsr_cli", "upscale", str(src), "-o", str(d / "out.png"), *weights]
+            cmd += ["--overwrite", "--json", "--device", args.device]
             p = subprocess.run(
                 cmd, cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}
             )
             if p.returncode:
-                sys.exit(f"{root}: the upscale failed: {p.stderr.strip()[-500:]}")
+                sys.exit(f"{root} {' '.join(weights)}: the upscale failed: {p.stderr.strip()[-500:]}")
             times[name].append(json.loads(p.stdout)[0]["seconds"])
-    print(
-        f"whole file 256×256 → 1024×1024 RGB, shipped default weights, {args.rounds} interleaved rounds (best, median):"
-    )
+    which = "each file" if args.models else "shipped default weights"
+    print(f"whole file 256×256 → 1024×1024 RGB, {which}, {args.rounds} interleaved rounds (best, median):")
+    first = min(next(iter(times.values())))
     for name, t in times.items():
-        print(f"  {name:10s} {trees[name]}: best {min(t):.3f} s, median {statistics.median(t):.3f} s")
-    a, b = min(times["this tree"]), min(times["other"])
-    print(f"this tree / other: {a / b:.3f} (best of each)")
+        where = "" if args.models else f" {runs[name][0]}"
+        print(f"  {name:18s}{where}: best {min(t):.3f} s, median {statistics.median(t):.3f} s, {min(t) / first:.2f}×")
+    if not args.models:
+        a, b = min(times["this tree"]), min(times["other"])
+        print(f"this tree / other: {a / b:.3f} (best of each)")
 
 
 def main():
@@ -363,7 +360,8 @@ def main():
     )
     ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
     ap.add_argument("--compare-with", metavar="DIR", help="another checkout to time against, interleaved (see above)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with")
+    ap.add_argument("--models", nargs="+", metavar="W", help="time these weights (names or files) in turns instead")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with or --models")
     ap.add_argument("--tiles", action="store_true", help="time f on tiles, shortened vs full-length (see above)")
     ap.add_argument("--size", type=int, default=600, help="LR side for --tiles")
     ap.add_argument("--large", action="store_true", help="measure the peak memory of a 2048² → 8192² upscale instead")
@@ -374,7 +372,9 @@ def main():
         help="generator for --large (the tile budget bounds its activations either way)",
     )
     args = ap.parse_args()
-    compare(args) if args.compare_with else large(args) if args.large else tiles(args) if args.tiles else speed(args)
+    compare(args) if args.compare_with or args.models else large(args) if args.large else tiles(
+        args
+    ) if args.tiles else speed(args)
 
 
 if __name__ == "__main__":
