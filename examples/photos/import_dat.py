@@ -39,7 +39,7 @@ from run_realesrgan import wheel_members  # noqa: E402
 
 from affsr_cli.nets import dat  # noqa: E402
 
-KWARGS = dict(dat.PRESETS["dat-light"], channels=3, scale=4)
+KWARGS = dict(dat.PRESETS["dat-light"], channels=3, scale=4, noise_channels=0, grid="lr")  # as --generator dat-light
 BN_EPS = 1e-5  # the official BatchNorm2d's
 DROPPED = re.compile(r".*\.(rpe_biases|relative_position_index|attn_mask_[01]|num_batches_tracked)$")
 
