@@ -662,3 +662,17 @@ def test_ranges_hold_for_a_config_made_in_python(images, tmp_path):
     with pytest.raises(engine.TrainingError, match=r"--prior-layers must be from 0 to 64, got -1"):
         engine.train(TrainConfig(method="affdg", data=str(images), out=str(tmp_path / "run"), prior_layers=-1))
     assert not (tmp_path / "run").exists()
+
+
+def test_train_only_moves_the_named_modules_alone(images, tmp_path):
+    """--train-only up: from the same start, the output convolution changes and every other weight is
+    bit-for-bit the start's; a module the generator does not have is one clear error."""
+    start = engine.train(tiny(images, tmp_path / "start", method="affmse", generator="tiny", steps=1))
+    before = checkpoint.load_generator(start / "generator.safetensors").net.state_dict()
+    cfg = tiny(images, tmp_path / "head", method="affmse", generator="tiny", steps=2, lr=1e-2, ema=0.0)
+    out = engine.train(TrainConfig(**{**cfg.__dict__, "init": str(start), "train_only": "up"}))
+    after = checkpoint.load_generator(out / "generator.safetensors").net.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("up.") for k in moved)
+    with pytest.raises(ValueError, match="no module 'nope'"):
+        engine.train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), "train_only": "up,nope"}))
