@@ -8,6 +8,8 @@ discriminator, a denoiser, a density model) and returns losses.
 
 from __future__ import annotations
 
+import torch
+
 from . import constraints, losses, nets, objectives
 from .errors import AffsrError
 from .model import SRModel
@@ -84,6 +86,25 @@ def build_generator(
     )
     kwargs["widths"] = list(kwargs["widths"])  # as JSON gives it back
     return SRModel({"class": "Generator", "kwargs": kwargs}, spec, constraint)
+
+
+def trainable(net: torch.nn.Module, only: str) -> list[torch.nn.Parameter]:
+    """The generator's parameters that --train-only names (comma-separated modules, e.g. `body,up`), the
+    others frozen (requires_grad off, so the frozen part of the network runs without a graph); '' all."""
+    names = [m.strip() for m in only.split(",") if m.strip()]
+    if not names:
+        return list(net.parameters())
+    inside = lambda n, m: n == m or n.startswith(m + ".")  # noqa: E731
+    for m in names:
+        if not any(inside(n, m) for n, _ in net.named_parameters()):
+            tops = sorted({n.split(".")[0] for n, _ in net.named_parameters()})
+            raise AffsrError(
+                f"--train-only: the generator has no module {m!r} with parameters (its: {', '.join(tops)})"
+            )
+    chosen = {n for n, _ in net.named_parameters() if any(inside(n, m) for m in names)}
+    for n, p in net.named_parameters():
+        p.requires_grad_(n in chosen)
+    return [p for n, p in net.named_parameters() if n in chosen]
 
 
 def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:

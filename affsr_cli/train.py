@@ -98,29 +98,10 @@ def build(cfg: TrainConfig, out: Path, device: torch.device, rank: int, world: i
     # foreach: one pass over all tensors (the CPU default is a loop per tensor); the same numbers, and on
     # the Swiss roll's MLPs the optimiser step takes ~30% less time
     adam = dict(betas=(cfg.beta1, 0.999), foreach=True)
-    run.optimizers["g"] = torch.optim.Adam(trainable(model.net, cfg.train_only), cfg.lr, **adam)
+    run.optimizers["g"] = torch.optim.Adam(methods.trainable(model.net, cfg.train_only), cfg.lr, **adam)
     if objective.critic is not None:
         run.optimizers["c"] = torch.optim.Adam(objective.critic.parameters(), cfg.lr_critic, **adam)
     return run
-
-
-def trainable(net: torch.nn.Module, only: str) -> list[torch.nn.Parameter]:
-    """The generator's parameters that --train-only names (comma-separated modules, e.g. `body,up`), the
-    others frozen (requires_grad off, so the frozen part of the network runs without a graph); '' all."""
-    names = [m.strip() for m in only.split(",") if m.strip()]
-    if not names:
-        return list(net.parameters())
-    inside = lambda n, m: n == m or n.startswith(m + ".")  # noqa: E731
-    for m in names:
-        if not any(inside(n, m) for n, _ in net.named_parameters()):
-            tops = sorted({n.split(".")[0] for n, _ in net.named_parameters()})
-            raise TrainingError(
-                f"--train-only: the generator has no module {m!r} with parameters (its: {', '.join(tops)})"
-            )
-    chosen = {n for n, _ in net.named_parameters() if any(inside(n, m) for m in names)}
-    for n, p in net.named_parameters():
-        p.requires_grad_(n in chosen)
-    return [p for n, p in net.named_parameters() if n in chosen]
 
 
 def start_from(run: Run, init: str):
