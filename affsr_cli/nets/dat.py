@@ -24,6 +24,8 @@ spatial attention, as the official code does, so its weights see what they were 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,9 +50,21 @@ def merge(t: torch.Tensor, wh: int, ww: int, b: int, h: int, w: int) -> torch.Te
     return t.view(b, h // wh, w // ww, wh, ww, -1).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, -1)
 
 
+def tokens(img: torch.Tensor) -> torch.Tensor:
+    """(B, F, H, W) -> (B, H·W, F)."""
+    return img.flatten(2).transpose(1, 2)
+
+
+def image(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """tokens(...)'s inverse: (B, H·W, F) -> (B, F, H, W)."""
+    return t.transpose(1, 2).reshape(t.shape[0], -1, h, w)
+
+
+@lru_cache(maxsize=64)  # one per padded tile size and window shape: not rebuilt by every shifted block
 def shift_mask(h: int, w: int, wh: int, ww: int) -> torch.Tensor:
     """(nW, wh·ww, wh·ww): 0 between tokens of one region, MASKED across, for windows shifted by half a
-    window: after the roll, a window on the last row or column joins pieces from opposite borders."""
+    window: after the roll, a window on the last row or column joins pieces from opposite borders.
+    Cached: callers must not change it in place."""
     label = torch.zeros(h, w)
     for i, rows in enumerate((slice(0, -wh), slice(-wh, -(wh // 2)), slice(-(wh // 2), None))):
         for j, cols in enumerate((slice(0, -ww), slice(-ww, -(ww // 2)), slice(-(ww // 2), None))):
@@ -132,7 +146,7 @@ class SpatialAttention(nn.Module):
         spatial = self.spatial_gate(att.permute(0, 3, 1, 2))  # (B, 1, H, W)
         channel = self.channel_gate(conv).view(b, 1, f)
         mixed = att.reshape(b, length, f) * torch.sigmoid(channel)
-        mixed = mixed + (conv * torch.sigmoid(spatial)).flatten(2).transpose(1, 2)
+        mixed = mixed + tokens(conv * torch.sigmoid(spatial))
         return self.proj(mixed)
 
 
@@ -159,7 +173,7 @@ class ChannelAttention(nn.Module):
         channel = self.channel_gate(att)  # (B, F, 1, 1)
         spatial = self.spatial_gate(conv)  # (B, 1, H, W)
         mixed = att * torch.sigmoid(spatial) + conv * torch.sigmoid(channel)
-        return self.proj(mixed.flatten(2).transpose(1, 2))
+        return self.proj(tokens(mixed))
 
 
 class SGFN(nn.Module):
@@ -173,7 +187,7 @@ class SGFN(nn.Module):
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         a, g = F.gelu(self.fc1(x)).chunk(2, -1)  # (B, L, hidden/2) each
-        g = self.conv(self.norm(g).transpose(1, 2).reshape(g.shape[0], -1, h, w)).flatten(2).transpose(1, 2)
+        g = tokens(self.conv(image(self.norm(g), h, w)))
         return self.fc2(a * g)
 
 
@@ -219,7 +233,7 @@ class Group(nn.Module):
         t = x
         for block in self.blocks:
             t = block(t, h, w)
-        return x + self.convs(t.transpose(1, 2).reshape(x.shape[0], -1, h, w)).flatten(2).transpose(1, 2)
+        return x + tokens(self.convs(image(t, h, w)))
 
 
 class DAT(nn.Module):
@@ -261,10 +275,10 @@ class DAT(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
         f0 = self.head(x - self.mean)  # (B, F, h, w)
-        t = self.norm_in(f0.flatten(2).transpose(1, 2))  # (B, hw, F)
+        t = self.norm_in(tokens(f0))  # (B, hw, F)
         for group in self.groups:
             t = group(t, h, w)
-        t = self.norm_out(t).transpose(1, 2).reshape(b, -1, h, w)
+        t = image(self.norm_out(t), h, w)
         return self.shuffle(self.up(self.body(t) + f0)) + self.mean
 
 
