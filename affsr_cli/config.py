@@ -142,7 +142,7 @@ class TrainConfig:
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
     points: float = 0.0  # fraction of HR patches dimmed, with 3-30 point sources added (stars, lamps, glints)
-    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; the shipped weights' network) | dat-light (DAT, Chen et al. 2023: 621 k params, 103 GFLOP per output MP, about 35× SPAN's CPU time; affmse-x4-dat's network) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, photos span52, else small)
+    generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; the shipped weights' network) | dat-light (DAT, Chen et al. 2023: 621 k params, 103 GFLOP per output MP, 28× SPAN's CPU time per file; affmse-x4-dat's network) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, photos span52, else small)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
     train_only: str = (
         ""  # generator modules to train, comma-separated (e.g. body,up: DAT's or SPAN's head on a frozen trunk); '' all

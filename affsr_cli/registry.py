@@ -89,7 +89,7 @@ SHIPPED = {
             16,
             "DAT",
             "DAT-light x4 (official, Apache-2.0), not fine-tuned",
-            "DAT-light x4 with Π for Pillow's bicubic: +0.2 dB over affmse-x4, about 35× slower",
+            "DAT-light x4 with Π for Pillow's bicubic: +0.2 dB over affmse-x4, 28× slower",
             {"psnr": 34.13, "ssim": 0.8878, "hf_ratio": 0.352, "lattice": 3.53, "niqe": 6.61},
         ),
         ShippedWeights(

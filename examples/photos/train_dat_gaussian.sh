@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Gaussian twin of affmse-x4-dat, as run on 6 December 2026 (weights/README.md; not shipped: 33.721 dB, 0.022
-# above affmse-x4-gaussian at 35× its time, 0.004 short of the target): DAT-light (affmse-x4-dat) fine-tuned
+# above affmse-x4-gaussian at 28× its time, 0.004 short of the target): DAT-light (affmse-x4-dat) fine-tuned
 # under Π for the paper's Gaussian A with its transformer trunk frozen (--train-only): first the head (the last
 # norm, the body convolutions, the output convolution), 400 steps at lr 1e-4; then the same with the last
 # attention block and the group's convolutions, 400 steps at lr 5e-5. Batch 8 of 128² crops of corpus v3,
