@@ -75,7 +75,7 @@ def export(
     f = _F(model.net.float().eval(), bool(model.noise_channels))
     inputs = example_inputs(model)
     names = ["x", "z"][: len(inputs)]
-    batch, h, w = torch.export.Dim("batch"), torch.export.Dim("h", min=1), torch.export.Dim("w", min=1)
+    batch, h, w = torch.export.Dim("batch"), torch.export.Dim.AUTO, torch.export.Dim.AUTO
     shapes = [{0: batch, 2: h, 3: w}] * len(inputs)
     diff = None
 

@@ -90,3 +90,23 @@ def test_cli_export_and_its_refusals(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"\x80\x04K\x01.")
     r = run(tmp_path / "x.pt", "-o", tmp_path / "x.onnx")
     assert r.returncode == 2 and "pickle" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_window_attention_generator_exports_at_any_size(tmp_path):
+    """DAT pads to its windows and masks its shifted windows from the traced sizes: the graph must stay
+    dynamic (no size baked in, no cached mask keyed by a traced size) and agree at sizes that pad
+    differently, one smaller than a window among them."""
+    from affsr_cli.model import SRModel
+
+    torch.manual_seed(0)
+    kwargs = dict(width=16, blocks=2, groups=1, heads=2, window=[8, 32], hidden=16, channels=3, scale=4)
+    model = SRModel({"class": "DAT", "kwargs": kwargs}, OperatorSpec(4, family="bicubic"), "aff")
+    path, diff = export.export(model, tmp_path / "dat.onnx")
+    assert diff is not None and diff <= export.CHECK_TOLERANCE
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 3, 5), (2, 3, 16, 40), (1, 3, 37, 10)]:
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+        with torch.no_grad():
+            ref = model.net(x).numpy()
+        got = session.run(None, {"x": x.numpy()})[0]
+        assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4

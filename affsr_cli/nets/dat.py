@@ -60,17 +60,26 @@ def image(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return t.transpose(1, 2).reshape(t.shape[0], -1, h, w)
 
 
-@lru_cache(maxsize=64)  # one per padded tile size and window shape: not rebuilt by every shifted block
 def shift_mask(h: int, w: int, wh: int, ww: int) -> torch.Tensor:
     """(nW, wh·ww, wh·ww): 0 between tokens of one region, MASKED across, for windows shifted by half a
     window: after the roll, a window on the last row or column joins pieces from opposite borders.
-    Cached: callers must not change it in place."""
+    Cached per size (callers must not change it in place); built afresh when the sizes are symbolic
+    (torch.export traces the network for `affsr export`, and a SymInt cannot be a cache key)."""
+    if isinstance(h, int) and isinstance(w, int):
+        return _cached_mask(h, w, wh, ww)
+    return _mask(h, w, wh, ww)
+
+
+def _mask(h, w, wh: int, ww: int) -> torch.Tensor:
     label = torch.zeros(h, w)
     for i, rows in enumerate((slice(0, -wh), slice(-wh, -(wh // 2)), slice(-(wh // 2), None))):
         for j, cols in enumerate((slice(0, -ww), slice(-ww, -(ww // 2)), slice(-(ww // 2), None))):
             label[rows, cols] = 3 * i + j
     lab = windows(label.view(1, h, w, 1), wh, ww)[..., 0]  # (nW, N)
     return torch.where(lab[:, None, :] == lab[:, :, None], 0.0, MASKED)
+
+
+_cached_mask = lru_cache(maxsize=64)(_mask)  # one per padded tile size and window shape, not one per block
 
 
 class WindowAttention(nn.Module):
