@@ -63,6 +63,7 @@ RANGES = {
     "feature_weight": (0.0, 1e6),
     "texture_weight": (0.0, 1e12),
     "halo_weight": (0.0, 1e12),
+    "equivariance_weight": (0.0, 1e12),
     "instance_noise": (0.0, 10.0),
     "noise_steps": (0, 10**9),
     "noise_target": (0.01, 10.0),
@@ -158,6 +159,7 @@ class TrainConfig:
     luma_weight: float = 0.0  # weight of an added MSE between the BT.601 luma Y of ŷ and y (RGB only; any method): the error the eye and Y-PSNR see most
     texture_weight: float = 0.0  # weight of the blockwise Gram-matrix difference of ŷ's and y's responses to fixed random filters (EnhanceNet's texture loss; any method, patches of 40 px or more)
     halo_weight: float = 0.0  # weight of the squared excursion of ŷ outside y's 5×5 local range (min/max): the dark rings and bright halos the photo does not have (any method)
+    equivariance_weight: float = 0.0  # weight of the MSE between ŷ and the ŷ of a flipped or transposed x mapped back (an f that paints at fixed phases of its output cells, the LR-locked grid, does not commute with flips; any method; one more generator pass a step)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)
     noise_schedule: str = "linear"  # gan: linear (anneal to 0 over noise_steps) | adaptive (hold D loss at target)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import boxfit, checkpoint, consistency, foreign
+from . import boxfit, checkpoint, consistency, dihedral, foreign
 from . import weights as weights_io
 from .descriptor import Descriptor
 from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
@@ -36,7 +36,6 @@ from .tiles import blend_weights, fuse_batchnorm, receptive_radius, tile_spans
 
 CPU_TILE_BUDGET = 1 << 30  # bytes of activations per tile on the CPU (tile="auto")
 MAX_TILE = 1024  # LR pixels per side
-DIHEDRAL = [(t, f) for t in (False, True) for f in ((), (-1,), (-2,), (-2, -1))]  # (transpose, flipped dims)
 Note = Callable[[str], None]
 Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
 
@@ -318,20 +317,11 @@ class Upscaler:
         """The mean of f over the 8 flips and transposes of the input, each mapped back (the ×8
         self-ensemble of EDSR+ and BasicSR): 8× the time; Π comes after, so consistency is the same."""
         total = None
-        for k, (transpose, flip) in enumerate(DIHEDRAL):
-
-            def there(t: torch.Tensor) -> torch.Tensor:
-                t = t.transpose(-2, -1) if transpose else t
-                return (t.flip(flip) if flip else t).contiguous()
-
-            def back(t: torch.Tensor) -> torch.Tensor:
-                t = t.flip(flip) if flip else t
-                return t.transpose(-2, -1) if transpose else t
-
-            tiles = (lambda done, n, k=k: on_tile(k * n + done, len(DIHEDRAL) * n)) if on_tile else None
-            f = back(self._tiled(there(inp), there(z), tiles))
+        for k in range(len(dihedral.GROUP)):
+            tiles = (lambda done, n, k=k: on_tile(k * n + done, len(dihedral.GROUP) * n)) if on_tile else None
+            f = dihedral.undo(self._tiled(dihedral.apply(inp, k), dihedral.apply(z, k), tiles), k)
             total = f.clone() if total is None else total.add_(f)
-        return total.div_(len(DIHEDRAL))
+        return total.div_(len(dihedral.GROUP))
 
     def _tiled(self, inp: torch.Tensor, z: torch.Tensor, on_tile) -> torch.Tensor:
         s, g = self.scale, self.scale if self.grid == "hr" else 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import constraints, nets, swissroll
+from . import constraints, dihedral, nets, swissroll
 from .descriptor import Descriptor
 from .errors import AffsrError
 from .projection import OperatorSpec, Projection
@@ -36,6 +36,14 @@ class SRModel(nn.Module):
         f = self.net(inp, z)
         yhat = self.constraint.output(f, x, self.projection)
         return (yhat, f) if return_f else yhat
+
+    def equivariance_gap(self, x: torch.Tensor, z: torch.Tensor | None, yhat: torch.Tensor) -> torch.Tensor:
+        """MSE between ŷ and the ŷ of x flipped or transposed (one of the 7 others of dihedral.GROUP, at
+        random) and mapped back: 0 for an f that commutes with them, as the ×8 self-ensemble's mean does;
+        a pattern at fixed phases of the s×s output cells (the LR-locked grid) does not."""
+        k = int(torch.randint(1, len(dihedral.GROUP), ()))
+        other = self(dihedral.apply(x, k), None if z is None else dihedral.apply(z, k))
+        return (yhat - dihedral.undo(other, k).to(yhat.dtype)).square().mean()
 
     def describe(self) -> Descriptor:
         """What inference reads of this generator (infer.Upscaler, export): f, its A and its fields."""

@@ -374,6 +374,9 @@ def train_step(run: Run, x, y, z):
         loss_g = loss_g + penalty
         logs.update(p_logs)
     yhat32 = yhat.float()
+    if cfg.equivariance_weight:  # the same ŷ for a flipped or transposed x (no grid at fixed phases)
+        value = model.equivariance_gap(x, z, yhat32)
+        loss_g, logs["equivariance_mse"] = loss_g + cfg.equivariance_weight * value, float(value.detach())
     for name, key, term in EXTRA_TERMS:
         weight = getattr(cfg, name)
         if weight:

@@ -676,3 +676,44 @@ def test_train_only_moves_the_named_modules_alone(images, tmp_path):
     assert moved and all(k.startswith("up.") for k in moved)
     with pytest.raises(ValueError, match="no module 'nope'"):
         engine.train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "bad"), "train_only": "up,nope"}))
+
+
+def test_equivariance_gap_is_zero_for_an_f_that_commutes_with_flips():
+    """SRModel.equivariance_gap: an f that commutes with flips and transposes (bicubic upsampling) scores 0
+    to float precision, Π included (Pillow's bicubic A on sides of whole cells is flip-symmetric); adding a
+    pattern at fixed phases of the 4×4 output cells (the LR-locked grid) makes it > 0 for every k ≠ 0."""
+    from affsr_cli import dihedral
+    from affsr_cli.model import SRModel
+    from affsr_cli.projection import OperatorSpec
+
+    class Up(torch.nn.Module):
+        def __init__(self, grid: float):
+            super().__init__()
+            self.pattern = grid * torch.arange(16.0).view(4, 4) / 16  # a ramp over the 4×4 phases
+
+        def forward(self, x, z=None):
+            f = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+            return f + self.pattern.repeat(x.shape[-2], x.shape[-1])
+
+    model = methods.build_generator("tiny", OperatorSpec(4, family="bicubic"), "aff")
+    assert isinstance(model, SRModel)
+    x = torch.rand(2, 3, 12, 20, generator=torch.Generator().manual_seed(0)).double()
+    for k in range(8):
+        t = torch.rand(2, 3, 5, 7)
+        assert torch.equal(dihedral.undo(dihedral.apply(t, k), k), t)
+    model.net = Up(0.0)
+    model.double()
+    torch.manual_seed(0)
+    assert model.equivariance_gap(x, None, model(x)) < 1e-20
+    model.net = Up(0.05)
+    for seed in range(6):  # k drawn from 1 … 7
+        torch.manual_seed(seed)
+        assert model.equivariance_gap(x, None, model(x)) > 1e-5
+
+
+def test_equivariance_weight_adds_its_term(images, tmp_path):
+    rec = Recorder()
+    engine.train(tiny(images, tmp_path / "e", method="affmse", equivariance_weight=10.0), rec)
+    logs = rec.steps[-1][1]
+    assert logs["equivariance_mse"] > 0
+    assert logs["loss"] == pytest.approx(logs["mse"] + 10 * logs["equivariance_mse"], rel=1e-5)
