@@ -103,6 +103,16 @@ SHIPPED = {
             {"psnr": 33.70, "ssim": 0.8814, "hf_ratio": 0.356, "lattice": 1.63, "niqe": 6.47},
         ),
         ShippedWeights(
+            "affmse-x4-gaussian-dat",
+            "affmse",
+            "gaussian",
+            9,
+            "DAT",
+            "affmse-x4-dat",
+            "DAT-light fine-tuned with AffMSE for the Gaussian A: +0.09 dB over affmse-x4-gaussian, 28× slower",
+            {"psnr": 33.78, "ssim": 0.8837, "hf_ratio": 0.309, "lattice": 2.42, "niqe": 6.33},
+        ),
+        ShippedWeights(
             "affgan-x4-gaussian",
             "affgan",
             "gaussian",
