@@ -44,3 +44,14 @@ run g39-points02 "${gan[@]}" --discriminator texture --points 0.2
 run g40-p10-points02 "${gan[@]}" --discriminator texture --points 0.2 --pixel-weight 10 &
 run g40-p10-points02-lat2e6 "${gan[@]}" --discriminator texture --points 0.2 --pixel-weight 10 --lattice-weight 2e6
 wait
+# 6 December, evening: f asked to commute with flips (--equivariance-weight), and a weaker blockwise lattice term
+# (5e5, grid 2e7) whose extra grid the ×8 self-ensemble takes back (evaluated with `affsr eval ... --ensemble`)
+run g41-eq3e4 "${gan[@]}" --discriminator texture --equivariance-weight 3e4
+weak=("${gan[@]}" --discriminator texture --lattice-weight 5e5 --grid-weight 2e7)
+run g42-lat5e5 "${weak[@]}" &
+run g42-lat5e5-eq3e3 "${weak[@]}" --equivariance-weight 3e3
+wait
+run g43-lat5e5x2 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" &
+run g43-lat5e5-grid5e7 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" --grid-weight 5e7
+wait
+run g44-lat5e5-points01 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" --points 0.1
