@@ -2,7 +2,7 @@
 A (the table's LR-PSNR) and with Pillow's own resize of the saved file.
 
     python benchmarks/pillow_check.py --hr data/photos/val -w runs/bicubic-affmse/generator.safetensors \
-        [--operator bicubic] [--scale 4]
+        [--operator bicubic] [--scale 4] [--ensemble]
 
 Each HR photo (cropped to a multiple of the scale) is reduced with Pillow's 8-bit resize (the filter of
 --operator), saved as PNG and upscaled by the `affsr upscale` command line at 8 and 16 bits. Then:
@@ -41,6 +41,7 @@ def main():
     ap.add_argument("-w", "--weights", required=True)
     ap.add_argument("--operator", default="bicubic", choices=list(FILTERS))
     ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--ensemble", action="store_true", help="upscale with the ×8 self-ensemble (upscale --ensemble)")
     args = ap.parse_args()
     flt, s = FILTERS[args.operator], args.scale
     files = sorted(p for p in args.hr.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
@@ -70,6 +71,7 @@ def main():
                     "--bit-depth",
                     str(bits),
                     "--json",
+                    *(["--ensemble"] if args.ensemble else []),
                 ],
                 capture_output=True,
                 text=True,

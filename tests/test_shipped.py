@@ -121,7 +121,7 @@ def test_the_model_card_lists_each_registry_entry_as_the_registry_says():
         assert ("`affsr upscale`" in files[name][4]) == (w is DEFAULT)
     quality = {}
     for r in _card_rows("| A | file | Y-PSNR |"):
-        m = re.search(r"v3(?:\.1)? [^`]*`([\w-]+)`", r[1])
+        m = re.search(r"v3(?:\.\d)? [^`]*`([\w-]+)`", r[1])
         if m:
             quality[m.group(1)] = [float(c.strip("*")) for c in r[2:7]]
     assert set(quality) == set(REGISTRY)

@@ -55,3 +55,4 @@ run g43-lat5e5x2 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" &
 run g43-lat5e5-grid5e7 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" --grid-weight 5e7
 wait
 run g44-lat5e5-points01 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" --points 0.1
+cp "$runs/g44-lat5e5-points01/generator.safetensors" weights/affgan-x4.safetensors  # affgan-x4 v3.2 (weights/README.md)
