@@ -149,17 +149,24 @@ def test_pillow_resize_of_saved_file_gives_input_back(family):
         assert psnr >= 60
 
 
-def test_match_pillow_fixes_what_rounding_leaves():
-    """Without the Pillow step some LR pixels come back a level off (Pillow rounds and clips between
-    its passes); with it none do. A dark, high-contrast crop, where that happens most."""
+def _rounded_before_the_pillow_step():
+    """A dark, high-contrast crop (where Pillow's rounding between its passes bites most): the 8-bit LR
+    image, x, and Pillow's bicubic upscale box-fitted and rounded as the contract does, before its Pillow
+    step, so that some LR values come back a level off. Returns (spec, A, lr, x, levels)."""
     spec = OperatorSpec(4, family="bicubic")
     A, pinv = spec.build()
     hr = Image.open(VAL / "astronaut.png").convert("RGB").crop((0, 0, 256, 256))
     lr = hr.resize((64, 64), PILLOW["bicubic"])
     x = torch.from_numpy(np.array(lr)).permute(2, 0, 1).double() / 255
     f = torch.from_numpy(np.array(lr.resize((256, 256), PILLOW["bicubic"]))).permute(2, 0, 1).double() / 255
-    boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)  # as the contract does
-    levels = boxfit.round_shaped(f, 8)
+    boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)
+    return spec, A, lr, x, boxfit.round_shaped(f, 8)
+
+
+def test_match_pillow_fixes_what_rounding_leaves():
+    """Without the Pillow step some LR pixels come back a level off (Pillow rounds and clips between
+    its passes); with it none do. A dark, high-contrast crop, where that happens most."""
+    spec, A, lr, x, levels = _rounded_before_the_pillow_step()
     before = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
     passes = consistency.match_pillow(levels, x, spec)
     after = (consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum()
@@ -172,14 +179,7 @@ def test_a_pillow_miss_above_the_floor_is_reported_as_what_it_is():
     """A saved file whose LR-PSNR reaches the 60-dB floor while Pillow's resize misses some values: the
     warning gives the PSNR without calling it under the floor, and how many values are off (the share
     alone printed 100.0 % for 3 values of 300,000)."""
-    spec = OperatorSpec(4, family="bicubic")
-    A, pinv = spec.build()
-    hr = Image.open(VAL / "astronaut.png").convert("RGB").crop((0, 0, 256, 256))
-    lr = hr.resize((64, 64), PILLOW["bicubic"])
-    x = torch.from_numpy(np.array(lr)).permute(2, 0, 1).double() / 255
-    f = torch.from_numpy(np.array(lr.resize((256, 256), PILLOW["bicubic"]))).permute(2, 0, 1).double() / 255
-    boxfit.fit_box(f, x, A, pinv, 8, max_error=boxfit.MAX_FIT_ERROR)
-    levels = boxfit.round_shaped(f, 8)  # before the Pillow step: some LR values a level off
+    spec, A, lr, x, levels = _rounded_before_the_pillow_step()
     off = int((consistency.pillow_resize(levels, (64, 64), "bicubic") != np.asarray(lr)).sum())
     v = consistency.verdict(levels, x, A, spec, 8)
     assert off > 0 and v.lr_psnr >= consistency.FLOOR_DB[8] and not v.consistent
