@@ -64,6 +64,7 @@ RANGES = {
     "texture_weight": (0.0, 1e12),
     "halo_weight": (0.0, 1e12),
     "equivariance_weight": (0.0, 1e12),
+    "teacher_weight": (0.0, 1e6),
     "instance_noise": (0.0, 10.0),
     "noise_steps": (0, 10**9),
     "noise_target": (0.01, 10.0),
@@ -143,6 +144,7 @@ class TrainConfig:
     channels: int = 3  # image channels the networks see (1: gray, 3: RGB)
     smooth: float = 0.0  # fraction of HR patches blurred (Gaussian σ 4 px) so that flat regions are learnt too
     points: float = 0.0  # fraction of HR patches dimmed, with 3-30 point sources added (stars, lamps, glints)
+    teacher: str = ""  # folder of targets named as the files of --data (a teacher's projected outputs: examples/photos/make_teacher_corpus.py); each crop of a photo comes with the same crop of its namesake, for --teacher-weight
     generator: str = "auto"  # generator preset: tiny | small | base (efficient, no BN: 58 k / 292 k / 953 k params, 7 / 36 / 119 GFLOP per output MP at 4×) | span48 | span52 (SPAN, Wan et al. 2024: 426 k / 498 k params, 53 / 62 GFLOP per output MP; the shipped weights' network) | dat-light (DAT, Chen et al. 2023: 621 k params, 103 GFLOP per output MP, 28× SPAN's CPU time per file; affmse-x4-dat's network) | texture | celeba | imagenet (the paper's) | auto (the paper presets' own, photos span52, else small)
     grid: str = "lr"  # where the generator computes: lr (sub-pixel output) | hr (input A⁺x)
     train_only: str = (
@@ -159,6 +161,7 @@ class TrainConfig:
     luma_weight: float = 0.0  # weight of an added MSE between the BT.601 luma Y of ŷ and y (RGB only; any method): the error the eye and Y-PSNR see most
     texture_weight: float = 0.0  # weight of the blockwise Gram-matrix difference of ŷ's and y's responses to fixed random filters (EnhanceNet's texture loss; any method, patches of 40 px or more)
     halo_weight: float = 0.0  # weight of the squared excursion of ŷ outside y's 5×5 local range (min/max): the dark rings and bright halos the photo does not have (any method)
+    teacher_weight: float = 0.0  # weight of MAE(ŷ, t) between ŷ and the --teacher target t of the same crop: distillation beside the photo's own terms (any method)
     equivariance_weight: float = 0.0  # weight of the MSE between ŷ and the ŷ of a flipped or transposed x mapped back (an f that paints at fixed phases of its output cells, the LR-locked grid, does not commute with flips; any method; one more generator pass a step)
     range_weight: float = 0.0  # aff: weight of MSE(A f, x) on the network's output f before Π (pins what Π discards)
     instance_noise: float = 0.1  # gan: initial σ of Gaussian instance noise (App. C)

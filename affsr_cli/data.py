@@ -119,7 +119,8 @@ class StepBatches(Sampler[list[int]]):
 class ImageFolder(Dataset):
     """HR crops (C, N, N) in [0, 1] from every readable image under `root` (run folders and `exclude` left out,
     see find_images). Item i is file i mod len(files); its crop and flips are drawn from (seed, i) (see
-    sample_generator)."""
+    sample_generator). With `teacher` (a folder), only the files that have a namesake of the same size there (same
+    path under it) are used, and item i is (2C, N, N): the HR crop over the same crop of its namesake."""
 
     def __init__(
         self,
@@ -132,6 +133,7 @@ class ImageFolder(Dataset):
         seed: int = 0,
         exclude: tuple = (),
         points: float = 0.0,
+        teacher: str | Path = "",
     ):
         self.task = tasks.task(preset)
         if self.task.points:
@@ -143,7 +145,11 @@ class ImageFolder(Dataset):
         if not 0 <= points <= 1:
             raise AffsrError(f"points must be a fraction in [0, 1], got {points}")
         self.preset, self.channels, self.flips, self.smooth, self.seed = preset, channels, flips, smooth, seed
-        self.points = points
+        self.points, self.root, self.teacher = points, Path(root), Path(teacher) if teacher else None
+        if self.teacher and (smooth or points or self.task.crop == "centre"):
+            raise AffsrError(
+                "--teacher pairs random crops of the photos as they are: not with --smooth, --points or centre crops"
+            )
         self.size, self.crop = size or self.task.size, self.task.crop
         self.warnings: list[str] = []  # one line per skipped file, for the caller to show
         self.files = []
@@ -156,6 +162,8 @@ class ImageFolder(Dataset):
                 self.files.append(f)
             except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 self.warnings.append(f"skipping {f}: not a readable image ({type(e).__name__})")
+        if self.teacher:
+            self._pair_with_teacher()
         for f in self.files[:DECODE_CHECK]:  # a header can be fine and the pixels cut off: decode a few fully
             try:
                 load_image(f, channels)
@@ -175,13 +183,35 @@ class ImageFolder(Dataset):
                 + why
             )
 
+    def _pair_with_teacher(self):
+        """Keep the files whose namesake under self.teacher has their size; a line in warnings for the rest."""
+        if not self.teacher.is_dir():
+            raise AffsrError(f"--teacher {self.teacher}: no such folder")
+        paired = []
+        for f in self.files:
+            t = self.teacher / f.relative_to(self.root)
+            try:
+                with Image.open(f) as a, Image.open(t) as b:
+                    same = a.size == b.size
+            except (OSError, UnidentifiedImageError):
+                same = False
+            paired.append(f) if same else self.warnings.append(f"skipping {f}: no image of its size at {t}")
+        if not paired:
+            raise AffsrError(
+                f"none of the images under {self.root} has a namesake of its size under --teacher {self.teacher}"
+            )
+        self.files = paired
+
     def __len__(self) -> int:
         return len(self.files) * self.task.per_image
 
     def __getitem__(self, i: int) -> torch.Tensor:
         for k in range(len(self.files)):  # a file truncated after its header: the next one instead
             try:
-                y = load_image(self.files[(i + k) % len(self.files)], self.channels)  # (C, H, W)
+                f = self.files[(i + k) % len(self.files)]
+                y = load_image(f, self.channels)  # (C, H, W)
+                if self.teacher:  # the namesake rides along as C more channels: the same crop and flips
+                    y = torch.cat([y, load_image(self.teacher / f.relative_to(self.root), self.channels)])  # (2C, H, W)
                 break
             except (OSError, ValueError):
                 continue
@@ -278,6 +308,10 @@ def _quiet_on_lost_connection(hook):
 
 
 def dataset(cfg):
+    if bool(cfg.teacher) != bool(cfg.teacher_weight):
+        raise AffsrError(
+            "--teacher and --teacher-weight go together (the folder of targets and the weight of their term)"
+        )
     if tasks.task(cfg.preset).points:
         return swissroll.SwissRoll(seed=cfg.seed)
     return ImageFolder(
@@ -289,6 +323,7 @@ def dataset(cfg):
         seed=cfg.seed,
         exclude=(cfg.out,),
         points=cfg.points,
+        teacher=cfg.teacher,
     )
 
 

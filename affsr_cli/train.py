@@ -261,6 +261,7 @@ def advance(run: Run, y: torch.Tensor):
     cfg = run.cfg
     if y.dim() == 4:
         y = y.contiguous(memory_format=torch.channels_last)
+    y, t = (y[:, : cfg.channels], y[:, cfg.channels :]) if cfg.teacher else (y, None)  # HR | --teacher's crop
     x = run.model.A(y)  # (B, C, H/s, W/s) LR, always made with A
     if cfg.lr_bits and x.dim() == 4:  # as an image file holds x: clipped to [0, 1], rounded to 2^bits − 1 levels
         levels = 2**cfg.lr_bits - 1
@@ -268,7 +269,7 @@ def advance(run: Run, y: torch.Tensor):
     z = torch.randn(y.shape[0], cfg.noise_channels, *x.shape[2:], device=run.device) if cfg.noise_channels else None
     run.set_lrs()
     with torch.autocast(run.device.type, torch.bfloat16, enabled=cfg.bf16 and run.device.type == "cuda"):
-        loss, logs, yhat = train_step(run, x, y, z)
+        loss, logs, yhat = train_step(run, x, y, z, t)
     if yhat is not None and math.isfinite(loss):
         ema_update(run.ema_model.net, run.modules["net"], cfg.ema, run.ema_updates)
         run.ema_updates += 1
@@ -288,7 +289,8 @@ def estimate(run: Run, repeats: int = 2, budget: float = 2.0, slow: float = 10.0
     rng = torch.get_rng_state(), torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None
     twin = copy.deepcopy(run)
     points = tasks.task(cfg.preset).points
-    shape = (cfg.batch_size, 2) if points else (cfg.batch_size, cfg.channels, cfg.patch, cfg.patch)
+    c = cfg.channels * (2 if cfg.teacher else 1)  # the HR crop and its --teacher target, stacked
+    shape = (cfg.batch_size, 2) if points else (cfg.batch_size, c, cfg.patch, cfg.patch)
     batch = torch.rand(shape, generator=torch.Generator().manual_seed(cfg.seed)).to(run.device)
 
     def step(at: int) -> tuple[float, dict]:
@@ -345,9 +347,9 @@ EXTRA_TERMS = (
 )
 
 
-def train_step(run: Run, x, y, z):
+def train_step(run: Run, x, y, z, t=None):
     """One step: the critic's (if the objective trains one now), then the generator's (if it
-    trains now). Returns (loss, logs, ŷ or None when the generator did not train)."""
+    trains now; t: the --teacher targets). Returns (loss, logs, ŷ or None when the generator did not train)."""
     model, objective, cfg = run.model, run.objective, run.cfg
     opt_c = run.optimizers.get("c")
     logs: dict = {}
@@ -377,6 +379,9 @@ def train_step(run: Run, x, y, z):
     if cfg.equivariance_weight:  # the same ŷ for a flipped or transposed x (no grid at fixed phases)
         value = model.equivariance_gap(x, z, yhat32)
         loss_g, logs["equivariance_mse"] = loss_g + cfg.equivariance_weight * value, float(value.detach())
+    if t is not None:  # distillation: the teacher's output for the same crop
+        value = losses.mae(yhat32, t.float())
+        loss_g, logs["teacher_mae"] = loss_g + cfg.teacher_weight * value, float(value.detach())
     for name, key, term in EXTRA_TERMS:
         weight = getattr(cfg, name)
         if weight:

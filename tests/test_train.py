@@ -717,3 +717,44 @@ def test_equivariance_weight_adds_its_term(images, tmp_path):
     logs = rec.steps[-1][1]
     assert logs["equivariance_mse"] > 0
     assert logs["loss"] == pytest.approx(logs["mse"] + 10 * logs["equivariance_mse"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    """Photos and a --teacher folder of their negatives (same names); one photo without a namesake, one whose
+    namesake has another size."""
+    root, teacher = tmp_path_factory.mktemp("photos"), tmp_path_factory.mktemp("teacher")
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        a = (rng.random((24, 28 + 4 * i, 3)) * 255).astype(np.uint8)
+        Image.fromarray(a).save(root / f"p{i}.png")
+        if i == 2:
+            continue  # no namesake
+        t = 255 - a if i != 3 else a[:20]  # p3's namesake is cut short
+        Image.fromarray(t).save(teacher / f"p{i}.png")
+    return root, teacher
+
+
+def test_teacher_crops_ride_along_with_the_photos(paired):
+    root, teacher = paired
+    ds = data.ImageFolder(root, "patch", 16, teacher=teacher, seed=3)
+    assert sorted(f.name for f in ds.files) == ["p0.png", "p1.png"]
+    assert any("p2.png" in w for w in ds.warnings) and any("p3.png" in w for w in ds.warnings)
+    for i in range(8):  # the same crop and flips of the photo and of its negative
+        item = ds[i]
+        assert item.shape == (6, 16, 16)
+        torch.testing.assert_close(item[3:], 1 - item[:3], atol=1e-6, rtol=0)
+    with pytest.raises(data.AffsrError, match="namesake"):
+        data.ImageFolder(root / ".." / root.name, "patch", 16, teacher=root.parent)
+
+
+def test_teacher_weight_adds_its_term(paired, tmp_path):
+    root, teacher = paired
+    rec = Recorder()
+    engine.train(tiny(root, tmp_path / "t", method="affmse", teacher=str(teacher), teacher_weight=10.0), rec)
+    logs = rec.steps[-1][1]
+    assert logs["teacher_mae"] > 0.2  # ŷ is near the photo, the negative far from it
+    assert logs["loss"] == pytest.approx(logs["mse"] + 10 * logs["teacher_mae"], rel=1e-5)
+    for kw in (dict(teacher=str(teacher)), dict(teacher_weight=1.0)):
+        with pytest.raises(data.AffsrError, match="go together"):
+            engine.train(tiny(root, tmp_path / "u", method="affmse", **kw), Recorder())
