@@ -32,9 +32,14 @@ from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory
 from .errors import AffsrError
 from .model import SRModel
 from .projection import OperatorSpec, choose_operator
-from .tiles import blend_weights, fuse_batchnorm, receptive_radius, tile_spans
+from .tiles import blend_weights, bytes_per_pixel, fuse_batchnorm, receptive_radius, tile_spans
 
-CPU_TILE_BUDGET = 1 << 30  # bytes of activations per tile on the CPU (tile="auto")
+CPU_TILE_BUDGET = 1 << 30  # peak bytes of one tile's forward pass on the CPU (tile="auto")
+# tiles.bytes_per_pixel counts live tensors on square inputs of whole windows, not oneDNN's scratch,
+# glibc's heap slack (blocks under 32 MiB are not given back at once), a window network's padding of a
+# tile to its windows or a longer last tile: the peak RSS rise of a forward pass measured 1.0–1.6× it
+# (benchmarks/tile_memory.py; at the tile chosen, 67 % of the budget for SPAN, 86 % for DAT)
+MEMORY_MARGIN = 1.5
 MAX_TILE = 1024  # LR pixels per side
 Note = Callable[[str], None]
 Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
@@ -210,20 +215,17 @@ class Upscaler:
         self.spec, (self.A, self.pinv) = spec, spec.build()
 
     def _auto_tile(self) -> int:
-        """Side of the largest square LR tile whose activations fit the memory budget."""
-        sizes, n = [], 16 * (self.scale if self.grid == "hr" else 1)
-        hooks = [
-            m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
-            for m in self.net.modules()
-            if not list(m.children())
-        ]
-        try:
-            with torch.no_grad():
-                self._forward(torch.zeros(1, self.channels, n, n), torch.zeros(1, self.noise_channels, n, n))
-        finally:
-            for h in hooks:
-                h.remove()
-        per_pixel = sum(sizes) / 256  # bytes per LR pixel if no activation were ever freed
+        """Side of the largest square LR tile whose forward pass fits the memory budget: its peak memory
+        per LR pixel (tiles.bytes_per_pixel, measured on 32² and 64² LR inputs) times MEMORY_MARGIN."""
+        g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
+
+        @torch.no_grad()
+        def run(n: int) -> torch.Tensor:
+            return self._forward(
+                torch.zeros(1, self.channels, g * n, g * n), torch.zeros(1, self.noise_channels, g * n, g * n)
+            )
+
+        per_pixel = MEMORY_MARGIN * bytes_per_pixel(run, self.device)  # bytes per LR pixel
         free = available_memory(self.device)
         budget = free // 2 if self.device.type == "cuda" else min(free // 4, CPU_TILE_BUDGET)
         return int(max(32, min(MAX_TILE, math.sqrt(budget / per_pixel))))
