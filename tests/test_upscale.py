@@ -314,6 +314,21 @@ def test_devices_and_precisions():
     assert 32 <= auto.tile <= infer.MAX_TILE
 
 
+def test_auto_tile_is_measured_only_for_an_image_that_may_not_fit(monkeypatch):
+    """A small image runs whole without the peak measurement; one over the cheap bound gets measured tiles,
+    and the result equals the untiled one."""
+    x = photo(box=(90, 60, 150, 100))  # LR 60×40
+    whole = infer.Upscaler(model(), "cpu", tile=0).network(x)
+    up = infer.Upscaler(model(), "cpu")
+    measured = []
+    monkeypatch.setattr(up, "_auto_tile", lambda: measured.append(1) or 32)
+    assert (up.network(x) - whole).abs().max() <= 1e-5
+    assert up._tile is None and not measured and "none needed" in up.describe_tiling()
+    monkeypatch.setattr(up, "_budget", lambda: int(up._upper_bound() * 40 * 40))  # 60×40 no longer fits
+    assert (up.network(x) - whole).abs().max() <= 1e-5  # 32-pixel tiles hold the 2R + 2 overlap
+    assert measured == [1] and up.tile == 32 and up.describe_tiling() == "tiles of 32 LR px"
+
+
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_float_tiff_and_npy_round_trip(tmp_path, channels):
     tifffile = pytest.importorskip("tifffile")

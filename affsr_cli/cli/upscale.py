@@ -227,7 +227,7 @@ def results_table(results: list[dict], weights: str, up, ensemble: bool, invente
     """One row per file written: its sizes, LR-PSNR, the verdict of the promise, the invented share, the time."""
     table = Table(
         title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
-        + (f"tiles of {up.tile} LR px" if up.tile else "no tiling")
+        + up.describe_tiling()
         + (", ×8 self-ensemble" if ensemble else "")
     )
     names = ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",)
