@@ -16,6 +16,7 @@ The engine never prints; notes and progress reach the caller through `on_note` a
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ class Upscaler:
         """The tile side for an h×w LR image. With the automatic size, an image that fits the budget whole by a
         cheap upper bound (every leaf module's output kept at once: 1.4–5× the real peak) runs whole without
         the measurement of _auto_tile (0.1 s for SPAN, 3 s for DAT-light on the CPU)."""
-        if self._tile is None and h * w * self._upper_bound() <= self._budget():
+        if self._tile is None and h * w * self._upper_bound <= self._budget():
             return max(h, w)
         return self.tile or max(h, w)
 
@@ -250,6 +251,7 @@ class Upscaler:
                 torch.zeros(1, self.channels, g * n, g * n), torch.zeros(1, self.noise_channels, g * n, g * n)
             )
 
+    @functools.cached_property
     def _upper_bound(self) -> float:
         """Bytes per LR pixel if no activation were ever freed: every leaf module's output on a 16² LR input."""
         sizes = []

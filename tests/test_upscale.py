@@ -324,7 +324,7 @@ def test_auto_tile_is_measured_only_for_an_image_that_may_not_fit(monkeypatch):
     monkeypatch.setattr(up, "_auto_tile", lambda: measured.append(1) or 32)
     assert (up.network(x) - whole).abs().max() <= 1e-5
     assert up._tile is None and not measured and "none needed" in up.describe_tiling()
-    monkeypatch.setattr(up, "_budget", lambda: int(up._upper_bound() * 40 * 40))  # 60×40 no longer fits
+    monkeypatch.setattr(up, "_budget", lambda: int(up._upper_bound * 40 * 40))  # 60×40 no longer fits
     assert (up.network(x) - whole).abs().max() <= 1e-5  # 32-pixel tiles hold the 2R + 2 overlap
     assert measured == [1] and up.tile == 32 and up.describe_tiling() == "tiles of 32 LR px"
 
