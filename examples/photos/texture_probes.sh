@@ -56,3 +56,5 @@ run g43-lat5e5-grid5e7 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetenso
 wait
 run g44-lat5e5-points01 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetensors" --points 0.1
 cp "$runs/g44-lat5e5-points01/generator.safetensors" weights/affgan-x4.safetensors  # affgan-x4 v3.2 (weights/README.md)
+# 7 December: a stochastic generator from v3.2 with g42's terms (weights/README.md, "Distilled from Real-ESRGAN + Π")
+run z1-noise4 "${gan[@]}" --discriminator texture --lattice-weight 5e5 --grid-weight 2e7 --noise-channels 4
