@@ -195,7 +195,10 @@ class ImageFolder(Dataset):
                     same = a.size == b.size
             except (OSError, UnidentifiedImageError):
                 same = False
-            paired.append(f) if same else self.warnings.append(f"skipping {f}: no image of its size at {t}")
+            if same:
+                paired.append(f)
+            else:
+                self.warnings.append(f"skipping {f}: no image of its size at {t}")
         if not paired:
             raise AffsrError(
                 f"none of the images under {self.root} has a namesake of its size under --teacher {self.teacher}"
