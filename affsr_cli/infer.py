@@ -196,6 +196,7 @@ class Upscaler:
                 f"tile size must be 0 (no tiling: the whole image at once) or at least 8 LR pixels, got {tile!r}"
             )
         self._tile = tile  # LR side of a tile; 0: the whole image in one; None: sized to the memory (tile, _tile_for)
+        self._auto, self._cut = tile is None, False  # the size is automatic; an image was cut into tiles
         self.foreign = d.architecture  # the spandrel architecture's name, or None (ours)
         self.constraint = None if self.foreign else d.constraint  # what training put around f: aff, soft, none
         if self.foreign:
@@ -228,9 +229,13 @@ class Upscaler:
 
     def describe_tiling(self) -> str:
         """The tiles of the images run so far, for reports (the automatic size is not measured for this)."""
-        if self._tile is None:
+        if self._auto and not self._cut:
             return "tiles sized to the memory (none needed)"
-        return f"tiles of {self._tile} LR px" if self._tile else "no tiling"
+        return (
+            f"tiles of {self._tile} LR px" + (" (sized to the memory)" if self._auto else "")
+            if self._tile
+            else "no tiling"
+        )
 
     def _tile_for(self, h: int, w: int) -> int:
         """The tile side for an h×w LR image. With the automatic size, an image that fits the budget whole by a
@@ -379,6 +384,7 @@ class Upscaler:
             if on_tile:
                 on_tile(1, 1)
             return out
+        self._cut = True
         wr, wc = blend_weights(rows, s, self.radius), blend_weights(cols, s, self.radius)
         out = torch.zeros(B, self.channels, s * h, s * w)  # (B, C, H, W): the blended f(x)
         done, total = 0, len(rows) * len(cols)
