@@ -130,7 +130,7 @@ def test_lr_bits_rounds_the_training_input_as_a_file_holds_it(tmp_path, monkeypa
     inputs = []
     step = engine.train_step
     monkeypatch.setattr(
-        engine, "train_step", lambda run, x, y, z: (inputs.append(x.detach().clone()), step(run, x, y, z))[1]
+        engine, "train_step", lambda run, x, y, z, t: (inputs.append(x.detach().clone()), step(run, x, y, z, t))[1]
     )
     cfg = TrainConfig(
         method="affmse",
