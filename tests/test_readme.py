@@ -303,7 +303,7 @@ def test_ci_commands_are_in_place():
     by_marker = {b.marker: b for b in blocks(readme) if b.marker}
     test, main = by_marker.get("test-command"), by_marker.get("main-command")
     assert test is not None and test.lang == "bash", "README.md: no ```bash block right after <!-- test-command -->"
-    assert "pip install torch==2.13.0 -e '.[test]'" in test.text and test.text.rstrip().endswith("pytest")
+    assert "pip install torch==2.13.0 -e '.[test]'" in test.text and test.text.rstrip().endswith("pytest -n auto")
     assert main is not None and main.lang == "bash", "README.md: no ```bash block right after <!-- main-command -->"
     assert "pip install torch==2.13.0 ." in main.text and "affsr upscale examples/val/chelsea.png" in main.text
     assert (ROOT / "examples" / "val" / "chelsea.png").is_file()
