@@ -58,3 +58,11 @@ run g44-lat5e5-points01 "${weak[@]}" --init "$runs/g42-lat5e5/generator.safetens
 cp "$runs/g44-lat5e5-points01/generator.safetensors" weights/affgan-x4.safetensors  # affgan-x4 v3.2 (weights/README.md)
 # 7 December: a stochastic generator from v3.2 with g42's terms (weights/README.md, "Distilled from Real-ESRGAN + Π")
 run z1-noise4 "${gan[@]}" --discriminator texture --lattice-weight 5e5 --grid-weight 2e7 --noise-channels 4
+# 7 December (stop 48): the v3.2 recipe (g44's command) kept going from the v3.2 file, a snapshot every 700 steps, to
+# ask whether the texture only needs more steps than one run gives (weights/README.md, "More steps"); stopped at 2,100
+L1=$runs/L1-long
+for n in 700 1400 2100; do
+  [ -f $L1/snap-$n.safetensors ] && continue
+  run L1-long "${weak[@]}" --init weights/affgan-x4.safetensors --points 0.1 --sample-every 700 --steps $n
+  cp $L1/generator.safetensors $L1/snap-$n.safetensors
+done
