@@ -11,6 +11,12 @@ that sharpens too hard draws a bright halo beside each line. The script prints, 
 overshoot: the 99.9th percentile, over the output's pixels, of how far ŷ rises above the brightest
 LR pixel within 2 LR pixels (in 8-bit levels). A halo is a rise above anything in the input nearby;
 bicubic's own overshoot is the reference.
+
+`--crops fur` takes three crops of a horse's muzzle instead (horse.jpg, CC-BY-SA-3.0, from the
+ukui-wallpapers sid package, 3840×2160): coat, and whiskers over skin, with the camera's noise and JPEG
+blocks — where a GAN should draw hair and not paint. A `--column LABEL=DIR` is a folder of results made
+elsewhere, named as the LR crops that `--lr-out DIR` writes (crop0.png, …): Real-ESRGAN, say, by
+run_realesrgan.py, then `affsr project` (weights/README.md, "AffGAN v3.2 on native photos").
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = ROOT / "data/debs/lomiri-wallpapers-16.04/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg"
-CROPS = [(BRIDGE, 2260, 420, 96), (BRIDGE, 2600, 1280, 96), (BRIDGE, 2080, 60, 96)]  # (photo, left, top, LR side)
+HORSE = ROOT / "data/debs/ukui-wallpapers_sid/usr/share/backgrounds/horse.jpg"
+CROPS = {  # (photo, left, top, LR side)
+    "cables": [(BRIDGE, 2260, 420, 96), (BRIDGE, 2600, 1280, 96), (BRIDGE, 2080, 60, 96)],
+    "fur": [(HORSE, 2150, 330, 96), (HORSE, 2000, 1330, 96), (HORSE, 1150, 1000, 96)],
+}
 
 
 def overshoot(y_hat: np.ndarray, x: np.ndarray, s: int = 4, reach: int = 2) -> float:
@@ -41,13 +51,22 @@ def overshoot(y_hat: np.ndarray, x: np.ndarray, s: int = 4, reach: int = 2) -> f
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--column", action="append", required=True, metavar="LABEL=WEIGHTS", help="a checkpoint column")
+    p.add_argument(
+        "--column",
+        action="append",
+        required=True,
+        metavar="LABEL=WEIGHTS",
+        help="a checkpoint column, or LABEL=DIR: results made elsewhere, named as the LR crops (--lr-out)",
+    )
+    p.add_argument("--crops", choices=sorted(CROPS), default="cables", help="which native crops")
+    p.add_argument("--lr-out", type=Path, help="also write the LR crops (crop0.png, ...) to this folder")
     p.add_argument("--operator", default="bicubic", help="the A passed to affsr upscale")
     p.add_argument("--zoom", type=int, default=1, help="nearest-neighbour enlargement of every panel")
     p.add_argument("-o", "--out", type=Path, default=Path("native-crops.png"))
     args = p.parse_args(argv)
     pairs = [c.split("=", 1) for c in args.column]
-    missing = sorted({str(c[0]) for c in CROPS if not c[0].is_file()})
+    crops = CROPS[args.crops]
+    missing = sorted({str(c[0]) for c in crops if not c[0].is_file()})
     if missing or any(len(c) != 2 for c in pairs):
         print(
             f"{missing[0]}: not found (run examples/photos/make_corpus.py first)"
@@ -59,10 +78,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lr = Path(tmp) / "lr"
         lr.mkdir()
-        for i, (photo, left, top, n) in enumerate(CROPS):
+        for i, (photo, left, top, n) in enumerate(crops):
             Image.open(photo).convert("RGB").crop((left, top, left + n, top + n)).save(lr / f"crop{i}.png")
+        if args.lr_out:
+            args.lr_out.mkdir(parents=True, exist_ok=True)
+            for f in sorted(lr.iterdir()):
+                (args.lr_out / f.name).write_bytes(f.read_bytes())
         outs = {}
         for j, (label, w) in enumerate(pairs):
+            if Path(w).is_dir():  # made elsewhere
+                absent = [f"crop{i}.png" for i in range(len(crops)) if not (Path(w) / f"crop{i}.png").is_file()]
+                if absent:
+                    print(f"{w}: no {absent[0]} (name the results as --lr-out's crops)", file=sys.stderr)
+                    return 2
+                outs[label] = Path(w)
+                continue
             r = subprocess.run(
                 [
                     sys.executable,
@@ -86,7 +116,7 @@ def main(argv=None) -> int:
             outs[label] = Path(tmp) / str(j)
         columns = ["LR (nearest)", "bicubic", *outs]
         rows, scores = [], {c: [] for c in columns[1:]}
-        for i in range(len(CROPS)):
+        for i in range(len(crops)):
             x = Image.open(lr / f"crop{i}.png")
             side = 4 * x.width
             panels = {
