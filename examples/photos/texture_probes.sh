@@ -66,3 +66,5 @@ for n in 700 1400 2100; do
   run L1-long "${weak[@]}" --init weights/affgan-x4.safetensors --points 0.1 --sample-every 700 --steps $n
   cp $L1/generator.safetensors $L1/snap-$n.safetensors
 done
+# E1: the same terms with Real-ESRGAN + Π's squares (train_teacher.sh's teacher corpus) as the discriminator's "real"
+run e1-esrgan-real "${weak[@]}" --data data/esrgan/t --init weights/affgan-x4.safetensors
