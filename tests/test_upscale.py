@@ -255,7 +255,7 @@ def test_busy_elsewhere_counts_other_processes_and_not_this_one():
     assert device.busy_elsewhere(device.cpu_mark()) is None  # too short a window to tell
     before = measure(lambda: time.sleep(0.6))
     assert measure(spin) < before + 0.5
-    if before + 1 > len(os.sched_getaffinity(0)) - 0.5:
+    if before > len(os.sched_getaffinity(0)) - 0.9:  # one core busy elsewhere (an xdist worker) still leaves one
         pytest.skip(f"other jobs keep {before:.1f} cores busy: no free core for the child")
     child = subprocess.Popen(
         [sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"]
