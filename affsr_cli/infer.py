@@ -231,11 +231,9 @@ class Upscaler:
         """The tiles of the images run so far, for reports (the automatic size is not measured for this)."""
         if self._auto and not self._cut:
             return "tiles sized to the memory (none needed)"
-        return (
-            f"tiles of {self._tile} LR px" + (" (sized to the memory)" if self._auto else "")
-            if self._tile
-            else "no tiling"
-        )
+        if not self._tile:
+            return "no tiling"
+        return f"tiles of {self._tile} LR px" + (" (sized to the memory)" if self._auto else "")
 
     def _tile_for(self, h: int, w: int) -> int:
         """The tile side for an h×w LR image. With the automatic size, an image that fits the budget whole by a
