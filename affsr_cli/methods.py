@@ -17,6 +17,7 @@ from .nets import dat as datpresets
 from .nets import discriminator as dpresets
 from .nets import efficient as epresets
 from .nets import generator as gpresets
+from .nets import rrdb as rpresets
 from .nets import span as spresets
 from .projection import OperatorSpec
 
@@ -71,7 +72,12 @@ def build_generator(
 ) -> SRModel:
     if preset == "mlp":
         return SRModel({"class": "MLPGenerator", "kwargs": {"noise_channels": noise_channels}}, spec, constraint)
-    families = (("EfficientGenerator", epresets.PRESETS), ("SPAN", spresets.PRESETS), ("DAT", datpresets.PRESETS))
+    families = (
+        ("EfficientGenerator", epresets.PRESETS),
+        ("SPAN", spresets.PRESETS),
+        ("DAT", datpresets.PRESETS),
+        ("RRDBNet", rpresets.PRESETS),
+    )
     for cls, family in families:
         if preset in family:
             kwargs = dict(
@@ -79,7 +85,7 @@ def build_generator(
             )
             return SRModel({"class": cls, "kwargs": kwargs}, spec, constraint)
     if preset not in gpresets.PRESETS:
-        known = [*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS, *gpresets.PRESETS]
+        known = [*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS, *rpresets.PRESETS, *gpresets.PRESETS]
         raise AffsrError(f"unknown generator preset {preset!r} (known: {', '.join(known)})")
     kwargs = dict(
         channels=channels, scale=spec.scale, noise_channels=noise_channels, grid=grid, **gpresets.PRESETS[preset]
@@ -116,7 +122,11 @@ def build_objective(objective: str, preset: str, cfg) -> objectives.Objective:
         noise = losses.InstanceNoise(cfg.instance_noise, cfg.noise_schedule, cfg.noise_steps, cfg.noise_target)
         # the efficient family: the small strided D (docs/training.md "Why AffGAN paints a lattice": with blur pooling a
         # uniform grid costs G nothing in D's eyes, and the small-aa D traded the grid for stripes)
-        auto = "texture" if preset in (*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS) else preset
+        auto = (
+            "texture"
+            if preset in (*epresets.PRESETS, *spresets.PRESETS, *datpresets.PRESETS, *rpresets.PRESETS)
+            else preset
+        )
         d_preset = auto if cfg.discriminator == "auto" else cfg.discriminator
         if not vectors and d_preset not in (*dpresets.PRESETS, "unet"):
             raise AffsrError(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +81,24 @@ def tiny_config(data, out, **kw):
     base = dict(data=str(data), out=str(out), preset="patch", patch=16, batch_size=2, steps=2, generator="texture",
                 workers=0, log_every=1, sample_every=1, checkpoint_every=1, seed=0)  # fmt: skip
     return TrainConfig(**{**base, **kw})
+
+
+def stub_torchvision():
+    """Stand-ins for the two torchvision names spandrel imports at module level (for architectures tested nowhere
+    here) when torchvision is missing, as the README's test command installs spandrel without its dependencies;
+    the stand-ins raise if ever called."""
+    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is not None:
+        return  # the real one, or the stand-ins already
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("torchvision is not installed (a test stub)")
+
+    tv, transforms, functional = (
+        types.ModuleType(n) for n in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
+    )
+    functional.InterpolationMode = types.SimpleNamespace(BILINEAR="bilinear", NEAREST="nearest")
+    functional.rotate = functional.normalize = unavailable
+    tv.transforms, transforms.functional = transforms, functional
+    sys.modules.update(
+        {"torchvision": tv, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional}
+    )

@@ -7,12 +7,10 @@ wheels are CUDA builds that do not load beside the CPU torch used here. spandrel
 from torchvision at module level for architectures tested nowhere here (LaMa, RestoreFormer), so
 this module stands in a stub for them when torchvision is missing; the stub raises if ever called."""
 
-import importlib.util
 import inspect
 import json
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -23,27 +21,9 @@ from safetensors.torch import save_file
 from affsr_cli import foreign, infer
 from affsr_cli.downsample import Downsample
 from affsr_cli.projection import OperatorSpec
+from helpers import stub_torchvision
 
-
-def _stub_torchvision():
-    if importlib.util.find_spec("torchvision") is not None:
-        return
-
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("torchvision is not installed (a test stub)")
-
-    tv, transforms, functional = (
-        types.ModuleType(n) for n in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
-    )
-    functional.InterpolationMode = types.SimpleNamespace(BILINEAR="bilinear", NEAREST="nearest")
-    functional.rotate = functional.normalize = unavailable
-    tv.transforms, transforms.functional = transforms, functional
-    sys.modules.update(
-        {"torchvision": tv, "torchvision.transforms": transforms, "torchvision.transforms.functional": functional}
-    )
-
-
-_stub_torchvision()
+stub_torchvision()
 spandrel = pytest.importorskip("spandrel", reason="pip install --no-deps spandrel (README test command)")
 from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402
 from spandrel.architectures.SPAN import SPAN  # noqa: E402
@@ -134,7 +114,7 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     torch.manual_seed(0)
     Image.fromarray((smooth_image(20, 24) * 255).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
     # the subprocess gets the same stub, from this module's own definition
-    stub = f"import importlib.util, sys, types\n{inspect.getsource(_stub_torchvision)}\n_stub_torchvision()\n"
+    stub = f"import importlib.util, sys, types\n{inspect.getsource(stub_torchvision)}\nstub_torchvision()\n"
 
     def affsr(*args, env=None):
         code = f"{stub}from affsr_cli.cli.app import main; sys.argv = ['affsr', *sys.argv[1:]]; main()"

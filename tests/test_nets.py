@@ -7,6 +7,7 @@ import torch
 from affsr_cli.nets import discriminator as D
 from affsr_cli.nets import efficient as E
 from affsr_cli.nets import generator as G
+from affsr_cli.nets import rrdb as R
 from affsr_cli.nets import span as S
 
 
@@ -86,10 +87,10 @@ def test_efficient_shapes_and_bilinear_start(preset, noise):
         E.EfficientGenerator(grid="hr")
 
 
-@pytest.mark.parametrize("family", [E, S], ids=["efficient", "span"])
+@pytest.mark.parametrize("family", [E, S, R], ids=["efficient", "span", "rrdb"])
 def test_cost_counts_every_convolution(family):
     """cost() (the figures in --help and the README) against the convolutions a forward pass runs."""
-    net_class = E.EfficientGenerator if family is E else S.SPAN
+    net_class = {E: E.EfficientGenerator, S: S.SPAN, R: R.RRDBNet}[family]
     for preset, kwargs in family.PRESETS.items():
         net = net_class(scale=4, **kwargs)
         flops = []
@@ -111,6 +112,7 @@ def test_cost_counts_every_convolution(family):
         and E.cost(**E.PRESETS["base"])[1] <= 150
     )
     assert S.cost(**S.PRESETS["span52"])[0] == 498_208  # the official ch52 x4 model's parameter count
+    assert R.cost(**R.PRESETS["rrdb"])[0] == 16_697_987  # Real-ESRGAN x4plus's
 
 
 def test_patch_discriminator_judges_each_neighbourhood():

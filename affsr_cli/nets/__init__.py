@@ -1,4 +1,4 @@
-"""Networks of the paper's Appendix D, the efficient generator family, SPAN and DAT. Every builder is keyword-only and registered in NETS,
+"""Networks of the paper's Appendix D, the efficient generator family, SPAN, DAT and RRDBNet (ESRGAN). Every builder is keyword-only and registered in NETS,
 so that a checkpoint can name its class and carry its constructor arguments."""
 
 from ..errors import AffsrError
@@ -9,6 +9,7 @@ from .efficient import EfficientGenerator
 from .generator import Generator
 from .mlp import MLPCritic, MLPGenerator
 from .pixelcnn import PixelCNN
+from .rrdb import RRDBNet
 from .span import SPAN
 
 NETS = {
@@ -16,6 +17,7 @@ NETS = {
     "EfficientGenerator": EfficientGenerator,
     "SPAN": SPAN,
     "DAT": DAT,
+    "RRDBNet": RRDBNet,
     "Discriminator": Discriminator,
     "UNetDiscriminator": UNetDiscriminator,
     "MLPGenerator": MLPGenerator,
@@ -29,7 +31,14 @@ NETS = {
 # window-attention networks: (the grid LR tiles start on, the (lo, hi) clamp of their convolutional receptive
 # radius) for infer's tiles, as foreign.py gives spandrel's transformers
 TILING = {"DAT": (TILE_MULTIPLE, RADIUS_BOUNDS)}
-GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "DAT", "MLPGenerator")  # what a generator file may name
+GENERATORS = (
+    "Generator",
+    "EfficientGenerator",
+    "SPAN",
+    "DAT",
+    "RRDBNet",
+    "MLPGenerator",
+)  # what a generator file may name
 # bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
 # else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
 BOUNDS = {
@@ -41,6 +50,7 @@ BOUNDS = {
     "widths": (1, 2048),
     "hidden": (1, 2048),
     "blocks": (1, 256),
+    "growth": (1, 256),
     "layers": (1, 256),
     "skip_every": (1, 256),
     "d_in": (1, 64),

@@ -66,8 +66,12 @@ def read_param(text: str) -> list[dict]:
     return layers
 
 
-def read_bin(layers: list[dict], data: bytes) -> dict[str, dict[str, np.ndarray]]:
-    """{layer name: {"weight": (out, in, k, k), "bias": (out,)} or {"data": (n,)}} from the .bin."""
+SPAN_LAYERS = ("Input", "Split", "BinaryOp", "Swish", "Sigmoid", "Concat", "PixelShuffle")  # with no weights
+
+
+def read_bin(layers: list[dict], data: bytes, passive=SPAN_LAYERS) -> dict[str, dict[str, np.ndarray]]:
+    """{layer name: {"weight": (out, in, k, k), "bias": (out,)} or {"data": (n,)}} from the .bin;
+    `passive`: the weightless layer types the graph may hold (any other stops the reading)."""
     pos, out = 0, {}
 
     def take(n: int) -> bytes:
@@ -97,8 +101,8 @@ def read_bin(layers: list[dict], data: bytes) -> dict[str, dict[str, np.ndarray]
         elif layer["type"] == "MemoryData":
             n = max(int(p.get(0, 0)), 1) * max(int(p.get(1, 0)), 1) * max(int(p.get(2, 0)), 1)
             out[layer["name"]] = {"data": np.frombuffer(take(4 * n), dtype="<f4").copy()}
-        elif layer["type"] not in ("Input", "Split", "BinaryOp", "Swish", "Sigmoid", "Concat", "PixelShuffle"):
-            raise NcnnError(f"layer type {layer['type']} ({layer['name']}) is not part of SPAN")
+        elif layer["type"] not in passive:
+            raise NcnnError(f"layer type {layer['type']} ({layer['name']}) is not one this network has")
     if pos != len(data):
         raise NcnnError(f"{len(data) - pos} bytes of the .bin file left unread: the layers were misread")
     return out
