@@ -238,8 +238,9 @@ class Upscaler:
     def _tile_for(self, h: int, w: int) -> int:
         """The tile side for an h×w LR image. With the automatic size, an image that fits the budget whole by a
         cheap upper bound (every leaf module's output kept at once: 1.4–5× the real peak) runs whole without
-        the measurement of _auto_tile (0.1 s for SPAN, 3 s for DAT-light on the CPU)."""
-        if self._tile is None and h * w * self._upper_bound <= self._budget():
+        the measurement of _auto_tile (0.1 s for SPAN, 3 s for DAT-light on the CPU), and whole also after an
+        earlier image was measured (a 1000×20 strip after a big photo is not cut into tiles of its width)."""
+        if self._auto and h * w * self._upper_bound <= self._budget():
             return max(h, w)
         return self.tile or max(h, w)
 

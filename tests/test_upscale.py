@@ -327,6 +327,8 @@ def test_auto_tile_is_measured_only_for_an_image_that_may_not_fit(monkeypatch):
     monkeypatch.setattr(up, "_budget", lambda: int(up._upper_bound * 40 * 40))  # 60×40 no longer fits
     assert (up.network(x) - whole).abs().max() <= 1e-5  # 32-pixel tiles hold the 2R + 2 overlap
     assert measured == [1] and up.tile == 32 and up.describe_tiling() == "tiles of 32 LR px (sized to the memory)"
+    monkeypatch.undo()  # the memory free again: after the measured one, an image that fits runs whole
+    assert up._tile_for(40, 60) == 60 and up._tile_for(20, 1000) == 1000 and up._tile_for(40, 60_000) == 32
     assert infer.Upscaler(model(), "cpu", tile=64).describe_tiling() == "tiles of 64 LR px"  # the user's, as given
 
 
