@@ -6,8 +6,10 @@ import struct
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from affsr_cli import checkpoint, methods
 from affsr_cli.errors import AffsrError
@@ -130,3 +132,32 @@ def test_ncnn_reader_refuses_another_graph():
         import_realesrgan.convert(param, data + b"\0" * 4)
     with pytest.raises(import_span.NcnnError, match="not one this network has"):
         import_realesrgan.convert(param.replace("Split splitncnn_0", "Swish swish_0"), data)
+
+
+def test_an_imported_file_starts_an_affgan_fine_tune_of_the_rrdb_preset(tmp_path):
+    """`affsr train --generator rrdb --init realesrgan-x4plus.safetensors`: the run starts from the file's weights
+    exactly, trains them, and its checkpoint is an RRDBNet whose output downsamples to its input."""
+    from affsr_cli import train as engine
+    from helpers import tiny_config
+
+    torch.manual_seed(0)
+    start = methods.build_generator("rrdb", OperatorSpec(4, family="bicubic"), "aff")
+    checkpoint.save_generator(tmp_path / "start.safetensors", start)
+    (tmp_path / "data").mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
+            tmp_path / "data" / f"{i}.png"
+        )
+    cfg = tiny_config(
+        tmp_path / "data", tmp_path / "run", method="affgan", generator="rrdb", operator="bicubic",
+        init=str(tmp_path / "start.safetensors"), discriminator="texture", critic_warmup=1, steps=2,
+    )  # fmt: skip
+    out = engine.train(cfg)
+    model = checkpoint.load_generator(out / "generator.safetensors")
+    state, _ = checkpoint.load_state(out / "state.safetensors")
+    before = start.net.state_dict()
+    assert model.net_config["class"] == "RRDBNet" and state["modules"]["net"].keys() == before.keys()
+    assert not torch.equal(state["modules"]["net"]["last.weight"], before["last.weight"])  # step 2 trained G
+    x = torch.rand(1, 3, 5, 6)
+    with torch.no_grad():
+        assert (model.A(model(x)) - x).abs().max() < 1e-5
