@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from timing import best  # benchmarks/timing.py
 from torch import nn
@@ -42,44 +41,10 @@ from affsr_cli import boxfit, checkpoint, consistency, infer, methods
 from affsr_cli import images as X
 from affsr_cli.device import PRECISIONS, pick_device, pick_dtype
 from affsr_cli.images import read_image
+from affsr_cli.nets.rrdb import RRDBNet  # Real-ESRGAN's generator: 23 RRDB, 64 features, growth 32
 from affsr_cli.projection import OperatorSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-# -- Real-ESRGAN's generator (Wang et al., 2021), the usual reference: 23 RRDB, 64 features, growth 32
-
-
-class RDB(nn.Module):
-    def __init__(self, nf=64, gc=32):
-        super().__init__()
-        self.convs = nn.ModuleList(nn.Conv2d(nf + i * gc, gc if i < 4 else nf, 3, 1, 1) for i in range(5))
-
-    def forward(self, x):
-        feats = [x]
-        for conv in self.convs[:4]:
-            feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
-        return x + 0.2 * self.convs[4](torch.cat(feats, 1))
-
-
-class RRDBNet(nn.Module):
-    def __init__(self, blocks=23, nf=64, gc=32):
-        super().__init__()
-        self.first = nn.Conv2d(3, nf, 3, 1, 1)
-        self.body = nn.ModuleList(nn.Sequential(RDB(nf, gc), RDB(nf, gc), RDB(nf, gc)) for _ in range(blocks))
-        self.body_conv = nn.Conv2d(nf, nf, 3, 1, 1)
-        self.up1, self.up2, self.hr = (nn.Conv2d(nf, nf, 3, 1, 1) for _ in range(3))
-        self.last = nn.Conv2d(nf, 3, 3, 1, 1)
-
-    def forward(self, x, z=None):
-        feat = self.first(x)
-        body = feat
-        for rrdb in self.body:
-            body = body + 0.2 * rrdb(body)
-        feat = feat + self.body_conv(body)
-        for up in (self.up1, self.up2):
-            feat = F.leaky_relu(up(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-        return self.last(F.leaky_relu(self.hr(feat), 0.2))
 
 
 PRESETS = ("tiny", "small", "base", "imagenet", "texture")
