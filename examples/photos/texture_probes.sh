@@ -68,3 +68,13 @@ for n in 700 1400 2100; do
 done
 # E1: the same terms with Real-ESRGAN + Π's squares (train_teacher.sh's teacher corpus) as the discriminator's "real"
 run e1-esrgan-real "${weak[@]}" --data data/esrgan/t --init weights/affgan-x4.safetensors
+# 7 December: the AffGAN from Real-ESRGAN x4plus's own weights (RRDBNet; weights/README.md, "From Real-ESRGAN's own
+# weights"), batch 4 of 32² LR crops on two threads; R1 was stopped at step 220 (SIGTERM), R2 ran its 300
+python examples/photos/import_realesrgan.py --out weights/import/realesrgan-x4plus.safetensors
+rrdb=(--method affgan --data data/photos3/train --val data/photos/val --preset patch --patch 128 --batch-size 4
+      --lr 2e-5 --lr-critic 2e-4 --beta1 0.5 --grad-clip 0.1 --lr-bits 8 --lr-schedule constant --generator rrdb
+      --pixel-weight 30 --grid-weight 2e7 --instance-noise 0 --gan-loss relativistic --ema 0.99 --checkpoint-every 25
+      --workers 1 --sample-every 100 --operator bicubic --kernel-size 16 --boundary pil --discriminator texture
+      --init weights/import/realesrgan-x4plus.safetensors)
+OMP_NUM_THREADS=2 run r1-esrgan "${rrdb[@]}" --lattice-weight 5e5 --range-weight 0.1 --critic-warmup 50 --steps 400
+OMP_NUM_THREADS=2 run r2-esrgan "${rrdb[@]}" --lattice-weight 0 --range-weight 1000 --critic-warmup 100 --steps 300
