@@ -5,7 +5,7 @@ their scale and come out consistent with the operator named; pickles and unknown
 spandrel is installed without its dependencies by the README's test command: PyPI's torchvision
 wheels are CUDA builds that do not load beside the CPU torch used here. spandrel imports two names
 from torchvision at module level for architectures tested nowhere here (LaMa, RestoreFormer), so
-this module stands in a stub for them when torchvision is missing; the stub raises if ever called."""
+tests/helpers.py's `stub_torchvision` stands in for them when torchvision is missing; the stub raises if ever called."""
 
 import inspect
 import json
@@ -113,7 +113,7 @@ def test_upscale_cli_with_a_foreign_network_and_from_a_local_hub_cache(tmp_path)
     save("SPAN", 4, path)
     torch.manual_seed(0)
     Image.fromarray((smooth_image(20, 24) * 255).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "a.png")
-    # the subprocess gets the same stub, from this module's own definition
+    # the subprocess gets the same stub, from its definition in tests/helpers.py
     stub = f"import importlib.util, sys, types\n{inspect.getsource(stub_torchvision)}\nstub_torchvision()\n"
 
     def affsr(*args, env=None):

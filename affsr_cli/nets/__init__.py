@@ -31,14 +31,8 @@ NETS = {
 # window-attention networks: (the grid LR tiles start on, the (lo, hi) clamp of their convolutional receptive
 # radius) for infer's tiles, as foreign.py gives spandrel's transformers
 TILING = {"DAT": (TILE_MULTIPLE, RADIUS_BOUNDS)}
-GENERATORS = (
-    "Generator",
-    "EfficientGenerator",
-    "SPAN",
-    "DAT",
-    "RRDBNet",
-    "MLPGenerator",
-)  # what a generator file may name
+# what a generator file may name
+GENERATORS = ("Generator", "EfficientGenerator", "SPAN", "DAT", "RRDBNet", "MLPGenerator")
 # bounds on a checkpoint's constructor arguments, checked before anything is built: a file someone
 # else made cannot ask for a network of gigabytes (the presets use at most 512 wide, 24 deep)
 BOUNDS = {

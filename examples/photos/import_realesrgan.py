@@ -1,7 +1,7 @@
 """Import Real-ESRGAN x4plus (BSD-3-Clause) into an affsr generator file (`nets.RRDBNet`).
 
     python examples/photos/import_realesrgan.py --out weights/import/realesrgan-x4plus.safetensors
-    python examples/photos/import_realesrgan.py --out F --check     # also compare with ncnn on a photo
+    python examples/photos/import_realesrgan.py --out F --check PHOTO   # also compare with ncnn on a crop of PHOTO
 
 Real-ESRGAN x4plus is xinntao's RRDBNet (23 blocks, 16.7 M parameters) trained as a GAN on DIV2K,
 Flickr2K and OutdoorSceneTraining with synthetic blur, noise, resizing and JPEG (Wang, Xie, Dong,
@@ -149,9 +149,11 @@ def main(argv=None):
     save(args.out, state, kwargs, args.operator)
     print(f"{args.out}: RRDBNet, {sum(v.numel() for v in state.values()):,} parameters, {len(data):,} bytes read")
     if args.check:
-        print(
-            f"largest |RRDBNet − ncnn| on a 48² crop of {args.check.name}: {check(param, data, state, kwargs, args.check):.2e}"
-        )
+        try:
+            gap = check(param, data, state, kwargs, args.check)
+        except (Failure, OSError) as e:
+            sys.exit(f"import_realesrgan: --check: {e}")
+        print(f"largest |RRDBNet − ncnn| on a 48² crop of {args.check.name}: {gap:.2e}")
 
 
 if __name__ == "__main__":
