@@ -170,11 +170,14 @@ def plan(inputs: list[tuple[Path, Path]], opts: Options, scale: int) -> list[Job
     name and has that output's size is that output from an earlier run (a folder upscaled in place, run
     again): it is no input (`output_of`), so --skip-existing skips it and --overwrite replaces it."""
     many = len(inputs) > 1 or (opts.output is not None and opts.output.is_dir())
-    if opts.output is not None and opts.output.suffix and not opts.output.is_dir():
-        if opts.output.suffix.lower() not in OUTPUT_SUFFIXES:
+    # -o NAME.EXT names a file when EXT is an image type, or when there is one input (then an unknown EXT is an
+    # error: a typo such as .pgn); with several inputs any other NAME.EXT (runs.v2, out.d) is a new folder
+    image_type = opts.output is not None and opts.output.suffix.lower() in OUTPUT_SUFFIXES
+    if opts.output is not None and opts.output.suffix and not opts.output.is_dir() and (image_type or not many):
+        if not image_type:
             raise AffsrError(
                 f"-o {opts.output}: unknown output type '{opts.output.suffix}' "
-                f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder)"
+                f"(files: {', '.join(OUTPUT_SUFFIXES)}; or a folder, made first when its name has a dot)"
             )
         if many:
             raise AffsrError(f"-o {opts.output} names one file, but there are {len(inputs)} inputs; give a folder")

@@ -396,6 +396,12 @@ def test_collect_and_plan(tmp_path):
     assert "is an input of this batch" in jobs[0].problem  # in/a.png -> in/a.png
     with pytest.raises(ValueError, match="names one file"):
         O.plan(found, O.Options(output=tmp_path / "one.png"), 4)
+    jobs = O.plan(found[:2], O.Options(output=tmp_path / "out.v2"), 4)  # several inputs: a dotted name is a folder
+    assert [j.dst for j in jobs] == [tmp_path / "out.v2" / "a.png", tmp_path / "out.v2" / "sub" / "b.png"]
+    with pytest.raises(ValueError, match="unknown output type '.pgn'"):  # one input: a file of an unknown type
+        O.plan(found[:1], O.Options(output=tmp_path / "a.pgn"), 4)
+    (tmp_path / "made.d").mkdir()  # one input into a dotted folder that exists
+    assert O.plan(found[:1], O.Options(output=tmp_path / "made.d"), 4)[0].dst == tmp_path / "made.d" / "a.png"
     assert O.default_ext(Path("a.jpg"), 8) == ".png" and O.default_ext(Path("a.webp"), 8) == ".webp"
     assert O.default_ext(Path("a.tif"), 16) == ".png" and O.default_ext(Path("a.tif"), 32) == ".tif"
 
