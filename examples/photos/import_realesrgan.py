@@ -146,7 +146,10 @@ def main(argv=None):
     except (Failure, NcnnError) as e:
         sys.exit(f"import_realesrgan: {e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save(args.out, state, kwargs, args.operator)
+    try:
+        save(args.out, state, kwargs, args.operator)
+    except ValueError as e:  # an --operator that OperatorSpec does not know
+        sys.exit(f"import_realesrgan: {e}")
     print(f"{args.out}: RRDBNet, {sum(v.numel() for v in state.values()):,} parameters, {len(data):,} bytes read")
     if args.check:
         try:
