@@ -9,7 +9,7 @@ RDB (the dense block): five 3×3 convolutions, the k-th seeing the block's input
 outputs before it (concatenated), `growth` channels each and `width` for the last, leaky ReLU 0.2
 after the first four; out = 0.2·x₅ + u. RRDB: three RDBs in a row, out = 0.2·RDB₃(RDB₂(RDB₁(u))) + u.
 Works on x in [0, 1] as it is (no mean, no range); the output is not squashed (Π and the box fit do
-the rest), and the official Real-ESRGAN weights load by name (`examples/photos/import_realesrgan.py`).
+the rest); `examples/photos/import_realesrgan.py` loads the official Real-ESRGAN x4plus weights into it.
 """
 
 from __future__ import annotations
