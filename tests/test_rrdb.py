@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from affsr_cli import checkpoint, methods
+from affsr_cli import train as engine
 from affsr_cli.errors import AffsrError
 from affsr_cli.nets import rrdb as R
 from affsr_cli.projection import OperatorSpec
-from helpers import stub_torchvision
+from helpers import stub_torchvision, tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "photos"))
 import import_realesrgan  # noqa: E402
@@ -137,9 +138,6 @@ def test_ncnn_reader_refuses_another_graph():
 def test_an_imported_file_starts_an_affgan_fine_tune_of_the_rrdb_preset(tmp_path):
     """`affsr train --generator rrdb --init realesrgan-x4plus.safetensors`: the run starts from the file's weights
     exactly, trains them, and its checkpoint is an RRDBNet whose output downsamples to its input."""
-    from affsr_cli import train as engine
-    from helpers import tiny_config
-
     torch.manual_seed(0)
     start = methods.build_generator("rrdb", OperatorSpec(4, family="bicubic"), "aff")
     checkpoint.save_generator(tmp_path / "start.safetensors", start)
