@@ -72,13 +72,17 @@ def load(
     device: str | torch.device = "auto",
     operator: str | OperatorSpec | None = None,
     tile: int | None = None,
+    detail: str | os.PathLike | None = None,
+    detail_limit: float | None = None,
 ) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
     or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affmse-x4)
     on `device` ("auto": CUDA, then MPS, then the CPU), its outputs consistent with `operator` (the A
     that made your small images: "bicubic", "area", "gaussian", ... or an OperatorSpec; default the
     weights'; another gives a warning, as `affsr upscale --operator` does), run on LR tiles of `tile`
-    pixels (default: sized to the free memory). Cached: the same arguments give the same object
+    pixels (default: sized to the free memory), with `detail`: another network's detail (a GAN's, e.g.
+    Real-ESRGAN imported by examples/photos/import_realesrgan.py) added within ±`detail_limit` 8-bit
+    levels (default 8), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the same object
     without reading the file again (while the file is unchanged); `load.cache_clear()` empties it."""
     if weights is None:
         from .registry import DEFAULT
@@ -89,10 +93,6 @@ def load(
     if not isinstance(weights, (str, os.PathLike)):
         raise AffsrError(f"weights must be a name, a path or hf://owner/repo/file, got {type(weights).__name__}")
     path = checkpoint.resolve_weights(os.fspath(weights))
-    try:
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size)
-    except OSError:
-        stamp = None  # Upscaler.load says what is wrong with it
     if isinstance(operator, str):
         operator = operator.lower()
     elif operator is not None and not isinstance(operator, OperatorSpec):
@@ -101,12 +101,32 @@ def load(
         )
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int)):
         raise AffsrError(f"tile must be a whole number of LR pixels or None (sized to the free memory), got {tile!r}")
-    return _load(str(path), stamp, str(pick_device(str(device))), operator, tile)
+    if detail is not None and not isinstance(detail, (str, os.PathLike)):
+        raise AffsrError(f"detail must be a name, a path or hf://owner/repo/file, got {type(detail).__name__}")
+    if detail_limit is not None and (isinstance(detail_limit, bool) or not isinstance(detail_limit, (int, float))):
+        raise AffsrError(f"detail_limit must be a number of 8-bit levels, got {detail_limit!r}")
+    extra = None
+    if detail is not None:
+        other = checkpoint.resolve_weights(os.fspath(detail))
+        extra = (str(other), _stamp(other), detail_limit)
+    elif detail_limit is not None:
+        raise AffsrError("detail_limit without detail: name the detail network")
+    return _load(str(path), _stamp(path), str(pick_device(str(device))), operator, tile, extra)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        return path.stat().st_mtime_ns, path.stat().st_size
+    except OSError:
+        return None  # Upscaler.load says what is wrong with it
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, tile: int | None) -> Upscaler:
-    return Upscaler.load(path, device, tile=tile, operator=operator)  # another A than the weights': a warning
+def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, tile: int | None, extra) -> Upscaler:
+    detail, _, limit = extra or (None, None, None)  # the file's stamp is only for the cache
+    return Upscaler.load(
+        path, device, tile=tile, operator=operator, detail_weights=detail, detail_limit=limit
+    )  # another A than the weights': a warning
 
 
 load.cache_clear = _load.cache_clear
@@ -120,6 +140,8 @@ def upscale(
     operator: str | OperatorSpec | None = None,
     tile: int | None = None,
     seed: int = 0,
+    detail: str | os.PathLike | None = None,
+    detail_limit: float | None = None,
 ):
     """`image` upscaled 4× (the weights' scale), of the same type: a PIL image (same mode; palette, CMYK
     and the other modes are converted to RGB, RGBA, L or LA first, see the module's table), a NumPy
@@ -131,13 +153,14 @@ def upscale(
     The result is what `affsr upscale` saves for the same pixels: levels of the input's bit depth
     (8-bit under the default weights: Pillow's bicubic resize of the result gives the input back), or,
     for float input, Π's exact values (A ŷ = x to float precision; not clipped to [0, 1]). Options as
-    `load`: `weights`, `device`, `operator` (the A that made the input, if not the weights'), `tile`;
+    `load`: `weights`, `device`, `operator` (the A that made the input, if not the weights'), `tile`,
+    `detail` and `detail_limit` (another network's detail within a limit, `affsr upscale --detail`);
     `seed` draws the noise of a stochastic checkpoint (the same seed, the same sample). The weights are
     loaded once and cached. Bad input is a ValueError that says what is wrong with it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise AffsrError(f"seed must be a whole number, 0 or more, got {seed!r}")
     pictures, rebuild = _inputs(image)  # checked before any weights are read
-    up = load(weights, device=device, operator=operator, tile=tile)
+    up = load(weights, device=device, operator=operator, tile=tile, detail=detail, detail_limit=detail_limit)
     outs = []
     for pic in pictures:  # a loop, not a comprehension: InexactWarning's stacklevel reaches the caller
         outs.append(_run(up, pic, int(seed)))

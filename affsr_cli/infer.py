@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import boxfit, checkpoint, consistency, dihedral, foreign
+from . import boxfit, checkpoint, consistency, detail, dihedral, foreign
 from . import weights as weights_io
 from .descriptor import Descriptor
 from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
@@ -128,6 +128,8 @@ class Upscaler:
         ensemble: bool = False,
         kernel_size: int | None = None,
         sigma: float | None = None,
+        detail_weights: str | None = None,
+        detail_limit: float | None = None,
     ) -> "Upscaler":
         """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
@@ -136,7 +138,11 @@ class Upscaler:
         The A its outputs are consistent with: the weights' own, unless the A options name another
         (`operator`: a family or an OperatorSpec; `boundary`, `kernel_size`, `sigma`), chosen by the one
         rule of every command (projection.choose_operator); an A other than the one the network was
-        trained for gives an OperatorWarning (the outputs stay consistent with the A named)."""
+        trained for gives an OperatorWarning (the outputs stay consistent with the A named).
+
+        `detail_weights`: a second network (a GAN that draws texture, e.g. Real-ESRGAN imported by
+        examples/photos/import_realesrgan.py), loaded the same way and made consistent with the same A,
+        whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT)."""
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind
         named = operator if isinstance(operator, OperatorSpec) else None
@@ -157,6 +163,12 @@ class Upscaler:
                     stacklevel=2,
                 )
             up.set_operator(spec)
+        if detail_weights is not None:
+            family, edge = up.spec.family, up.spec.boundary  # at the detail network's own scale: add_detail checks it
+            other = cls.load(detail_weights, device, precision, tile, overlap, on_note, family, edge, ensemble)
+            up.add_detail(other, detail.DEFAULT_LIMIT if detail_limit is None else detail_limit)
+        elif detail_limit is not None:
+            raise AffsrError("a detail limit without a detail network: give --detail WEIGHTS too")
         return up
 
     def __init__(
@@ -198,6 +210,8 @@ class Upscaler:
         self._tile = tile  # LR side of a tile; 0: the whole image in one; None: sized to the memory (tile, _tile_for)
         self._auto, self._cut = tile is None, False  # the size is automatic; an image was cut into tiles
         self.foreign = d.architecture  # the spandrel architecture's name, or None (ours)
+        self.detail: Upscaler | None = None  # a network whose detail is added within ±detail_limit (add_detail)
+        self.detail_limit = 0.0  # 8-bit levels
         self.constraint = None if self.foreign else d.constraint  # what training put around f: aff, soft, none
         if self.foreign:
             self.note(
@@ -215,6 +229,20 @@ class Upscaler:
         if spec.scale != self.scale:
             raise AffsrError(f"the operator's scale {spec.scale} is not the checkpoint's ({self.scale})")
         self.spec, (self.A, self.pinv) = spec, spec.build()
+        if self.detail is not None:
+            self.detail.set_operator(spec)
+
+    def add_detail(self, other: "Upscaler", limit: float = detail.DEFAULT_LIMIT):
+        """Add `other`'s detail to this network's f within ±`limit` 8-bit levels (detail.py: f + clip(N (t − f),
+        ±limit), then the contract's Π); made consistent with this Upscaler's A."""
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < math.inf:
+            raise AffsrError(f"the detail limit must be a number of 8-bit levels, 0 or more, got {limit!r}")
+        if other.scale != self.scale:
+            raise AffsrError(f"the detail network upscales {other.scale}×, the weights {self.scale}×")
+        if other.detail is not None:
+            raise AffsrError("the detail network has a detail network of its own")
+        other.set_operator(self.spec)
+        self.detail, self.detail_limit = other, float(limit)
 
     @property
     def tile(self) -> int:
@@ -326,7 +354,15 @@ class Upscaler:
     ) -> torch.Tensor:
         """f(x) (C, s·h, s·w) float32 on the CPU for x (C, h, w) in [0, 1]; C = 1 or 3 whatever the
         checkpoint's channels (gray models run on each colour channel, RGB models on gray replicated
-        and averaged back: every channel stays consistent)."""
+        and averaged back: every channel stays consistent). With a detail network (add_detail), f with
+        its detail added within the limit (detail.bounded): Π_x of it is the result."""
+        f = self._network(x, seed, on_tile)
+        if self.detail is None:
+            return f
+        t = self.detail.network(x, seed, on_tile)  # (C, s·h, s·w), the detail network's f
+        return detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255)
+
+    def _network(self, x: torch.Tensor, seed: int, on_tile: Callable[[int, int], None] | None) -> torch.Tensor:
         c, h, w = x.shape
         if self.channels == c:
             batch = x[None]

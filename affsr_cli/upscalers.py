@@ -48,12 +48,15 @@ def checkpoint_upscaler(
     as_trained: bool = False,
     kernel_size: int | None = None,
     sigma: float | None = None,
+    detail_weights: str | None = None,
+    detail_limit: float | None = None,
 ) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
     as `--operator` does (infer.Upscaler.load; another tool's network needs `operator`);
-    `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler). `as_trained`: a checkpoint
+    `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler); `detail_weights`,
+    `detail_limit`: another network's detail added within a limit (upscale --detail, detail.py). `as_trained`: a checkpoint
     trained without the projection layer (soft or no constraint) is measured on its own f(x), clipped to
     [0, 1] and rounded to the bit depth (float for 32), not through Π (the paper's Table 2 compares so)."""
     from .infer import Upscaler
@@ -68,6 +71,8 @@ def checkpoint_upscaler(
         ensemble=ensemble,
         kernel_size=kernel_size,
         sigma=sigma,
+        detail_weights=detail_weights,
+        detail_limit=detail_limit,
     )
     if as_trained and up.constraint not in (None, "aff"):
 

@@ -103,6 +103,20 @@ def eval_(
         "--ensemble",
         help="Also evaluate each checkpoint with the ×8 self-ensemble (upscale --ensemble), in a column NAME ×8.",
     ),
+    detail: Optional[str] = typer.Option(
+        None,
+        "--detail",
+        metavar="WEIGHTS",
+        help="Also evaluate each checkpoint with this network's detail added within ±--detail-limit "
+        "levels (upscale --detail), in a column NAME + detail ±LEVELS.",
+    ),
+    detail_limits: Optional[list[float]] = typer.Option(
+        None,
+        "--detail-limit",
+        min=0,
+        metavar="LEVELS",
+        help="With --detail: the limit in 8-bit levels (default 8); repeat for one column each.",
+    ),
     as_trained: bool = typer.Option(
         False,
         "--as-trained",
@@ -168,6 +182,10 @@ def eval_(
         check_writable(p, overwrite)
     if lr is not None and sr is None:
         raise AffsrError("--lr goes with --sr (the LR inputs of SR results made elsewhere)")
+    if detail_limits and not detail:
+        raise AffsrError("--detail-limit without --detail: name the detail network")
+    if detail and sr is not None:
+        raise AffsrError("--detail adds a network's detail to checkpoints (--weights); --sr results are finished")
 
     bar = progress(None, "evaluating")
     task = bar.add_task("evaluating", total=None, info="")
@@ -202,12 +220,13 @@ def eval_(
                 )
             weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained)
+        variants = [(None, None)] + [(detail, lim) for lim in detail_limits or [None]] * bool(detail)
+        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
         if operator is None:  # which A each checkpoint uses (the baselines: the first one's), with the results
             for name, (_, a) in upscalers.items():
-                if name not in baselines and not name.endswith(" ×8"):
+                if name not in baselines and not name.endswith(" ×8") and " + detail" not in name:
                     operator_note(a, f"{name}'s own")
             if not weights:
                 operator_note(spec, why_default(kernel_size, sigma))
@@ -258,10 +277,13 @@ def _upscalers(
     device: str,
     ensemble: bool = False,
     as_trained: bool = False,
+    variants: list = ((None, None),),
 ) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
-    where stems repeat; with `ensemble` each also as "NAME ×8"), projected with the A options when
-    given, then the baselines with `spec` or the first checkpoint's A."""
+    where stems repeat; with `ensemble` each also as "NAME ×8"; each (detail weights, limit) of `variants`
+    other than (None, None) as "NAME + detail ±LIMIT"), projected with the A options when given, then
+    the baselines with `spec` or the first checkpoint's A."""
+    from .. import detail as D
     from .. import upscalers as UP
 
     upscalers = {}
@@ -269,9 +291,12 @@ def _upscalers(
     for w, stem in zip(weights, stems):
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
-        for ens in (False, True) if ensemble else (False,):
+        for ens, (detail, limit) in ((e, v) for e in ((False, True) if ensemble else (False,)) for v in variants):
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
-            upscaler = upscalers[f"{name} ×8" if ens else name] = UP.checkpoint_upscaler(
+            column = f"{name} ×8" if ens else name
+            if detail is not None:
+                column += f" + detail ±{D.DEFAULT_LIMIT if limit is None else limit:g}"
+            upscaler = upscalers[column] = UP.checkpoint_upscaler(
                 w,
                 device,
                 on_note=lambda m: err.print(f"note: {m}", markup=False, highlight=False),
@@ -281,6 +306,8 @@ def _upscalers(
                 as_trained=as_trained,
                 kernel_size=kernel_size,
                 sigma=sigma,
+                detail_weights=detail,
+                detail_limit=limit,
             )
             if scale is not None and scale != upscaler[1].scale:
                 raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")

@@ -100,6 +100,22 @@ def upscale(
         help="Average the network over the 8 flips and transposes of each "
         "input (×8 self-ensemble, 8× the time; gains in weights/README.md).",
     ),
+    detail: Optional[str] = typer.Option(
+        None,
+        "--detail",
+        metavar="WEIGHTS",
+        help="A second network whose detail is added to the weights' within ±--detail-limit levels, "
+        "then made consistent (e.g. Real-ESRGAN from examples/photos/import_realesrgan.py beside affmse-x4: "
+        "its hair and pores, not its bent shapes; docs/upscale.md). Runs both networks.",
+    ),
+    detail_limit: Optional[float] = typer.Option(
+        None,
+        "--detail-limit",
+        min=0,
+        metavar="LEVELS",
+        help="With --detail: the most, in 8-bit levels, by which its detail may move a sample (default 8; "
+        "0: the weights alone).",
+    ),
     samples: int = typer.Option(
         1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."
     ),
@@ -189,6 +205,8 @@ def upscale(
         operator=operator,
         boundary=boundary,
         ensemble=ensemble,
+        detail_weights=detail,
+        detail_limit=detail_limit,
     )
     failures = []
 
@@ -215,7 +233,7 @@ def upscale(
     if as_json:
         print(json.dumps(cb.results + failures))
     elif cb.results:
-        out.print(results_table(cb.results, weights, up, ensemble, invented_map))
+        out.print(results_table(cb.results, weights, up, ensemble, invented_map, detail))
     if failed:
         err.print(
             f"affsr: error: {failed} input(s) failed, {len(cb.results)} file(s) written", markup=False, highlight=False
@@ -223,10 +241,14 @@ def upscale(
         raise typer.Exit(1)
 
 
-def results_table(results: list[dict], weights: str, up, ensemble: bool, invented_map: bool) -> Table:
+def results_table(
+    results: list[dict], weights: str, up, ensemble: bool, invented_map: bool, detail: str | None = None
+) -> Table:
     """One row per file written: its sizes, LR-PSNR, the verdict of the promise, the invented share, the time."""
     table = Table(
-        title=f"affsr upscale: {weights} on {up.device} ({str(up.dtype).replace('torch.', '')}), "
+        title=f"affsr upscale: {weights}"
+        + (f" + detail of {detail} within ±{up.detail_limit:g} levels" if detail else "")
+        + f" on {up.device} ({str(up.dtype).replace('torch.', '')}), "
         + up.describe_tiling()
         + (", ×8 self-ensemble" if ensemble else "")
     )

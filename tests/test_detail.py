@@ -1,0 +1,138 @@
+"""Bounded detail (detail.py, `affsr upscale --detail`): a second network's detail added to f within ±τ,
+then Π. The algebra against a reference written here, the two ends (τ = 0: the first network, τ = ∞: the
+second), consistency in memory and in the saved file, the CLI, eval's columns, the API, and the refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import affsr_cli as affsr
+from affsr_cli import checkpoint, detail, methods
+from affsr_cli.errors import AffsrError
+from affsr_cli.infer import Upscaler
+from affsr_cli.projection import OperatorSpec
+from helpers import VAL, cli, one_thread
+
+BICUBIC = OperatorSpec(4, family="bicubic")
+
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    """m.safetensors and t.safetensors: the shipped AffMSE and AffGAN (bicubic A, 4×; random networks' ŷ
+    would all lie within a level of A⁺x), and a random 2× network."""
+    d = tmp_path_factory.mktemp("detail")
+    for name, shipped in (("m", "affmse-x4"), ("t", "affgan-x4")):
+        (d / f"{name}.safetensors").symlink_to(checkpoint.resolve_weights(shipped))
+    torch.manual_seed(0)
+    half = methods.build_generator("texture", OperatorSpec(2, family="bicubic"), "aff").eval()
+    checkpoint.save_generator(d / "half.safetensors", half)
+    return d
+
+
+def lr(box=(40, 30, 72, 54)) -> torch.Tensor:
+    """(3, h, w) in [0, 1]: a crop of a bundled photo, reduced with Pillow's bicubic."""
+    im = Image.open(VAL / "chelsea.png").convert("RGB")
+    im = im.resize((im.width // 4, im.height // 4), Image.BICUBIC).crop(box)
+    return torch.from_numpy(np.asarray(im, np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+def test_bounded_is_f_plus_the_clipped_null_space_difference():
+    """detail.bounded(f, t) = f + clip((t − f) − A⁺A(t − f), ±τ), A⁺ the exact pseudo-inverse computed here
+    as a matrix (Aᵀ(AAᵀ)⁻¹ from A applied to the unit images), on a 12×12 LR image."""
+    A, pinv = BICUBIC.build()
+    torch.manual_seed(0)
+    x = torch.rand(1, 12, 12, dtype=torch.float64)
+    f, t = torch.rand(1, 48, 48, dtype=torch.float64), torch.rand(1, 48, 48, dtype=torch.float64)
+    M = A(torch.eye(48 * 48, dtype=torch.float64).reshape(-1, 1, 48, 48)).reshape(48 * 48, -1).T  # (144, 2304)
+    P = M.T @ torch.linalg.inv(M @ M.T)  # A⁺
+    diff = (t - f).reshape(-1)
+    d = (diff - P @ (M @ diff)).reshape(1, 48, 48)
+    for tau in (0.0, 0.01, 0.05, 10.0):
+        out = detail.bounded(f.clone(), t, x, A, pinv, tau)
+        assert torch.allclose(out, f + d.clamp(-tau, tau), atol=1e-10), tau
+    assert torch.equal(detail.bounded(f.clone(), t, x, A, pinv, 0.0), f)
+
+
+def test_the_limit_runs_from_the_first_network_to_the_second(nets):
+    """τ = 0 gives the first network's ŷ exactly, a huge τ the detail network's (float); every ŷ downsamples
+    to x (1e-5) and the distance to the detail network's ŷ falls as τ grows."""
+    x = lr()
+    m = Upscaler.load(str(nets / "m.safetensors"))(x, bits=None).y_hat
+    t = Upscaler.load(str(nets / "t.safetensors"))(x, bits=None).y_hat
+    A, _ = BICUBIC.build()
+    gaps = []
+    for tau in (0, 1, 2, 4, 1e6):
+        up = Upscaler.load(str(nets / "m.safetensors"), detail_weights=str(nets / "t.safetensors"), detail_limit=tau)
+        y = up(x, bits=None).y_hat
+        assert (A(y[None].double())[0] - x).abs().max() < 1e-5, tau
+        if tau == 0:
+            assert torch.equal(y, m)
+        gaps.append(float((y - t).abs().mean()))
+    assert (y - t).abs().max() < 1e-5
+    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps
+    assert gaps[0] > 0.5 / 255  # the two networks differ: the test can fail
+
+
+def test_refusals(nets):
+    m, t, half = (str(nets / f"{n}.safetensors") for n in ("m", "t", "half"))
+    with pytest.raises(AffsrError, match="upscales 2×, the weights 4×"):
+        Upscaler.load(m, detail_weights=half)
+    for bad in (-1, float("nan"), float("inf"), "8", True):
+        with pytest.raises(AffsrError, match="detail limit must be a number"):
+            Upscaler.load(m, detail_weights=t, detail_limit=bad)
+    with pytest.raises(AffsrError, match="without a detail network"):
+        Upscaler.load(m, detail_limit=4)
+    with pytest.raises(AffsrError, match="detail_limit without detail"):
+        affsr.load(m, detail_limit=4)
+    with pytest.raises(AffsrError, match="detail_limit must be a number"):
+        affsr.load(m, detail=t, detail_limit=[4])
+
+
+def test_cli_writes_a_consistent_file_and_refuses_in_one_line(nets, tmp_path):
+    """`affsr upscale --detail W --detail-limit L`: Pillow's bicubic resize of the 8-bit file gives the input
+    back, the table names the detail; the same pixels as the API; a missing detail file, a negative limit,
+    a limit without --detail: one line each, exit 1 or 2, no file."""
+    m, t = nets / "m.safetensors", nets / "t.safetensors"
+    x = (lr().permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(x).save(tmp_path / "in.png")
+    r = one_thread(
+        "upscale", tmp_path / "in.png", "-w", m, "--detail", t, "--detail-limit", "6", "-o", tmp_path / "o.png"
+    )
+    assert r.returncode == 0, r.stderr
+    title = " ".join(r.stdout.split())
+    assert "+ detail of" in title and "t.safetensors within ±6 levels" in title, r.stdout
+    out = Image.open(tmp_path / "o.png")
+    assert np.array_equal(np.asarray(out.resize((x.shape[1], x.shape[0]), Image.BICUBIC)), x)
+    api = affsr.upscale(Image.fromarray(x), weights=str(m), detail=str(t), detail_limit=6, device="cpu")
+    assert np.abs(np.asarray(api).astype(int) - np.asarray(out).astype(int)).max() <= 1  # threads: float sums
+    for args, needle in (
+        (["--detail", tmp_path / "none.safetensors"], "none.safetensors"),
+        (["--detail", t, "--detail-limit", "-1"], "--detail-limit"),
+        (["--detail-limit", "4"], "without a detail network"),
+    ):
+        r = cli("upscale", tmp_path / "in.png", "-w", m, *args, "-o", tmp_path / "bad.png")
+        assert r.returncode in (1, 2) and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert not (tmp_path / "bad.png").exists()
+
+
+def test_eval_adds_a_column_per_limit(nets, tmp_path):
+    """`affsr eval -w M --detail T --detail-limit 0 --detail-limit 1000`: the columns M, M + detail ±0 (= M) and
+    M + detail ±1000 (= T's); --detail with --sr and --detail-limit alone are refused in one line."""
+    m, t = nets / "m.safetensors", nets / "t.safetensors"
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    Image.open(VAL / "chelsea.png").convert("RGB").crop((100, 60, 196, 140)).save(hr / "a.png")
+    common = ("--hr", hr, "-m", "psnr", "--json", tmp_path / "e.json")
+    r = one_thread("eval", *common, "-w", m, "-w", t, "--detail", t, "--detail-limit", "0", "--detail-limit", "1000")
+    assert r.returncode == 0, r.stderr
+    means = json.loads((tmp_path / "e.json").read_text())["means"]
+    assert means["m + detail ±0"]["psnr"] == means["m"]["psnr"]
+    assert abs(means["m + detail ±1000"]["psnr"] - means["t"]["psnr"]) < 0.01
+    assert abs(means["m"]["psnr"] - means["t"]["psnr"]) > 0.1  # they differ: the test can fail
+    r = cli("eval", "--hr", hr, "--sr", hr, "--detail", t)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--sr results are finished" in r.stderr
+    r = cli("eval", "--hr", hr, "-w", m, "--detail-limit", "3")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--detail-limit without --detail" in r.stderr
