@@ -18,7 +18,8 @@ at their full length (how `tiles.tile_spans` cut before it shortened them).
 `--compare-with` times whole files (`affsr upscale --json`'s per-file seconds: read, f, Π, box fit,
 rounding, write, read back; not the start-up) with the shipped default weights, 256² → 1024², for
 this tree and DIR in turns (interleaved, so that a busy machine slows both alike); `--models` the same for
-several weights of this tree, each beside the first.
+several weights of this tree, each beside the first; an entry may carry upscale options after its weights
+('affmse-x4 --detail weights/import/realesrgan-x4plus.safetensors': both networks of `--detail`).
 """
 
 import argparse
@@ -290,7 +291,7 @@ def compare(args):
     """Interleaved whole-file upscales through the CLI: of this tree and of args.compare_with (each with its
     default weights), or of this tree with each of args.models."""
     if args.models:
-        runs = {name: (ROOT, ["-w", name]) for name in args.models}
+        runs = {name: (ROOT, ["-w", *name.split()]) for name in args.models}  # "W --detail R": options after W
     else:
         runs = {"this tree": (ROOT, []), "other": (Path(args.compare_with).resolve(), [])}
     src, d = lr_input(), Path(tempfile.mkdtemp())
@@ -325,7 +326,13 @@ def main():
     )
     ap.add_argument("--skip-rrdb", action="store_true", help="leave out RRDBNet (about a minute on 2 CPU cores)")
     ap.add_argument("--compare-with", metavar="DIR", help="another checkout to time against, interleaved (see above)")
-    ap.add_argument("--models", nargs="+", metavar="W", help="time these weights (names or files) in turns instead")
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        metavar="W",
+        help="time these weights (names or files) in turns instead; one may carry upscale options after the "
+        "weights in the same argument: 'affmse-x4 --detail FILE'",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="rounds of --compare-with or --models")
     ap.add_argument("--tiles", action="store_true", help="time f on tiles, shortened vs full-length (see above)")
     ap.add_argument("--size", type=int, default=600, help="LR side for --tiles")
