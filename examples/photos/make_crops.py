@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         "--column",
         action="append",
         metavar="LABEL=WEIGHTS",
-        help="a checkpoint column (default: the shipped pair), or LABEL=DIR: results made elsewhere",
+        help="a checkpoint column (default: the shipped pair), or LABEL=DIR: results made elsewhere (a run folder of affsr train is a checkpoint)",
     )
     args = p.parse_args(argv)
     suffix = SUFFIX[args.operator]
@@ -107,9 +107,14 @@ def main(argv=None) -> int:
     if any(len(c) != 2 for c in pairs):
         print("--column takes LABEL=WEIGHTS", file=sys.stderr)
         return 2
-    folders = {label: Path(w) for label, w in pairs if Path(w).is_dir()}  # results made elsewhere, by photo name
+    run = lambda w: (Path(w) / "generator.safetensors").is_file()  # noqa: E731  a run folder of affsr train
+    folders = {label: Path(w) for label, w in pairs if Path(w).is_dir() and not run(w)}  # results made elsewhere
     weights = {
-        label: Path(w) if "/" in w or w.endswith(".safetensors") else args.weights / f"{w}.safetensors"
+        label: Path(w) / "generator.safetensors"
+        if run(w)
+        else Path(w)
+        if "/" in w or w.endswith(".safetensors")
+        else args.weights / f"{w}.safetensors"
         for label, w in pairs
         if label not in folders
     }

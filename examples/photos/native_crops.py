@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         action="append",
         required=True,
         metavar="LABEL=WEIGHTS",
-        help="a checkpoint column, or LABEL=DIR: results made elsewhere, named as the LR crops (--lr-out)",
+        help="a checkpoint column, or LABEL=DIR: results made elsewhere, named as the LR crops (--lr-out; a run folder of affsr train is a checkpoint)",
     )
     p.add_argument("--crops", choices=sorted(CROPS), default="cables", help="which native crops")
     p.add_argument("--lr-out", type=Path, help="also write the LR crops (crop0.png, ...) to this folder")
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                 (args.lr_out / f.name).write_bytes(f.read_bytes())
         outs = {}
         for j, (label, w) in enumerate(pairs):
-            if Path(w).is_dir():  # made elsewhere
+            if Path(w).is_dir() and not (Path(w) / "generator.safetensors").is_file():  # made elsewhere (not a run)
                 absent = [f"crop{i}.png" for i in range(len(crops)) if not (Path(w) / f"crop{i}.png").is_file()]
                 if absent:
                     print(f"{w}: no {absent[0]} (name the results as --lr-out's crops)", file=sys.stderr)
