@@ -56,9 +56,10 @@ def checkpoint_upscaler(
     The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
     as `--operator` does (infer.Upscaler.load; another tool's network needs `operator`);
     `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler); `detail_weights`,
-    `detail_limit`: another network's detail added within a limit (upscale --detail, detail.py). `as_trained`: a checkpoint
-    trained without the projection layer (soft or no constraint) is measured on its own f(x), clipped to
-    [0, 1] and rounded to the bit depth (float for 32), not through Π (the paper's Table 2 compares so)."""
+    `detail_limit`: another network's detail added within a limit (upscale --detail, detail.py).
+    `as_trained`: a checkpoint trained without the projection layer (soft or no constraint) is measured
+    on its own f(x), clipped to [0, 1] and rounded to the bit depth (float for 32), not through Π (the
+    paper's Table 2 compares so)."""
     from .infer import Upscaler
 
     up = Upscaler.load(

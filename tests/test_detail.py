@@ -136,3 +136,13 @@ def test_eval_adds_a_column_per_limit(nets, tmp_path):
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--sr results are finished" in r.stderr
     r = cli("eval", "--hr", hr, "-w", m, "--detail-limit", "3")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--detail-limit without --detail" in r.stderr
+
+
+def test_the_api_caches_each_detail_and_limit_apart(nets):
+    """affsr.load with the same detail and limit gives the same Upscaler; another limit, or none, another one."""
+    m, t = str(nets / "m.safetensors"), str(nets / "t.safetensors")
+    a = affsr.load(m, device="cpu", detail=t, detail_limit=3)
+    assert affsr.load(m, device="cpu", detail=t, detail_limit=3) is a
+    b = affsr.load(m, device="cpu", detail=t, detail_limit=5)
+    assert b is not a and (a.detail_limit, b.detail_limit) == (3, 5)
+    assert affsr.load(m, device="cpu").detail is None
