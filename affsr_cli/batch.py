@@ -156,6 +156,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
                 "box_iterations": fitted.iterations,
                 "infeasible": fitted.infeasible if fit else None,
                 "format": fmt,
+                **({"detail_limit": up.detail_limit} if up.detail is not None else {}),
                 **extra,
             }
         )

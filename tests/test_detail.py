@@ -106,6 +106,8 @@ def test_cli_writes_a_consistent_file_and_refuses_in_one_line(nets, tmp_path):
     assert "+ detail of" in title and "t.safetensors within ±6 levels" in title, r.stdout
     out = Image.open(tmp_path / "o.png")
     assert np.array_equal(np.asarray(out.resize((x.shape[1], x.shape[0]), Image.BICUBIC)), x)
+    r = one_thread("upscale", tmp_path / "in.png", "-w", m, "--detail", t, "-o", tmp_path / "j.png", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["detail_limit"] == detail.DEFAULT_LIMIT, r.stderr
     api = affsr.upscale(Image.fromarray(x), weights=str(m), detail=str(t), detail_limit=6, device="cpu")
     assert np.abs(np.asarray(api).astype(int) - np.asarray(out).astype(int)).max() <= 1  # threads: float sums
     for args, needle in (
