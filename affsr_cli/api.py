@@ -81,7 +81,7 @@ def load(
     that made your small images: "bicubic", "area", "gaussian", ... or an OperatorSpec; default the
     weights'; another gives a warning, as `affsr upscale --operator` does), run on LR tiles of `tile`
     pixels (default: sized to the free memory), with `detail`: another network's detail (a GAN's, e.g.
-    Real-ESRGAN imported by examples/photos/import_realesrgan.py) added within ±`detail_limit` 8-bit
+    the shipped "realesrgan-x4plus", Real-ESRGAN x4plus) added within ±`detail_limit` 8-bit
     levels (default 8), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the
     same object without reading the files again (while they are unchanged); `load.cache_clear()`
     empties it."""

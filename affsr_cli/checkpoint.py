@@ -54,10 +54,16 @@ def unflatten(obj, tensors: dict[str, torch.Tensor]):
     return obj
 
 
-def save_generator(path, model: SRModel, extra: dict[str, str] | None = None, overwrite: bool = True):
-    """The deployable file: the generator's weights + all that rebuilds it and its A."""
+def save_generator(
+    path, model: SRModel, extra: dict[str, str] | None = None, overwrite: bool = True, half: bool = False
+):
+    """The deployable file: the generator's weights + all that rebuilds it and its A. `half`: the
+    convolutions' weights (tensors of ≥ 2 dimensions) stored as float16, biases float32, half the bytes;
+    they load back into the float32 network (exact for weights that were float16 to begin with)."""
     meta = {"format": GENERATOR_FORMAT, "model": json.dumps(model.config()), **model.spec.metadata(), **(extra or {})}
     tensors = {f"net.{k}": v for k, v in model.net.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in tensors.items()}
     return weights.save_atomic(path, tensors, meta, overwrite=overwrite)
 
 

@@ -140,8 +140,8 @@ class Upscaler:
         rule of every command (projection.choose_operator); an A other than the one the network was
         trained for gives an OperatorWarning (the outputs stay consistent with the A named).
 
-        `detail_weights`: a second network (a GAN that draws texture, e.g. Real-ESRGAN imported by
-        examples/photos/import_realesrgan.py), loaded the same way and made consistent with the same A,
+        `detail_weights`: a second network (a GAN that draws texture, e.g. the shipped realesrgan-x4plus,
+        Real-ESRGAN x4plus), loaded the same way and made consistent with the same A,
         whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT)."""
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind

