@@ -2,7 +2,7 @@
 A (the table's LR-PSNR) and with Pillow's own resize of the saved file.
 
     python benchmarks/pillow_check.py --hr data/photos/val -w runs/bicubic-affmse/generator.safetensors \
-        [--operator bicubic] [--scale 4] [--ensemble]
+        [--operator bicubic] [--scale 4] [--ensemble] [--detail W [--detail-limit L]]
 
 Each HR photo (cropped to a multiple of the scale) is reduced with Pillow's 8-bit resize (the filter of
 --operator), saved as PNG and upscaled by the `affsr upscale` command line at 8 and 16 bits. Then:
@@ -42,6 +42,8 @@ def main():
     ap.add_argument("--operator", default="bicubic", choices=list(FILTERS))
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--ensemble", action="store_true", help="upscale with the ×8 self-ensemble (upscale --ensemble)")
+    ap.add_argument("--detail", metavar="W", help="with another network's detail (upscale --detail)")
+    ap.add_argument("--detail-limit", metavar="L", help="upscale --detail-limit")
     args = ap.parse_args()
     flt, s = FILTERS[args.operator], args.scale
     files = sorted(p for p in args.hr.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
@@ -72,6 +74,8 @@ def main():
                     str(bits),
                     "--json",
                     *(["--ensemble"] if args.ensemble else []),
+                    *(["--detail", args.detail] if args.detail else []),
+                    *(["--detail-limit", args.detail_limit] if args.detail_limit else []),
                 ],
                 capture_output=True,
                 text=True,
