@@ -1,4 +1,6 @@
-"""The saved file of `affsr upscale`, measured: after the box fit and the shaped rounding (boxfit.py),
+"""The contract after f (make_consistent: Π_x, the box fit, the shaped rounding, the Pillow match; infer.py
+runs it on the network's output, project.py on another tool's) and the saved file of `affsr upscale`,
+measured: after the box fit and the shaped rounding (boxfit.py),
 the levels are moved until Pillow's own resize gives x back (a Pillow A), and the file read back is
 judged: LR-PSNR of A(saved) against x, the Pillow round trip, the verdict of the promise (docs/promise.md).
 """
@@ -6,16 +8,22 @@ judged: LR-PSNR of A(saved) against x, the Pillow round trip, the verdict of the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import boxfit
 from .boxfit import SMALL, BoxFit, threads
 from .errors import AffsrError
+
+if TYPE_CHECKING:
+    from .projection import OperatorSpec
+
+Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
 
 PILLOW_FILTERS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "area": "BOX", "lanczos3": "LANCZOS"}
 PILLOW_PASSES = 64  # most passes of match_pillow
@@ -94,7 +102,7 @@ def match_pillow(
     been moved least. Pillow's resize runs on the whole image first and last, in between only on the
     tiles a pass changed (should a tile ever differ from the whole, the passes go on with whole resizes).
     Returns the passes used (max_passes: some pixels may still differ). Run it only where the box fit
-    reached its target (infer.make_consistent): elsewhere x is out of reach and every pass is wasted
+    reached its target (make_consistent): elsewhere x is out of reach and every pass is wasted
     (a stubborn pixel can take 20 passes of no visible progress, so no stall test can tell the two apart)."""
     s, o = spec.scale, spec.offset
     taps = spec.taps().numpy()
@@ -275,3 +283,62 @@ def resize(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def upscale_alpha(alpha: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic upscaling of an alpha channel (1, h, w) -> (1, s·h, s·w); `fit_box` then makes it consistent too."""
     return F.interpolate(alpha[None], scale_factor=scale, mode="bicubic", align_corners=False)[0]
+
+
+@dataclass
+class Output:
+    """One upscaled image as `affsr upscale` saves it."""
+
+    y_hat: torch.Tensor  # (C, H, W) float32: Π_x f(x), fitted into [0, 1] (unclipped when bits is None)
+    levels: np.ndarray | None  # (H, W, C) uint8 / uint16: the saved samples (None: not rounded)
+    bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
+    box_iterations: int  # FISTA iterations of the box fit (0: Π_x f was already in range)
+    pillow_passes: int = 0  # passes of match_pillow (8-bit files under a Pillow operator)
+    fit: BoxFit = field(default_factory=BoxFit)  # what the box fit reached (docs/promise.md)
+
+    def saved(self) -> torch.Tensor:
+        """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
+        if self.levels is None:
+            return self.y_hat.double()
+        return torch.from_numpy(self.levels.astype(np.float64)).permute(2, 0, 1) / (2**self.bits - 1)
+
+
+def make_consistent(
+    f: torch.Tensor,
+    x: torch.Tensor,
+    spec: OperatorSpec,
+    A: nn.Module,
+    pinv: nn.Module,
+    bits: int | None = 8,
+    rounding: bool = True,
+    device: torch.device | str = "cpu",
+    on_stage: Stage | None = None,
+    small_threads: int | None = 1,
+) -> Output:
+    """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
+    tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
+    the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
+    only when the box fit reached its target: where no image in [0, 1] downsamples to x, Pillow's
+    resize cannot give x back either, and the match would only spend its passes. on_stage(name, done,
+    total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes).
+    small_threads: the box fit's CPU threads on images of up to 4 M samples (`boxfit.fit`)."""
+    stage = on_stage or (lambda name, done, total: None)
+    pillow = rounding and matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
+    fitted = boxfit.fit(
+        f,
+        x,
+        A,
+        pinv,
+        bits,
+        device=device,  # in place: f becomes ŷ
+        max_error=boxfit.MAX_FIT_ERROR if pillow else None,
+        on_step=lambda done, total: stage("fit", done, total),
+        small_threads=small_threads,
+    )
+    levels = boxfit.round_shaped(f, bits) if bits is not None and rounding else None
+    passes = (
+        match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total))
+        if pillow and fitted.reached
+        else 0
+    )
+    return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)

@@ -12,7 +12,7 @@ t -> its counterpart from the detail network, N = I − A⁺A -> the projector o
 1. d = N (t − f) = Π_x t − Π_x f: where the two consistent images differ (A d = 0: only invented detail);
 2. clip d to ±τ per sample: small differences pass whole, a shape the detail network bends or a halo it
    draws is cut to τ;
-3. Π_x after (the contract's, infer.make_consistent), so A ŷ = x whatever τ.
+3. Π_x after (the contract's, consistency.make_consistent), so A ŷ = x whatever τ.
 
 τ = 0 gives the faithful network's ŷ, τ = ∞ the detail network's Π_x t. Per sample, f + clip(t − f, ±τ) is
 the minimiser of (ŷ − f)² + 2τ |ŷ − t|: the MSE estimate's loss with an L1 pull toward the detail

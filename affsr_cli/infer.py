@@ -19,15 +19,13 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
-from torch import nn
 
 from . import boxfit, checkpoint, consistency, detail, dihedral, foreign
 from . import weights as weights_io
+from .consistency import Output, Stage, make_consistent  # the contract after f (also imported from here)
 from .descriptor import Descriptor
 from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
 from .errors import AffsrError
@@ -43,70 +41,10 @@ CPU_TILE_BUDGET = 1 << 30  # peak bytes of one tile's forward pass on the CPU (t
 MEMORY_MARGIN = 1.5
 MAX_TILE = 1024  # LR pixels per side
 Note = Callable[[str], None]
-Stage = Callable[[str, int, int], None]  # (stage name, done, total): progress after the network
 
 
 class OperatorWarning(UserWarning):
     """Outputs made consistent with another A than the one the network was trained for (`--operator`)."""
-
-
-@dataclass
-class Output:
-    """One upscaled image as `affsr upscale` saves it."""
-
-    y_hat: torch.Tensor  # (C, H, W) float32: Π_x f(x), fitted into [0, 1] (unclipped when bits is None)
-    levels: np.ndarray | None  # (H, W, C) uint8 / uint16: the saved samples (None: not rounded)
-    bits: int | None  # 8 or 16: what levels hold; None: float output (Π only, exact)
-    box_iterations: int  # FISTA iterations of the box fit (0: Π_x f was already in range)
-    pillow_passes: int = 0  # passes of consistency.match_pillow (8-bit files under a Pillow operator)
-    fit: boxfit.BoxFit = field(default_factory=boxfit.BoxFit)  # what the box fit reached (docs/promise.md)
-
-    def saved(self) -> torch.Tensor:
-        """(C, H, W) float64: the values a reader of the saved file gets (levels / (2^bits − 1), or ŷ)."""
-        if self.levels is None:
-            return self.y_hat.double()
-        return torch.from_numpy(self.levels.astype(np.float64)).permute(2, 0, 1) / (2**self.bits - 1)
-
-
-def make_consistent(
-    f: torch.Tensor,
-    x: torch.Tensor,
-    spec: OperatorSpec,
-    A: nn.Module,
-    pinv: nn.Module,
-    bits: int | None = 8,
-    rounding: bool = True,
-    device: torch.device | str = "cpu",
-    on_stage: Stage | None = None,
-    small_threads: int | None = 1,
-) -> Output:
-    """The contract after f: any upscaled image f (C, s·h, s·w) float32 (a network's output, or another
-    tool's file for `affsr project`), in place: one Π_x over the whole image, the box fit into [0, 1],
-    the error-fed rounding to `bits` and, for 8-bit x under one of Pillow's operators, the Pillow match —
-    only when the box fit reached its target: where no image in [0, 1] downsamples to x, Pillow's
-    resize cannot give x back either, and the match would only spend its passes. on_stage(name, done,
-    total): progress of the box fit ("fit", in iterations) and of the Pillow match ("Pillow match", passes).
-    small_threads: the box fit's CPU threads on images of up to 4 M samples (`boxfit.fit`)."""
-    stage = on_stage or (lambda name, done, total: None)
-    pillow = rounding and consistency.matches_pillow(spec, x, bits)  # then Pillow's resize gives x back
-    fitted = boxfit.fit(
-        f,
-        x,
-        A,
-        pinv,
-        bits,
-        device=device,  # in place: f becomes ŷ
-        max_error=boxfit.MAX_FIT_ERROR if pillow else None,
-        on_step=lambda done, total: stage("fit", done, total),
-        small_threads=small_threads,
-    )
-    levels = boxfit.round_shaped(f, bits) if bits is not None and rounding else None
-    passes = (
-        consistency.match_pillow(levels, x, spec, on_pass=lambda done, total: stage("Pillow match", done, total))
-        if pillow and fitted.reached
-        else 0
-    )
-    return Output(f, levels, bits if levels is not None else None, fitted.iterations, passes, fitted)
 
 
 class Upscaler:

@@ -1,6 +1,6 @@
 """The engine of `affsr project`: make any upscaled image consistent with its LR input.
 
-    LR x (C, h, w), SR f (C, s·h, s·w) ──infer.make_consistent (Π_x over the whole image, box fit,
+    LR x (C, h, w), SR f (C, s·h, s·w) ──consistency.make_consistent (Π_x over the whole image, box fit,
     shaped rounding, Pillow match)──▶ ŷ, saved atomically, read back, LR-PSNR before and after,
     consistency.verdict (does the file keep the promise?)
 
@@ -21,9 +21,9 @@ from typing import Callable
 
 from . import consistency, invented
 from . import images as X
+from .consistency import make_consistent
 from .errors import AffsrError
 from .images import WRITE_FORMATS, pair_by_name, read_image
-from .infer import make_consistent
 from .projection import OperatorSpec
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")

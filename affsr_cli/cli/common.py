@@ -16,6 +16,11 @@ OPERATOR_HELP = (
     "A, the downsampling that made the LR image: gaussian (the paper's blur), bicubic (Pillow, or MATLAB with "
     "--boundary matlab), area (Pillow BOX, OpenCV INTER_AREA), bilinear or lanczos3 (Pillow); docs/operators.md."
 )
+EVAL_DETAIL_HELP = (
+    "Also evaluate each checkpoint with this network's detail added within ±--detail-limit levels "
+    "(upscale --detail), in a column NAME + detail ±LEVELS."
+)
+EVAL_LIMITS_HELP = "With --detail: the limit in 8-bit levels (default 8); repeat for one column each."
 BOUNDARY_HELP = (
     "Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
     "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil]."
@@ -76,3 +81,16 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def fail(message: str, code: int = 2):
     err.print(f"affsr: error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def data_range_of(text: str) -> float | None:
+    """`affsr eval --data-range`: a positive number, or None for 'gt'/'auto' (the ground truth's)."""
+    if text.strip().lower() in ("gt", "auto"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 < value < float("inf")):
+        raise AffsrError(f"--data-range must be a positive number or 'gt', got {text!r}")
+    return value

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..errors import AffsrError
 from ..registry import DEFAULT, VALIDATION_SET
+from . import common as C
 from .common import BOUNDARY_HELP, OPERATOR_HELP, err, operator_note, out, progress, why_default
 
 
@@ -103,19 +104,9 @@ def eval_(
         "--ensemble",
         help="Also evaluate each checkpoint with the ×8 self-ensemble (upscale --ensemble), in a column NAME ×8.",
     ),
-    detail: Optional[str] = typer.Option(
-        None,
-        "--detail",
-        metavar="WEIGHTS",
-        help="Also evaluate each checkpoint with this network's detail added within ±--detail-limit "
-        "levels (upscale --detail), in a column NAME + detail ±LEVELS.",
-    ),
+    detail: Optional[str] = typer.Option(None, "--detail", metavar="WEIGHTS", help=C.EVAL_DETAIL_HELP),
     detail_limits: Optional[list[float]] = typer.Option(
-        None,
-        "--detail-limit",
-        min=0,
-        metavar="LEVELS",
-        help="With --detail: the limit in 8-bit levels (default 8); repeat for one column each.",
+        None, "--detail-limit", min=0, metavar="LEVELS", help=C.EVAL_LIMITS_HELP
     ),
     as_trained: bool = typer.Option(
         False,
@@ -171,8 +162,7 @@ def eval_(
         raise AffsrError(NEEDS)
     baselines = [b for item in baselines for b in item.lower().split(",") if b]
     baselines = list(dict.fromkeys(UP.BASELINES if "all" in baselines else baselines))
-    drange = _data_range(data_range)
-    conv = E.Conventions(crop_border, y_channel, drange, quantize_lr, round_sr)
+    conv = E.Conventions(crop_border, y_channel, C.data_range_of(data_range), quantize_lr, round_sr)
     explicit = (scale, operator, kernel_size, sigma, boundary) != (None,) * 5
     spec = choose_operator(operator, scale or 4, kernel_size, sigma, boundary)  # without checkpoints (with: each one's)
     outputs = [p for p in (json_path, csv_path) if p is not None]
@@ -257,18 +247,6 @@ def _sort_names(names, metric_names: list, baselines: list, weights: list) -> tu
     return metric_names, baselines, weights
 
 
-def _data_range(text: str) -> float | None:
-    if text.strip().lower() in ("gt", "auto"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (0 < value < float("inf")):
-        raise AffsrError(f"--data-range must be a positive number or 'gt', got {text!r}")
-    return value
-
-
 def _upscalers(
     weights: list[str],
     baselines: list[str],
@@ -306,8 +284,7 @@ def _upscalers(
                 as_trained=as_trained,
                 kernel_size=kernel_size,
                 sigma=sigma,
-                detail_weights=detail,
-                detail_limit=limit,
+                **({"detail_weights": detail, "detail_limit": limit} if detail else {}),
             )
             if scale is not None and scale != upscaler[1].scale:
                 raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")
