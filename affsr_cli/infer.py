@@ -81,6 +81,8 @@ class Upscaler:
         `detail_weights`: a second network (a GAN that draws texture, e.g. the shipped realesrgan-x4plus,
         Real-ESRGAN x4plus), loaded the same way and made consistent with the same A,
         whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT)."""
+        if detail_limit is not None and detail_weights is None:  # before any file is read
+            raise AffsrError("a detail limit without a detail network: give --detail WEIGHTS too")
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind
         named = operator if isinstance(operator, OperatorSpec) else None
@@ -105,8 +107,6 @@ class Upscaler:
             family, edge = up.spec.family, up.spec.boundary  # at the detail network's own scale: add_detail checks it
             other = cls.load(detail_weights, device, precision, tile, overlap, on_note, family, edge, ensemble)
             up.add_detail(other, detail.DEFAULT_LIMIT if detail_limit is None else detail_limit)
-        elif detail_limit is not None:
-            raise AffsrError("a detail limit without a detail network: give --detail WEIGHTS too")
         return up
 
     def __init__(

@@ -210,7 +210,9 @@ def eval_(
                 )
             weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        variants = [(None, None)] + [(detail, lim) for lim in detail_limits or [None]] * bool(detail)
+        from ..detail import DEFAULT_LIMIT
+
+        variants = [(None, None)] + [(detail, lim) for lim in detail_limits or [DEFAULT_LIMIT]] * bool(detail)
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
@@ -261,7 +263,6 @@ def _upscalers(
     where stems repeat; with `ensemble` each also as "NAME ×8"; each (detail weights, limit) of `variants`
     other than (None, None) as "NAME + detail ±LIMIT"), projected with the A options when given, then
     the baselines with `spec` or the first checkpoint's A."""
-    from .. import detail as D
     from .. import upscalers as UP
 
     upscalers = {}
@@ -273,7 +274,7 @@ def _upscalers(
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
             column = f"{name} ×8" if ens else name
             if detail is not None:
-                column += f" + detail ±{D.DEFAULT_LIMIT if limit is None else limit:g}"
+                column += f" + detail ±{limit:g}"
             upscaler = upscalers[column] = UP.checkpoint_upscaler(
                 w,
                 device,
