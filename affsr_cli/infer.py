@@ -80,7 +80,8 @@ class Upscaler:
 
         `detail_weights`: a second network (a GAN that draws texture, e.g. the shipped realesrgan-x4plus,
         Real-ESRGAN x4plus), loaded the same way and made consistent with the same A,
-        whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT)."""
+        whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT);
+        `ensemble` averages the weights' f only: the detail network runs once."""
         if detail_limit is not None and detail_weights is None:  # before any file is read
             raise AffsrError("a detail limit without a detail network: give --detail WEIGHTS too")
         path = checkpoint.resolve_weights(weights)
@@ -105,7 +106,7 @@ class Upscaler:
             up.set_operator(spec)
         if detail_weights is not None:
             family, edge = up.spec.family, up.spec.boundary  # at the detail network's own scale: add_detail checks it
-            other = cls.load(detail_weights, device, precision, tile, overlap, on_note, family, edge, ensemble)
+            other = cls.load(detail_weights, device, precision, tile, overlap, on_note, family, edge)  # once, not ×8
             up.add_detail(other, detail.DEFAULT_LIMIT if detail_limit is None else detail_limit)
         return up
 

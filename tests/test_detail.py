@@ -76,6 +76,21 @@ def test_the_limit_runs_from_the_first_network_to_the_second(nets):
     assert gaps[0] > 0.5 / 255  # the two networks differ: the test can fail
 
 
+def test_the_ensemble_averages_the_weights_only(nets):
+    """With ensemble=True the weights' f is the ×8 mean and the detail network runs once: the result is
+    bounded(f ×8, t one pass), not bounded of two ensembles (8 × the detail network's time)."""
+    x = lr((40, 30, 64, 50))
+    m, t = str(nets / "m.safetensors"), str(nets / "t.safetensors")
+    up = Upscaler.load(m, ensemble=True, detail_weights=t, detail_limit=4)
+    assert up.ensemble and not up.detail.ensemble
+    f8 = Upscaler.load(m, ensemble=True).network(x, 0, None)
+    t1 = Upscaler.load(t).network(x, 0, None)
+    t8 = Upscaler.load(t, ensemble=True).network(x, 0, None)
+    assert (t8 - t1).abs().max() > 1 / 255  # the two ways differ: the test can fail
+    want = detail.bounded(f8, t1, x, up.A, up.pinv, 4 / 255)
+    assert torch.allclose(up.network(x, 0, None), want, atol=1e-6)
+
+
 def test_refusals(nets):
     m, t, half = (str(nets / f"{n}.safetensors") for n in ("m", "t", "half"))
     with pytest.raises(AffsrError, match="upscales 2×, the weights 4×"):
