@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from . import boxfit, checkpoint, consistency
+from .detail import MODES
 from .device import pick_device
 from .errors import AffsrError
 from .images import icc_fits
@@ -74,6 +75,7 @@ def load(
     tile: int | None = None,
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
+    detail_mode: str | None = None,
 ) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
     or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affmse-x4)
@@ -82,7 +84,8 @@ def load(
     weights'; another gives a warning, as `affsr upscale --operator` does), run on LR tiles of `tile`
     pixels (default: sized to the free memory), with `detail`: another network's detail (a GAN's, e.g.
     the shipped "realesrgan-x4plus", Real-ESRGAN x4plus) added within ±`detail_limit` 8-bit
-    levels (default 8), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the
+    levels (default 8), everywhere or with `detail_mode` "more" only where it draws more than the
+    weights (for "affgan-x4"), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the
     same object without reading the files again (while they are unchanged); `load.cache_clear()`
     empties it."""
     if weights is None:
@@ -106,12 +109,15 @@ def load(
         raise AffsrError(f"detail must be a name, a path or hf://owner/repo/file, got {type(detail).__name__}")
     if detail_limit is not None and (isinstance(detail_limit, bool) or not isinstance(detail_limit, (int, float))):
         raise AffsrError(f"detail_limit must be a number of 8-bit levels, got {detail_limit!r}")
+    if detail_mode is not None and detail_mode not in MODES:
+        raise AffsrError(f"detail_mode must be one of {', '.join(MODES)}, got {detail_mode!r}")
     extra = None
     if detail is not None:
         other = checkpoint.resolve_weights(os.fspath(detail))
-        extra = (str(other), _stamp(other), detail_limit)
-    elif detail_limit is not None:
-        raise AffsrError("detail_limit without detail: name the detail network")
+        extra = (str(other), _stamp(other), detail_limit, detail_mode)
+    elif detail_limit is not None or detail_mode is not None:
+        which = "detail_limit" if detail_limit is not None else "detail_mode"
+        raise AffsrError(f"{which} without detail: name the detail network")
     return _load(str(path), _stamp(path), str(pick_device(str(device))), operator, tile, extra)
 
 
@@ -124,9 +130,9 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, tile: int | None, extra) -> Upscaler:
-    detail, _, limit = extra or (None, None, None)  # the file's stamp is only for the cache
+    detail, _, limit, mode = extra or (None, None, None, None)  # the file's stamp is only for the cache
     return Upscaler.load(
-        path, device, tile=tile, operator=operator, detail_weights=detail, detail_limit=limit
+        path, device, tile=tile, operator=operator, detail_weights=detail, detail_limit=limit, detail_mode=mode
     )  # another A than the weights': a warning
 
 
@@ -143,6 +149,7 @@ def upscale(
     seed: int = 0,
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
+    detail_mode: str | None = None,
 ):
     """`image` upscaled 4× (the weights' scale), of the same type: a PIL image (same mode; palette, CMYK
     and the other modes are converted to RGB, RGBA, L or LA first, see the module's table), a NumPy
@@ -155,13 +162,22 @@ def upscale(
     (8-bit under the default weights: Pillow's bicubic resize of the result gives the input back), or,
     for float input, Π's exact values (A ŷ = x to float precision; not clipped to [0, 1]). Options as
     `load`: `weights`, `device`, `operator` (the A that made the input, if not the weights'), `tile`,
-    `detail` and `detail_limit` (another network's detail within a limit, `affsr upscale --detail`);
+    `detail`, `detail_limit` and `detail_mode` (another network's detail within a limit, `affsr upscale
+    --detail`);
     `seed` draws the noise of a stochastic checkpoint (the same seed, the same sample). The weights are
     loaded once and cached. Bad input is a ValueError that says what is wrong with it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise AffsrError(f"seed must be a whole number, 0 or more, got {seed!r}")
     pictures, rebuild = _inputs(image)  # checked before any weights are read
-    up = load(weights, device=device, operator=operator, tile=tile, detail=detail, detail_limit=detail_limit)
+    up = load(
+        weights,
+        device=device,
+        operator=operator,
+        tile=tile,
+        detail=detail,
+        detail_limit=detail_limit,
+        detail_mode=detail_mode,
+    )
     outs = []
     for pic in pictures:  # a loop, not a comprehension: InexactWarning's stacklevel reaches the caller
         outs.append(_run(up, pic, int(seed)))

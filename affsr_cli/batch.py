@@ -156,7 +156,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
                 "box_iterations": fitted.iterations,
                 "infeasible": fitted.infeasible if fit else None,
                 "format": fmt,
-                **({"detail_limit": up.detail_limit} if up.detail is not None else {}),
+                **({"detail_limit": up.detail_limit, "detail_mode": up.detail_mode} if up.detail is not None else {}),
                 **extra,
             }
         )

@@ -17,6 +17,17 @@ t -> its counterpart from the detail network, N = I − A⁺A -> the projector o
 τ = 0 gives the faithful network's ŷ, τ = ∞ the detail network's Π_x t. Per sample, f + clip(t − f, ±τ) is
 the minimiser of (ŷ − f)² + 2τ |ŷ − t|: the MSE estimate's loss with an L1 pull toward the detail
 network's picture, whose small differences it keeps whole and whose large ones it pays for only up to τ.
+
+Mode "more" (`--detail-mode more`, for weights that draw detail of their own: the AffGAN) takes the
+detail only where the detail network draws more than f, so f's own edges and strokes are never softened
+toward the other's:
+
+    ŷ = Π_x (f + w ⊙ clip(N (t − f), −τ, τ)),  w = min(1, max(0, E_t / E_f − 1))
+
+E the local energy of the luma's detail: the luma minus its Gaussian blur of σ s/2 HR pixels (what lies
+above about the LR Nyquist frequency), squared and averaged under a Gaussian of σ 3s/4 (s the scale).
+w is 0 where t draws no more than f, 1 where it draws twice as much or more (the same w for every colour
+channel). The sweep that chose the mode and σ is in weights/README.md, "Bounded detail".
 """
 
 from __future__ import annotations
@@ -24,15 +35,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .data import blur
 from .projection import project
 
 DEFAULT_LIMIT = 8.0  # 8-bit levels (weights/README.md, "Bounded detail": the sweep that chose it)
+MODES = ("all", "more")  # every difference within ±τ; only where the detail network draws more than f
+_RGB_LUMA = (0.299, 0.587, 0.114)
+
+
+def energy(img: torch.Tensor, scale: int) -> torch.Tensor:
+    """(H, W): local energy of the detail of img (C, H, W)'s luma above about the LR Nyquist frequency."""
+    y = (
+        img.mean(0, keepdim=True)
+        if img.shape[0] != 3
+        else torch.einsum("chw,c->hw", img, img.new_tensor(_RGB_LUMA))[None]
+    )
+    high = y - blur(y, scale / 2)
+    return blur(high.square_(), 3 * scale / 4)[0]
+
+
+def more_weight(f: torch.Tensor, t: torch.Tensor, scale: int) -> torch.Tensor:
+    """(H, W) in [0, 1]: 0 where t draws no more detail than f, 1 where it draws twice as much or more."""
+    return (energy(t, scale) / (energy(f, scale) + 1e-8) - 1).clamp_(0, 1)
 
 
 def bounded(
-    f: torch.Tensor, t: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module, limit: float
+    f: torch.Tensor,
+    t: torch.Tensor,
+    x: torch.Tensor,
+    A: nn.Module,
+    pinv: nn.Module,
+    limit: float,
+    mode: str = "all",
 ) -> torch.Tensor:
-    """In place: f (C, s·h, s·w) ← f + clip(N (t − f), ±limit), limit on [0, 1] (levels / 255); x (C, h, w)
-    only for its shape (N does not depend on x). Π_x of the result is the bounded-detail ŷ."""
-    d = project(t - f, torch.zeros_like(x), A, pinv, inplace=True)  # 1. N (t − f), (C, s·h, s·w)
-    return f.add_(d.clamp_(-limit, limit))  # 2.
+    """In place: f (C, s·h, s·w) ← f + clip(N (t − f), ±limit) (mode "all"), or that clip times
+    more_weight(f, t) (mode "more"); limit on [0, 1] (levels / 255); x (C, h, w) only for its shape
+    (N does not depend on x). Π_x of the result is the bounded-detail ŷ."""
+    d = project(t - f, torch.zeros_like(x), A, pinv, inplace=True).clamp_(-limit, limit)  # 1., 2.
+    if mode == "more":
+        d.mul_(more_weight(f, t, f.shape[-1] // x.shape[-1]))
+    elif mode != "all":
+        raise ValueError(f"detail mode {mode!r}: one of {MODES}")
+    return f.add_(d)

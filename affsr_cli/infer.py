@@ -68,6 +68,7 @@ class Upscaler:
         sigma: float | None = None,
         detail_weights: str | None = None,
         detail_limit: float | None = None,
+        detail_mode: str | None = None,
     ) -> "Upscaler":
         """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
@@ -81,9 +82,13 @@ class Upscaler:
         `detail_weights`: a second network (a GAN that draws texture, e.g. the shipped realesrgan-x4plus,
         Real-ESRGAN x4plus), loaded the same way and made consistent with the same A,
         whose detail is added within ±`detail_limit` 8-bit levels (detail.py; default detail.DEFAULT_LIMIT);
-        `ensemble` averages the weights' f only: the detail network runs once."""
-        if detail_limit is not None and detail_weights is None:  # before any file is read
-            raise AffsrError("a detail limit without a detail network: give --detail WEIGHTS too")
+        `ensemble` averages the weights' f only: the detail network runs once. `detail_mode` "more" takes
+        the detail only where that network draws more than the weights (default "all": detail.py)."""
+        if detail_weights is None and (detail_limit is not None or detail_mode is not None):  # before any file is read
+            which = "limit" if detail_limit is not None else "mode"
+            raise AffsrError(f"a detail {which} without a detail network: give --detail WEIGHTS too")
+        if detail_mode is not None and detail_mode not in detail.MODES:
+            raise AffsrError(f"the detail mode must be one of {', '.join(detail.MODES)}, got {detail_mode!r}")
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind
         named = operator if isinstance(operator, OperatorSpec) else None
@@ -107,7 +112,7 @@ class Upscaler:
         if detail_weights is not None:
             family, edge = up.spec.family, up.spec.boundary  # at the detail network's own scale: add_detail checks it
             other = cls.load(detail_weights, device, precision, tile, overlap, on_note, family, edge)  # once, not ×8
-            up.add_detail(other, detail.DEFAULT_LIMIT if detail_limit is None else detail_limit)
+            up.add_detail(other, detail.DEFAULT_LIMIT if detail_limit is None else detail_limit, detail_mode or "all")
         return up
 
     def __init__(
@@ -151,6 +156,7 @@ class Upscaler:
         self.foreign = d.architecture  # the spandrel architecture's name, or None (ours)
         self.detail: Upscaler | None = None  # a network whose detail is added within ±detail_limit (add_detail)
         self.detail_limit = 0.0  # 8-bit levels
+        self.detail_mode = "all"  # detail.MODES
         self.constraint = None if self.foreign else d.constraint  # what training put around f: aff, soft, none
         if self.foreign:
             self.note(
@@ -171,17 +177,20 @@ class Upscaler:
         if self.detail is not None:
             self.detail.set_operator(spec)
 
-    def add_detail(self, other: "Upscaler", limit: float = detail.DEFAULT_LIMIT):
+    def add_detail(self, other: "Upscaler", limit: float = detail.DEFAULT_LIMIT, mode: str = "all"):
         """Add `other`'s detail to this network's f within ±`limit` 8-bit levels (detail.py: f + clip(N (t − f),
-        ±limit), then the contract's Π); made consistent with this Upscaler's A."""
+        ±limit), then the contract's Π; `mode` "more": only where `other` draws more detail than f);
+        made consistent with this Upscaler's A."""
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < math.inf:
             raise AffsrError(f"the detail limit must be a number of 8-bit levels, 0 or more, got {limit!r}")
+        if mode not in detail.MODES:
+            raise AffsrError(f"the detail mode must be one of {', '.join(detail.MODES)}, got {mode!r}")
         if other.scale != self.scale:
             raise AffsrError(f"the detail network upscales {other.scale}×, the weights {self.scale}×")
         if other.detail is not None:
             raise AffsrError("the detail network has a detail network of its own")
         other.set_operator(self.spec)
-        self.detail, self.detail_limit = other, float(limit)
+        self.detail, self.detail_limit, self.detail_mode = other, float(limit), mode
 
     @property
     def tile(self) -> int:
@@ -299,7 +308,7 @@ class Upscaler:
         if self.detail is None:
             return f
         t = self.detail.network(x, seed, on_tile)  # (C, s·h, s·w), the detail network's f
-        return detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255)
+        return detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255, self.detail_mode)
 
     def _network(self, x: torch.Tensor, seed: int, on_tile: Callable[[int, int], None] | None) -> torch.Tensor:
         c, h, w = x.shape

@@ -50,13 +50,14 @@ def checkpoint_upscaler(
     sigma: float | None = None,
     detail_weights: str | None = None,
     detail_limit: float | None = None,
+    detail_mode: str | None = None,
 ) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
     as `--operator` does (infer.Upscaler.load; another tool's network needs `operator`);
     `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler); `detail_weights`,
-    `detail_limit`: another network's detail added within a limit (upscale --detail, detail.py).
+    `detail_limit`, `detail_mode`: another network's detail added within a limit (upscale --detail, detail.py).
     `as_trained`: a checkpoint trained without the projection layer (soft or no constraint) is measured
     on its own f(x), clipped to [0, 1] and rounded to the bit depth (float for 32), not through Π (the
     paper's Table 2 compares so)."""
@@ -74,6 +75,7 @@ def checkpoint_upscaler(
         sigma=sigma,
         detail_weights=detail_weights,
         detail_limit=detail_limit,
+        detail_mode=detail_mode,
     )
     if as_trained and up.constraint not in (None, "aff"):
 

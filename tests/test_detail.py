@@ -56,6 +56,43 @@ def test_bounded_is_f_plus_the_clipped_null_space_difference():
     assert torch.equal(detail.bounded(f.clone(), t, x, A, pinv, 0.0), f)
 
 
+def reference_weight(f: np.ndarray, t: np.ndarray, s: int) -> np.ndarray:
+    """Mode "more"'s w computed with SciPy: luma detail = luma − Gaussian(σ s/2), its square under a
+    Gaussian of σ 3s/4 ('mirror' borders, 3σ taps), w = clip(E_t / E_f − 1, 0, 1)."""
+    from scipy.ndimage import gaussian_filter
+
+    def energy(img):
+        y = np.tensordot(np.array([0.299, 0.587, 0.114]), img, axes=1)
+        h = y - gaussian_filter(y, s / 2, mode="mirror", truncate=3)
+        return gaussian_filter(h * h, 3 * s / 4, mode="mirror", truncate=3)
+
+    return np.clip(energy(t) / (energy(f) + 1e-8) - 1, 0, 1)
+
+
+def test_mode_more_weighs_the_detail_by_where_the_detail_network_draws_more():
+    """bounded(mode="more") = f + w ⊙ clip(N (t − f), ±τ), w against a SciPy reference; w = 0 (f kept exactly)
+    where t has less detail than f, w = 1 (mode "all") where t is f plus strong detail; a bad mode is refused."""
+    A, pinv = BICUBIC.build()
+    torch.manual_seed(0)
+    x = torch.rand(3, 16, 16, dtype=torch.float64)
+    coarse = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    f = torch.nn.functional.interpolate(coarse, scale_factor=16, mode="bicubic")[0]  # smooth: little detail
+    t = f.clone()
+    t[:, :, :32] = f[:, :, :32] + 0.2 * torch.rand(3, 64, 32, dtype=torch.float64)  # more detail on the left
+    t[:, :, 32:] = 0.5 * f[:, :, 32:] + 0.25  # half the contrast on the right: a quarter of the detail energy
+    w = detail.more_weight(f, t, 4)
+    ref = reference_weight(f.numpy(), t.numpy(), 4)
+    assert np.abs(w.numpy() - ref).max() < 1e-6
+    assert w[:, :24].min() == 1 and w[8:-8, 48:].max() == 0  # both ends (48 = 32 + the blurs' 6 + 9 taps + 1)
+    tau = 0.05
+    out = detail.bounded(f.clone(), t, x, A, pinv, tau, "more")
+    d = detail.bounded(f.clone(), t, x, A, pinv, tau) - f  # mode "all": clip(N (t − f))
+    assert torch.allclose(out, f + torch.from_numpy(ref) * d, atol=1e-6)
+    assert torch.equal(out[:, 8:-8, 48:], f[:, 8:-8, 48:])  # t smoother than f: f's own detail kept
+    with pytest.raises(ValueError, match="detail mode"):
+        detail.bounded(f.clone(), t, x, A, pinv, tau, "most")
+
+
 def test_the_limit_runs_from_the_first_network_to_the_second(nets):
     """τ = 0 gives the first network's ŷ exactly, a huge τ the detail network's (float); every ŷ downsamples
     to x (1e-5) and the distance to the detail network's ŷ falls as τ grows."""
@@ -104,6 +141,16 @@ def test_refusals(nets):
         affsr.load(m, detail_limit=4)
     with pytest.raises(AffsrError, match="detail_limit must be a number"):
         affsr.load(m, detail=t, detail_limit=[4])
+    for call in (
+        lambda: Upscaler.load(m, detail_weights=t, detail_mode="most"),
+        lambda: affsr.load(m, detail=t, detail_mode="most"),
+    ):
+        with pytest.raises(AffsrError, match="mode must be one of all, more"):
+            call()
+    with pytest.raises(AffsrError, match="detail mode without a detail network"):
+        Upscaler.load(m, detail_mode="more")
+    with pytest.raises(AffsrError, match="detail_mode without detail"):
+        affsr.load(m, detail_mode="more")
 
 
 def test_cli_writes_a_consistent_file_and_refuses_in_one_line(nets, tmp_path):
@@ -123,12 +170,21 @@ def test_cli_writes_a_consistent_file_and_refuses_in_one_line(nets, tmp_path):
     assert np.array_equal(np.asarray(out.resize((x.shape[1], x.shape[0]), Image.BICUBIC)), x)
     r = one_thread("upscale", tmp_path / "in.png", "-w", m, "--detail", t, "-o", tmp_path / "j.png", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["detail_limit"] == detail.DEFAULT_LIMIT, r.stderr
+    assert json.loads(r.stdout)[0]["detail_mode"] == "all"
+    r = one_thread(
+        "upscale", tmp_path / "in.png", "-w", t, "--detail", m, "--detail-mode", "more", "-o", tmp_path / "k.png"
+    )
+    assert r.returncode == 0 and "where it draws more" in " ".join(r.stdout.split()), r.stderr
+    k = Image.open(tmp_path / "k.png")
+    assert np.array_equal(np.asarray(k.resize((x.shape[1], x.shape[0]), Image.BICUBIC)), x)
     api = affsr.upscale(Image.fromarray(x), weights=str(m), detail=str(t), detail_limit=6, device="cpu")
     assert np.abs(np.asarray(api).astype(int) - np.asarray(out).astype(int)).max() <= 1  # threads: float sums
     for args, needle in (
         (["--detail", tmp_path / "none.safetensors"], "none.safetensors"),
         (["--detail", t, "--detail-limit", "-1"], "--detail-limit"),
         (["--detail-limit", "4"], "without a detail network"),
+        (["--detail-mode", "more"], "without a detail network"),
+        (["--detail", t, "--detail-mode", "most"], "mode must be one of all, more"),
     ):
         r = cli("upscale", tmp_path / "in.png", "-w", m, *args, "-o", tmp_path / "bad.png")
         assert r.returncode in (1, 2) and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
@@ -143,16 +199,36 @@ def test_eval_adds_a_column_per_limit(nets, tmp_path):
     hr.mkdir()
     Image.open(VAL / "chelsea.png").convert("RGB").crop((100, 60, 196, 140)).save(hr / "a.png")
     common = ("--hr", hr, "-m", "psnr", "--json", tmp_path / "e.json")
-    r = one_thread("eval", *common, "-w", m, "-w", t, "--detail", t, "--detail-limit", "0", "--detail-limit", "1000")
+    r = one_thread(
+        "eval",
+        *common,
+        "-w",
+        m,
+        "-w",
+        t,
+        "--detail",
+        t,
+        "--detail-limit",
+        "0",
+        "--detail-limit",
+        "1000",
+        "--detail-mode",
+        "all",
+        "--detail-mode",
+        "more",
+    )
     assert r.returncode == 0, r.stderr
     means = json.loads((tmp_path / "e.json").read_text())["means"]
-    assert means["m + detail ±0"]["psnr"] == means["m"]["psnr"]
+    assert means["m + detail ±0"]["psnr"] == means["m"]["psnr"] == means["m + detail ±0 more"]["psnr"]
+    assert means["m + detail ±1000 more"]["psnr"] not in (means["m + detail ±1000"]["psnr"], means["m"]["psnr"])
     assert abs(means["m + detail ±1000"]["psnr"] - means["t"]["psnr"]) < 0.01
     assert abs(means["m"]["psnr"] - means["t"]["psnr"]) > 0.1  # they differ: the test can fail
     r = cli("eval", "--hr", hr, "--sr", hr, "--detail", t)
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--sr results are finished" in r.stderr
     r = cli("eval", "--hr", hr, "-w", m, "--detail-limit", "3")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--detail-limit without --detail" in r.stderr
+    r = cli("eval", "--hr", hr, "-w", m, "--detail", t, "--detail-mode", "most")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--detail-mode must be one of" in r.stderr
 
 
 def test_the_api_caches_each_detail_and_limit_apart(nets):
@@ -162,6 +238,8 @@ def test_the_api_caches_each_detail_and_limit_apart(nets):
     assert affsr.load(m, device="cpu", detail=t, detail_limit=3) is a
     b = affsr.load(m, device="cpu", detail=t, detail_limit=5)
     assert b is not a and (a.detail_limit, b.detail_limit) == (3, 5)
+    c = affsr.load(m, device="cpu", detail=t, detail_limit=3, detail_mode="more")
+    assert c not in (a, b) and (a.detail_mode, c.detail_mode) == ("all", "more")
     assert affsr.load(m, device="cpu").detail is None
 
 

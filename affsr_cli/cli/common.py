@@ -21,6 +21,10 @@ EVAL_DETAIL_HELP = (
     "(upscale --detail), in a column NAME + detail ±LEVELS."
 )
 EVAL_LIMITS_HELP = "With --detail: the limit in 8-bit levels (default 8); repeat for one column each."
+EVAL_MODES_HELP = (
+    "With --detail: all (default) or more (only where the detail network draws more: upscale --detail-mode); "
+    "repeat for one column each, NAME + detail ±LEVELS more."
+)
 BOUNDARY_HELP = (
     "Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
     "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil]."

@@ -108,6 +108,7 @@ def eval_(
     detail_limits: Optional[list[float]] = typer.Option(
         None, "--detail-limit", min=0, metavar="LEVELS", help=C.EVAL_LIMITS_HELP
     ),
+    detail_modes: Optional[list[str]] = typer.Option(None, "--detail-mode", metavar="all|more", help=C.EVAL_MODES_HELP),
     as_trained: bool = typer.Option(
         False,
         "--as-trained",
@@ -172,8 +173,9 @@ def eval_(
         check_writable(p, overwrite)
     if lr is not None and sr is None:
         raise AffsrError("--lr goes with --sr (the LR inputs of SR results made elsewhere)")
-    if detail_limits and not detail:
-        raise AffsrError("--detail-limit without --detail: name the detail network")
+    if (detail_limits or detail_modes) and not detail:
+        which = "--detail-limit" if detail_limits else "--detail-mode"
+        raise AffsrError(f"{which} without --detail: name the detail network")
     if detail and sr is not None:
         raise AffsrError("--detail adds a network's detail to checkpoints (--weights); --sr results are finished")
 
@@ -210,9 +212,13 @@ def eval_(
                 )
             weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        from ..detail import DEFAULT_LIMIT
+        from ..detail import DEFAULT_LIMIT, MODES
 
-        variants = [(None, None)] + [(detail, lim) for lim in detail_limits or [DEFAULT_LIMIT]] * bool(detail)
+        for m in detail_modes or []:
+            if m not in MODES:
+                raise AffsrError(f"--detail-mode must be one of {', '.join(MODES)}, got {m!r}")
+        limits, modes = detail_limits or [DEFAULT_LIMIT], detail_modes or ["all"]
+        variants = [(None, None, None)] + [(detail, lim, m) for lim in limits for m in modes] * bool(detail)
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
@@ -257,11 +263,12 @@ def _upscalers(
     device: str,
     ensemble: bool = False,
     as_trained: bool = False,
-    variants: list = ((None, None),),
+    variants: list = ((None, None, None),),
 ) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
-    where stems repeat; with `ensemble` each also as "NAME ×8"; each (detail weights, limit) of `variants`
-    other than (None, None) as "NAME + detail ±LIMIT"), projected with the A options when given, then
+    where stems repeat; with `ensemble` each also as "NAME ×8"; each (detail weights, limit, mode) of
+    `variants` other than (None, None, None) as "NAME + detail ±LIMIT", with " more" in mode "more"),
+    projected with the A options when given, then
     the baselines with `spec` or the first checkpoint's A."""
     from .. import upscalers as UP
 
@@ -270,11 +277,11 @@ def _upscalers(
     for w, stem in zip(weights, stems):
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
-        for ens, (detail, limit) in ((e, v) for e in ((False, True) if ensemble else (False,)) for v in variants):
+        for ens, (detail, limit, mode) in ((e, v) for e in ((False, True) if ensemble else (False,)) for v in variants):
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
             column = f"{name} ×8" if ens else name
             if detail is not None:
-                column += f" + detail ±{limit:g}"
+                column += f" + detail ±{limit:g}" + (" more" if mode == "more" else "")
             upscaler = upscalers[column] = UP.checkpoint_upscaler(
                 w,
                 device,
@@ -285,7 +292,7 @@ def _upscalers(
                 as_trained=as_trained,
                 kernel_size=kernel_size,
                 sigma=sigma,
-                **({"detail_weights": detail, "detail_limit": limit} if detail else {}),
+                **({"detail_weights": detail, "detail_limit": limit, "detail_mode": mode} if detail else {}),
             )
             if scale is not None and scale != upscaler[1].scale:
                 raise AffsrError(f"--scale {scale} is not the scale of {w} ({upscaler[1].scale})")

@@ -116,6 +116,13 @@ def upscale(
         help="With --detail: the most, in 8-bit levels, by which its detail may move a sample (default 8; "
         "0: the weights alone).",
     ),
+    detail_mode: Optional[str] = typer.Option(
+        None,
+        "--detail-mode",
+        metavar="all|more",
+        help="With --detail: all (default): every difference within the limit; more: only where the detail "
+        "network draws more detail than the weights, whose own is kept (for affgan-x4).",
+    ),
     samples: int = typer.Option(
         1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."
     ),
@@ -207,6 +214,7 @@ def upscale(
         ensemble=ensemble,
         detail_weights=detail,
         detail_limit=detail_limit,
+        detail_mode=detail_mode,
     )
     failures = []
 
@@ -248,6 +256,7 @@ def results_table(
     table = Table(
         title=f"affsr upscale: {weights}"
         + (f" + detail of {detail} within ±{up.detail_limit:g} levels" if detail else "")
+        + (" where it draws more" if detail and up.detail_mode == "more" else "")
         + f" on {up.device} ({str(up.dtype).replace('torch.', '')}), "
         + up.describe_tiling()
         + (", ×8 self-ensemble" if ensemble else "")
