@@ -73,6 +73,7 @@ def load(
     device: str | torch.device = "auto",
     operator: str | OperatorSpec | None = None,
     tile: int | None = None,
+    ensemble: bool = False,
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
     detail_mode: str | None = None,
@@ -82,7 +83,8 @@ def load(
     on `device` ("auto": CUDA, then MPS, then the CPU), its outputs consistent with `operator` (the A
     that made your small images: "bicubic", "area", "gaussian", ... or an OperatorSpec; default the
     weights'; another gives a warning, as `affsr upscale --operator` does), run on LR tiles of `tile`
-    pixels (default: sized to the free memory), with `detail`: another network's detail (a GAN's, e.g.
+    pixels (default: sized to the free memory), with `ensemble` the ×8 self-ensemble of the weights'
+    network (`affsr upscale --ensemble`, 8× its time), with `detail`: another network's detail (a GAN's, e.g.
     the shipped "realesrgan-x4plus", Real-ESRGAN x4plus) added within ±`detail_limit` 8-bit
     levels (default 8), everywhere or with `detail_mode` "more" only where it draws more than the
     weights (for "affgan-x4"), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the
@@ -118,7 +120,9 @@ def load(
     elif detail_limit is not None or detail_mode is not None:
         which = "detail_limit" if detail_limit is not None else "detail_mode"
         raise AffsrError(f"{which} without detail: name the detail network")
-    return _load(str(path), _stamp(path), str(pick_device(str(device))), operator, tile, extra)
+    if not isinstance(ensemble, bool):
+        raise AffsrError(f"ensemble must be True or False, got {ensemble!r}")
+    return _load(str(path), _stamp(path), str(pick_device(str(device))), operator, tile, ensemble, extra)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -129,10 +133,17 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, stamp, device: str, operator: str | OperatorSpec | None, tile: int | None, extra) -> Upscaler:
+def _load(path: str, stamp, device: str, operator, tile: int | None, ensemble: bool, extra) -> Upscaler:
     detail, _, limit, mode = extra or (None, None, None, None)  # the file's stamp is only for the cache
     return Upscaler.load(
-        path, device, tile=tile, operator=operator, detail_weights=detail, detail_limit=limit, detail_mode=mode
+        path,
+        device,
+        tile=tile,
+        operator=operator,
+        ensemble=ensemble,
+        detail_weights=detail,
+        detail_limit=limit,
+        detail_mode=mode,
     )  # another A than the weights': a warning
 
 
@@ -147,6 +158,7 @@ def upscale(
     operator: str | OperatorSpec | None = None,
     tile: int | None = None,
     seed: int = 0,
+    ensemble: bool = False,
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
     detail_mode: str | None = None,
@@ -162,8 +174,8 @@ def upscale(
     (8-bit under the default weights: Pillow's bicubic resize of the result gives the input back), or,
     for float input, Π's exact values (A ŷ = x to float precision; not clipped to [0, 1]). Options as
     `load`: `weights`, `device`, `operator` (the A that made the input, if not the weights'), `tile`,
-    `detail`, `detail_limit` and `detail_mode` (another network's detail within a limit, `affsr upscale
-    --detail`);
+    `ensemble`, `detail`, `detail_limit` and `detail_mode` (another network's detail within a limit,
+    `affsr upscale --detail`);
     `seed` draws the noise of a stochastic checkpoint (the same seed, the same sample). The weights are
     loaded once and cached. Bad input is a ValueError that says what is wrong with it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -174,6 +186,7 @@ def upscale(
         device=device,
         operator=operator,
         tile=tile,
+        ensemble=ensemble,
         detail=detail,
         detail_limit=detail_limit,
         detail_mode=detail_mode,

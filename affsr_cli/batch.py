@@ -65,7 +65,8 @@ def refuse_before_work(up: infer.Upscaler, job: Job, pic, bits: int, opts: Optio
     s = up.scale
     H, W = (s * h, s * w) if opts.outscale is None else (round(opts.outscale * h), round(opts.outscale * w))
     check_output_size(dst, fmt, W, H, c + (pic.alpha is not None), bits)  # before the work, not after it
-    factor = MEMORY_FACTOR + (2 if up.detail is not None else 0)  # --detail: t and N (t − f) beside f
+    factor = MEMORY_FACTOR + (2 + (up.detail_mode == "more") if up.detail is not None else 0)
+    # --detail: t and N (t − f) beside f; mode more: the two luma energies and their blurs
     need = factor * 4 * (c + (pic.alpha is not None)) * s * h * s * w
     free = available_memory(torch.device("cpu"))
     if need > free:

@@ -2,7 +2,7 @@
 A (the table's LR-PSNR) and with Pillow's own resize of the saved file.
 
     python benchmarks/pillow_check.py --hr data/photos/val -w runs/bicubic-affmse/generator.safetensors \
-        [--operator bicubic] [--scale 4] [--ensemble] [--detail W [--detail-limit L]]
+        [--operator bicubic] [--scale 4] [--ensemble] [--detail W [--detail-limit L] [--detail-mode M]]
 
 Each HR photo (cropped to a multiple of the scale) is reduced with Pillow's 8-bit resize (the filter of
 --operator), saved as PNG and upscaled by the `affsr upscale` command line at 8 and 16 bits. Then:
@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--ensemble", action="store_true", help="upscale with the ×8 self-ensemble (upscale --ensemble)")
     ap.add_argument("--detail", metavar="W", help="with another network's detail (upscale --detail)")
     ap.add_argument("--detail-limit", metavar="L", help="upscale --detail-limit")
+    ap.add_argument("--detail-mode", metavar="M", help="upscale --detail-mode (all or more)")
     args = ap.parse_args()
     flt, s = FILTERS[args.operator], args.scale
     files = sorted(p for p in args.hr.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
@@ -76,6 +77,7 @@ def main():
                     *(["--ensemble"] if args.ensemble else []),
                     *(["--detail", args.detail] if args.detail else []),
                     *(["--detail-limit", args.detail_limit] if args.detail_limit else []),
+                    *(["--detail-mode", args.detail_mode] if args.detail_mode else []),
                 ],
                 capture_output=True,
                 text=True,

@@ -232,7 +232,8 @@ def test_eval_adds_a_column_per_limit(nets, tmp_path):
 
 
 def test_the_api_caches_each_detail_and_limit_apart(nets):
-    """affsr.load with the same detail and limit gives the same Upscaler; another limit, or none, another one."""
+    """affsr.load with the same detail and limit gives the same Upscaler; another limit, mode or ensemble, or
+    none, another one; the ensemble covers the weights' network only."""
     m, t = str(nets / "m.safetensors"), str(nets / "t.safetensors")
     a = affsr.load(m, device="cpu", detail=t, detail_limit=3)
     assert affsr.load(m, device="cpu", detail=t, detail_limit=3) is a
@@ -240,6 +241,10 @@ def test_the_api_caches_each_detail_and_limit_apart(nets):
     assert b is not a and (a.detail_limit, b.detail_limit) == (3, 5)
     c = affsr.load(m, device="cpu", detail=t, detail_limit=3, detail_mode="more")
     assert c not in (a, b) and (a.detail_mode, c.detail_mode) == ("all", "more")
+    e = affsr.load(m, device="cpu", ensemble=True, detail=t, detail_limit=3, detail_mode="more")
+    assert e is not c and e.ensemble and not c.ensemble and not e.detail.ensemble
+    with pytest.raises(AffsrError, match="ensemble must be True or False"):
+        affsr.load(m, device="cpu", ensemble="yes")
     assert affsr.load(m, device="cpu").detail is None
 
 
