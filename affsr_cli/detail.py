@@ -18,16 +18,19 @@ t -> its counterpart from the detail network, N = I − A⁺A -> the projector o
 the minimiser of (ŷ − f)² + 2τ |ŷ − t|: the MSE estimate's loss with an L1 pull toward the detail
 network's picture, whose small differences it keeps whole and whose large ones it pays for only up to τ.
 
-Mode "more" (`--detail-mode more`, for weights that draw detail of their own: the AffGAN) takes the
-detail only where the detail network draws more than f, so f's own edges and strokes are never softened
-toward the other's:
+Mode "more" (`--detail-mode more`, for weights that draw detail of their own: the AffGAN) takes only the
+detail of the difference, and only where the detail network draws more than f, so f's own edges and
+strokes are never softened toward the other's:
 
-    ŷ = Π_x (f + w ⊙ clip(N (t − f), −τ, τ)),  w = min(1, max(0, E_t / E_f − 1))
+    ŷ = Π_x (f + w ⊙ clip(N H (t − f), −τ, τ)),  w = min(1, max(0, E_t / E_f − 1))
 
-E the local energy of the luma's detail: the luma minus its Gaussian blur of σ s/2 HR pixels (what lies
-above about the LR Nyquist frequency), squared and averaged under a Gaussian of σ 3s/4 (s the scale).
-w is 0 where t draws no more than f, 1 where it draws twice as much or more (the same w for every colour
-channel). The sweep that chose the mode and σ is in weights/README.md, "Bounded detail".
+H = I − G, G a Gaussian blur of σ s/2 HR pixels (s the scale): H keeps what lies above about the LR
+Nyquist frequency. E the local energy of the luma's detail: H of the luma, squared and averaged under a
+Gaussian of σ 3s/4. w is 0 where t draws no more than f, 1 where it draws twice as much or more (the
+same w for every colour channel). H before N: a smooth difference (another tone, a shifted shape) is not
+texture, and under the paper's Gaussian A, N of a smooth image is a period-s ripple (A⁺A does not
+reproduce smooth images), a grid that H keeps out. The sweep that chose the mode is in
+weights/README.md, "Bounded detail".
 """
 
 from __future__ import annotations
@@ -68,12 +71,16 @@ def bounded(
     limit: float,
     mode: str = "all",
 ) -> torch.Tensor:
-    """In place: f (C, s·h, s·w) ← f + clip(N (t − f), ±limit) (mode "all"), or that clip times
-    more_weight(f, t) (mode "more"); limit on [0, 1] (levels / 255); x (C, h, w) only for its shape
-    (N does not depend on x). Π_x of the result is the bounded-detail ŷ."""
-    d = project(t - f, torch.zeros_like(x), A, pinv, inplace=True).clamp_(-limit, limit)  # 1., 2.
-    if mode == "more":
-        d.mul_(more_weight(f, t, f.shape[-1] // x.shape[-1]))
-    elif mode != "all":
+    """In place: f (C, s·h, s·w) ← f + clip(N (t − f), ±limit) (mode "all"), or f + more_weight(f, t) ⊙
+    clip(N H (t − f), ±limit) (mode "more"); limit on [0, 1] (levels / 255); x (C, h, w) only for its
+    shape (N does not depend on x). Π_x of the result is the bounded-detail ŷ."""
+    if mode not in MODES:
         raise ValueError(f"detail mode {mode!r}: one of {MODES}")
+    s = f.shape[-1] // x.shape[-1]
+    d = t - f
+    if mode == "more":
+        d -= blur(d, s / 2)  # H: the difference's detail (its smooth part: no texture, and a ripple under N)
+    d = project(d, torch.zeros_like(x), A, pinv, inplace=True).clamp_(-limit, limit)  # 1. N, 2. clip
+    if mode == "more":
+        d.mul_(more_weight(f, t, s))
     return f.add_(d)

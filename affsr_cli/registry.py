@@ -125,6 +125,10 @@ SHIPPED = {
     )
 }
 DEFAULT = SHIPPED["affmse-x4"]  # of upscale, eval and the API; an AffGAN again once one is preferred at 400 %
+# `affsr upscale --texture`: the AffGAN's ×8 self-ensemble with Real-ESRGAN's detail where it draws more,
+# within ±12 levels (weights/README.md, "Bounded detail"); the weights by the family of A
+TEXTURE = {"ensemble": True, "detail": "realesrgan-x4plus", "detail_mode": "more", "detail_limit": 12.0}
+TEXTURE_WEIGHTS = {"bicubic": "affgan-x4", "gaussian": "affgan-x4-gaussian"}
 
 
 def photos_init(family: str) -> str:

@@ -70,7 +70,7 @@ def reference_weight(f: np.ndarray, t: np.ndarray, s: int) -> np.ndarray:
 
 
 def test_mode_more_weighs_the_detail_by_where_the_detail_network_draws_more():
-    """bounded(mode="more") = f + w ⊙ clip(N (t − f), ±τ), w against a SciPy reference; w = 0 (f kept exactly)
+    """bounded(mode="more") = f + w ⊙ clip(N H (t − f), ±τ), H and w against SciPy; w = 0 (f kept exactly)
     where t has less detail than f, w = 1 (mode "all") where t is f plus strong detail; a bad mode is refused."""
     A, pinv = BICUBIC.build()
     torch.manual_seed(0)
@@ -86,7 +86,11 @@ def test_mode_more_weighs_the_detail_by_where_the_detail_network_draws_more():
     assert w[:, :24].min() == 1 and w[8:-8, 48:].max() == 0  # both ends (48 = 32 + the blurs' 6 + 9 taps + 1)
     tau = 0.05
     out = detail.bounded(f.clone(), t, x, A, pinv, tau, "more")
-    d = detail.bounded(f.clone(), t, x, A, pinv, tau) - f  # mode "all": clip(N (t − f))
+    from scipy.ndimage import gaussian_filter
+
+    diff = (t - f).numpy()
+    high = torch.from_numpy(diff - gaussian_filter(diff, (0, 2, 2), mode="mirror", truncate=3))  # H (t − f)
+    d = detail.bounded(torch.zeros_like(f), high, x, A, pinv, tau)  # mode "all" from 0: clip(N H (t − f))
     assert torch.allclose(out, f + torch.from_numpy(ref) * d, atol=1e-6)
     assert torch.equal(out[:, 8:-8, 48:], f[:, 8:-8, 48:])  # t smoother than f: f's own detail kept
     with pytest.raises(ValueError, match="detail mode"):
@@ -189,6 +193,33 @@ def test_cli_writes_a_consistent_file_and_refuses_in_one_line(nets, tmp_path):
         r = cli("upscale", tmp_path / "in.png", "-w", m, *args, "-o", tmp_path / "bad.png")
         assert r.returncode in (1, 2) and needle in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
         assert not (tmp_path / "bad.png").exists()
+
+
+def test_texture_is_the_affgan_ensemble_with_detail_where_real_esrgan_draws_more(tmp_path):
+    """`affsr upscale --texture` = `-w affgan-x4 --ensemble --detail realesrgan-x4plus --detail-mode more
+    --detail-limit 12`, the same pixels; a limit given beside it wins; an A without texture weights is
+    refused in one line, before any work."""
+    x = (lr((40, 30, 64, 48)).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(x).save(tmp_path / "in.png")
+    r = one_thread("upscale", tmp_path / "in.png", "--texture", "-o", tmp_path / "t.png", "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)[0]
+    assert (row["detail_mode"], row["detail_limit"]) == ("more", 12.0)
+    explicit = ("-w", "affgan-x4", "--ensemble", "--detail", "realesrgan-x4plus", "--detail-mode", "more")
+    r = one_thread("upscale", tmp_path / "in.png", *explicit, "--detail-limit", "12", "-o", tmp_path / "e.png")
+    assert r.returncode == 0, r.stderr
+    t = np.asarray(Image.open(tmp_path / "t.png"))
+    assert np.array_equal(t, np.asarray(Image.open(tmp_path / "e.png")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png").resize((x.shape[1], x.shape[0]), Image.BICUBIC)), x)
+    plain = affsr.upscale(Image.fromarray(x), weights="affgan-x4", ensemble=True, device="cpu")
+    assert np.abs(np.asarray(plain).astype(int) - t).mean() > 0.5  # the detail is there: the test can fail
+    r = one_thread(
+        "upscale", tmp_path / "in.png", "--texture", "--detail-limit", "3", "-o", tmp_path / "l.png", "--json"
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["detail_limit"] == 3, r.stderr
+    r = cli("upscale", tmp_path / "in.png", "--texture", "--operator", "area", "-o", tmp_path / "a.png")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--texture has weights for" in r.stderr, r.stderr
+    assert not (tmp_path / "a.png").exists()
 
 
 def test_eval_adds_a_column_per_limit(nets, tmp_path):

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import AffsrError
-from ..registry import DEFAULT, weights_help
+from ..registry import DEFAULT, TEXTURE, TEXTURE_WEIGHTS, weights_help
 from .common import (
     BOUNDARY_HELP,
     OPERATOR_HELP,
@@ -116,6 +116,13 @@ def upscale(
         help="With --detail: the most, in 8-bit levels, by which its detail may move a sample (default 8; "
         "0: the weights alone).",
     ),
+    texture: bool = typer.Option(
+        False,
+        "--texture",
+        help="Sharp and textured, still consistent: the AffGAN (affgan-x4, or affgan-x4-gaussian with "
+        "--operator gaussian) with --ensemble, --detail realesrgan-x4plus --detail-mode more --detail-limit 12 "
+        "(each can be given otherwise); ~50× the default's time.",
+    ),
     detail_mode: Optional[str] = typer.Option(
         None,
         "--detail-mode",
@@ -175,6 +182,16 @@ def upscale(
     inputs = [*(inputs or []), *(input_ or [])]
     if not inputs:
         raise AffsrError("no inputs: give image files, folders or globs (or -i PATH); see 'affsr upscale --help'")
+    if texture:
+        if weights is None:
+            family = (operator or "bicubic").lower()
+            if family not in TEXTURE_WEIGHTS:
+                raise AffsrError(f"--texture has weights for {' and '.join(TEXTURE_WEIGHTS)}; give -w for {family}")
+            weights = TEXTURE_WEIGHTS[family]
+        ensemble = TEXTURE["ensemble"]
+        detail = detail or TEXTURE["detail"]
+        detail_mode = detail_mode or TEXTURE["detail_mode"]
+        detail_limit = TEXTURE["detail_limit"] if detail_limit is None else detail_limit
     if weights is None:
         default = DEFAULT.path
         if not default.is_file():
