@@ -121,7 +121,7 @@ def upscale(
         "--texture",
         help="Sharp and textured, still consistent: the AffGAN (affgan-x4, or affgan-x4-gaussian with "
         "--operator gaussian) with --ensemble, --detail realesrgan-x4plus --detail-mode more --detail-limit 12 "
-        "(each can be given otherwise); ~50× the default's time.",
+        "(each can be given otherwise); ~40× the default's time.",
     ),
     detail_mode: Optional[str] = typer.Option(
         None,
