@@ -223,8 +223,9 @@ def test_texture_is_the_affgan_ensemble_with_detail_where_real_esrgan_draws_more
 
 
 def test_eval_adds_a_column_per_limit(nets, tmp_path):
-    """`affsr eval -w M --detail T --detail-limit 0 --detail-limit 1000`: the columns M, M + detail ±0 (= M) and
-    M + detail ±1000 (= T's); --detail with --sr and --detail-limit alone are refused in one line."""
+    """`affsr eval -w M --detail T --detail-limit 0 --detail-limit 1000 --detail-mode all --detail-mode more`:
+    the columns M, M + detail ±0 (= M, in both modes), M + detail ±1000 (= T's) and M + detail ±1000 more
+    (neither); --detail with --sr, --detail-limit alone and an unknown mode are refused in one line."""
     m, t = nets / "m.safetensors", nets / "t.safetensors"
     hr = tmp_path / "hr"
     hr.mkdir()

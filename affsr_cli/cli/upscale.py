@@ -116,19 +116,19 @@ def upscale(
         help="With --detail: the most, in 8-bit levels, by which its detail may move a sample (default 8; "
         "0: the weights alone).",
     ),
-    texture: bool = typer.Option(
-        False,
-        "--texture",
-        help="Sharp and textured, still consistent: the AffGAN (affgan-x4, or affgan-x4-gaussian with "
-        "--operator gaussian) with --ensemble, --detail realesrgan-x4plus --detail-mode more --detail-limit 12 "
-        "(each can be given otherwise); ~40× the default's time.",
-    ),
     detail_mode: Optional[str] = typer.Option(
         None,
         "--detail-mode",
         metavar="all|more",
         help="With --detail: all (default): every difference within the limit; more: only where the detail "
         "network draws more detail than the weights, whose own is kept (for affgan-x4).",
+    ),
+    texture: bool = typer.Option(
+        False,
+        "--texture",
+        help="Sharp and textured, still consistent: the AffGAN (affgan-x4, or affgan-x4-gaussian with "
+        "--operator gaussian) with --ensemble, --detail realesrgan-x4plus --detail-mode more --detail-limit 12 "
+        "(each can be given otherwise); ~40× the default's time.",
     ),
     samples: int = typer.Option(
         1, min=1, max=10_000, help="Stochastic checkpoints: samples per input (files NAME_seedS), each consistent."
