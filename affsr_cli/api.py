@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from . import boxfit, checkpoint, consistency
-from .detail import MODES
+from .detail import check_mode
 from .device import pick_device
 from .errors import AffsrError
 from .images import icc_fits
@@ -111,8 +111,8 @@ def load(
         raise AffsrError(f"detail must be a name, a path or hf://owner/repo/file, got {type(detail).__name__}")
     if detail_limit is not None and (isinstance(detail_limit, bool) or not isinstance(detail_limit, (int, float))):
         raise AffsrError(f"detail_limit must be a number of 8-bit levels, got {detail_limit!r}")
-    if detail_mode is not None and detail_mode not in MODES:
-        raise AffsrError(f"detail_mode must be one of {', '.join(MODES)}, got {detail_mode!r}")
+    if detail_mode is not None:
+        check_mode(detail_mode, "detail_mode")
     extra = None
     if detail is not None:
         other = checkpoint.resolve_weights(os.fspath(detail))

@@ -78,6 +78,11 @@ def load_image(path: Path, channels: int) -> torch.Tensor:
         return y
     if channels == 3:
         return y.expand(3, -1, -1).contiguous()
+    return luma(y)
+
+
+def luma(y: torch.Tensor) -> torch.Tensor:
+    """(1, H, W): the BT.601 luma 0.299 R + 0.587 G + 0.114 B of y (3, H, W), no offset."""
     return (y * y.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
 
 

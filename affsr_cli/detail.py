@@ -38,21 +38,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import blur
+from .data import blur, luma
+from .errors import AffsrError
 from .projection import project
 
 DEFAULT_LIMIT = 8.0  # 8-bit levels (weights/README.md, "Bounded detail": the sweep that chose it)
 MODES = ("all", "more")  # every difference within ±τ; only where the detail network draws more than f
-_RGB_LUMA = (0.299, 0.587, 0.114)
+
+
+def check_mode(mode, name: str = "the detail mode"):
+    """Refuses a mode not in MODES, in the words of the caller's option (`name`)."""
+    if mode not in MODES:
+        raise AffsrError(f"{name} must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 def energy(img: torch.Tensor, scale: int) -> torch.Tensor:
     """(H, W): local energy of the detail of img (C, H, W)'s luma above about the LR Nyquist frequency."""
-    y = (
-        img.mean(0, keepdim=True)
-        if img.shape[0] != 3
-        else torch.einsum("chw,c->hw", img, img.new_tensor(_RGB_LUMA))[None]
-    )
+    y = luma(img) if img.shape[0] == 3 else img.mean(0, keepdim=True)
     high = y - blur(y, scale / 2)
     return blur(high.square_(), 3 * scale / 4)[0]
 

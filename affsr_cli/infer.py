@@ -87,8 +87,8 @@ class Upscaler:
         if detail_weights is None and (detail_limit is not None or detail_mode is not None):  # before any file is read
             which = "limit" if detail_limit is not None else "mode"
             raise AffsrError(f"a detail {which} without a detail network: give --detail WEIGHTS too")
-        if detail_mode is not None and detail_mode not in detail.MODES:
-            raise AffsrError(f"the detail mode must be one of {', '.join(detail.MODES)}, got {detail_mode!r}")
+        if detail_mode is not None:
+            detail.check_mode(detail_mode)
         path = checkpoint.resolve_weights(weights)
         tensors, meta = weights_io.load(path)  # read once, for either kind
         named = operator if isinstance(operator, OperatorSpec) else None
@@ -183,8 +183,7 @@ class Upscaler:
         made consistent with this Upscaler's A."""
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < math.inf:
             raise AffsrError(f"the detail limit must be a number of 8-bit levels, 0 or more, got {limit!r}")
-        if mode not in detail.MODES:
-            raise AffsrError(f"the detail mode must be one of {', '.join(detail.MODES)}, got {mode!r}")
+        detail.check_mode(mode)
         if other.scale != self.scale:
             raise AffsrError(f"the detail network upscales {other.scale}×, the weights {self.scale}×")
         if other.detail is not None:

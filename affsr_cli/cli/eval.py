@@ -176,6 +176,10 @@ def eval_(
     if (detail_limits or detail_modes) and not detail:
         which = "--detail-limit" if detail_limits else "--detail-mode"
         raise AffsrError(f"{which} without --detail: name the detail network")
+    from ..detail import DEFAULT_LIMIT, check_mode  # here: torch is not imported at start-up
+
+    for m in detail_modes or []:
+        check_mode(m, "--detail-mode")
     if detail and sr is not None:
         raise AffsrError("--detail adds a network's detail to checkpoints (--weights); --sr results are finished")
 
@@ -212,11 +216,6 @@ def eval_(
                 )
             weights = [str(DEFAULT.path)]
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
-        from ..detail import DEFAULT_LIMIT, MODES
-
-        for m in detail_modes or []:
-            if m not in MODES:
-                raise AffsrError(f"--detail-mode must be one of {', '.join(MODES)}, got {m!r}")
         limits, modes = detail_limits or [DEFAULT_LIMIT], detail_modes or ["all"]
         variants = [(None, None, None)] + [(detail, lim, m) for lim in limits for m in modes] * bool(detail)
         upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants)
