@@ -77,6 +77,7 @@ def load(
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
     detail_mode: str | None = None,
+    keep_grid: bool = False,
 ) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
     or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affmse-x4)
@@ -87,7 +88,8 @@ def load(
     network (`affsr upscale --ensemble`, 8× its time), with `detail`: another network's detail (a GAN's, e.g.
     the shipped "realesrgan-x4plus", Real-ESRGAN x4plus) added within ±`detail_limit` 8-bit
     levels (default 8), everywhere or with `detail_mode` "more" only where it draws more than the
-    weights (for "affgan-x4"), as `affsr upscale --detail` (detail.py). Cached: the same arguments give the
+    weights (for "affgan-x4"), as `affsr upscale --detail` (detail.py); `keep_grid` leaves the network's
+    image-wide period-4 pattern in (`affsr upscale --keep-grid`; projection.remove_grid). Cached: the same arguments give the
     same object without reading the files again (while they are unchanged); `load.cache_clear()`
     empties it."""
     if weights is None:
@@ -120,9 +122,11 @@ def load(
     elif detail_limit is not None or detail_mode is not None:
         which = "detail_limit" if detail_limit is not None else "detail_mode"
         raise AffsrError(f"{which} without detail: name the detail network")
-    if not isinstance(ensemble, bool):
-        raise AffsrError(f"ensemble must be True or False, got {ensemble!r}")
-    return _load(str(path), _stamp(path), str(pick_device(str(device))), operator, tile, ensemble, extra)
+    for name, flag in (("ensemble", ensemble), ("keep_grid", keep_grid)):
+        if not isinstance(flag, bool):
+            raise AffsrError(f"{name} must be True or False, got {flag!r}")
+    device = str(pick_device(str(device)))
+    return _load(str(path), _stamp(path), device, operator, tile, ensemble, extra, keep_grid)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -133,7 +137,9 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, stamp, device: str, operator, tile: int | None, ensemble: bool, extra) -> Upscaler:
+def _load(
+    path: str, stamp, device: str, operator, tile: int | None, ensemble: bool, extra, keep_grid: bool
+) -> Upscaler:
     detail, _, limit, mode = extra or (None, None, None, None)  # the file's stamp is only for the cache
     return Upscaler.load(
         path,
@@ -144,6 +150,7 @@ def _load(path: str, stamp, device: str, operator, tile: int | None, ensemble: b
         detail_weights=detail,
         detail_limit=limit,
         detail_mode=mode,
+        keep_grid=keep_grid,
     )  # another A than the weights': a warning
 
 
@@ -162,6 +169,7 @@ def upscale(
     detail: str | os.PathLike | None = None,
     detail_limit: float | None = None,
     detail_mode: str | None = None,
+    keep_grid: bool = False,
 ):
     """`image` upscaled 4× (the weights' scale), of the same type: a PIL image (same mode; palette, CMYK
     and the other modes are converted to RGB, RGBA, L or LA first, see the module's table), a NumPy
@@ -175,7 +183,7 @@ def upscale(
     for float input, Π's exact values (A ŷ = x to float precision; not clipped to [0, 1]). Options as
     `load`: `weights`, `device`, `operator` (the A that made the input, if not the weights'), `tile`,
     `ensemble`, `detail`, `detail_limit` and `detail_mode` (another network's detail within a limit,
-    `affsr upscale --detail`);
+    `affsr upscale --detail`), `keep_grid`;
     `seed` draws the noise of a stochastic checkpoint (the same seed, the same sample). The weights are
     loaded once and cached. Bad input is a ValueError that says what is wrong with it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -190,6 +198,7 @@ def upscale(
         detail=detail,
         detail_limit=detail_limit,
         detail_mode=detail_mode,
+        keep_grid=keep_grid,
     )
     outs = []
     for pic in pictures:  # a loop, not a comprehension: InexactWarning's stacklevel reaches the caller

@@ -157,6 +157,7 @@ def process(up: infer.Upscaler, job: Job, opts: Options, cb: Callbacks) -> list[
                 "box_iterations": fitted.iterations,
                 "infeasible": fitted.infeasible if fit else None,
                 "format": fmt,
+                "keep_grid": up.keep_grid,
                 **({"detail_limit": up.detail_limit, "detail_mode": up.detail_mode} if up.detail is not None else {}),
                 **extra,
             }

@@ -30,7 +30,7 @@ from .descriptor import Descriptor
 from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
 from .errors import AffsrError
 from .model import SRModel
-from .projection import OperatorSpec, choose_operator
+from .projection import OperatorSpec, choose_operator, remove_grid
 from .tiles import blend_weights, bytes_per_pixel, fuse_batchnorm, receptive_radius, tile_spans
 
 CPU_TILE_BUDGET = 1 << 30  # peak bytes of one tile's forward pass on the CPU (tile="auto")
@@ -69,6 +69,7 @@ class Upscaler:
         detail_weights: str | None = None,
         detail_limit: float | None = None,
         detail_mode: str | None = None,
+        keep_grid: bool = False,
     ) -> "Upscaler":
         """From a path, a shipped name or hf://owner/repo/file.safetensors (checkpoint.resolve_weights):
         an affsr checkpoint, or another tool's network that spandrel recognises (foreign.py), which needs
@@ -98,7 +99,7 @@ class Upscaler:
             model = foreign.load(path, tensors, family, boundary)  # its A comes from these options
         else:
             model = checkpoint.generator_from(path, tensors, meta, "cpu")
-        up = cls(model, device, precision, tile, overlap, on_note, ensemble)
+        up = cls(model, device, precision, tile, overlap, on_note, ensemble, keep_grid)
         if not up.foreign and any(o is not None for o in (operator, boundary, kernel_size, sigma)):
             spec = named or choose_operator(family, up.scale, kernel_size, sigma, boundary, trained=up.trained_for)
             if spec != up.trained_for:
@@ -124,6 +125,7 @@ class Upscaler:
         overlap: int | None = None,
         on_note: Note | None = None,
         ensemble: bool = False,
+        keep_grid: bool = False,
     ):
         d = model if isinstance(model, Descriptor) else model.describe()
         self.note = on_note or (lambda message: None)
@@ -138,6 +140,7 @@ class Upscaler:
         self.A, self.pinv = d.spec.build()  # on the CPU: the whole-image work runs there
         self.noise_channels, self.channels, self.tile_multiple = d.noise_channels, d.channels, d.tile_multiple
         self.ensemble = ensemble  # f averaged over the 8 flips and transposes of x (8× the time)
+        self.keep_grid = keep_grid  # leave f's image-wide period-s pattern in (projection.remove_grid)
         # channels_last: the layout oneDNN's (and cuDNN's) convolutions run fastest in, ~20% here
         self.net = fuse_batchnorm(d.net).to(self.device, self.dtype, memory_format=torch.channels_last)
         g = self.scale if self.grid == "hr" else 1  # input pixels per LR pixel
@@ -189,6 +192,7 @@ class Upscaler:
         if other.detail is not None:
             raise AffsrError("the detail network has a detail network of its own")
         other.set_operator(self.spec)
+        other.keep_grid = True  # the grid is removed once, from the sum (network)
         self.detail, self.detail_limit, self.detail_mode = other, float(limit), mode
 
     @property
@@ -302,12 +306,13 @@ class Upscaler:
         """f(x) (C, s·h, s·w) float32 on the CPU for x (C, h, w) in [0, 1]; C = 1 or 3 whatever the
         checkpoint's channels (gray models run on each colour channel, RGB models on gray replicated
         and averaged back: every channel stays consistent). With a detail network (add_detail), f with
-        its detail added within the limit (detail.bounded): Π_x of it is the result."""
+        its detail added within the limit (detail.bounded); then, unless `keep_grid`, less its image-wide
+        period-s pattern (projection.remove_grid): Π_x of it is the result."""
         f = self._network(x, seed, on_tile)
-        if self.detail is None:
-            return f
-        t = self.detail.network(x, seed, on_tile)  # (C, s·h, s·w), the detail network's f
-        return detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255, self.detail_mode)
+        if self.detail is not None:
+            t = self.detail.network(x, seed, on_tile)  # (C, s·h, s·w), the detail network's f
+            f = detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255, self.detail_mode)
+        return f if self.keep_grid else remove_grid(f, self.scale)
 
     def _network(self, x: torch.Tensor, seed: int, on_tile: Callable[[int, int], None] | None) -> torch.Tensor:
         c, h, w = x.shape

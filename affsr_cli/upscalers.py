@@ -51,13 +51,15 @@ def checkpoint_upscaler(
     detail_weights: str | None = None,
     detail_limit: float | None = None,
     detail_mode: str | None = None,
+    keep_grid: bool = False,
 ) -> tuple[Upscale, OperatorSpec]:
     """A trained checkpoint as an upscaler and the A its outputs are consistent with, through the
     contract of `affsr upscale` (infer.Upscaler): ŷ is what the saved file of that bit depth holds.
     The A options (`operator`, `boundary`, `kernel_size`, `sigma`) name another A than the weights'
     as `--operator` does (infer.Upscaler.load; another tool's network needs `operator`);
     `ensemble`: f averaged over the 8 flips and transposes of x (infer.Upscaler); `detail_weights`,
-    `detail_limit`, `detail_mode`: another network's detail added within a limit (upscale --detail, detail.py).
+    `detail_limit`, `detail_mode`: another network's detail added within a limit (upscale --detail, detail.py);
+    `keep_grid`: f's image-wide period-s pattern left in (upscale --keep-grid).
     `as_trained`: a checkpoint trained without the projection layer (soft or no constraint) is measured
     on its own f(x), clipped to [0, 1] and rounded to the bit depth (float for 32), not through Π (the
     paper's Table 2 compares so)."""
@@ -76,8 +78,10 @@ def checkpoint_upscaler(
         detail_weights=detail_weights,
         detail_limit=detail_limit,
         detail_mode=detail_mode,
+        keep_grid=keep_grid,
     )
     if as_trained and up.constraint not in (None, "aff"):
+        up.keep_grid = True  # f as trained
 
         def raw(x: torch.Tensor, bits: int | None = 8) -> torch.Tensor:
             f = up.network(x[0]).double()  # (C, sH, sW) f(x), no Π

@@ -13,7 +13,7 @@ import affsr_cli as affsr
 from affsr_cli import checkpoint, detail, methods
 from affsr_cli.errors import AffsrError
 from affsr_cli.infer import Upscaler
-from affsr_cli.projection import OperatorSpec
+from affsr_cli.projection import OperatorSpec, remove_grid
 from helpers import VAL, cli, one_thread
 
 BICUBIC = OperatorSpec(4, family="bicubic")
@@ -99,14 +99,17 @@ def test_mode_more_weighs_the_detail_by_where_the_detail_network_draws_more():
 
 def test_the_limit_runs_from_the_first_network_to_the_second(nets):
     """τ = 0 gives the first network's ŷ exactly, a huge τ the detail network's (float); every ŷ downsamples
-    to x (1e-5) and the distance to the detail network's ŷ falls as τ grows."""
+    to x (1e-5) and the distance to the detail network's ŷ falls as τ grows. With the grids kept: the grid
+    removal after the sum is not the sum of the two removals (test_grid.py tests it)."""
     x = lr()
-    m = Upscaler.load(str(nets / "m.safetensors"))(x, bits=None).y_hat
-    t = Upscaler.load(str(nets / "t.safetensors"))(x, bits=None).y_hat
+    m = Upscaler.load(str(nets / "m.safetensors"), keep_grid=True)(x, bits=None).y_hat
+    t = Upscaler.load(str(nets / "t.safetensors"), keep_grid=True)(x, bits=None).y_hat
     A, _ = BICUBIC.build()
     gaps = []
     for tau in (0, 1, 2, 4, 1e6):
-        up = Upscaler.load(str(nets / "m.safetensors"), detail_weights=str(nets / "t.safetensors"), detail_limit=tau)
+        up = Upscaler.load(
+            str(nets / "m.safetensors"), detail_weights=str(nets / "t.safetensors"), detail_limit=tau, keep_grid=True
+        )
         y = up(x, bits=None).y_hat
         assert (A(y[None].double())[0] - x).abs().max() < 1e-5, tau
         if tau == 0:
@@ -119,16 +122,17 @@ def test_the_limit_runs_from_the_first_network_to_the_second(nets):
 
 def test_the_ensemble_averages_the_weights_only(nets):
     """With ensemble=True the weights' f is the ×8 mean and the detail network runs once: the result is
-    bounded(f ×8, t one pass), not bounded of two ensembles (8 × the detail network's time)."""
+    bounded(f ×8, t one pass), less its image-wide grid (removed once, from the sum), not bounded of two
+    ensembles (8 × the detail network's time)."""
     x = lr((40, 30, 64, 50))
     m, t = str(nets / "m.safetensors"), str(nets / "t.safetensors")
     up = Upscaler.load(m, ensemble=True, detail_weights=t, detail_limit=4)
     assert up.ensemble and not up.detail.ensemble
-    f8 = Upscaler.load(m, ensemble=True).network(x, 0, None)
-    t1 = Upscaler.load(t).network(x, 0, None)
-    t8 = Upscaler.load(t, ensemble=True).network(x, 0, None)
+    f8 = Upscaler.load(m, ensemble=True, keep_grid=True).network(x, 0, None)
+    t1 = Upscaler.load(t, keep_grid=True).network(x, 0, None)
+    t8 = Upscaler.load(t, ensemble=True, keep_grid=True).network(x, 0, None)
     assert (t8 - t1).abs().max() > 1 / 255  # the two ways differ: the test can fail
-    want = detail.bounded(f8, t1, x, up.A, up.pinv, 4 / 255)
+    want = remove_grid(detail.bounded(f8, t1, x, up.A, up.pinv, 4 / 255), 4)
     assert torch.allclose(up.network(x, 0, None), want, atol=1e-6)
 
 

@@ -291,6 +291,7 @@ def test_checkpoints_plug_in_beside_baselines(hr, tmp_path, monkeypatch, capsys)
         as_trained=False,
         kernel_size=None,
         sigma=None,
+        keep_grid=False,
     ):
         calls.append((name, device, ensemble))
         return (lambda x, bits: project(upscalers.bicubic(x, 2).double() + 0.01 * ensemble, x.double())), spec

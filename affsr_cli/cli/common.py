@@ -25,6 +25,17 @@ EVAL_MODES_HELP = (
     "With --detail: all (default) or more (only where the detail network draws more: upscale --detail-mode); "
     "repeat for one column each, NAME + detail ±LEVELS more."
 )
+EVAL_ENSEMBLE_HELP = (
+    "Also evaluate each checkpoint with the ×8 self-ensemble (upscale --ensemble), in a column NAME ×8."
+)
+EVAL_KEEP_GRID_HELP = (
+    "Also evaluate each checkpoint with its image-wide grid left in (upscale --keep-grid), in a column NAME grid kept."
+)
+EVAL_AS_TRAINED_HELP = (
+    "Checkpoints trained without the projection layer (mse, softmse, gan, softgan, ...) are measured on their "
+    "own output f(x), clipped and rounded, not through Π as upscale saves them (the comparison of the paper's "
+    "Table 2)."
+)
 BOUNDARY_HELP = (
     "Border convention of A: pil (taps outside dropped, the rest renormalised), matlab (= symmetric), "
     "symmetric, reflect, replicate or circular [default: symmetric for gaussian, else pil]."

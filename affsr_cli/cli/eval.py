@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import product
 from pathlib import Path
 from typing import Optional
 
@@ -99,23 +100,14 @@ def eval_(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows and means to this CSV file."),
     overwrite: bool = typer.Option(False, help="Replace existing --json/--csv files."),
     device: str = typer.Option("cpu", help="Device for checkpoints (cpu, cuda, ...)."),
-    ensemble: bool = typer.Option(
-        False,
-        "--ensemble",
-        help="Also evaluate each checkpoint with the ×8 self-ensemble (upscale --ensemble), in a column NAME ×8.",
-    ),
+    ensemble: bool = typer.Option(False, "--ensemble", help=C.EVAL_ENSEMBLE_HELP),
+    keep_grid: bool = typer.Option(False, "--keep-grid", help=C.EVAL_KEEP_GRID_HELP),
     detail: Optional[str] = typer.Option(None, "--detail", metavar="WEIGHTS", help=C.EVAL_DETAIL_HELP),
     detail_limits: Optional[list[float]] = typer.Option(
         None, "--detail-limit", min=0, metavar="LEVELS", help=C.EVAL_LIMITS_HELP
     ),
     detail_modes: Optional[list[str]] = typer.Option(None, "--detail-mode", metavar="all|more", help=C.EVAL_MODES_HELP),
-    as_trained: bool = typer.Option(
-        False,
-        "--as-trained",
-        help="Checkpoints trained without the projection layer (mse, "
-        "softmse, gan, softgan, ...) are measured on their own output f(x), clipped and rounded, "
-        "not through Π as upscale saves them (the comparison of the paper's Table 2).",
-    ),
+    as_trained: bool = typer.Option(False, "--as-trained", help=C.EVAL_AS_TRAINED_HELP),
     data: Optional[str] = typer.Option(
         None,
         "--data",
@@ -218,12 +210,12 @@ def eval_(
         a_options = (scale, operator, boundary, kernel_size, sigma) if explicit else None
         limits, modes = detail_limits or [DEFAULT_LIMIT], detail_modes or ["all"]
         variants = [(None, None, None)] + [(detail, lim, m) for lim in limits for m in modes] * bool(detail)
-        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants)
+        upscalers = _upscalers(weights, baselines, spec, a_options, device, ensemble, as_trained, variants, keep_grid)
         with bar:
             res = E.evaluate_upscalers(hr, upscalers, chosen, conv, on_image, lpips=lpips)
         if operator is None:  # which A each checkpoint uses (the baselines: the first one's), with the results
             for name, (_, a) in upscalers.items():
-                if name not in baselines and not name.endswith(" ×8") and " + detail" not in name:
+                if name not in baselines and not name.endswith((" ×8", " grid kept")) and " + detail" not in name:
                     operator_note(a, f"{name}'s own")
             if not weights:
                 operator_note(spec, why_default(kernel_size, sigma))
@@ -263,9 +255,10 @@ def _upscalers(
     ensemble: bool = False,
     as_trained: bool = False,
     variants: list = ((None, None, None),),
+    keep_grid: bool = False,
 ) -> dict:
     """name -> (upscaler, A): checkpoints through infer.Upscaler (named by file stem, or folder/stem
-    where stems repeat; with `ensemble` each also as "NAME ×8"; each (detail weights, limit, mode) of
+    where stems repeat; with `ensemble` each also as "NAME ×8", with `keep_grid` as "NAME grid kept"; each (detail weights, limit, mode) of
     `variants` other than (None, None, None) as "NAME + detail ±LIMIT", with " more" in mode "more"),
     projected with the A options when given, then
     the baselines with `spec` or the first checkpoint's A."""
@@ -276,9 +269,10 @@ def _upscalers(
     for w, stem in zip(weights, stems):
         name = f"{Path(w).parent.name}/{stem}" if stems.count(stem) > 1 else stem
         name = name if name not in upscalers else f"{name}#{len(upscalers) + 1}"
-        for ens, (detail, limit, mode) in ((e, v) for e in ((False, True) if ensemble else (False,)) for v in variants):
+        both = (False, True)
+        for ens, keep, (detail, limit, mode) in product(both[: 1 + ensemble], both[: 1 + keep_grid], variants):
             scale, operator, boundary, kernel_size, sigma = a_options or (None,) * 5
-            column = f"{name} ×8" if ens else name
+            column = name + " ×8" * ens + " grid kept" * keep
             if detail is not None:
                 column += f" + detail ±{limit:g}" + (" more" if mode == "more" else "")
             upscaler = upscalers[column] = UP.checkpoint_upscaler(
@@ -288,6 +282,7 @@ def _upscalers(
                 operator=operator,
                 boundary=boundary,
                 ensemble=ens,
+                keep_grid=keep,
                 as_trained=as_trained,
                 kernel_size=kernel_size,
                 sigma=sigma,

@@ -123,6 +123,12 @@ def upscale(
         help="With --detail: all (default): every difference within the limit; more: only where the detail "
         "network draws more detail than the weights, whose own is kept (for affgan-x4).",
     ),
+    keep_grid: bool = typer.Option(
+        False,
+        "--keep-grid",
+        help="Leave the network's image-wide grid in (by default its period-4 pattern, which the input "
+        "cannot decide, is removed before the projection: docs/upscale.md).",
+    ),
     texture: bool = typer.Option(
         False,
         "--texture",
@@ -232,6 +238,7 @@ def upscale(
         detail_weights=detail,
         detail_limit=detail_limit,
         detail_mode=detail_mode,
+        keep_grid=keep_grid,
     )
     failures = []
 
@@ -277,6 +284,7 @@ def results_table(
         + f" on {up.device} ({str(up.dtype).replace('torch.', '')}), "
         + up.describe_tiling()
         + (", ×8 self-ensemble" if ensemble else "")
+        + (", grid kept" if up.keep_grid else "")
     )
     names = ("file", "size in → out", "LR-PSNR (dB)", "exact") + (("invented",) if invented_map else ()) + ("seconds",)
     for name in names:
