@@ -80,7 +80,7 @@ def load(
     keep_grid: bool = False,
 ) -> Upscaler:
     """The Upscaler of `weights` (a shipped name such as "affgan-x4", a path, a run folder of `affsr train`
-    or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affmse-x4)
+    or "hf://owner/repo/file.safetensors"; default: the shipped default of `affsr upscale`, affgan-x4)
     on `device` ("auto": CUDA, then MPS, then the CPU), its outputs consistent with `operator` (the A
     that made your small images: "bicubic", "area", "gaussian", ... or an OperatorSpec; default the
     weights'; another gives a warning, as `affsr upscale --operator` does), run on LR tiles of `tile`

@@ -258,13 +258,15 @@ def remove_grid(f: torch.Tensor, s: int) -> torch.Tensor:
     of the s × s pixel phases over all s × s cells, less their mean, per channel (what `metrics.lattice`
     and `grid_levels` count). Returns f.
 
-    Why before Π: every A here is the same kernel at each LR pixel, so A maps a period-s image to a flat
-    one. The pattern (its mean aside) lies in A's null space: x says nothing of it, a photo's own is
-    noise-sized, and the least-squares guess is none. What a network puts there is its own output grid
-    (the pixel shuffle's, at fixed phases of each LR pixel), summed over the image. Π_x f = f − A⁺(Af − x)
-    then adds only the pattern of its correction, small where f is near an image consistent with x: on
-    photos ~1 % of the photo's own share, at no measurable cost in PSNR (weights/README.md, "The
-    image-wide grid"). Local grids that cancel over the image are left."""
+    Why (infer.Upscaler.network applies it to Π_x f, then Π_x again): every A here is the same kernel at
+    each LR pixel, so A maps a period-s image to a flat one. The pattern (its mean aside) lies in A's null
+    space but for that flat part: x says next to nothing of it, a photo's own is noise-sized, and the
+    least-squares guess is none. What a network puts there is its own output grid (the pixel shuffle's,
+    at fixed phases of each LR pixel), summed over the image. Taken from Π_x f, whose A-image is x, the
+    second Π only corrects A of the pattern, a near-flat LR image; taken from f instead, Π's whole
+    correction A⁺(Af − x) would bring a pattern of its own (the Gaussian A's A⁺ ripples at period s).
+    On photos the result keeps ~1 % of the photo's own share, at no measurable cost in PSNR
+    (weights/README.md, "The image-wide grid"). Local grids that cancel over the image are left."""
     *lead, H, W = f.shape
     cells = f.view(*lead, H // s, s, W // s, s)  # (..., h, s, w, s)
     phases = cells.mean((-4, -2), keepdim=True)  # (..., 1, s, 1, s): the mean of each phase

@@ -200,7 +200,7 @@ def test_weights_are_loaded_once(up):
     first = affsr.load(device="cpu")
     x = np.asarray(chelsea().crop((0, 0, 8, 8)))
     affsr.upscale(x, device="cpu")
-    affsr.upscale(x, device="cpu", weights="affmse-x4")  # the default by name: the same file, the same object
+    affsr.upscale(x, device="cpu", weights=DEFAULT.name)  # the default by name: the same file, the same object
     info = api._load.cache_info()
     assert info.misses == 1 and info.hits == 2 and affsr.load(device="cpu") is first
     assert affsr.Upscaler is type(first)

@@ -13,7 +13,7 @@ import affsr_cli as affsr
 from affsr_cli import checkpoint, detail, methods
 from affsr_cli.errors import AffsrError
 from affsr_cli.infer import Upscaler
-from affsr_cli.projection import OperatorSpec, remove_grid
+from affsr_cli.projection import OperatorSpec, project, remove_grid
 from helpers import VAL, cli, one_thread
 
 BICUBIC = OperatorSpec(4, family="bicubic")
@@ -132,7 +132,7 @@ def test_the_ensemble_averages_the_weights_only(nets):
     t1 = Upscaler.load(t, keep_grid=True).network(x, 0, None)
     t8 = Upscaler.load(t, ensemble=True, keep_grid=True).network(x, 0, None)
     assert (t8 - t1).abs().max() > 1 / 255  # the two ways differ: the test can fail
-    want = remove_grid(detail.bounded(f8, t1, x, up.A, up.pinv, 4 / 255), 4)
+    want = remove_grid(project(detail.bounded(f8, t1, x, up.A, up.pinv, 4 / 255), x, up.A, up.pinv), 4)
     assert torch.allclose(up.network(x, 0, None), want, atol=1e-6)
 
 

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from affsr_cli import foreign, infer
 from affsr_cli.downsample import Downsample
-from affsr_cli.projection import OperatorSpec, remove_grid
+from affsr_cli.projection import OperatorSpec
 from helpers import stub_torchvision
 
 stub_torchvision()
@@ -67,7 +67,7 @@ def test_a_foreign_network_loads_tiles_and_comes_out_consistent(tmp_path, arch, 
     path = tmp_path / f"{arch}.safetensors"
     net = save(arch, scale, path).eval()
     notes = []
-    up = infer.Upscaler.load(str(path), operator="bicubic", tile=100, on_note=notes.append)
+    up = infer.Upscaler.load(str(path), operator="bicubic", tile=100, on_note=notes.append, keep_grid=True)
     assert up.foreign == arch and up.scale == scale and up.spec == OperatorSpec(scale, family="bicubic")
     assert any(arch in n and "consistent" in n for n in notes)
     torch.manual_seed(1)
@@ -76,9 +76,8 @@ def test_a_foreign_network_loads_tiles_and_comes_out_consistent(tmp_path, arch, 
     with torch.no_grad():
         whole = net(x[None]).clamp(0, 1)[0]  # the architecture itself on the whole image
     assert f.shape == (3, scale * 160, scale * 150)
-    # seamless: convolutional nets by the overlap, SwinIR's windows because tiles start on their grid; less
-    # the image-wide grid (a random network's is strong)
-    assert (f - remove_grid(whole.clone(), scale)).abs().max() < 1e-4
+    # seamless: convolutional nets by the overlap, SwinIR's windows because tiles start on their grid
+    assert (f - whole).abs().max() < 1e-4
     out = up(x, bits=None)  # Π over the whole image: exact consistency in floats
     lr = Downsample(up.spec)(out.y_hat.double())
     assert (lr - x.double()).abs().max() < 1e-5

@@ -78,7 +78,7 @@ def test_tiles_are_the_fewest_and_shortest():
 
 @pytest.fixture(scope="module")
 def up():
-    return infer.Upscaler(model(), "cpu")
+    return infer.Upscaler(model(), "cpu", keep_grid=True)  # f as drawn: the grid's removal is test_grid.py's
 
 
 @pytest.mark.parametrize("n, tile, overlap, margin", [(50, 16, 8, 3), (100, 32, 20, 6), (33, 32, 4, 6), (17, 8, 6, 2)])
@@ -449,7 +449,7 @@ def test_ensemble_is_the_mean_over_flips_and_transposes():
     the output consistent."""
     m = model()
     x = photo(box=(90, 60, 134, 90))  # LR 44×30
-    plain = infer.Upscaler(m, "cpu")
+    plain = infer.Upscaler(m, "cpu", keep_grid=True)  # f itself (the grid's removal: test_grid.py)
     by_hand = []
     for k in range(4):  # the rotations of x and of its transpose
         for t in (x, x.transpose(1, 2)):
@@ -459,7 +459,7 @@ def test_ensemble_is_the_mean_over_flips_and_transposes():
     expected = torch.stack(by_hand).mean(0)
     seen = []
     for tile in (64, 32):
-        up = infer.Upscaler(m, "cpu", tile=tile, ensemble=True)
+        up = infer.Upscaler(m, "cpu", tile=tile, ensemble=True, keep_grid=True)
         f = up.network(x, on_tile=lambda done, total: seen.append((done, total)))
         assert f.shape == (3, 4 * 30, 4 * 44) and (f - expected).abs().max() <= 1e-5
     assert seen[-1][0] == seen[-1][1] == 8 * 2  # 32-pixel tiles: 2 per transform (44×30 or 30×44), counted across the 8
