@@ -42,6 +42,7 @@ METRICS = {
     "hf-ratio": ("HF energy ŷ / y (1 = y's)", None, "{:.3f}"),
     "spectrum-db": ("spectrum distance (dB)", False, "{:.2f}"),
     "lattice": ("s-pixel lattice ŷ / y (1 = y's)", None, "{:.2f}"),
+    "lattice-local": ("s-pixel lattice in 16² LR windows ŷ / y", None, "{:.2f}"),
     "grid-levels": ("s-pixel grid of ŷ, peak to peak (8-bit levels)", False, "{:.2f}"),
     "lpips": ("LPIPS (AlexNet)", False, "{:.4f}"),
     "niqe": ("NIQE (no reference)", False, "{:.3f}"),
@@ -209,6 +210,8 @@ class _Reference:
                     out[name] = fn(self.spec, q, A.scale)
         if "lattice" in self.metrics:
             out["lattice"] = M.lattice(self.yc, yh, A.scale)
+        if "lattice-local" in self.metrics:
+            out["lattice-local"] = M.local_lattice(self.yc, yh, A.scale)
         if "grid-levels" in self.metrics:
             out["grid-levels"] = M.grid_levels(yh, A.scale)
         if "niqe" in self.metrics:

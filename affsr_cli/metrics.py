@@ -12,6 +12,8 @@
     lattice      the share of ŷ's non-DC energy at the s² − 1 period-s frequencies (k·H/s, l·W/s),
                  (k, l) ≠ (0, 0), over the same share for y: 1 when ŷ has no more of an s-pixel grid
                  than the real image, 100 when a grid holds a hundred times y's share
+    local_lattice  the same count in windows of 16 × 16 LR pixels, each window's own period-s pattern:
+                 a grid that changes over the picture, which cancels in the image-wide one
 
 R is the data range (peak-to-peak value of the signal, 1 for images on [0, 1]). `to_y` is ITU-R
 BT.601 luma as in BasicSR and MATLAB's rgb2ycbcr; `crop_border` cuts n pixels off every edge.
@@ -169,6 +171,9 @@ def spectrum_db(y: torch.Tensor | Spectrum, y_hat: torch.Tensor | Spectrum, scal
     return float((10 * torch.log10((qb + eps) / (pb + eps))).abs().mean())
 
 
+LOCAL_CELLS = 16  # local_lattice: windows of 16 × 16 LR pixels (64 × 64 at 4×)
+
+
 def _cut_to_period(img: torch.Tensor, scale: int) -> torch.Tensor:
     """img (..., H, W) cut from the top left to sides that are multiples of the period s."""
     H, W = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
@@ -195,6 +200,32 @@ def lattice(y: torch.Tensor, y_hat: torch.Tensor, scale: int) -> float:
     _same_shape(y, y_hat)
     ref = lattice_share(y, scale)
     return lattice_share(y_hat, scale) / ref if ref > 0 else math.nan
+
+
+def local_lattice_share(img: torch.Tensor, scale: int, cells: int = LOCAL_CELLS) -> float:
+    """lattice_share counted window by window: the energy of each window's own period-s pattern (windows of
+    `cells` × `cells` cells of s × s pixels, from the top left, the rest cut; per window and channel the
+    mean of each of the s² pixel phases less the window's mean, each of the cells² pixels of a phase
+    counting it) over the image's non-DC energy (each channel's mean removed). A grid that changes over
+    the picture (its phase or sign), which cancels in the image-wide pattern, counts here. NaN for an
+    image smaller than one window."""
+    side = scale * cells
+    img = img.double().reshape(-1, *img.shape[-2:])  # (C, H, W)
+    H, W = img.shape[-2] // side * side, img.shape[-1] // side * side
+    if H == 0 or W == 0:
+        return math.nan  # smaller than one window: nothing to count (eval's table shows it as such)
+    img = img[:, :H, :W]
+    total = float((img - img.mean((-2, -1), keepdim=True)).square().sum())
+    phases = img.reshape(-1, H // side, cells, scale, W // side, cells, scale).mean((2, 5))  # (C, bh, s, bw, s)
+    pattern = phases - phases.mean((2, 4), keepdim=True)
+    return float(pattern.square().sum()) * cells * cells / total if total > 0 else math.nan
+
+
+def local_lattice(y: torch.Tensor, y_hat: torch.Tensor, scale: int) -> float:
+    """local_lattice_share(ŷ) / local_lattice_share(y): 1 = as much local period-s pattern as the real image."""
+    _same_shape(y, y_hat)
+    ref = local_lattice_share(y, scale)
+    return local_lattice_share(y_hat, scale) / ref if ref > 0 else math.nan
 
 
 def grid_levels(img: torch.Tensor, scale: int, levels: int = 255) -> float:

@@ -182,6 +182,35 @@ def test_lattice_on_images_with_a_known_grid():
         M.lattice_share(torch.zeros(1, 3, 3), 4)
 
 
+def test_local_lattice_sees_a_grid_that_changes_over_the_picture():
+    """A period-4 grid whose sign flips from one 64-pixel window to the next cancels in the image-wide
+    lattice (share 0) but not in the local one, which holds its whole energy: b²/4 / (a²/2 + b²/4) as for an
+    unflipped grid; equal to a loop over windows written here; the ratio to y's share; NaN under one window."""
+    s, n = 4, M.LOCAL_CELLS
+    H, W = 2 * s * n, 4 * s * n  # 2 × 4 windows
+    i = torch.arange(H, dtype=torch.float64)[:, None].expand(H, W)
+    j = torch.arange(W, dtype=torch.float64)[None, :].expand(H, W)
+    smooth = torch.cos(2 * math.pi * j / (s * n))  # a whole cycle per window: every phase's window mean 0
+    grid = torch.cos(2 * math.pi * i / s) * torch.cos(2 * math.pi * j / s)
+    sign = (-1.0) ** ((i // (s * n)) + (j // (s * n)))  # flips window by window: a checkerboard of windows
+    a, b = 1.0, 0.2
+    img = (0.5 + a * smooth + b * sign * grid)[None]
+    assert M.lattice_share(img, s) < 1e-20
+    expected = (b**2 / 4) / (a**2 / 2 + b**2 / 4)
+    assert M.local_lattice_share(img, s) == pytest.approx(expected, rel=1e-9)
+    by_hand, c = 0.0, img[0]  # every window's own phase means, less the window's mean, n² pixels each
+    for r in range(0, H, s * n):
+        for q in range(0, W, s * n):
+            w = c[r : r + s * n, q : q + s * n]
+            means = torch.stack([w[u::s, v::s].mean() for u in range(s) for v in range(s)])
+            by_hand += float((means - means.mean()).square().sum()) * n * n
+    assert M.local_lattice_share(img, s) == pytest.approx(by_hand / float((c - c.mean()).square().sum()), rel=1e-12)
+    y = (0.5 + a * smooth + 0.02 * sign * grid)[None].expand(3, H, W)
+    share = lambda b: (b**2 / 4) / (a**2 / 2 + b**2 / 4)  # noqa: E731
+    assert M.local_lattice(y, img.expand(3, H, W), s) == pytest.approx(share(b) / share(0.02), rel=1e-9)
+    assert math.isnan(M.local_lattice_share(torch.rand(1, 63, 200), 4))  # smaller than one window
+
+
 def test_grid_levels_of_a_known_grid():
     """A grid of ±d/255 at one pixel phase on a smooth image: grid-levels ≈ 2d (its peak to peak),
     whatever the content that averages out; the largest channel counts; 0 for a constant."""

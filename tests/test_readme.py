@@ -409,7 +409,7 @@ def test_marked_blocks_run(doc, tmp_path):
         for name, size in [
             ("photo_x4.png", (128, 128)),
             ("big.png", (128, 128)),
-            ("photo_gan.png", (128, 128)),
+            ("photo_mse.png", (128, 128)),
             ("photos_x4/a.png", (96, 80)),
             ("photos_x4/more/b.png", (80, 64)),
             ("photo_api.png", (128, 128)),

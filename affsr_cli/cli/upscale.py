@@ -127,7 +127,7 @@ def upscale(
         False,
         "--keep-grid",
         help="Leave the network's image-wide grid in (by default its period-4 pattern, which the input "
-        "cannot decide, is removed before the projection: docs/upscale.md).",
+        "cannot decide, is taken out between two projections: docs/upscale.md).",
     ),
     texture: bool = typer.Option(
         False,
