@@ -70,7 +70,7 @@ SHIPPED = {
             "SPAN",
             "SPAN x4 ch52 (official, Apache-2.0)",
             "SPAN x4 fine-tuned with AffMSE for Pillow's bicubic: the most faithful fast file (+0.9 dB, softer)",
-            {"psnr": 33.92, "ssim": 0.8837, "hf_ratio": 0.367, "lattice": 1.42, "niqe": 6.62},
+            {"psnr": 33.92, "ssim": 0.8837, "hf_ratio": 0.367, "lattice": 0.01, "niqe": 6.61},
         ),
         ShippedWeights(
             "affgan-x4",
@@ -80,7 +80,7 @@ SHIPPED = {
             "SPAN",
             "affmse-x4",
             "the AffGAN from affmse-x4: crisp edges, more invented detail (--texture: hair and pores, ~40× the time)",
-            {"psnr": 33.04, "ssim": 0.8728, "hf_ratio": 0.783, "lattice": 2.09, "niqe": 5.40},
+            {"psnr": 33.04, "ssim": 0.8728, "hf_ratio": 0.783, "lattice": 0.11, "niqe": 5.40},
         ),
         ShippedWeights(
             "affmse-x4-dat",
@@ -90,7 +90,7 @@ SHIPPED = {
             "DAT",
             "DAT-light x4 (official, Apache-2.0), not fine-tuned",
             "DAT-light x4 with Π for Pillow's bicubic: +0.2 dB over affmse-x4, 28× slower",
-            {"psnr": 34.13, "ssim": 0.8878, "hf_ratio": 0.352, "lattice": 3.53, "niqe": 6.61},
+            {"psnr": 34.12, "ssim": 0.8876, "hf_ratio": 0.347, "lattice": 0.01, "niqe": 6.57},
         ),
         ShippedWeights(
             "affmse-x4-gaussian",
@@ -100,7 +100,7 @@ SHIPPED = {
             "SPAN",
             "SPAN x4 ch52 (official, Apache-2.0)",
             "AffMSE for the paper's Gaussian A (σ 1.5)",
-            {"psnr": 33.70, "ssim": 0.8814, "hf_ratio": 0.356, "lattice": 1.63, "niqe": 6.47},
+            {"psnr": 33.70, "ssim": 0.8813, "hf_ratio": 0.356, "lattice": 0.01, "niqe": 6.43},
         ),
         ShippedWeights(
             "affmse-x4-gaussian-dat",
@@ -110,7 +110,7 @@ SHIPPED = {
             "DAT",
             "affmse-x4-dat",
             "DAT-light fine-tuned with AffMSE for the Gaussian A: +0.09 dB over affmse-x4-gaussian, 28× slower",
-            {"psnr": 33.78, "ssim": 0.8837, "hf_ratio": 0.309, "lattice": 2.42, "niqe": 6.33},
+            {"psnr": 33.76, "ssim": 0.8834, "hf_ratio": 0.303, "lattice": 0.01, "niqe": 6.26},
         ),
         ShippedWeights(
             "affgan-x4-gaussian",
@@ -120,7 +120,7 @@ SHIPPED = {
             "SPAN",
             "affmse-x4-gaussian",
             "the AffGAN for the paper's Gaussian A",
-            {"psnr": 32.81, "ssim": 0.8700, "hf_ratio": 0.783, "lattice": 2.22, "niqe": 5.54},
+            {"psnr": 32.81, "ssim": 0.8699, "hf_ratio": 0.783, "lattice": 0.28, "niqe": 5.51},
         ),
     )
 }
