@@ -24,7 +24,7 @@ from . import images as X
 from .consistency import make_consistent
 from .errors import AffsrError
 from .images import WRITE_FORMATS, pair_by_name, read_image
-from .projection import OperatorSpec
+from .projection import OperatorSpec, project, remove_grid
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
 FLOAT = (".tif", ".tiff", ".npy")  # float32 outputs (bits 32)
@@ -39,6 +39,7 @@ class Options:
     overwrite: bool = False
     strict: bool = False  # a file that would miss the promise (consistency.verdict) is an error and is not written
     invented_map: bool = False  # also write NAME_invented.png: what the SR image holds beyond its input (invented.py)
+    remove_grid: bool = False  # take the image-wide period-s pattern out of Π_x f first (upscale's default)
 
 
 def scale_of(lr: tuple[int, int], sr: tuple[int, int], scale: int | None, name: str) -> int:
@@ -90,7 +91,10 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
     if opts.strict and lossy:
         raise AffsrError(f"{out}: --strict: {lossy} is lossy, so its files are never exact; write png, tif or webp")
     before, _ = consistency.lr_psnr(f.pixels.permute(1, 2, 0).numpy(), x.pixels, A)  # the SR file as given
-    result = make_consistent(f.pixels.clone(), x.pixels, spec, A, pinv, None if bits == 32 else bits)
+    g = f.pixels.clone()
+    if opts.remove_grid:  # as `affsr upscale` does (infer.Upscaler.network): from Π_x f, then Π_x again
+        g = remove_grid(project(g, x.pixels, A, pinv, inplace=True), s)
+    result = make_consistent(g, x.pixels, spec, A, pinv, None if bits == 32 else bits)
     saved = result.y_hat.permute(1, 2, 0).numpy() if bits == 32 else result.levels
     fit = None if bits == 32 else result.fit
     if opts.strict:  # judged before anything is written: an inexact file never reaches its name

@@ -63,6 +63,12 @@ def project(
         "upscaler invented beyond its input, (I − A⁺A)ŷ (scale in docs/invented.md), and print "
         "its share of the output's contrast energy.",
     ),
+    remove_grid: bool = typer.Option(
+        False,
+        "--remove-grid",
+        help="Also take out the image's image-wide period-s pattern, which the LR input cannot decide "
+        "(the step `affsr upscale` takes by default: docs/upscale.md).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
 ):
     """Make an upscaled image downsample exactly to its LR input (Π over the whole image, the saved-file
@@ -82,6 +88,7 @@ def project(
         overwrite,
         strict,
         invented_map,
+        remove_grid,
     )
     failures = []
 
