@@ -66,7 +66,7 @@ def project(
     remove_grid: bool = typer.Option(
         False,
         "--remove-grid",
-        help="Also take out the image's image-wide period-s pattern, which the LR input cannot decide "
+        help="Also take out the result's image-wide period-s pattern, which the LR input cannot decide "
         "(the step `affsr upscale` takes by default: docs/upscale.md).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array instead of a table."),
