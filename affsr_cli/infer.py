@@ -30,7 +30,7 @@ from .descriptor import Descriptor
 from .device import available_memory, busy_elsewhere, cpu_mark, is_out_of_memory, pick_device, pick_dtype
 from .errors import AffsrError
 from .model import SRModel
-from .projection import OperatorSpec, choose_operator, project, remove_grid
+from .projection import OperatorSpec, choose_operator, project_without_grid
 from .tiles import blend_weights, bytes_per_pixel, fuse_batchnorm, receptive_radius, tile_spans
 
 CPU_TILE_BUDGET = 1 << 30  # peak bytes of one tile's forward pass on the CPU (tile="auto")
@@ -307,14 +307,14 @@ class Upscaler:
         checkpoint's channels (gray models run on each colour channel, RGB models on gray replicated
         and averaged back: every channel stays consistent). With a detail network (add_detail), f with
         its detail added within the limit (detail.bounded); then, unless `keep_grid`, Π_x of it less its
-        image-wide period-s pattern (projection.remove_grid): Π_x of what it returns is the result."""
+        image-wide period-s pattern (projection.project_without_grid): Π_x of what it returns is the result."""
         f = self._network(x, seed, on_tile)
         if self.detail is not None:
             t = self.detail.network(x, seed, on_tile)  # (C, s·h, s·w), the detail network's f
             f = detail.bounded(f, t, x.float(), self.A, self.pinv, self.detail_limit / 255, self.detail_mode)
         if self.keep_grid:
             return f
-        return remove_grid(project(f, x.float(), self.A, self.pinv, inplace=True), self.scale)
+        return project_without_grid(f, x.float(), self.A, self.pinv)
 
     def _network(self, x: torch.Tensor, seed: int, on_tile: Callable[[int, int], None] | None) -> torch.Tensor:
         c, h, w = x.shape

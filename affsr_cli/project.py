@@ -24,7 +24,7 @@ from . import images as X
 from .consistency import make_consistent
 from .errors import AffsrError
 from .images import WRITE_FORMATS, pair_by_name, read_image
-from .projection import OperatorSpec, project, remove_grid
+from .projection import OperatorSpec, project_without_grid
 
 LOSSLESS = (".png", ".tif", ".tiff", ".webp", ".bmp")
 FLOAT = (".tif", ".tiff", ".npy")  # float32 outputs (bits 32)
@@ -92,8 +92,8 @@ def project_pair(name: str, lr: Path, sr: Path, out: Path, opts: Options, on_war
         raise AffsrError(f"{out}: --strict: {lossy} is lossy, so its files are never exact; write png, tif or webp")
     before, _ = consistency.lr_psnr(f.pixels.permute(1, 2, 0).numpy(), x.pixels, A)  # the SR file as given
     g = f.pixels.clone()
-    if opts.remove_grid:  # as `affsr upscale` does (infer.Upscaler.network): from Π_x f, then Π_x again
-        g = remove_grid(project(g, x.pixels, A, pinv, inplace=True), s)
+    if opts.remove_grid:  # as `affsr upscale` does: from Π_x f, then the contract's Π_x again
+        project_without_grid(g, x.pixels, A, pinv)
     result = make_consistent(g, x.pixels, spec, A, pinv, None if bits == 32 else bits)
     saved = result.y_hat.permute(1, 2, 0).numpy() if bits == 32 else result.levels
     fit = None if bits == 32 else result.fit

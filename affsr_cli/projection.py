@@ -258,8 +258,8 @@ def remove_grid(f: torch.Tensor, s: int) -> torch.Tensor:
     of the s × s pixel phases over all s × s cells, less their mean, per channel (what `metrics.lattice`
     and `grid_levels` count). Returns f.
 
-    Why (infer.Upscaler.network applies it to Π_x f, then Π_x again): every A here is the same kernel at
-    each LR pixel, so A maps a period-s image to a flat one. The pattern (its mean aside) lies in A's null
+    Why (project_without_grid applies it to Π_x f, and the contract's Π_x comes after): every A here is
+    the same kernel at each LR pixel, so A maps a period-s image to a flat one. The pattern (its mean aside) lies in A's null
     space but for that flat part: x says next to nothing of it, a photo's own is noise-sized, and the
     least-squares guess is none. What a network puts there is its own output grid (the pixel shuffle's,
     at fixed phases of each LR pixel), summed over the image. Taken from Π_x f, whose A-image is x, the
@@ -272,6 +272,12 @@ def remove_grid(f: torch.Tensor, s: int) -> torch.Tensor:
     phases = cells.mean((-4, -2), keepdim=True)  # (..., 1, s, 1, s): the mean of each phase
     cells.sub_(phases - phases.mean((-3, -1), keepdim=True))
     return f
+
+
+def project_without_grid(f: torch.Tensor, x: torch.Tensor, A: nn.Module, pinv: nn.Module) -> torch.Tensor:
+    """In place: remove_grid(Π_x f), the step `affsr upscale` (infer.Upscaler.network) and `affsr project
+    --remove-grid` take before the contract's Π; from Π_x f, not f (remove_grid says why). Returns f."""
+    return remove_grid(project(f, x, A, pinv, inplace=True), f.shape[-1] // x.shape[-1])
 
 
 class _ExactProjection(torch.autograd.Function):
